@@ -1,0 +1,255 @@
+//! `Connection`: the only code that knows how messages become bytes.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of bincode (2.x, standard
+//! configuration). The length is checked against `MAX_FRAME_LEN` before anything is allocated, and
+//! bincode decodes with the same limit, so a lying prefix or a lying inner length is an error, not
+//! an allocation of gigabytes. A connection is typed by what it receives (`In`) and sends (`Out`);
+//! after the handshake it is re-typed for the peer's role.
+
+use crate::error::ProtoError;
+use crate::MAX_FRAME_LEN;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// Turns a message into the body of one frame.
+pub fn encode<T: Serialize>(message: &T) -> Result<Bytes, ProtoError> {
+    bincode::serde::encode_to_vec(message, bincode_config())
+        .map(Bytes::from)
+        .map_err(|e| ProtoError::Unencodable(e.to_string()))
+}
+
+/// Reads a message from the body of one frame; trailing bytes are an error, since they mean the
+/// peer and we disagree about the message's shape.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
+    let (message, used) = bincode::serde::decode_from_slice(body, bincode_config())
+        .map_err(|e| ProtoError::Undecodable(e.to_string()))?;
+    if used != body.len() {
+        return Err(ProtoError::Undecodable(format!(
+            "{} bytes left over after the message",
+            body.len() - used
+        )));
+    }
+    Ok(message)
+}
+
+fn length_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(MAX_FRAME_LEN)
+        .new_codec()
+}
+
+/// Receives typed messages from one half of a TCP connection.
+pub struct FrameReader<In> {
+    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    _in: PhantomData<fn() -> In>,
+}
+
+/// Sends typed messages on one half of a TCP connection.
+pub struct FrameWriter<Out> {
+    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    _out: PhantomData<fn(Out)>,
+}
+
+/// A framed TCP connection that receives `In` and sends `Out`.
+pub struct Connection<In, Out> {
+    reader: FrameReader<In>,
+    writer: FrameWriter<Out>,
+    peer: SocketAddr,
+}
+
+impl<In: DeserializeOwned> FrameReader<In> {
+    /// The next message; `Ok(None)` when the peer closed the connection between frames.
+    pub async fn recv(&mut self) -> Result<Option<In>, ProtoError> {
+        match self.frames.next().await {
+            None => Ok(None),
+            Some(Ok(body)) => decode(&body).map(Some),
+            Some(Err(err)) => Err(classify(err)),
+        }
+    }
+
+    /// The same reader, expecting another type of message (after the handshake).
+    pub fn retype<In2>(self) -> FrameReader<In2> {
+        FrameReader {
+            frames: self.frames,
+            _in: PhantomData,
+        }
+    }
+}
+
+impl<Out: Serialize> FrameWriter<Out> {
+    /// Sends one message and flushes it to the socket.
+    pub async fn send(&mut self, message: &Out) -> Result<(), ProtoError> {
+        let body = encode(message)?;
+        self.frames.send(body).await.map_err(classify)
+    }
+
+    /// Queues one message without flushing, so that several share one write; call `flush` after.
+    pub async fn feed(&mut self, message: &Out) -> Result<(), ProtoError> {
+        let body = encode(message)?;
+        self.frames.feed(body).await.map_err(classify)
+    }
+
+    /// Writes every queued message to the socket.
+    pub async fn flush(&mut self) -> Result<(), ProtoError> {
+        SinkExt::<Bytes>::flush(&mut self.frames)
+            .await
+            .map_err(classify)
+    }
+
+    /// The same writer, sending another type of message (after the handshake).
+    pub fn retype<Out2>(self) -> FrameWriter<Out2> {
+        FrameWriter {
+            frames: self.frames,
+            _out: PhantomData,
+        }
+    }
+}
+
+/// The length codec reports an oversized prefix as `InvalidData`; name it for the log.
+fn classify(err: io::Error) -> ProtoError {
+    if err.kind() == io::ErrorKind::InvalidData && err.to_string().contains("frame size too big") {
+        ProtoError::FrameTooLarge {
+            limit: MAX_FRAME_LEN,
+        }
+    } else {
+        ProtoError::Io(err)
+    }
+}
+
+impl<In: DeserializeOwned, Out: Serialize> Connection<In, Out> {
+    /// Frames an accepted or connected socket.
+    pub fn new(stream: TcpStream) -> io::Result<Self> {
+        let peer = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        Ok(Connection {
+            reader: FrameReader {
+                frames: FramedRead::new(read, length_codec()),
+                _in: PhantomData,
+            },
+            writer: FrameWriter {
+                frames: FramedWrite::new(write, length_codec()),
+                _out: PhantomData,
+            },
+            peer,
+        })
+    }
+
+    /// Connects to `addr` and frames the socket.
+    pub async fn connect(addr: &str) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        Connection::new(stream)
+    }
+
+    /// The address of the other end, for log lines.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The next message; `Ok(None)` when the peer closed the connection between frames.
+    pub async fn recv(&mut self) -> Result<Option<In>, ProtoError> {
+        self.reader.recv().await
+    }
+
+    /// Sends one message and flushes it.
+    pub async fn send(&mut self, message: &Out) -> Result<(), ProtoError> {
+        self.writer.send(message).await
+    }
+
+    /// The same connection for another pair of message types (after the handshake).
+    pub fn retype<In2, Out2>(self) -> Connection<In2, Out2> {
+        Connection {
+            reader: self.reader.retype(),
+            writer: self.writer.retype(),
+            peer: self.peer,
+        }
+    }
+
+    /// Separates the halves so that a reader task and a writer task can own one each.
+    pub fn split(self) -> (FrameReader<In>, FrameWriter<Out>) {
+        (self.reader, self.writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::{Hello, Role};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Connection<Hello, Hello>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Connection::new(server).unwrap(), client)
+    }
+
+    /// A message survives encoding and decoding unchanged.
+    #[test]
+    fn round_trip() {
+        let hello = Hello::new(Role::Actioner { name: "t".into() });
+        let bytes = encode(&hello).unwrap();
+        assert_eq!(decode::<Hello>(&bytes).unwrap(), hello);
+    }
+
+    /// Bytes after a valid message are rejected instead of silently dropped.
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut bytes = encode(&Hello::new(Role::Actioner { name: "t".into() }))
+            .unwrap()
+            .to_vec();
+        bytes.push(0);
+        assert!(matches!(
+            decode::<Hello>(&bytes),
+            Err(ProtoError::Undecodable(_))
+        ));
+    }
+
+    /// A length prefix of 4 GiB is refused from the prefix alone.
+    #[tokio::test]
+    async fn oversized_prefix_is_refused() {
+        let (mut server, mut client) = pair().await;
+        client
+            .write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+            .await
+            .unwrap();
+        let err = server.recv().await.unwrap_err();
+        assert!(matches!(err, ProtoError::FrameTooLarge { .. }), "{err}");
+    }
+
+    /// A frame cut short by a closed socket is an error, not a hang and not a clean close.
+    #[tokio::test]
+    async fn truncated_frame_is_an_error() {
+        let (mut server, mut client) = pair().await;
+        client.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
+        drop(client);
+        assert!(server.recv().await.is_err());
+    }
+
+    /// Random bytes in a well-formed frame are reported as undecodable.
+    #[tokio::test]
+    async fn garbage_body_is_undecodable() {
+        let (mut server, mut client) = pair().await;
+        client
+            .write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe])
+            .await
+            .unwrap();
+        let err = server.recv().await.unwrap_err();
+        assert!(matches!(err, ProtoError::Undecodable(_)), "{err}");
+    }
+}

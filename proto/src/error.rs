@@ -1,0 +1,21 @@
+//! What can go wrong on a connection. Each variant reads as the end of a sentence such as
+//! "the connection to 127.0.0.1:5677 failed: ..." and ends only that connection.
+
+use thiserror::Error;
+
+/// An error that ends one connection.
+#[derive(Debug, Error)]
+pub enum ProtoError {
+    /// The socket failed, or the peer closed it in the middle of a frame.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The length prefix announced more than `MAX_FRAME_LEN`; nothing was allocated for it.
+    #[error("the peer announced a frame larger than the limit of {limit} bytes")]
+    FrameTooLarge { limit: usize },
+    /// A whole frame arrived but is not a message of the expected kind.
+    #[error("the peer sent a frame that is not a valid message here ({0})")]
+    Undecodable(String),
+    /// A message could not be encoded (a bug, or a value over the frame limit).
+    #[error("a message could not be encoded ({0})")]
+    Unencodable(String),
+}

@@ -1,0 +1,45 @@
+//! The one language every tatzelwurm program speaks on the wire.
+//!
+//! Layout:
+//! - [`ids`]: typed ids (`TaskId`, `WorkerId`, `Attempt`, `RequestId`) so that numbers of
+//!   different meaning cannot be swapped by accident.
+//! - [`task`]: what a task is (`TaskSpec`), the states it moves through (`TaskState`), how an
+//!   attempt ends (`Outcome`) and what the coordinator tells about it (`TaskInfo`).
+//! - [`handshake`]: the first frame of every connection (`Hello`) and its answer (`Welcome`).
+//! - [`worker`]: the messages between the coordinator and a worker after the handshake.
+//! - [`actioner`]: the requests of an actioner (the CLI, or a Python client) and their replies.
+//! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
+//! - [`error`]: what can go wrong on a connection.
+//!
+//! Every type in this crate crosses the wire: changing one breaks compatibility with programs
+//! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
+
+pub mod actioner;
+pub mod codec;
+pub mod error;
+pub mod handshake;
+pub mod ids;
+pub mod task;
+pub mod worker;
+
+pub use codec::{Connection, FrameReader, FrameWriter};
+pub use error::ProtoError;
+pub use ids::{Attempt, RequestId, TaskId, WorkerId};
+
+/// Version of the wire protocol, checked in the handshake so that mismatched builds refuse each
+/// other with a clear sentence instead of misreading frames.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Four bytes that open every `Hello`, so that a stray client (an HTTP probe, random bytes) is
+/// told apart from an old tatzelwurm build.
+pub const MAGIC: [u8; 4] = *b"TZWM";
+
+/// Largest frame any peer may send, checked from the length prefix before a byte of the body is
+/// allocated. Large enough for a batch of many thousand small tasks; a task list is sent in pages.
+pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
+
+/// The coordinator's address when nothing else is given.
+pub const DEFAULT_COORDINATOR: &str = "127.0.0.1:5677";
+
+/// Environment variable from which workers and actioners take the coordinator's address.
+pub const COORDINATOR_ENV: &str = "TATZELWURM_COORDINATOR";

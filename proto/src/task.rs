@@ -1,0 +1,192 @@
+//! What a task is, the states it moves through, and what the coordinator says about it.
+//!
+//! These types cross the wire and (inside the coordinator's records) are stored on disk:
+//! changing one breaks compatibility. Bump `PROTOCOL_VERSION` and the store's schema version.
+
+use crate::ids::{Attempt, TaskId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a user asks to run: a Python function and its arguments.
+///
+/// Arguments travel as JSON text rather than as a parsed value because bincode cannot carry a
+/// self-describing value, and because neither the coordinator nor the worker's Rust side needs
+/// to look inside them: only the slot's Python parses them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// `package.module:function` or `path/to/file.py:function`.
+    pub function: String,
+    /// A JSON array: the positional arguments.
+    pub args: String,
+    /// A JSON object: the keyword arguments.
+    pub kwargs: String,
+}
+
+/// Where a task is in its life. Spelled in lower case everywhere a person or a script reads it.
+///
+/// `created` → `ready` (played) → `running` (handed to a worker) → `completed` | `failed`, and
+/// `killed` from `created`, `ready` or `running`. A running task whose worker is lost goes back
+/// to `ready`. DESIGN.md draws the whole machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Added but not yet played: it waits for `task play`.
+    Created,
+    /// Played and waiting for a free slot.
+    Ready,
+    /// Handed to a worker, which runs it in one of its slots.
+    Running,
+    /// The function returned; its result is stored.
+    Completed,
+    /// The function raised, crashed its interpreter, or returned something that is not JSON.
+    Failed,
+    /// Ended on a person's request.
+    Killed,
+}
+
+impl TaskState {
+    /// Every state, in the order of a task's life; used to parse and to list them.
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Created,
+        TaskState::Ready,
+        TaskState::Running,
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Killed,
+    ];
+
+    /// The name a person and a script read: lower case, as in the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Created => "created",
+            TaskState::Ready => "ready",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Killed => "killed",
+        }
+    }
+
+    /// A finished task never changes state again; waiters are answered when their tasks are.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Failed | TaskState::Killed
+        )
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown task state `{s}`; use one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// Why a task failed, as Python saw it, so that the user can read it without the worker's logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// The exception's type, such as `ValueError`, or a name of ours such as `SlotCrashed`.
+    pub kind: String,
+    /// The exception's message.
+    pub message: String,
+    /// The full Python traceback as text (empty where there was none, as for a crash).
+    pub traceback: String,
+}
+
+/// How one attempt of a task ended, as its worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The function returned this JSON text.
+    Completed { result: String },
+    /// The function raised, or the slot running it died.
+    Failed { error: TaskError },
+    /// The worker stopped the attempt because the coordinator asked it to.
+    Killed,
+}
+
+/// What a task wrote to its standard output and error while it ran, kept so that a user can
+/// read it with `task show`. Long output keeps its tail (the part that usually explains).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutput {
+    /// Captured standard output.
+    pub stdout: String,
+    /// Captured standard error.
+    pub stderr: String,
+}
+
+/// Milliseconds since the Unix epoch: when something happened to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The present moment by the wall clock of the machine that asks.
+    pub fn now() -> Timestamp {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Timestamp(millis)
+    }
+
+    /// Seconds since the epoch, as scripts reading JSON expect.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+}
+
+/// Everything the coordinator tells about one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its state now.
+    pub state: TaskState,
+    /// What it runs.
+    pub spec: TaskSpec,
+    /// The JSON text its function returned, once completed.
+    pub result: Option<String>,
+    /// Why it failed, once failed.
+    pub error: Option<TaskError>,
+    /// Name of the worker that ran (or runs) its latest attempt.
+    pub worker: Option<String>,
+    /// How many times it was handed to a worker.
+    pub attempts: Attempt,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When its latest attempt was handed to a worker.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a finished state.
+    pub finished_at: Option<Timestamp>,
+    /// What its latest attempt printed; left out of lists (`None`) to keep them small.
+    pub output: Option<TaskOutput>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every state parses back from the name it prints, and a wrong name lists the right ones.
+    #[test]
+    fn state_names_round_trip() {
+        for state in TaskState::ALL {
+            assert_eq!(state.as_str().parse::<TaskState>(), Ok(state));
+        }
+        let err = "done".parse::<TaskState>().unwrap_err();
+        assert!(err.contains("completed"), "{err}");
+    }
+}

@@ -1,0 +1,55 @@
+//! Messages between the coordinator and a worker after the handshake.
+//!
+//! Every message carries a batch, so that many tasks or results share one frame and one flush.
+//! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
+
+use crate::ids::{Attempt, TaskId};
+use crate::task::{Outcome, TaskOutput, TaskSpec};
+use serde::{Deserialize, Serialize};
+
+/// One task handed to a worker, fenced by its attempt number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The task to run.
+    pub task: TaskId,
+    /// Which attempt this is; the worker echoes it in its report.
+    pub attempt: Attempt,
+    /// What to run.
+    pub spec: TaskSpec,
+}
+
+/// How one attempt ended, as the worker tells the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The task that ran.
+    pub task: TaskId,
+    /// The attempt that ran; a report of an attempt that is no longer current is ignored.
+    pub attempt: Attempt,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What it printed.
+    pub output: TaskOutput,
+}
+
+/// What the coordinator sends a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Run these; the coordinator never sends more than the worker's free slots.
+    Run(Vec<Assignment>),
+    /// Stop these attempts now (with any processes they started) and report them `Killed`.
+    Kill(Vec<(TaskId, Attempt)>),
+    /// These reports are durably recorded; the worker may forget them.
+    Recorded(Vec<(TaskId, Attempt)>),
+}
+
+/// What a worker sends the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Attempts that ended; each frees one slot.
+    Reports(Vec<Report>),
+    /// The worker is alive; these are the attempts it is running now.
+    Heartbeat {
+        /// The attempts running in its slots.
+        running: Vec<(TaskId, Attempt)>,
+    },
+}
