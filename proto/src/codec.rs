@@ -80,6 +80,12 @@ impl<In: DeserializeOwned> FrameReader<In> {
         }
     }
 
+    /// Caps the frames this reader accepts (checked from the length prefix). A coordinator sets
+    /// a small cap until the handshake is done, so a silent or hostile peer costs little memory.
+    pub fn set_max_frame_len(&mut self, max: usize) {
+        self.frames.decoder_mut().set_max_frame_length(max);
+    }
+
     /// The same reader, expecting another type of message (after the handshake).
     pub fn retype<In2>(self) -> FrameReader<In2> {
         FrameReader {
@@ -121,9 +127,7 @@ impl<Out: Serialize> FrameWriter<Out> {
 /// The length codec reports an oversized prefix as `InvalidData`; name it for the log.
 fn classify(err: io::Error) -> ProtoError {
     if err.kind() == io::ErrorKind::InvalidData && err.to_string().contains("frame size too big") {
-        ProtoError::FrameTooLarge {
-            limit: MAX_FRAME_LEN,
-        }
+        ProtoError::FrameTooLarge
     } else {
         ProtoError::Io(err)
     }
@@ -152,6 +156,11 @@ impl<In: DeserializeOwned, Out: Serialize> Connection<In, Out> {
     pub async fn connect(addr: &str) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         Connection::new(stream)
+    }
+
+    /// Caps the frames this connection accepts; see `FrameReader::set_max_frame_len`.
+    pub fn set_max_frame_len(&mut self, max: usize) {
+        self.reader.set_max_frame_len(max);
     }
 
     /// The address of the other end, for log lines.
@@ -229,7 +238,7 @@ mod tests {
             .await
             .unwrap();
         let err = server.recv().await.unwrap_err();
-        assert!(matches!(err, ProtoError::FrameTooLarge { .. }), "{err}");
+        assert!(matches!(err, ProtoError::FrameTooLarge), "{err}");
     }
 
     /// A frame cut short by a closed socket is an error, not a hang and not a clean close.

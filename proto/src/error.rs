@@ -9,9 +9,9 @@ pub enum ProtoError {
     /// The socket failed, or the peer closed it in the middle of a frame.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The length prefix announced more than `MAX_FRAME_LEN`; nothing was allocated for it.
-    #[error("the peer announced a frame larger than the limit of {limit} bytes")]
-    FrameTooLarge { limit: usize },
+    /// The length prefix announced more than the connection accepts; nothing was allocated.
+    #[error("the peer announced a frame larger than this connection accepts")]
+    FrameTooLarge,
     /// A whole frame arrived but is not a message of the expected kind.
     #[error("the peer sent a frame that is not a valid message here ({0})")]
     Undecodable(String),

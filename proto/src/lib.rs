@@ -38,6 +38,10 @@ pub const MAGIC: [u8; 4] = *b"TZWM";
 /// allocated. Large enough for a batch of many thousand small tasks; a task list is sent in pages.
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
+/// Largest hello a coordinator accepts: a hello is small, and a peer that has not introduced
+/// itself must not make the coordinator reserve room for a large frame.
+pub const MAX_HELLO_LEN: usize = 64 * 1024;
+
 /// The coordinator's address when nothing else is given.
 pub const DEFAULT_COORDINATOR: &str = "127.0.0.1:5677";
 

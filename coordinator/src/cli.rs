@@ -1,0 +1,37 @@
+//! The coordinator's command line.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// tatzelwurm: the coordinator of a persistent task queue for Python.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Address to listen on for workers and actioners (port 0 picks a free one).
+    #[arg(long, default_value = tatzelwurm_proto::DEFAULT_COORDINATOR)]
+    pub bind: String,
+    /// Directory of the task database; created if missing.
+    #[arg(long, default_value = "tatzelwurm.db")]
+    pub db: PathBuf,
+    /// Seconds between a worker's heartbeats.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    pub heartbeat: f64,
+}
+
+impl Cli {
+    /// The timings these flags ask for.
+    pub fn config(&self) -> crate::Config {
+        crate::Config {
+            heartbeat: Duration::from_secs_f64(self.heartbeat),
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}

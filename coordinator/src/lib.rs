@@ -1,0 +1,82 @@
+//! The tatzelwurm coordinator: owns the task table and the worker table, persisted in sled.
+//!
+//! Layout:
+//! - [`cli`]: the command line (`--bind`, `--db`, timings).
+//! - [`store`]: the only module that knows sled; [`record`]: the stored `TaskRecord`.
+//! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
+//! - [`tasks`] and [`workers`]: the two actors that own those tables, and their handles.
+//! - [`waiters`]: open `task wait` requests, held by the task actor.
+//! - [`listener`], [`handshake`], [`worker_conn`], [`actioner_conn`]: the network side.
+//!
+//! `run` takes an open store, a bound listener and a shutdown future, so a test can start a
+//! whole coordinator in-process on `127.0.0.1:0`.
+
+pub mod actioner_conn;
+pub mod cli;
+pub mod handshake;
+pub mod listener;
+pub mod record;
+pub mod store;
+pub mod task_table;
+pub mod tasks;
+pub mod waiters;
+pub mod worker_conn;
+pub mod worker_table;
+pub mod workers;
+
+use std::future::Future;
+use std::time::Duration;
+use store::{Store, StoreError};
+use task_table::TaskTable;
+use tasks::TasksHandle;
+use tokio::net::TcpListener;
+use tracing::info;
+use workers::WorkersHandle;
+
+/// Timings the coordinator runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often workers must send a heartbeat (told to them in the welcome).
+    pub heartbeat: Duration,
+    /// How long a new connection may take to send its hello.
+    pub handshake_timeout: Duration,
+}
+
+/// What every connection needs: the two actors and the configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    /// The task actor.
+    pub tasks: TasksHandle,
+    /// The worker actor.
+    pub workers: WorkersHandle,
+    /// Timings.
+    pub config: Config,
+}
+
+/// Loads the store, starts the actors and serves `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StoreError> {
+    let loaded = store.load()?;
+    let count = loaded.tasks.len();
+    let table = TaskTable::recover(loaded.tasks, loaded.next_task_id);
+    info!(tasks = count, next_id = loaded.next_task_id, "store loaded");
+    let workers = WorkersHandle::new();
+    let tasks = TasksHandle::new(table, store, workers.clone());
+    // Recovered ready tasks wait for workers; a wake makes the first round write the
+    // recovered states back.
+    tasks.wake().await;
+    let ctx = Context {
+        tasks,
+        workers,
+        config,
+    };
+    tokio::select! {
+        _ = listener::accept_loop(listener, ctx) => {}
+        _ = shutdown => info!("shutting down"),
+    }
+    Ok(())
+}

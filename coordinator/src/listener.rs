@@ -1,0 +1,55 @@
+//! The accept loop: frames every new socket, greets it, and hands it to the worker or actioner
+//! connection by its role. Each connection is its own task; its failure is logged once with the
+//! peer's address and never reaches the loop. The number of open connections is capped so that
+//! a flood of idle sockets cannot exhaust memory; the hello time limit frees silent ones.
+
+use crate::handshake::{greet, Greeting};
+use crate::{actioner_conn, worker_conn, Context};
+use std::sync::Arc;
+use tatzelwurm_proto::handshake::Role;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+/// Open connections at most; past it the loop stops accepting until one closes.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Accepts connections until the future that owns this loop is dropped.
+pub async fn accept_loop(listener: TcpListener, ctx: Context) {
+    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = open.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((socket, _)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    serve(socket, ctx).await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: pause briefly instead of spinning.
+                warn!("accepting a connection failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(socket: TcpStream, ctx: Context) {
+    let mut conn = match Greeting::new(socket) {
+        Ok(conn) => conn,
+        Err(err) => {
+            warn!("a new connection failed before its hello: {err}");
+            return;
+        }
+    };
+    let peer = conn.peer();
+    match greet(&mut conn, ctx.config.handshake_timeout).await {
+        Ok(Role::Worker(hello)) => worker_conn::serve(conn, hello, ctx).await,
+        Ok(Role::Actioner { name }) => actioner_conn::serve(conn, name, ctx).await,
+        Err(reason) => info!(%peer, "refused a connection: {reason}"),
+    }
+}

@@ -1,0 +1,71 @@
+//! `TaskRecord`: everything the coordinator keeps about one task, in memory and on disk.
+//!
+//! This type is stored (bincode, in the store's `tasks` tree): changing it breaks every existing
+//! database. Add a new schema version to `store` and a migration when it must change.
+
+use serde::{Deserialize, Serialize};
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::{Attempt, TaskId};
+
+/// One task as stored: its spec, its state and what its latest attempt produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The task's id, also the store key.
+    pub id: TaskId,
+    /// What it runs.
+    pub spec: TaskSpec,
+    /// Where it is in its life.
+    pub state: TaskState,
+    /// How many times it was handed to a worker; the current attempt's fencing token.
+    pub attempt: Attempt,
+    /// Name of the worker of the latest attempt.
+    pub worker: Option<String>,
+    /// JSON text of the result, once completed.
+    pub result: Option<String>,
+    /// Why it failed, once failed.
+    pub error: Option<TaskError>,
+    /// What the latest attempt printed.
+    pub output: TaskOutput,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When the latest attempt was handed out.
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl TaskRecord {
+    /// A task as it is right after `add`.
+    pub fn new(id: TaskId, spec: TaskSpec, state: TaskState, now: Timestamp) -> TaskRecord {
+        TaskRecord {
+            id,
+            spec,
+            state,
+            attempt: Attempt(0),
+            worker: None,
+            result: None,
+            error: None,
+            output: TaskOutput::default(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// What an actioner is told about this task; output only where asked for (`show`).
+    pub fn info(&self, with_output: bool) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            state: self.state,
+            spec: self.spec.clone(),
+            result: self.result.clone(),
+            error: self.error.clone(),
+            worker: self.worker.clone(),
+            attempts: self.attempt,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            output: with_output.then(|| self.output.clone()),
+        }
+    }
+}

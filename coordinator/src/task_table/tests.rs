@@ -1,0 +1,223 @@
+//! Rules of the task state machine, tested without channels, sockets or a store.
+
+use super::*;
+use tatzelwurm_proto::task::{TaskError, TaskOutput};
+
+const W1: WorkerId = WorkerId(1);
+const W2: WorkerId = WorkerId(2);
+const NOW: Timestamp = Timestamp(1_000);
+
+fn spec(n: u32) -> TaskSpec {
+    TaskSpec {
+        function: "tasks:square".into(),
+        args: format!("[{n}]"),
+        kwargs: "{}".into(),
+    }
+}
+
+fn specs(n: u32) -> Vec<TaskSpec> {
+    (0..n).map(spec).collect()
+}
+
+fn done(task: TaskId, attempt: Attempt, result: &str) -> Report {
+    Report {
+        task,
+        attempt,
+        outcome: Outcome::Completed {
+            result: result.into(),
+        },
+        output: TaskOutput::default(),
+    }
+}
+
+fn state(table: &TaskTable, id: TaskId) -> TaskState {
+    table.show(id).unwrap().state
+}
+
+/// Ids increase from 1, `--play` makes tasks ready, and both are marked for the store.
+#[test]
+fn add_hands_out_increasing_ids() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    let created = table.add(specs(2), false, NOW);
+    let ready = table.add(specs(1), true, NOW);
+    assert_eq!(created, vec![TaskId(1), TaskId(2)]);
+    assert_eq!(ready, vec![TaskId(3)]);
+    assert_eq!(state(&table, TaskId(1)), TaskState::Created);
+    assert_eq!(state(&table, TaskId(3)), TaskState::Ready);
+    let batch = table.take_changes();
+    assert_eq!(batch.tasks.len(), 3);
+    assert_eq!(batch.next_task_id, Some(4));
+    assert!(table.take_changes().is_empty());
+}
+
+/// Play moves only created tasks; others are named with their state, unknown ids change nothing.
+#[test]
+fn play_moves_created_to_ready() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(2), false, NOW);
+    table.add(specs(1), true, NOW);
+    let err = table
+        .play(&Selection::Ids(vec![TaskId(1), TaskId(9)]))
+        .unwrap_err();
+    assert!(err.contains("no task has id 9"), "{err}");
+    assert_eq!(state(&table, TaskId(1)), TaskState::Created);
+    let changed = table
+        .play(&Selection::Ids(vec![TaskId(1), TaskId(3)]))
+        .unwrap();
+    assert_eq!(changed.changed, vec![TaskId(1)]);
+    assert_eq!(changed.unchanged, vec![(TaskId(3), TaskState::Ready)]);
+    let all = table.play(&Selection::All).unwrap();
+    assert_eq!(all.changed, vec![TaskId(2)]);
+    assert_eq!(table.ready_len(), 3);
+}
+
+/// Assignment takes the oldest ready tasks and gives each a new attempt number.
+#[test]
+fn assign_takes_oldest_and_numbers_attempts() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(3), true, NOW);
+    let handed = table.assign(W1, "w1", 2, NOW);
+    let ids: Vec<TaskId> = handed.iter().map(|a| a.task).collect();
+    assert_eq!(ids, vec![TaskId(1), TaskId(2)]);
+    assert!(handed.iter().all(|a| a.attempt == Attempt(1)));
+    assert_eq!(state(&table, TaskId(1)), TaskState::Running);
+    assert_eq!(table.ready_len(), 1);
+    assert_eq!(table.show(TaskId(1)).unwrap().worker.as_deref(), Some("w1"));
+}
+
+/// A report of the current attempt records the result and frees the slot.
+#[test]
+fn report_records_current_attempt() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(1), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    let effect = table.report(W1, done(TaskId(1), Attempt(1), "4"), NOW);
+    assert_eq!(
+        effect,
+        ReportEffect {
+            freed_slot: true,
+            recorded: true
+        }
+    );
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!(info.state, TaskState::Completed);
+    assert_eq!(info.result.as_deref(), Some("4"));
+    assert_eq!(table.take_finished(), vec![TaskId(1)]);
+}
+
+/// A lost worker's tasks go back to ready, first in line; the old attempt's late report is
+/// fenced (ignored) and the new attempt's is recorded.
+#[test]
+fn lost_worker_requeues_and_fences_old_attempt() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(3), true, NOW);
+    table.assign(W1, "w1", 2, NOW);
+    assert_eq!(table.worker_lost(W1), 2);
+    assert_eq!(state(&table, TaskId(1)), TaskState::Ready);
+    let handed = table.assign(W2, "w2", 3, NOW);
+    let order: Vec<(TaskId, Attempt)> = handed.iter().map(|a| (a.task, a.attempt)).collect();
+    assert_eq!(
+        order,
+        vec![
+            (TaskId(1), Attempt(2)),
+            (TaskId(2), Attempt(2)),
+            (TaskId(3), Attempt(1))
+        ]
+    );
+    let stale = table.report(W1, done(TaskId(1), Attempt(1), "\"old\""), NOW);
+    assert!(!stale.recorded && !stale.freed_slot);
+    let replayed = table.report(W2, done(TaskId(1), Attempt(1), "\"old\""), NOW);
+    assert!(!replayed.recorded);
+    assert_eq!(state(&table, TaskId(1)), TaskState::Running);
+    assert!(
+        table
+            .report(W2, done(TaskId(1), Attempt(2), "1"), NOW)
+            .recorded
+    );
+    assert_eq!(table.show(TaskId(1)).unwrap().result.as_deref(), Some("1"));
+}
+
+/// Killing a running task marks it killed at once and orders its worker to stop it; the slot
+/// is freed only when the worker confirms, and the confirmation does not change the state.
+#[test]
+fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(2), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    let (changed, orders) = table.kill(&Selection::All, NOW).unwrap();
+    assert_eq!(changed.changed, vec![TaskId(1), TaskId(2)]);
+    assert_eq!(
+        orders,
+        vec![KillOrder {
+            worker: W1,
+            task: TaskId(1),
+            attempt: Attempt(1)
+        }]
+    );
+    assert_eq!(table.ready_len(), 0);
+    let killed = Report {
+        task: TaskId(1),
+        attempt: Attempt(1),
+        outcome: Outcome::Killed,
+        output: TaskOutput::default(),
+    };
+    let effect = table.report(W1, killed, NOW);
+    assert!(effect.freed_slot && !effect.recorded);
+    assert_eq!(state(&table, TaskId(1)), TaskState::Killed);
+    let (again, _) = table.kill(&Selection::Ids(vec![TaskId(1)]), NOW).unwrap();
+    assert_eq!(again.unchanged, vec![(TaskId(1), TaskState::Killed)]);
+}
+
+/// A failure keeps the error; a task that failed is finished for waiters.
+#[test]
+fn failure_is_recorded_with_error() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(1), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    let report = Report {
+        task: TaskId(1),
+        attempt: Attempt(1),
+        outcome: Outcome::Failed {
+            error: TaskError {
+                kind: "ValueError".into(),
+                message: "bad".into(),
+                traceback: "Traceback...".into(),
+            },
+        },
+        output: TaskOutput::default(),
+    };
+    assert!(table.report(W1, report, NOW).recorded);
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!(info.state, TaskState::Failed);
+    assert_eq!(info.error.unwrap().kind, "ValueError");
+    assert!(table.is_finished(TaskId(1)));
+}
+
+/// After a restart, running tasks are ready again and the id sequence continues.
+#[test]
+fn recovery_requeues_running_and_continues_ids() {
+    let mut before = TaskTable::recover(Vec::new(), 1);
+    before.add(specs(3), true, NOW);
+    before.assign(W1, "w1", 1, NOW);
+    let records: Vec<TaskRecord> = before.take_changes().tasks;
+    let mut after = TaskTable::recover(records, 4);
+    assert_eq!(state(&after, TaskId(1)), TaskState::Ready);
+    assert_eq!(after.ready_len(), 3);
+    assert_eq!(after.add(specs(1), false, NOW), vec![TaskId(4)]);
+    let handed = after.assign(W2, "w2", 1, NOW);
+    assert_eq!(handed[0].attempt, Attempt(2));
+}
+
+/// `wait -a` is about tasks that are neither finished nor created.
+#[test]
+fn wait_all_skips_created_and_finished() {
+    let mut table = TaskTable::recover(Vec::new(), 1);
+    table.add(specs(1), false, NOW);
+    table.add(specs(2), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    table.report(W1, done(TaskId(2), Attempt(1), "0"), NOW);
+    assert_eq!(
+        table.wait_targets(&Selection::All).unwrap(),
+        vec![TaskId(3)]
+    );
+}

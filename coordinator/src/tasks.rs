@@ -1,0 +1,341 @@
+//! The task actor: the one owner of the `TaskTable`, reached through `TasksHandle`.
+//!
+//! It works in rounds, which is how group commit happens: it takes every message already
+//! waiting (up to `MAX_ROUND`), applies them to the table, hands ready tasks to free slots,
+//! writes everything that changed to the store in one batch with one flush, and only then
+//! answers actioners, sends work and acknowledgements to workers, and wakes waiters. While a
+//! flush runs, new messages queue up and share the next one. Actioner and worker connections
+//! send to it; it waits only on the worker actor, which never waits on it.
+
+use crate::store::Store;
+use crate::task_table::{Changed, TaskTable};
+use crate::waiters::Waiters;
+use crate::workers::{WorkerSender, WorkersHandle};
+use std::collections::{BTreeMap, HashMap};
+use tatzelwurm_proto::actioner::{Command, Reply};
+use tatzelwurm_proto::task::Timestamp;
+use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
+use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+/// How many messages one round takes at most, so that replies are never held back for long.
+const MAX_ROUND: usize = 4096;
+
+enum TaskMsg {
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Reply>,
+    },
+    Reports {
+        worker: WorkerId,
+        sender: WorkerSender,
+        reports: Vec<Report>,
+    },
+    WorkerLost(WorkerId),
+    Wake,
+}
+
+/// A cheap, cloneable way to talk to the task actor. The actor stops when every handle is
+/// dropped.
+#[derive(Clone)]
+pub struct TasksHandle {
+    sender: mpsc::Sender<TaskMsg>,
+}
+
+/// What one worker gets at the end of a round.
+#[derive(Default)]
+struct Outgoing {
+    run: Vec<Assignment>,
+    kill: Vec<(TaskId, Attempt)>,
+    recorded: Vec<(TaskId, Attempt)>,
+}
+
+impl Outgoing {
+    /// The frames to send, acknowledgements first (they free the worker's memory), runs last.
+    fn into_frames(self) -> impl Iterator<Item = ToWorker> {
+        [
+            ToWorker::Recorded(self.recorded),
+            ToWorker::Kill(self.kill),
+            ToWorker::Run(self.run),
+        ]
+        .into_iter()
+        .filter(|frame| match frame {
+            ToWorker::Recorded(list) | ToWorker::Kill(list) => !list.is_empty(),
+            ToWorker::Run(list) => !list.is_empty(),
+        })
+    }
+}
+
+/// Everything a round must tell once its changes are durable.
+#[derive(Default)]
+struct Round {
+    replies: Vec<(oneshot::Sender<Reply>, Reply)>,
+    outgoing: BTreeMap<WorkerId, Outgoing>,
+    freed: Vec<WorkerId>,
+    may_dispatch: bool,
+}
+
+struct TasksActor {
+    receiver: mpsc::Receiver<TaskMsg>,
+    table: TaskTable,
+    store: Store,
+    workers: WorkersHandle,
+    waiters: Waiters,
+    /// How to reach the workers that hold attempts or just reported.
+    senders: HashMap<WorkerId, WorkerSender>,
+}
+
+impl TasksHandle {
+    /// Starts the task actor over a table recovered from `store`.
+    pub fn new(table: TaskTable, store: Store, workers: WorkersHandle) -> TasksHandle {
+        let (sender, receiver) = mpsc::channel(4096);
+        let actor = TasksActor {
+            receiver,
+            table,
+            store,
+            workers,
+            waiters: Waiters::default(),
+            senders: HashMap::new(),
+        };
+        tokio::spawn(actor.run());
+        TasksHandle { sender }
+    }
+
+    /// Carries out an actioner's command; the answer comes once its effects are durable.
+    pub async fn command(&self, command: Command) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .sender
+            .send(TaskMsg::Command { command, reply })
+            .await
+            .is_err()
+        {
+            return stopping();
+        }
+        answer.await.unwrap_or_else(|_| stopping())
+    }
+
+    /// Hands over a worker's reports; `sender` is where their acknowledgement goes.
+    pub async fn reports(&self, worker: WorkerId, sender: WorkerSender, reports: Vec<Report>) {
+        let _ = self
+            .sender
+            .send(TaskMsg::Reports {
+                worker,
+                sender,
+                reports,
+            })
+            .await;
+    }
+
+    /// A worker's connection ended: requeue what it ran.
+    pub async fn worker_lost(&self, worker: WorkerId) {
+        let _ = self.sender.send(TaskMsg::WorkerLost(worker)).await;
+    }
+
+    /// Slots may have become free (a worker joined): try to dispatch.
+    pub async fn wake(&self) {
+        let _ = self.sender.send(TaskMsg::Wake).await;
+    }
+}
+
+fn stopping() -> Reply {
+    Reply::Error("the coordinator is stopping; try again once it is back".into())
+}
+
+impl TasksActor {
+    async fn run(mut self) {
+        while let Some(first) = self.receiver.recv().await {
+            let mut round = Round::default();
+            let now = Timestamp::now();
+            self.handle(first, &mut round, now);
+            for _ in 1..MAX_ROUND {
+                match self.receiver.try_recv() {
+                    Ok(msg) => self.handle(msg, &mut round, now),
+                    Err(_) => break,
+                }
+            }
+            self.workers.release(std::mem::take(&mut round.freed)).await;
+            if round.may_dispatch {
+                self.dispatch(&mut round, now).await;
+            }
+            let batch = self.table.take_changes();
+            if let Err(err) = self.store.apply(batch).await {
+                // Nothing of this round may be told: it is not durable. Stopping is the only
+                // honest answer; a restart recovers the last durable state.
+                error!("{err}; stopping so that no unrecorded change is acknowledged");
+                std::process::exit(2);
+            }
+            self.deliver(round);
+        }
+    }
+
+    fn handle(&mut self, msg: TaskMsg, round: &mut Round, now: Timestamp) {
+        match msg {
+            TaskMsg::Command { command, reply } => {
+                if let Some(answer) = self.command(command, reply, round, now) {
+                    round.replies.push(answer);
+                }
+            }
+            TaskMsg::Reports {
+                worker,
+                sender,
+                reports,
+            } => {
+                self.senders.insert(worker, sender);
+                let out = round.outgoing.entry(worker).or_default();
+                for report in reports {
+                    let key = (report.task, report.attempt);
+                    let effect = self.table.report(worker, report, now);
+                    if effect.freed_slot {
+                        round.freed.push(worker);
+                        round.may_dispatch = true;
+                    }
+                    if !effect.recorded {
+                        debug!(task = %key.0, attempt = %key.1, %worker, "report not recorded: the attempt is no longer current");
+                    }
+                    out.recorded.push(key);
+                }
+            }
+            TaskMsg::WorkerLost(worker) => {
+                self.senders.remove(&worker);
+                round.outgoing.remove(&worker);
+                let requeued = self.table.worker_lost(worker);
+                if requeued > 0 {
+                    info!(%worker, requeued, "worker lost; its tasks are ready again");
+                    round.may_dispatch = true;
+                }
+            }
+            TaskMsg::Wake => round.may_dispatch = true,
+        }
+    }
+
+    /// Applies a command; returns the reply to send after the flush, or `None` for a wait that
+    /// stays open.
+    fn command(
+        &mut self,
+        command: Command,
+        reply: oneshot::Sender<Reply>,
+        round: &mut Round,
+        now: Timestamp,
+    ) -> Option<(oneshot::Sender<Reply>, Reply)> {
+        let answer =
+            match command {
+                Command::Add { tasks, play } => {
+                    match tasks.iter().find(|t| !t.function.contains(':')) {
+                    Some(bad) => Reply::Error(format!(
+                        "`{}` is not a task function; write package.module:function or path/to/file.py:function",
+                        bad.function
+                    )),
+                    None => {
+                        round.may_dispatch |= play;
+                        Reply::Added(self.table.add(tasks, play, now))
+                    }
+                }
+                }
+                Command::Play(selection) => {
+                    round.may_dispatch = true;
+                    changed(self.table.play(&selection))
+                }
+                Command::Kill(selection) => match self.table.kill(&selection, now) {
+                    Ok((outcome, orders)) => {
+                        for order in orders {
+                            let out = round.outgoing.entry(order.worker).or_default();
+                            out.kill.push((order.task, order.attempt));
+                        }
+                        changed(Ok(outcome))
+                    }
+                    Err(err) => Reply::Error(err),
+                },
+                Command::List { states } => Reply::Tasks {
+                    tasks: self.table.list(&states),
+                    more: false,
+                },
+                Command::Show(id) => match self.table.show(id) {
+                    Ok(info) => Reply::Task(Box::new(info)),
+                    Err(err) => Reply::Error(err),
+                },
+                Command::Wait(selection) => match self.table.wait_targets(&selection) {
+                    Err(err) => Reply::Error(err),
+                    Ok(tasks) => {
+                        let pending: Vec<TaskId> = tasks
+                            .iter()
+                            .copied()
+                            .filter(|id| !self.table.is_finished(*id))
+                            .collect();
+                        if pending.is_empty() {
+                            Reply::Waited(self.summaries(&tasks))
+                        } else {
+                            self.waiters.add(tasks, pending, reply);
+                            return None;
+                        }
+                    }
+                },
+                Command::Workers => {
+                    Reply::Error("internal: worker lists are answered by the worker actor".into())
+                }
+            };
+        Some((reply, answer))
+    }
+
+    /// Hands ready tasks to the least-loaded workers with free slots.
+    async fn dispatch(&mut self, round: &mut Round, now: Timestamp) {
+        let want = self.table.ready_len();
+        if want == 0 {
+            return;
+        }
+        for grant in self.workers.reserve(want).await {
+            let handed = self
+                .table
+                .assign(grant.worker, &grant.name, grant.count, now);
+            if handed.len() < grant.count {
+                let unused = (grant.count - handed.len()) as u32;
+                self.workers.unreserve(grant.worker, unused).await;
+            }
+            self.senders.insert(grant.worker, grant.sender);
+            let out = round.outgoing.entry(grant.worker).or_default();
+            out.run.extend(handed);
+        }
+    }
+
+    /// Tells everyone what the round did; called only after the store flush.
+    fn deliver(&mut self, round: Round) {
+        for (reply, answer) in round.replies {
+            let _ = reply.send(answer);
+        }
+        for (worker, out) in round.outgoing {
+            let Some(sender) = self.senders.get(&worker) else {
+                continue;
+            };
+            for frame in out.into_frames() {
+                if sender.send(frame).is_err() {
+                    // The connection is closing; its WorkerLost will requeue what it held.
+                    warn!(%worker, "could not reach worker; its tasks are requeued when its connection ends");
+                    break;
+                }
+            }
+        }
+        let finished = self.table.take_finished();
+        for answer in self.waiters.finished(&finished) {
+            let _ = answer
+                .reply
+                .send(Reply::Waited(self.summaries(&answer.tasks)));
+        }
+    }
+
+    fn summaries(&self, ids: &[TaskId]) -> Vec<tatzelwurm_proto::task::TaskInfo> {
+        ids.iter()
+            .filter_map(|id| self.table.summary(*id))
+            .collect()
+    }
+}
+
+fn changed(result: Result<Changed, String>) -> Reply {
+    match result {
+        Ok(outcome) => Reply::Changed {
+            changed: outcome.changed,
+            unchanged: outcome.unchanged,
+        },
+        Err(err) => Reply::Error(err),
+    }
+}

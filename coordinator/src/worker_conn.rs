@@ -1,0 +1,78 @@
+//! One worker's connection, after its hello: registers it with the worker actor, welcomes it,
+//! and then runs a reader (reports, heartbeats → the actors) and a writer (runs, kills and
+//! acknowledgements from the task actor → the socket). When either side ends, the worker is
+//! removed first and then reported lost, so that no new task is granted to it after its tasks
+//! were requeued.
+
+use crate::handshake::Greeting;
+use crate::Context;
+use tatzelwurm_proto::handshake::{HelloReply, Welcome, WorkerHello};
+use tatzelwurm_proto::worker::{FromWorker, ToWorker};
+use tatzelwurm_proto::{FrameWriter, ProtoError};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Serves a worker until its connection ends.
+pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
+    let peer = conn.peer();
+    let (sender, outgoing) = mpsc::unbounded_channel();
+    let name = hello.name.clone();
+    let slots = hello.slots;
+    let Some(id) = ctx
+        .workers
+        .register(hello, peer.to_string(), sender.clone())
+        .await
+    else {
+        return;
+    };
+    let welcome = HelloReply::Welcome(Welcome {
+        worker_id: Some(id),
+        heartbeat_ms: ctx.config.heartbeat.as_millis() as u64,
+    });
+    if let Err(err) = conn.send(&welcome).await {
+        warn!(%peer, "worker {name} left during its welcome: {err}");
+        ctx.workers.remove(id).await;
+        return;
+    }
+    info!(worker = %id, %peer, slots, "worker {name} joined");
+    let (mut reader, writer) = conn.retype::<FromWorker, ToWorker>().split();
+    let mut writing = tokio::spawn(write_loop(writer, outgoing));
+    ctx.tasks.wake().await;
+    let ended = loop {
+        tokio::select! {
+            frame = reader.recv() => match frame {
+                Ok(Some(FromWorker::Reports(reports))) => {
+                    ctx.tasks.reports(id, sender.clone(), reports).await;
+                }
+                Ok(Some(FromWorker::Heartbeat { .. })) => {}
+                Ok(None) => break "closed its connection".to_string(),
+                Err(err) => break err.to_string(),
+            },
+            written = &mut writing => {
+                break match written {
+                    Ok(Err(err)) => format!("could not be written to: {err}"),
+                    _ => "lost its writer".to_string(),
+                };
+            }
+        }
+    };
+    writing.abort();
+    ctx.workers.remove(id).await;
+    ctx.tasks.worker_lost(id).await;
+    warn!(worker = %id, %peer, "worker {name} left: {ended}");
+}
+
+/// Sends what the actors queue for this worker, many frames per socket write.
+async fn write_loop(
+    mut writer: FrameWriter<ToWorker>,
+    mut outgoing: mpsc::UnboundedReceiver<ToWorker>,
+) -> Result<(), ProtoError> {
+    while let Some(first) = outgoing.recv().await {
+        writer.feed(&first).await?;
+        while let Ok(more) = outgoing.try_recv() {
+            writer.feed(&more).await?;
+        }
+        writer.flush().await?;
+    }
+    Ok(())
+}
