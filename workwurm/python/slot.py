@@ -1,0 +1,360 @@
+"""The tatzelwurm slot loop: runs tasks for workwurm inside the user's own Python.
+
+workwurm starts one process per slot as `PYTHON -c <this file>`, so nothing has to be installed,
+and supervises it: it kills the slot's process group to stop a task, and starts a fresh slot when
+one dies. Modules a task imports stay imported for the slot's later tasks.
+
+Protocol (keep in step with workwurm/src/slot_channel.rs)
+---------------------------------------------------------
+stdin and stdout belong to the tasks, so the slot talks to workwurm over two inherited pipes:
+fd 3 carries frames from workwurm, fd 4 frames to workwurm. A frame is a 4-byte big-endian length
+followed by that many bytes of UTF-8 JSON, one object with one key:
+
+  workwurm -> slot  {"run": [{"task": 12, "attempt": 1, "function": "pkg.mod:fn",
+                               "args": "<JSON text of an array>", "kwargs": "<JSON text of an object>"},
+                              ...]}
+      Tasks to run one after another, in order. (workwurm sends one at a time today; a list
+      lets a later fast path send several in one frame.)
+  slot -> workwurm  {"hello": {"python": "3.11.7", "executable": "/usr/bin/python3", "pid": 4711}}
+      Once, when the slot is ready for tasks.
+  slot -> workwurm  {"done": [{"task": 12, "attempt": 1, "ok": true, "result": "<JSON text>",
+                               "stdout": "...", "stderr": "..."}]}
+      or, for a failure, "ok": false and "error": {"kind": "ValueError", "message": "...",
+      "traceback": "..."} instead of "result". Sent as soon as each task ends.
+
+End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
+understand is a bug in one side; the slot reports it on stderr and goes on.
+
+Output: while a task runs, fds 1 and 2 point at temporary files (so C code and child processes are
+captured too, and a task that prints megabytes never blocks on a pipe); afterwards the slot sends
+the last KEEP_BYTES of each and points fds 1 and 2 back at workwurm's own output.
+"""
+
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import struct
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+TASKS_FD = 3
+RESULTS_FD = 4
+# How much of each output stream a task keeps: its tail, which usually explains what happened.
+KEEP_BYTES = 256 * 1024
+# Results travel in workwurm's frames to the coordinator (64 MiB at most); stay well below.
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+# Bound the error texts for the same reason (str() of a huge object, a very deep traceback).
+MAX_TEXT_CHARS = 64 * 1024
+ALLOWED = "return lists, dicts, strings, numbers, booleans or None"
+
+
+def watch_parent():
+    """Kill this slot and every process its task started once workwurm is gone.
+
+    workwurm also asks the kernel to SIGKILL the slot when it dies (PR_SET_PDEATHSIG), but that
+    fires when the spawning thread ends and never reaches processes a task started; this thread
+    notices a new parent (we were re-parented) and takes the whole process group down.
+    """
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tatzelwurm-watchdog", daemon=True).start()
+
+
+class Channel:
+    """The framed pipes to workwurm."""
+
+    def __init__(self):
+        # Private, non-inheritable copies: a task's child processes must not hold our pipes, and
+        # fds 3 and 4 become free for the task's own files.
+        self.reader = os.fdopen(os.dup(TASKS_FD), "rb", buffering=1 << 16)
+        self.out = os.dup(RESULTS_FD)
+        os.close(TASKS_FD)
+        os.close(RESULTS_FD)
+
+    def receive(self):
+        """The next message, or None when workwurm closed the pipe."""
+        head = self.reader.read(4)
+        if len(head) < 4:
+            return None
+        (length,) = struct.unpack(">I", head)
+        body = self.reader.read(length)
+        if len(body) < length:
+            return None
+        return json.loads(body.decode("utf-8"))
+
+    def send(self, message):
+        # "replace" turns lone surrogates (from odd bytes in a str) into "?" so the frame is UTF-8.
+        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", "replace"
+        )
+        data = memoryview(struct.pack(">I", len(body)) + body)
+        while data:
+            written = os.write(self.out, data)
+            data = data[written:]
+
+
+try:
+    import ctypes
+
+    # fflush(NULL) pushes out what C code left in libc's stdout buffer, so that it lands in the
+    # output of the task that wrote it.
+    _fflush = ctypes.CDLL(None).fflush
+except Exception:  # ctypes is optional; without it, buffered C output may land one task late
+    _fflush = None
+
+
+class Capture:
+    """Points fds 1 and 2 at temporary files while a task runs and reads them back."""
+
+    def __init__(self):
+        self.files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+        self.fds = [f.fileno() for f in self.files]
+        self.saved = [os.dup(1), os.dup(2)]
+
+    def start(self):
+        flush_python_streams()
+        os.dup2(self.fds[0], 1)
+        os.dup2(self.fds[1], 2)
+
+    def stop(self):
+        """Restores fds 1 and 2 and returns (stdout, stderr) of the task that just ran."""
+        flush_python_streams()
+        if _fflush is not None:
+            _fflush(None)
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        return self.take(self.fds[0]), self.take(self.fds[1])
+
+    @staticmethod
+    def take(fd):
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return ""
+        start = max(0, size - KEEP_BYTES)
+        chunks = []
+        offset = start
+        while offset < size:
+            chunk = os.pread(fd, size - offset, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = b"".join(chunks).decode("utf-8", "replace")
+        if start:
+            text = "[tatzelwurm: %d earlier bytes not kept]\n%s" % (start, text)
+        return text
+
+
+def flush_python_streams():
+    # A task may have replaced or closed sys.stdout; put the real ones back for the next task.
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        original = getattr(sys, "__%s__" % name)
+        try:
+            stream.flush()
+        except Exception:
+            pass
+        if stream is not original and original is not None:
+            try:
+                original.flush()
+            except Exception:
+                pass
+            setattr(sys, name, original)
+
+
+_file_modules = {}
+
+
+def load_file(target):
+    """The module of a `path/to/file.py`, loaded once per absolute path and kept."""
+    path = os.path.abspath(target)
+    module = _file_modules.get(path)
+    if module is not None:
+        return module
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            "no such file: %s (relative paths resolve against the worker's directory %s)"
+            % (path, os.getcwd())
+        )
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = "tatzelwurm_file_%d_%s" % (len(_file_modules), "".join(c if c.isalnum() else "_" for c in stem))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickle look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    _file_modules[path] = module
+    return module
+
+
+def resolve(function):
+    """The callable named by `package.module:function` or `path/to/file.py:function`."""
+    target, sep, name = function.rpartition(":")
+    if not sep or not target or not name:
+        raise ValueError(
+            "%r names no function; write package.module:function or path/to/file.py:function"
+            % function
+        )
+    if target.endswith(".py") or "/" in target:
+        obj = load_file(target)
+    else:
+        obj = importlib.import_module(target)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError("%s is a %s, not a function" % (function, type(obj).__name__))
+    return obj
+
+
+def parse_arguments(task):
+    args = json.loads(task.get("args") or "[]")
+    kwargs = json.loads(task.get("kwargs") or "{}")
+    if not isinstance(args, list):
+        raise TypeError("args must be a JSON array, got %s" % type(args).__name__)
+    if not isinstance(kwargs, dict):
+        raise TypeError("kwargs must be a JSON object, got %s" % type(kwargs).__name__)
+    return args, kwargs
+
+
+def failure(kind, message, trace=""):
+    return {"kind": kind, "message": clip(message), "traceback": clip(trace, keep_tail=True)}
+
+
+def clip(text, keep_tail=False):
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    cut = len(text) - MAX_TEXT_CHARS
+    note = "[tatzelwurm: %d characters not kept]" % cut
+    if keep_tail:
+        return note + "\n" + text[cut:]
+    return text[:MAX_TEXT_CHARS] + " " + note
+
+
+def encode_result(value):
+    """(result text, None) or (None, error) for a value a task returned."""
+    offending = []
+
+    def refuse(obj):
+        offending.append(type(obj).__name__)
+        raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+    top = type(value).__name__
+    try:
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=refuse
+        )
+    except TypeError as exc:
+        if offending and offending[0] != top:
+            what = "of type %s containing a value of type %s" % (top, offending[0])
+        elif offending:
+            what = "of type %s" % top
+        else:
+            what = "of type %s (%s)" % (top, exc)
+        return None, failure(
+            "TypeError", "the task returned a value %s, which is not JSON-serialisable; %s" % (what, ALLOWED)
+        )
+    except ValueError as exc:
+        return None, failure(
+            "ValueError",
+            "the task returned a value JSON cannot carry (%s): NaN and infinity and circular "
+            "references are not allowed; %s" % (exc, ALLOWED),
+        )
+    except RecursionError:
+        return None, failure("RecursionError", "the task returned a value nested too deeply for JSON")
+    if len(text) > MAX_RESULT_BYTES:
+        return None, failure(
+            "ResultTooLarge",
+            "the task returned %d characters of JSON, more than the limit of %d bytes; store large "
+            "results elsewhere and return where to find them" % (len(text), MAX_RESULT_BYTES),
+        )
+    return text, None
+
+
+def describe(exc):
+    """The error of a task that raised `exc` (any BaseException: the slot must outlive them all)."""
+    try:
+        # Leave out the slot's own frames (its code is "<string>" under -c): the user's code starts
+        # below them, and an error in naming the function needs no frames at all.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+            tb = tb.tb_next
+        trace = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        trace = ""
+    if isinstance(exc, SystemExit):
+        return failure(
+            "SystemExit",
+            "the task called sys.exit(%r); a task ends by returning a value or raising an exception"
+            % (exc.code,),
+            trace,
+        )
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<the exception's str() failed>"
+    if isinstance(exc, KeyboardInterrupt) and not message:
+        message = "the task was interrupted (KeyboardInterrupt)"
+    return failure(type(exc).__name__, message, trace)
+
+
+def run_one(task, capture):
+    done = {"task": task["task"], "attempt": task["attempt"]}
+    capture.start()
+    try:
+        try:
+            function = resolve(task["function"])
+            args, kwargs = parse_arguments(task)
+            value = function(*args, **kwargs)
+            result, error = encode_result(value)
+        except BaseException as exc:
+            result, error = None, describe(exc)
+    finally:
+        done["stdout"], done["stderr"] = capture.stop()
+    if error is None:
+        done["ok"] = True
+        done["result"] = result
+    else:
+        done["ok"] = False
+        done["error"] = error
+    return done
+
+
+def main():
+    channel = Channel()
+    watch_parent()
+    extra = [p for p in os.environ.get("TATZELWURM_PATH", "").split(":") if p]
+    # `-c` put the working directory ('') first; the --path dirs come right after it.
+    sys.path[1:1] = extra
+    capture = Capture()
+    channel.send(
+        {"hello": {"python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid()}}
+    )
+    while True:
+        message = channel.receive()
+        if message is None:
+            os._exit(0)
+        tasks = message.get("run") if isinstance(message, dict) else None
+        if tasks is None:
+            sys.stderr.write("tatzelwurm slot: ignoring a message it does not understand\n")
+            continue
+        for task in tasks:
+            channel.send({"done": [run_one(task, capture)]})
+
+
+main()

@@ -1,0 +1,108 @@
+//! workwurm, the tatzelwurm worker: runs Python tasks from the coordinator in slot processes of
+//! the user's own interpreter, several at once, and reports how each ended.
+//!
+//! Layout:
+//! - [`cli`]: the command line and the settled [`Config`] it becomes.
+//! - [`interpreter`]: finding the user's `python3` and checking once at start that it runs.
+//! - [`session`]: the connection to the coordinator: handshake, heartbeats, reports,
+//!   reconnecting with back-off; the only code that speaks proto's messages.
+//! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
+//! - [`slots`]: the slot pool actor: which slot runs which attempt, the local queue, kills,
+//!   crashes and restarts.
+//! - [`slot_process`]: starting one slot process (pipes on fds 3 and 4, own process group, dies
+//!   with workwurm) and watching it until it ends.
+//! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
+//!   `python/slot.py`, the slot loop carried in this binary.
+//! - [`backoff`]: how long to wait before retrying a connection or restarting a dying slot.
+//!
+//! Data flow: session → `SlotsHandle::run` → a slot's pipe → slot.py runs the task → the slot's
+//! watcher → the pool → a report on a channel → the session's outbox → the coordinator.
+
+pub mod backoff;
+pub mod cli;
+pub mod interpreter;
+pub mod outbox;
+pub mod session;
+pub mod slot_channel;
+pub mod slot_process;
+pub mod slots;
+
+pub use cli::Config;
+
+use session::Session;
+use slot_process::SlotCommand;
+use slots::SlotsHandle;
+use std::future::Future;
+use std::time::Duration;
+use tatzelwurm_proto::handshake::WorkerHello;
+use tracing::{info, warn};
+
+/// How long a shutdown waits for the slot processes to be gone.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the worker until SIGTERM or ctrl-c (then `Ok`), or until the coordinator refuses it or
+/// the interpreter does not run (then an error whose text is one sentence for the user).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_until(config, shutdown_signal()).await
+}
+
+/// Like [`run`], but stops when `shutdown` completes instead of on a signal (for tests, and for
+/// anyone embedding the worker).
+pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let version = interpreter::probe(&config.python).await?;
+    info!(
+        "worker {} with {} slot{} of Python {} ({}), coordinator {}",
+        config.name,
+        config.slots,
+        if config.slots == 1 { "" } else { "s" },
+        version,
+        config.python.display(),
+        config.coordinator
+    );
+    let command = SlotCommand {
+        python: config.python.clone(),
+        extra_path: config.extra_path(),
+    };
+    let (slots, reports) = SlotsHandle::start(command, config.slots as usize);
+    let session = Session {
+        address: &config.coordinator,
+        hello: WorkerHello {
+            name: config.name.clone(),
+            slots: config.slots,
+            python: version,
+        },
+        slots: &slots,
+        reports,
+    };
+    let result = session.serve(shutdown).await;
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, slots.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            "slot processes were still exiting after {} s",
+            SHUTDOWN_TIMEOUT.as_secs()
+        );
+    }
+    Ok(result?)
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut signals) => {
+                signals.recv().await;
+            }
+            Err(err) => {
+                warn!("cannot listen for SIGTERM ({err}); stop workwurm with ctrl-c");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupted; stopping the slots"),
+        () = terminate => info!("terminated; stopping the slots"),
+    }
+}

@@ -1,0 +1,292 @@
+//! The session with the coordinator: connect, handshake, serve one connection, reconnect.
+//!
+//! Called once by `lib::run_until`; it talks to the coordinator through proto's `Connection` and
+//! to the slots through `SlotsHandle`. A connection is three tasks: a reader that forwards
+//! `ToWorker` messages, a writer that drains a bounded queue of `FromWorker` frames (several per
+//! flush), and the session loop between them, which owns the `Outbox` and sends heartbeats from
+//! a timer of its own, so that a task blocking for hours never delays one. A lost connection
+//! kills the running attempts (the coordinator requeues them), keeps unacknowledged reports, and
+//! reconnects with back-off for as long as it takes; only a refusal ends the session.
+
+use crate::backoff::Backoff;
+use crate::outbox::{into_frames, Outbox};
+use crate::slots::SlotsHandle;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
+use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
+use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, MissedTickBehavior};
+use tracing::{debug, info, warn};
+
+/// How long connecting and the handshake may take before the attempt counts as failed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames waiting for the writer; the session loop waits when the socket is this far behind.
+const WRITER_QUEUE: usize = 256;
+/// Messages from the reader waiting for the session loop.
+const READER_QUEUE: usize = 256;
+/// The shortest heartbeat period we honour, whatever the coordinator asks.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+/// How long a shutdown waits for queued frames to reach the socket.
+const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(1);
+
+/// Why a session ended other than by a shutdown.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// The coordinator refused this worker; retrying would not change its mind.
+    #[error("the coordinator at {address} refused this worker: {reason}")]
+    Refused {
+        /// Where the coordinator is.
+        address: String,
+        /// The coordinator's sentence.
+        reason: String,
+    },
+}
+
+/// Why one attempt to connect failed.
+enum Failure {
+    Refused(String),
+    Unreachable(String),
+}
+
+/// How one connection ended.
+enum End {
+    Shutdown,
+    Lost(String),
+}
+
+/// Everything the session loop works with, for as long as workwurm runs.
+pub struct Session<'a> {
+    /// The coordinator's address.
+    pub address: &'a str,
+    /// What this worker tells about itself in every handshake.
+    pub hello: WorkerHello,
+    /// The slot pool.
+    pub slots: &'a SlotsHandle,
+    /// Reports of finished attempts, from the slot pool.
+    pub reports: mpsc::UnboundedReceiver<Report>,
+}
+
+impl Session<'_> {
+    /// Serves the coordinator until `shutdown` completes (`Ok`) or the coordinator refuses this
+    /// worker (`Err`); every other failure is retried.
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SessionError> {
+        tokio::pin!(shutdown);
+        let mut outbox = Outbox::default();
+        let mut backoff = Backoff::default();
+        loop {
+            let attempt = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                attempt = handshake(self.address, &self.hello) => attempt,
+            };
+            let reason = match attempt {
+                Err(Failure::Refused(reason)) => {
+                    return Err(SessionError::Refused {
+                        address: self.address.to_string(),
+                        reason,
+                    })
+                }
+                Err(Failure::Unreachable(reason)) => {
+                    format!("cannot reach the coordinator at {}: {reason}", self.address)
+                }
+                Ok((connection, welcome)) => {
+                    backoff.reset();
+                    match welcome.worker_id {
+                        Some(id) => info!(
+                            "connected to the coordinator at {} as worker {id}",
+                            self.address
+                        ),
+                        None => info!("connected to the coordinator at {}", self.address),
+                    }
+                    let end = self
+                        .serve_connection(connection, &welcome, &mut outbox, shutdown.as_mut())
+                        .await;
+                    match end {
+                        End::Shutdown => return Ok(()),
+                        End::Lost(reason) => {
+                            self.slots.abandon().await;
+                            format!(
+                                "lost the connection to the coordinator at {}: {reason}",
+                                self.address
+                            )
+                        }
+                    }
+                }
+            };
+            let wait = backoff.next_delay();
+            warn!("{reason}; trying again in {:.1} s", wait.as_secs_f64());
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn serve_connection(
+        &mut self,
+        connection: Connection<ToWorker, FromWorker>,
+        welcome: &Welcome,
+        outbox: &mut Outbox,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> End {
+        let (reader, writer) = connection.split();
+        let (to_writer, writer_inbox) = mpsc::channel(WRITER_QUEUE);
+        let mut writer_task = tokio::spawn(write_frames(writer, writer_inbox));
+        let (to_session, mut from_reader) = mpsc::channel(READER_QUEUE);
+        let reader_task = tokio::spawn(read_messages(reader, to_session));
+        let _stop_reader = AbortOnDrop(reader_task);
+
+        if !outbox.is_empty() {
+            debug!("sending {} unacknowledged reports again", outbox.len());
+        }
+        for frame in into_frames(outbox.unacknowledged()) {
+            let _ = to_writer.send(FromWorker::Reports(frame)).await;
+        }
+        let period = Duration::from_millis(welcome.heartbeat_ms).max(MIN_HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        // A failed send to the writer means it stopped; its join handle then says why.
+        let end = loop {
+            tokio::select! {
+                () = shutdown.as_mut() => break End::Shutdown,
+                message = from_reader.recv() => match message {
+                    Some(Ok(message)) => self.on_message(message, outbox).await,
+                    Some(Err(reason)) => break End::Lost(reason),
+                    None => break End::Lost("the connection's reader stopped".into()),
+                },
+                Some(report) = self.reports.recv() => {
+                    // Drain whatever else is ready so that reports finishing together share a frame.
+                    let mut fresh = vec![outbox.keep(report)];
+                    while let Ok(report) = self.reports.try_recv() {
+                        fresh.push(outbox.keep(report));
+                    }
+                    for frame in into_frames(fresh) {
+                        let _ = to_writer.send(FromWorker::Reports(frame)).await;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let running = self.slots.running().await;
+                    let _ = to_writer.send(FromWorker::Heartbeat { running }).await;
+                }
+                stopped = &mut writer_task => {
+                    break End::Lost(match stopped {
+                        Ok(reason) => reason,
+                        Err(err) => format!("the connection's writer failed ({err})"),
+                    });
+                }
+            }
+        };
+        if matches!(end, End::Shutdown) {
+            // Let reports already queued reach the socket; the coordinator may still record them.
+            drop(to_writer);
+            let _ = timeout(FLUSH_ON_SHUTDOWN, &mut writer_task).await;
+        }
+        writer_task.abort();
+        end
+    }
+
+    async fn on_message(&mut self, message: ToWorker, outbox: &mut Outbox) {
+        match message {
+            ToWorker::Run(assignments) => {
+                debug!("run {} tasks", assignments.len());
+                self.slots.run(assignments).await;
+            }
+            ToWorker::Kill(attempts) => {
+                debug!("kill {attempts:?}");
+                self.slots.kill(attempts).await;
+            }
+            ToWorker::Recorded(recorded) => outbox.acknowledge(&recorded),
+        }
+    }
+}
+
+/// Aborts a task when dropped, so that a connection's reader never outlives the connection.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Connects and says hello; a welcomed connection comes back re-typed for a worker.
+async fn handshake(
+    address: &str,
+    hello: &WorkerHello,
+) -> Result<(Connection<ToWorker, FromWorker>, Welcome), Failure> {
+    let exchange = async {
+        let mut connection = Connection::<HelloReply, Hello>::connect(address)
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        connection
+            .send(&Hello::new(Role::Worker(hello.clone())))
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        match connection.recv().await {
+            Ok(Some(HelloReply::Welcome(welcome))) => Ok((connection.retype(), welcome)),
+            Ok(Some(HelloReply::Refused { reason })) => Err(Failure::Refused(reason)),
+            Ok(None) => Err(Failure::Unreachable(
+                "it closed the connection during the handshake".into(),
+            )),
+            Err(err) => Err(Failure::Unreachable(err.to_string())),
+        }
+    };
+    timeout(HANDSHAKE_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::Unreachable(format!(
+                "no answer to the handshake within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+/// Forwards the coordinator's messages; the last item is why the connection ended.
+async fn read_messages(
+    mut reader: FrameReader<ToWorker>,
+    to_session: mpsc::Sender<Result<ToWorker, String>>,
+) {
+    let end = loop {
+        match reader.recv().await {
+            Ok(Some(message)) => {
+                if to_session.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => break "the coordinator closed the connection".to_string(),
+            Err(err) => break err.to_string(),
+        }
+    };
+    let _ = to_session.send(Err(end)).await;
+}
+
+/// Writes queued frames, as many per flush as are ready; returns why it stopped.
+async fn write_frames(
+    mut writer: FrameWriter<FromWorker>,
+    mut inbox: mpsc::Receiver<FromWorker>,
+) -> String {
+    while let Some(message) = inbox.recv().await {
+        let mut result = writer.feed(&message).await;
+        while result.is_ok() {
+            match inbox.try_recv() {
+                Ok(message) => result = writer.feed(&message).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = result {
+            return err.to_string();
+        }
+        if let Err(err) = writer.flush().await {
+            return err.to_string();
+        }
+    }
+    "the session stopped".into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,350 @@
+//! Tests of the whole worker (`run_until`) against a small fake coordinator built from proto's
+//! real `Connection`, with real Python slots: the session code runs exactly as in production.
+
+use crate::{interpreter, run_until, Config};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome};
+use tatzelwurm_proto::task::{Outcome, TaskSpec};
+use tatzelwurm_proto::worker::{Assignment, FromWorker, Report, ToWorker};
+use tatzelwurm_proto::{Attempt, Connection, TaskId, WorkerId};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// Long enough for a cold Python start on a busy machine; every wait is bounded by it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type WorkerConnection = Connection<FromWorker, ToWorker>;
+
+struct Worker {
+    stop: Option<oneshot::Sender<()>>,
+    done: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    fn start(coordinator: String, slots: u32) -> Worker {
+        let config = Config {
+            coordinator,
+            slots,
+            paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")],
+            name: "test-worker".into(),
+            python: interpreter::resolve(None).expect("python3 on PATH"),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(run_until(config, async {
+            let _ = stopped.await;
+        }));
+        Worker {
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        timeout(PATIENCE, &mut self.done)
+            .await
+            .expect("the worker stops")
+            .unwrap()
+    }
+}
+
+/// Accepts the worker's next connection and welcomes it.
+async fn accept(listener: &TcpListener) -> WorkerConnection {
+    let (stream, _) = timeout(PATIENCE, listener.accept())
+        .await
+        .expect("the worker connects")
+        .unwrap();
+    let mut connection = Connection::<Hello, HelloReply>::new(stream).unwrap();
+    let hello = connection.recv().await.unwrap().expect("a hello");
+    hello.check().unwrap();
+    let Role::Worker(worker) = hello.role else {
+        panic!("expected a worker hello")
+    };
+    assert_eq!((worker.name.as_str(), worker.slots), ("test-worker", 1));
+    assert!(worker.python.starts_with("3."), "{}", worker.python);
+    connection
+        .send(&HelloReply::Welcome(Welcome {
+            worker_id: Some(WorkerId(7)),
+            heartbeat_ms: 50,
+        }))
+        .await
+        .unwrap();
+    connection.retype()
+}
+
+fn assignment(task: u64, attempt: u32, function: &str, args: &str) -> Assignment {
+    Assignment {
+        task: TaskId(task),
+        attempt: Attempt(attempt),
+        spec: TaskSpec {
+            function: function.into(),
+            args: args.into(),
+            kwargs: "{}".into(),
+        },
+    }
+}
+
+/// Reads frames until one of `Reports` names `task`, and returns that report.
+async fn report_of(connection: &mut WorkerConnection, task: u64) -> Report {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = timeout(left, connection.recv())
+            .await
+            .expect("a report in time")
+            .unwrap();
+        if let Some(FromWorker::Reports(reports)) = frame {
+            if let Some(report) = reports.into_iter().find(|r| r.task == TaskId(task)) {
+                return report;
+            }
+        }
+    }
+}
+
+/// Reads frames until a heartbeat satisfies `condition`.
+async fn heartbeat_where(
+    connection: &mut WorkerConnection,
+    condition: impl Fn(&[(TaskId, Attempt)]) -> bool,
+) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = timeout(left, connection.recv())
+            .await
+            .expect("a heartbeat in time")
+            .unwrap();
+        if let Some(FromWorker::Heartbeat { running }) = frame {
+            if condition(&running) {
+                return;
+            }
+        }
+    }
+}
+
+/// A run comes back as a report with the assignment's attempt; an unacknowledged report is sent
+/// again after a reconnect; a kill ends a sleeping task with a `Killed` report; a shutdown ends
+/// the worker cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_reports_resends_and_kills() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+
+    connection
+        .send(&ToWorker::Run(vec![assignment(
+            1,
+            3,
+            "tasks:add",
+            "[20, 22]",
+        )]))
+        .await
+        .unwrap();
+    let report = report_of(&mut connection, 1).await;
+    assert_eq!(report.attempt, Attempt(3));
+    assert_eq!(
+        report.outcome,
+        Outcome::Completed {
+            result: "42".into()
+        }
+    );
+
+    // Drop the connection without acknowledging: the report comes again on the next one.
+    drop(connection);
+    let mut connection = accept(&listener).await;
+    let again = report_of(&mut connection, 1).await;
+    assert_eq!(again, report);
+    connection
+        .send(&ToWorker::Recorded(vec![(TaskId(1), Attempt(3))]))
+        .await
+        .unwrap();
+
+    connection
+        .send(&ToWorker::Run(vec![assignment(
+            2,
+            1,
+            "tasks:nap",
+            "[3600]",
+        )]))
+        .await
+        .unwrap();
+    heartbeat_where(&mut connection, |running| {
+        running == [(TaskId(2), Attempt(1))]
+    })
+    .await;
+    let asked = Instant::now();
+    connection
+        .send(&ToWorker::Kill(vec![(TaskId(2), Attempt(1))]))
+        .await
+        .unwrap();
+    let killed = report_of(&mut connection, 2).await;
+    assert_eq!(killed.outcome, Outcome::Killed);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "kill took {:?}",
+        asked.elapsed()
+    );
+    heartbeat_where(&mut connection, <[_]>::is_empty).await;
+
+    worker.stop().await.expect("a shutdown is a clean exit");
+    let closed = timeout(PATIENCE, async {
+        while let Ok(Some(_)) = connection.recv().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the worker closed its connection");
+}
+
+/// A lost connection kills the running attempt (and the process it started) without reporting
+/// it, and the worker reconnects and serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connection_kills_running_tasks() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let args = serde_json::to_string(&[pid_file.to_str().unwrap()]).unwrap();
+    connection
+        .send(&ToWorker::Run(vec![assignment(
+            5,
+            1,
+            "tasks:sleep_with_child",
+            &args,
+        )]))
+        .await
+        .unwrap();
+    heartbeat_where(&mut connection, |running| {
+        running == [(TaskId(5), Attempt(1))]
+    })
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    while !pid_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the task did not start its child"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+
+    drop(connection);
+    let mut connection = accept(&listener).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !pids.iter().all(|&pid| crate::slots::tests::gone(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned task's processes lived on"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    heartbeat_where(&mut connection, <[_]>::is_empty).await;
+    connection
+        .send(&ToWorker::Run(vec![assignment(
+            6,
+            1,
+            "tasks:add",
+            "[1, 2]",
+        )]))
+        .await
+        .unwrap();
+    let report = report_of(&mut connection, 6).await;
+    assert_eq!(report.outcome, Outcome::Completed { result: "3".into() });
+    worker.stop().await.unwrap();
+}
+
+/// A coordinator that is not there yet is retried until it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_a_coordinator_that_is_not_up_yet() {
+    let address = {
+        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        probe.local_addr().unwrap()
+    };
+    let worker = Worker::start(address.to_string(), 1);
+    // Let a few connection attempts fail first (this is the situation under test, not a sync).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let listener = TcpListener::bind(address).await.unwrap();
+    let mut connection = accept(&listener).await;
+    heartbeat_where(&mut connection, <[_]>::is_empty).await;
+    worker.stop().await.unwrap();
+}
+
+/// A refusal ends the worker with the coordinator's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_ends_the_worker() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let (stream, _) = timeout(PATIENCE, listener.accept()).await.unwrap().unwrap();
+    let mut connection = Connection::<Hello, HelloReply>::new(stream).unwrap();
+    connection.recv().await.unwrap().expect("a hello");
+    connection
+        .send(&HelloReply::Refused {
+            reason: "this coordinator takes no workers today".into(),
+        })
+        .await
+        .unwrap();
+    let result = timeout(PATIENCE, worker.done)
+        .await
+        .expect("the worker ends")
+        .unwrap();
+    let err = result.expect_err("a refusal is an error");
+    assert!(
+        err.to_string()
+            .ends_with("refused this worker: this coordinator takes no workers today"),
+        "{err}"
+    );
+}
+
+/// Not a test of behaviour: tasks per second through the whole worker (TCP, session, pool, one
+/// slot) when a coordinator hands out the next task as soon as a report arrives
+/// (`cargo test -p workwurm --release -- --ignored --nocapture session_throughput`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn session_throughput() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+    connection
+        .send(&ToWorker::Run(vec![assignment(0, 1, "tasks:noop", "[0]")]))
+        .await
+        .unwrap();
+    report_of(&mut connection, 0).await;
+    let n = 10_000u64;
+    let started = Instant::now();
+    connection
+        .send(&ToWorker::Run(vec![assignment(1, 1, "tasks:noop", "[1]")]))
+        .await
+        .unwrap();
+    let mut done = 0;
+    while done < n {
+        let frame = timeout(PATIENCE, connection.recv()).await.unwrap().unwrap();
+        if let Some(FromWorker::Reports(reports)) = frame {
+            let acks = reports.iter().map(|r| (r.task, r.attempt)).collect();
+            done += reports.len() as u64;
+            if done < n {
+                connection
+                    .send(&ToWorker::Run(vec![assignment(
+                        done + 1,
+                        1,
+                        "tasks:noop",
+                        "[1]",
+                    )]))
+                    .await
+                    .unwrap();
+            }
+            connection.send(&ToWorker::Recorded(acks)).await.unwrap();
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{n} tasks through one worker slot in {:.2} s = {:.0} tasks/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    worker.stop().await.unwrap();
+}

@@ -1,0 +1,297 @@
+//! The framed pipe between workwurm and one slot process: the messages and their bytes.
+//!
+//! Owns the slot protocol's Rust half; `python/slot.py` is the other half and documents the same
+//! protocol at its top (keep the two in step). `slot_process` uses it to read a slot's frames and
+//! `slots` to encode the tasks it hands out. Nothing here touches a process or a socket, so the
+//! framing is unit-tested on plain bytes.
+//!
+//! Protocol: fd 3 of the slot carries frames from workwurm, fd 4 frames to workwurm (stdin and
+//! stdout belong to the task). A frame is a 4-byte big-endian length and that many bytes of UTF-8
+//! JSON, one object with one key:
+//! - workwurm → slot: `{"run": [{"task", "attempt", "function", "args", "kwargs"}, ...]}`, tasks
+//!   to run in order (one at a time today; the list leaves room for a batching fast path).
+//! - slot → workwurm: `{"hello": {"python", "executable", "pid"}}` once, when the slot is ready;
+//!   then `{"done": [{"task", "attempt", "ok", "result" | "error", "stdout", "stderr"}]}` as each
+//!   task ends, where `error` is `{"kind", "message", "traceback"}`.
+//!
+//! `args`, `kwargs` and `result` stay JSON *text* end to end: only Python parses them.
+
+use serde::{Deserialize, Serialize};
+use tatzelwurm_proto::task::{Outcome, TaskError, TaskOutput};
+use tatzelwurm_proto::worker::{Assignment, Report};
+use tatzelwurm_proto::{Attempt, TaskId};
+use thiserror::Error;
+
+/// Largest frame a slot may send. Its result is capped at 16 MiB by slot.py and each output stream
+/// at 256 KiB, so a bigger frame means the slot is not speaking our protocol.
+pub const MAX_SLOT_FRAME: usize = 64 * 1024 * 1024;
+
+/// The buffer a slot's frames are read into stays allocated up to this size between frames.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// A message from a slot.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum FromSlot {
+    /// The slot started and waits for tasks.
+    Hello(SlotHello),
+    /// Tasks that ended.
+    Done(Vec<Done>),
+}
+
+/// What a slot says about itself when it is ready.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct SlotHello {
+    /// Its Python version, such as `3.11.7`.
+    pub python: String,
+    /// Its `sys.executable`, logged so that a user can see which interpreter runs the tasks.
+    pub executable: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+/// How one task ended in a slot.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct Done {
+    /// The task that ran.
+    pub task: u64,
+    /// The attempt that ran, echoed from the run message.
+    pub attempt: u32,
+    /// Whether the function returned a JSON-serialisable value.
+    pub ok: bool,
+    /// The JSON text of the return value, when `ok`.
+    #[serde(default)]
+    pub result: Option<String>,
+    /// Why the task failed, when not `ok`.
+    #[serde(default)]
+    pub error: Option<SlotError>,
+    /// The tail of what the task wrote to fd 1.
+    #[serde(default)]
+    pub stdout: String,
+    /// The tail of what the task wrote to fd 2.
+    #[serde(default)]
+    pub stderr: String,
+}
+
+/// A task's failure as Python described it.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct SlotError {
+    /// The exception's type name.
+    pub kind: String,
+    /// `str()` of the exception.
+    pub message: String,
+    /// The formatted traceback.
+    #[serde(default)]
+    pub traceback: String,
+}
+
+#[derive(Serialize)]
+struct RunFrame<'a> {
+    run: Vec<RunTask<'a>>,
+}
+
+#[derive(Serialize)]
+struct RunTask<'a> {
+    task: u64,
+    attempt: u32,
+    function: &'a str,
+    args: &'a str,
+    kwargs: &'a str,
+}
+
+/// Why bytes from a slot are not a message: the slot is then treated as broken and replaced.
+#[derive(Debug, Error)]
+pub enum SlotProtocolError {
+    /// The length prefix is over `MAX_SLOT_FRAME`.
+    #[error("the slot announced a frame of {0} bytes, more than the limit of {MAX_SLOT_FRAME}")]
+    TooLarge(usize),
+    /// A whole frame arrived that is not a message we know.
+    #[error("the slot sent a frame that is not a valid message ({0})")]
+    Invalid(#[from] serde_json::Error),
+}
+
+/// The frame (length prefix included) that hands `tasks` to a slot.
+pub fn encode_run<'a>(tasks: impl IntoIterator<Item = &'a Assignment>) -> Vec<u8> {
+    let frame = RunFrame {
+        run: tasks
+            .into_iter()
+            .map(|a| RunTask {
+                task: a.task.0,
+                attempt: a.attempt.0,
+                function: &a.spec.function,
+                args: &a.spec.args,
+                kwargs: &a.spec.kwargs,
+            })
+            .collect(),
+    };
+    let mut bytes = vec![0; 4];
+    // Serialising borrowed strings and integers into a Vec cannot fail.
+    serde_json::to_writer(&mut bytes, &frame).expect("a run frame is always serialisable");
+    let len = (bytes.len() - 4) as u32;
+    bytes[..4].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
+/// Collects bytes read from a slot's pipe and cuts them into messages.
+#[derive(Default)]
+pub struct FrameBuffer {
+    bytes: Vec<u8>,
+}
+
+impl FrameBuffer {
+    /// Where the next read goes; the monitor reads straight into it.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// The next complete message, `Ok(None)` while more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<FromSlot>, SlotProtocolError> {
+        if self.bytes.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
+            as usize;
+        if len > MAX_SLOT_FRAME {
+            return Err(SlotProtocolError::TooLarge(len));
+        }
+        if self.bytes.len() < 4 + len {
+            self.bytes.reserve(4 + len - self.bytes.len());
+            return Ok(None);
+        }
+        let message = serde_json::from_slice(&self.bytes[4..4 + len]);
+        self.bytes.drain(..4 + len);
+        if self.bytes.is_empty() && self.bytes.capacity() > KEEP_CAPACITY {
+            // One huge result must not pin its buffer for the slot's whole life.
+            self.bytes = Vec::new();
+        }
+        Ok(Some(message?))
+    }
+
+    /// Whether bytes of an unfinished frame are left (a slot that died mid-frame).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl Done {
+    /// The report the coordinator gets for this task.
+    pub fn into_report(self) -> Report {
+        let outcome = match (self.ok, self.result, self.error) {
+            (true, Some(result), _) => Outcome::Completed { result },
+            (_, _, Some(error)) => Outcome::Failed {
+                error: TaskError {
+                    kind: error.kind,
+                    message: error.message,
+                    traceback: error.traceback,
+                },
+            },
+            _ => Outcome::Failed {
+                error: TaskError {
+                    kind: "SlotProtocolError".into(),
+                    message: "the slot reported this task without a result or an error".into(),
+                    traceback: String::new(),
+                },
+            },
+        };
+        Report {
+            task: TaskId(self.task),
+            attempt: Attempt(self.attempt),
+            outcome,
+            output: TaskOutput {
+                stdout: self.stdout,
+                stderr: self.stderr,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tatzelwurm_proto::task::TaskSpec;
+
+    fn frame(json: &str) -> Vec<u8> {
+        let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes
+    }
+
+    /// A run frame carries the task's fields with args and kwargs as JSON text.
+    #[test]
+    fn run_frame_shape() {
+        let assignment = Assignment {
+            task: TaskId(12),
+            attempt: Attempt(3),
+            spec: TaskSpec {
+                function: "m:f".into(),
+                args: "[1]".into(),
+                kwargs: "{}".into(),
+            },
+        };
+        let bytes = encode_run([&assignment]);
+        let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, bytes.len() - 4);
+        let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"run": [{"task": 12, "attempt": 3, "function": "m:f",
+                                        "args": "[1]", "kwargs": "{}"}]})
+        );
+    }
+
+    /// Frames split across reads, and two frames in one read, come out whole and in order.
+    #[test]
+    fn frames_are_cut_at_their_lengths() {
+        let mut bytes = frame(r#"{"hello":{"python":"3.11.7","executable":"/p","pid":7}}"#);
+        bytes.extend(frame(
+            r#"{"done":[{"task":1,"attempt":2,"ok":true,"result":"5","stdout":"","stderr":""}]}"#,
+        ));
+        let mut buffer = FrameBuffer::default();
+        let mut messages = Vec::new();
+        for chunk in bytes.chunks(7) {
+            buffer.buffer().extend_from_slice(chunk);
+            while let Some(message) = buffer.next_message().unwrap() {
+                messages.push(message);
+            }
+        }
+        assert!(buffer.is_empty());
+        assert!(matches!(&messages[0], FromSlot::Hello(h) if h.python == "3.11.7"));
+        let FromSlot::Done(done) = messages.remove(1) else {
+            panic!("expected done")
+        };
+        let report = done.into_iter().next().unwrap().into_report();
+        assert_eq!(report.attempt, Attempt(2));
+        assert_eq!(report.outcome, Outcome::Completed { result: "5".into() });
+    }
+
+    /// A lying length prefix is refused before anything is allocated for it.
+    #[test]
+    fn oversized_frame_is_refused() {
+        let mut buffer = FrameBuffer::default();
+        buffer
+            .buffer()
+            .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0]);
+        assert!(matches!(
+            buffer.next_message(),
+            Err(SlotProtocolError::TooLarge(_))
+        ));
+    }
+
+    /// A failed task keeps its exception's kind, message and traceback.
+    #[test]
+    fn failure_becomes_failed_outcome() {
+        let done: Done = serde_json::from_str(
+            r#"{"task":1,"attempt":1,"ok":false,"error":{"kind":"ValueError","message":"bad","traceback":"tb"},"stdout":"o","stderr":"e"}"#,
+        )
+        .unwrap();
+        let report = done.into_report();
+        let Outcome::Failed { error } = report.outcome else {
+            panic!("expected failure")
+        };
+        assert_eq!(
+            (error.kind.as_str(), error.message.as_str()),
+            ("ValueError", "bad")
+        );
+        assert_eq!(report.output.stdout, "o");
+    }
+}

@@ -1,0 +1,387 @@
+//! One slot process: starting it with its pipes on fds 3 and 4, and watching it until it ends.
+//!
+//! `slots` calls [`spawn`] and, once it has recorded the new process, [`watch`]; everything a slot
+//! says or does comes back to `slots` as an [`Event`]. The child runs `PYTHON -c <slot.py>` in its
+//! own process group (so killing the group takes every process its task started), with stdin on
+//! /dev/null and stdout/stderr shared with workwurm.
+//!
+//! Processes are forked on one dedicated thread that lives as long as workwurm: the kernel sends
+//! `PR_SET_PDEATHSIG` when the *thread* that forked a child exits, so forking from a runtime
+//! thread that may be retired would kill healthy slots, and forking from a thread that outlives
+//! workwurm is impossible.
+
+use crate::slot_channel::{FrameBuffer, FromSlot};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::process::Child;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::warn;
+
+/// The slot loop, carried in the binary so that nothing has to be installed next to it.
+pub const SLOT_PY: &str = include_str!("../python/slot.py");
+
+/// The environment variable through which slot.py learns the `--path` dirs (joined with `:`).
+pub const PATH_ENV: &str = "TATZELWURM_PATH";
+
+/// How long to keep reading a slot's pipe after the process exited, for a last frame that is
+/// still in the pipe. Only a process that inherited the pipe against slot.py's wishes (a
+/// fork without exec in a task, in another process group) can hold it open longer.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// How long a new slot may take to say hello. Beyond it the interpreter is stuck (a
+/// `sitecustomize` waiting for something, say) and is killed, and the pool restarts it.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a slot's watcher is waiting for, besides its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// The first message of a new slot (until `HELLO_TIMEOUT`).
+    Hello,
+    /// The exit of a slot that closed its pipe (until `LINGER_AFTER_END`, then it is killed).
+    Exit,
+    /// The last frames in the pipe of a slot that exited (until `DRAIN_AFTER_EXIT`).
+    LastFrames,
+}
+
+/// How long a slot may live on after closing its end of the pipe before it is killed.
+const LINGER_AFTER_END: Duration = Duration::from_secs(1);
+
+/// What every slot process runs; the same for all slots of a worker.
+#[derive(Debug, Clone)]
+pub struct SlotCommand {
+    /// The user's interpreter, an absolute path (not resolved through symlinks, so a venv stays
+    /// a venv).
+    pub python: PathBuf,
+    /// The `--path` dirs joined with `:`, handed to slot.py in `PATH_ENV`.
+    pub extra_path: OsString,
+}
+
+/// A slot process that was just started, before anyone watches it.
+pub struct Started {
+    /// Its pid, which is also its process group id.
+    pub pid: i32,
+    /// Frames to the slot.
+    pub to_slot: SlotWriter,
+    child: Child,
+    from_slot: pipe::Receiver,
+}
+
+/// What a slot process did, tagged by the slot index and the generation of its process so that
+/// news from a replaced process is recognised as stale.
+#[derive(Debug)]
+pub struct Event {
+    /// Which slot.
+    pub slot: usize,
+    /// Which of that slot's processes (it counts up with each start).
+    pub generation: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The news a slot process sends or a watcher notices.
+#[derive(Debug)]
+pub enum EventKind {
+    /// A start finished (after its back-off): the process, or why it could not be started.
+    Started(io::Result<StartedBox>),
+    /// A message from the slot.
+    Message(FromSlot),
+    /// The process is gone and its pipe read to the end.
+    Exited(ExitStatus),
+}
+
+/// `Started` in a box with a Debug that does not print the pipes.
+pub struct StartedBox(pub Box<Started>);
+
+impl std::fmt::Debug for StartedBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Started(pid {})", self.0.pid)
+    }
+}
+
+/// Says how a slot process ended, for log lines and for the error of a task it was running.
+pub fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// Sends SIGKILL to a slot's whole process group: the slot and every process its task started.
+pub fn kill_group(pid: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group and touches no memory.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Starts one slot process.
+pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
+    let (task_read, task_write) = pipe_cloexec()?;
+    let (result_read, result_write) = pipe_cloexec()?;
+    // Moved above fd 10 so that dup2 onto 3 and 4 in the child can never overwrite the other one.
+    let child_in = dup_above(&task_read, 10)?;
+    let child_out = dup_above(&result_write, 10)?;
+    drop((task_read, result_write));
+
+    let mut std_command = std::process::Command::new(&command.python);
+    std_command
+        .arg("-c")
+        .arg(SLOT_PY)
+        .env(PATH_ENV, &command.extra_path)
+        .stdin(Stdio::null());
+    let (child_in_fd, child_out_fd) = (child_in.as_raw_fd(), child_out.as_raw_fd());
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        std_command.pre_exec(move || prepare_child(child_in_fd, child_out_fd, parent));
+    }
+    let child = fork_on_spawner_thread(std_command).await?;
+    // The child has its copies now; ours would keep the pipes open after it dies.
+    drop((child_in, child_out));
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the slot process ended before it could be watched"))?
+        as i32;
+    let pipes = pipe::Sender::from_owned_fd(task_write)
+        .and_then(|to| Ok((to, pipe::Receiver::from_owned_fd(result_read)?)));
+    match pipes {
+        Ok((to_slot, from_slot)) => Ok(Started {
+            pid,
+            to_slot: SlotWriter {
+                pipe: Arc::new(to_slot),
+            },
+            child,
+            from_slot,
+        }),
+        Err(err) => {
+            // Nobody could talk to it or watch it: it must not live on.
+            kill_group(pid);
+            Err(err)
+        }
+    }
+}
+
+/// Runs in the child between fork and exec: pipes onto 3 and 4, own process group, die with us.
+fn prepare_child(child_in: RawFd, child_out: RawFd, parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: plain syscalls on fds and the calling process; all async-signal-safe.
+    unsafe {
+        // dup2 leaves the new descriptors without close-on-exec, so the slot inherits them.
+        if libc::dup2(child_in, 3) < 0 || libc::dup2(child_out, 4) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setpgid(0, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // workwurm may have died between the fork and the prctl; then nobody would kill us.
+        if libc::getppid() != parent {
+            return Err(io::Error::other("workwurm exited while starting a slot"));
+        }
+    }
+    Ok(())
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new fd that we then own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+type SpawnJob = Box<dyn FnOnce() + Send>;
+
+/// The long-lived thread that forks every slot (see the module comment for why). It runs for
+/// the rest of the process; jobs are short (one fork and exec each).
+fn spawner() -> io::Result<&'static std_mpsc::Sender<SpawnJob>> {
+    static SPAWNER: OnceLock<Result<std_mpsc::Sender<SpawnJob>, String>> = OnceLock::new();
+    SPAWNER
+        .get_or_init(|| {
+            let (sender, jobs) = std_mpsc::channel::<SpawnJob>();
+            std::thread::Builder::new()
+                .name("slot-spawner".into())
+                .spawn(move || {
+                    for job in jobs {
+                        job();
+                    }
+                })
+                .map(|_| sender)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("cannot start the slot spawner thread: {e}")))
+}
+
+async fn fork_on_spawner_thread(command: std::process::Command) -> io::Result<Child> {
+    let handle = Handle::current();
+    let (reply, answer) = oneshot::channel();
+    let job: SpawnJob = Box::new(move || {
+        // tokio's child reaping needs the runtime that will await the child.
+        let _runtime = handle.enter();
+        let result = tokio::process::Command::from(command).spawn();
+        if let Err(Ok(child)) = reply.send(result) {
+            // Whoever asked is gone (shutting down): do not leave the process behind.
+            if let Some(pid) = child.id() {
+                kill_group(pid as i32);
+            }
+        }
+    });
+    spawner()?
+        .send(job)
+        .map_err(|_| io::Error::other("the slot spawner thread is gone"))?;
+    answer
+        .await
+        .map_err(|_| io::Error::other("the slot spawner thread dropped a request"))?
+}
+
+/// Frames to one slot process.
+///
+/// The pool gives a slot a frame only when the slot is idle, that is after it answered the
+/// previous one, so the slot has read everything sent before and at most one frame is ever on its
+/// way: the pipe is empty and a frame of up to 64 KiB goes in with one write, right here, without
+/// a hop to another task. A larger frame is finished by a task of its own.
+#[derive(Clone)]
+pub struct SlotWriter {
+    pipe: Arc<pipe::Sender>,
+}
+
+impl SlotWriter {
+    /// Writes `frame` to the slot. Returns false when the slot's end of the pipe is closed: the
+    /// process is gone and certainly did not get the frame (its watcher reports the exit). A
+    /// failure after the first write is left to the watcher too.
+    #[must_use]
+    pub fn send(&self, frame: Vec<u8>) -> bool {
+        let written = match self.pipe.try_write(&frame) {
+            Ok(written) => written,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => return false,
+        };
+        if written == frame.len() {
+            return true;
+        }
+        let pipe = Arc::clone(&self.pipe);
+        tokio::spawn(async move {
+            let mut rest = &frame[written..];
+            while !rest.is_empty() {
+                if pipe.writable().await.is_err() {
+                    return;
+                }
+                match pipe.try_write(rest) {
+                    Ok(written) => rest = &rest[written..],
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        true
+    }
+}
+
+/// Watches a started slot until it is gone: forwards its messages and then its exit to `events`.
+///
+/// Reads and waits in one `select!` (both are cancel-safe), so a process that dies while some
+/// other process still holds its pipe is noticed, and a last frame written just before a crash
+/// is still delivered before the exit. After the exit the whole process group is killed, so
+/// nothing a crashed task started lives on.
+pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::UnboundedSender<Event>) {
+    let Started {
+        pid,
+        mut child,
+        mut from_slot,
+        ..
+    } = started;
+    tokio::spawn(async move {
+        let send = |kind| {
+            let _ = events.send(Event {
+                slot,
+                generation,
+                kind,
+            });
+        };
+        let mut frames = FrameBuffer::default();
+        let mut status: Option<ExitStatus> = None;
+        let mut at_end = false;
+        // One timer, for whichever of three waits is on (see `Waiting`).
+        let timer = tokio::time::sleep(HELLO_TIMEOUT);
+        tokio::pin!(timer);
+        let mut waiting = Some(Waiting::Hello);
+        while !(at_end && status.is_some()) {
+            frames.buffer().reserve(64 * 1024);
+            tokio::select! {
+                read = from_slot.read_buf(frames.buffer()), if !at_end => match read {
+                    Ok(0) | Err(_) => {
+                        at_end = true;
+                        if status.is_none() {
+                            timer.as_mut().reset(Instant::now() + LINGER_AFTER_END);
+                            waiting = Some(Waiting::Exit);
+                        }
+                    }
+                    Ok(_) => loop {
+                        match frames.next_message() {
+                            Ok(Some(message)) => {
+                                if waiting == Some(Waiting::Hello) {
+                                    waiting = None;
+                                }
+                                send(EventKind::Message(message));
+                            }
+                            Ok(None) => break,
+                            Err(err) => {
+                                warn!(slot, "replacing slot {slot}: {err}");
+                                kill_group(pid);
+                                at_end = true;
+                                break;
+                            }
+                        }
+                    },
+                },
+                exit = child.wait(), if status.is_none() => {
+                    status = Some(exit.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
+                    kill_group(pid);
+                    if !at_end {
+                        timer.as_mut().reset(Instant::now() + DRAIN_AFTER_EXIT);
+                        waiting = Some(Waiting::LastFrames);
+                    }
+                },
+                () = &mut timer, if waiting.is_some() => match waiting.take() {
+                    Some(Waiting::Hello) => {
+                        warn!(slot, "slot {slot} did not start within {} s; killing it", HELLO_TIMEOUT.as_secs());
+                        kill_group(pid);
+                    }
+                    Some(Waiting::Exit) => kill_group(pid),
+                    Some(Waiting::LastFrames) | None => at_end = true,
+                },
+            }
+        }
+        if let Some(status) = status {
+            send(EventKind::Exited(status));
+        }
+    });
+}

@@ -1,0 +1,569 @@
+//! Tests of the slot pool with real `python3` slot processes and the fixtures in
+//! `tests/fixtures` (no mocks: these run slot.py exactly as a worker does).
+
+use super::*;
+use crate::interpreter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tatzelwurm_proto::task::TaskSpec;
+
+/// Long enough for a cold Python start on a busy machine; every wait is bounded by it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn start(count: usize) -> (SlotsHandle, mpsc::UnboundedReceiver<Report>) {
+    let command = SlotCommand {
+        python: interpreter::resolve(None).expect("python3 on PATH"),
+        extra_path: fixtures().into_os_string(),
+    };
+    SlotsHandle::start(command, count)
+}
+
+fn task(id: u64, function: &str, args: &str) -> Assignment {
+    Assignment {
+        task: TaskId(id),
+        attempt: Attempt(1),
+        spec: TaskSpec {
+            function: function.into(),
+            args: args.into(),
+            kwargs: "{}".into(),
+        },
+    }
+}
+
+async fn next(reports: &mut mpsc::UnboundedReceiver<Report>) -> Report {
+    tokio::time::timeout(PATIENCE, reports.recv())
+        .await
+        .expect("a report within the patience")
+        .expect("the pool is alive")
+}
+
+async fn run_one(
+    slots: &SlotsHandle,
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    t: Assignment,
+) -> Report {
+    let id = t.task;
+    slots.run(vec![t]).await;
+    let report = next(reports).await;
+    assert_eq!(report.task, id);
+    report
+}
+
+fn completed(report: &Report) -> &str {
+    match &report.outcome {
+        Outcome::Completed { result } => result,
+        other => panic!("expected a result, got {other:?} with {:?}", report.output),
+    }
+}
+
+fn failed(report: &Report) -> &TaskError {
+    match &report.outcome {
+        Outcome::Failed { error } => error,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// Polls `condition` until it holds or `PATIENCE` passes.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A process is gone when /proc has no entry for it or only a zombie waiting for its reaper.
+pub(crate) fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// A task's return value comes back as JSON text, with positional and keyword arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returns_a_value() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(&slots, &mut reports, task(1, "tasks:add", "[2, 3]")).await;
+    assert_eq!(completed(&report), "5");
+    let mut greet = task(2, "tasks:greet", r#"["Ada"]"#);
+    greet.spec.kwargs = r#"{"punctuation": "?"}"#.into();
+    let report = run_one(&slots, &mut reports, greet).await;
+    assert_eq!(completed(&report), r#"{"greeting":"hello Ada?"}"#);
+    slots.shutdown().await;
+}
+
+/// A raising task fails with its exception's type, message and a traceback of the user's code
+/// (not the slot loop's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exception_fails_with_traceback() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(&slots, &mut reports, task(1, "tasks:fail", "[7]")).await;
+    let error = failed(&report);
+    assert_eq!(error.kind, "ValueError");
+    assert_eq!(error.message, "bad input 7");
+    assert!(
+        error.traceback.starts_with("Traceback"),
+        "{}",
+        error.traceback
+    );
+    assert!(
+        error.traceback.contains("tasks.py\", line"),
+        "{}",
+        error.traceback
+    );
+    assert!(error.traceback.contains("in fail"), "{}", error.traceback);
+    assert!(
+        error.traceback.ends_with("ValueError: bad input 7\n"),
+        "{}",
+        error.traceback
+    );
+    assert!(!error.traceback.contains("run_one"), "{}", error.traceback);
+    // Naming a function that does not exist is a failure of that task, with a useful message.
+    let report = run_one(&slots, &mut reports, task(2, "tasks:nope", "[]")).await;
+    assert_eq!(failed(&report).kind, "AttributeError");
+    assert!(failed(&report).message.contains("nope"));
+    let report = run_one(&slots, &mut reports, task(3, "no_such_module:f", "[]")).await;
+    assert_eq!(failed(&report).kind, "ModuleNotFoundError");
+    let report = run_one(&slots, &mut reports, task(4, "tasks.add", "[]")).await;
+    assert!(failed(&report).message.contains("package.module:function"));
+    slots.shutdown().await;
+}
+
+/// os._exit in a task fails it as SlotCrashed, and a fresh slot serves the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_is_reported_and_the_slot_replaced() {
+    let (slots, mut reports) = start(1);
+    let before: i64 = completed(&run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await)
+        .parse()
+        .unwrap();
+    let report = run_one(&slots, &mut reports, task(2, "tasks:crash", "[3]")).await;
+    let error = failed(&report);
+    assert_eq!(error.kind, "SlotCrashed");
+    assert_eq!(
+        error.message,
+        "the slot process running this task exited with code 3; the worker started a fresh slot"
+    );
+    let report = run_one(&slots, &mut reports, task(4, "tasks:segfault", "[]")).await;
+    assert_eq!(
+        failed(&report).message,
+        "the slot process running this task was killed by signal 11; the worker started a fresh slot"
+    );
+    let after: i64 = completed(&run_one(&slots, &mut reports, task(3, "tasks:pid", "[]")).await)
+        .parse()
+        .unwrap();
+    assert_ne!(before, after, "a fresh process serves after the crash");
+    slots.shutdown().await;
+}
+
+/// A kill stops a task inside time.sleep(3600) within 2 s, takes the process it started with it,
+/// and the slot serves the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_stops_a_sleeping_task_and_its_children() {
+    let (slots, mut reports) = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let args = serde_json::to_string(&[pid_file.to_str().unwrap()]).unwrap();
+    slots
+        .run(vec![task(1, "tasks:sleep_with_child", &args)])
+        .await;
+    wait_until("the task started its child", || pid_file.exists()).await;
+    let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(slots.running().await, [(TaskId(1), Attempt(1))]);
+
+    let asked = Instant::now();
+    slots.kill(vec![(TaskId(1), Attempt(1))]).await;
+    let report = next(&mut reports).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "kill took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        (report.task, &report.outcome),
+        (TaskId(1), &Outcome::Killed)
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !pids.iter().all(|&p| gone(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "slot {} or its child {} outlived the kill",
+            pids[0],
+            pids[1]
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(slots.running().await.is_empty());
+    // A kill for an attempt that is not here is ignored.
+    slots
+        .kill(vec![(TaskId(1), Attempt(1)), (TaskId(9), Attempt(1))])
+        .await;
+    let report = run_one(&slots, &mut reports, task(2, "tasks:add", "[1, 1]")).await;
+    assert_eq!(completed(&report), "2");
+    slots.shutdown().await;
+}
+
+/// Megabytes on stdout and stderr are captured (Python, raw fd and child process writes alike),
+/// cut to their last 256 KiB with a note saying how much was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_large_output() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(&slots, &mut reports, task(1, "tasks:shout", "[3]")).await;
+    assert_eq!(completed(&report), r#""done""#);
+    let total_out =
+        3 * 10000 * 100 + "raw fd write\n".len() + "from a child\n".len() + "last line\n".len();
+    let dropped_out = total_out - 256 * 1024;
+    let out = &report.output.stdout;
+    let note = format!("[tatzelwurm: {dropped_out} earlier bytes not kept]\n");
+    assert!(out.starts_with(&note), "{}", &out[..80]);
+    assert_eq!(out.len(), note.len() + 256 * 1024);
+    assert!(
+        out.ends_with("raw fd write\nfrom a child\nlast line\n"),
+        "{}",
+        &out[out.len() - 80..]
+    );
+    let err = &report.output.stderr;
+    let note = format!(
+        "[tatzelwurm: {} earlier bytes not kept]\n",
+        3 * 10000 * 100 - 256 * 1024
+    );
+    assert!(err.starts_with(&note), "{}", &err[..80]);
+    assert!(err.ends_with(&format!("{}\n", "x".repeat(99))));
+
+    // Small output is kept whole, and stdin reads as empty.
+    let report = run_one(&slots, &mut reports, task(2, "tasks:chatter", "[]")).await;
+    assert_eq!(completed(&report), r#""""#);
+    assert_eq!(report.output.stdout, "to stdout\nraw\nchild\n");
+    assert_eq!(report.output.stderr, "to stderr\n");
+    // The next task starts with empty captures.
+    let report = run_one(&slots, &mut reports, task(3, "tasks:add", "[1, 2]")).await;
+    assert_eq!(
+        (report.output.stdout.as_str(), report.output.stderr.as_str()),
+        ("", "")
+    );
+    slots.shutdown().await;
+}
+
+/// A result JSON cannot carry fails the task with a message that says what to return instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_json_result_fails_clearly() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(&slots, &mut reports, task(1, "tasks:give_set", "[]")).await;
+    let error = failed(&report);
+    assert_eq!(error.kind, "TypeError");
+    assert_eq!(
+        error.message,
+        "the task returned a value of type set, which is not JSON-serialisable; \
+         return lists, dicts, strings, numbers, booleans or None"
+    );
+    let report = run_one(&slots, &mut reports, task(2, "tasks:nested_set", "[]")).await;
+    assert!(failed(&report)
+        .message
+        .contains("of type dict containing a value of type set"));
+    let report = run_one(&slots, &mut reports, task(3, "tasks:nan", "[]")).await;
+    assert_eq!(failed(&report).kind, "ValueError");
+    let report = run_one(&slots, &mut reports, task(4, "tasks:big", "[17000000]")).await;
+    assert_eq!(failed(&report).kind, "ResultTooLarge");
+    let report = run_one(&slots, &mut reports, task(5, "tasks:big", "[3]")).await;
+    assert_eq!(completed(&report), r#""xxx""#);
+    slots.shutdown().await;
+}
+
+/// sys.exit fails the task as SystemExit and the same slot process serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_exit_fails_only_the_task() {
+    let (slots, mut reports) = start(1);
+    let before =
+        completed(&run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await).to_string();
+    let report = run_one(&slots, &mut reports, task(2, "tasks:leave", "[4]")).await;
+    let error = failed(&report);
+    assert_eq!(error.kind, "SystemExit");
+    assert!(
+        error.message.starts_with("the task called sys.exit(4)"),
+        "{}",
+        error.message
+    );
+    let after =
+        completed(&run_one(&slots, &mut reports, task(3, "tasks:pid", "[]")).await).to_string();
+    assert_eq!(before, after, "the slot survived sys.exit");
+    slots.shutdown().await;
+}
+
+/// `path/to/file.py:function` loads the file once (relative to the working directory, or
+/// absolute) and keeps it loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_form_loads_and_keeps_the_module() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(
+        &slots,
+        &mut reports,
+        task(1, "tests/fixtures/by_file.py:triple", "[2]"),
+    )
+    .await;
+    assert_eq!(completed(&report), "[6,1]");
+    let absolute = format!("{}:triple", fixtures().join("by_file.py").display());
+    let report = run_one(&slots, &mut reports, task(2, &absolute, "[3]")).await;
+    assert_eq!(completed(&report), "[9,1]", "loaded once per absolute path");
+    let report = run_one(
+        &slots,
+        &mut reports,
+        task(3, "tests/fixtures/missing.py:f", "[]"),
+    )
+    .await;
+    assert_eq!(failed(&report).kind, "FileNotFoundError");
+    slots.shutdown().await;
+}
+
+/// --path dirs come right after the working directory on sys.path, and sys.executable is the
+/// interpreter workwurm was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_dirs_and_executable() {
+    let (slots, mut reports) = start(1);
+    let report = run_one(&slots, &mut reports, task(1, "tasks:path_head", "[]")).await;
+    let head: Vec<String> = serde_json::from_str(completed(&report)).unwrap();
+    assert_eq!(head, ["".to_string(), fixtures().display().to_string()]);
+    let report = run_one(&slots, &mut reports, task(2, "tasks:executable", "[]")).await;
+    let executable: String = serde_json::from_str(completed(&report)).unwrap();
+    assert!(Path::new(&executable).is_absolute(), "{executable}");
+    slots.shutdown().await;
+}
+
+/// Module state stays between the tasks of one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_state_is_kept() {
+    let (slots, mut reports) = start(1);
+    for expected in ["1", "2", "3"] {
+        let report = run_one(&slots, &mut reports, task(1, "tasks:count", "[]")).await;
+        assert_eq!(completed(&report), expected);
+    }
+    slots.shutdown().await;
+}
+
+/// Two slots run two tasks at the same time, in different processes; extras wait locally and
+/// a queued attempt can be killed before it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_run_in_parallel_and_extras_queue() {
+    let (slots, mut reports) = start(2);
+    let tasks = (1..=3).map(|i| task(i, "tasks:nap", "[0.5]")).collect();
+    slots.run(tasks).await;
+    slots.run(vec![task(4, "tasks:add", "[1, 1]")]).await;
+    let mut running = slots.running().await;
+    running.sort();
+    assert_eq!(running.len(), 4, "{running:?}");
+    slots.kill(vec![(TaskId(4), Attempt(1))]).await;
+    let mut pids = std::collections::HashSet::new();
+    let mut killed = 0;
+    for _ in 0..4 {
+        let report = next(&mut reports).await;
+        match report.outcome {
+            Outcome::Killed => {
+                assert_eq!(report.task, TaskId(4));
+                killed += 1;
+            }
+            _ => {
+                pids.insert(completed(&report).to_string());
+            }
+        }
+    }
+    assert_eq!(
+        (killed, pids.len()),
+        (1, 2),
+        "three naps on two slots, the add killed"
+    );
+    slots.shutdown().await;
+}
+
+/// Abandoning (a lost connection) kills running attempts without reporting them, and the slots
+/// are restarted and serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandon_kills_without_reports() {
+    let (slots, mut reports) = start(1);
+    slots.run(vec![task(1, "tasks:nap", "[3600]")]).await;
+    assert_eq!(slots.running().await.len(), 1);
+    slots.abandon().await;
+    assert!(slots.running().await.is_empty());
+    let report = run_one(&slots, &mut reports, task(2, "tasks:add", "[2, 2]")).await;
+    assert_eq!(
+        completed(&report),
+        "4",
+        "no report of the abandoned attempt came first"
+    );
+    slots.shutdown().await;
+}
+
+/// An interpreter that dies at once is restarted with growing pauses, not in a hot loop, and a
+/// task waits instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_interpreter_backs_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("starts");
+    let fake = dir.path().join("python3");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho started >> {}\nexit 1\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let command = SlotCommand {
+        python: fake,
+        extra_path: Default::default(),
+    };
+    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    slots.run(vec![task(1, "tasks:add", "[1, 1]")]).await;
+    // Measuring, not synchronising: count the starts in a fixed window.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let starts = std::fs::read_to_string(&log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    assert!((2..=7).contains(&starts), "{starts} starts in 1.6 s");
+    assert!(
+        reports.try_recv().is_err(),
+        "the task waits for a working slot"
+    );
+    assert_eq!(slots.running().await, [(TaskId(1), Attempt(1))]);
+    slots.shutdown().await;
+}
+
+/// A slot killed from outside while idle is replaced, and the next task runs on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slot_death_is_replaced() {
+    let (slots, mut reports) = start(1);
+    let pid: i32 = completed(&run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await)
+        .parse()
+        .unwrap();
+    // SAFETY: signals a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Once it is reaped (by its watcher) its pipe is closed, and the pool must not lose the next
+    // task to it. (A zombie is not enough: its other threads may still hold the pipe.)
+    wait_until("the slot is reaped", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    })
+    .await;
+    let report = run_one(&slots, &mut reports, task(2, "tasks:pid", "[]")).await;
+    assert_ne!(completed(&report), pid.to_string());
+    slots.shutdown().await;
+}
+
+/// With a virtualenv's python3 (a symlink, kept unresolved), tasks import what only that venv
+/// has, and sys.executable is the venv's interpreter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtualenv_packages_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    let base = interpreter::resolve(None).unwrap();
+    let made = tokio::process::Command::new(&base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status();
+    assert!(tokio::time::timeout(PATIENCE, made)
+        .await
+        .unwrap()
+        .unwrap()
+        .success());
+    let site = tokio::process::Command::new(venv.join("bin/python3"))
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output();
+    let site = tokio::time::timeout(PATIENCE, site).await.unwrap().unwrap();
+    let site = PathBuf::from(String::from_utf8(site.stdout).unwrap().trim());
+    std::fs::write(site.join("only_in_venv.py"), "MARK = 1\n").unwrap();
+
+    let python = interpreter::resolve(Some(&venv.join("bin/python3"))).unwrap();
+    let command = SlotCommand {
+        python: python.clone(),
+        extra_path: fixtures().into_os_string(),
+    };
+    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    let report = run_one(
+        &slots,
+        &mut reports,
+        task(1, "tasks:imports", r#"["only_in_venv"]"#),
+    )
+    .await;
+    let [file, executable, prefix]: [String; 3] = serde_json::from_str(completed(&report)).unwrap();
+    assert!(file.starts_with(site.to_str().unwrap()), "{file}");
+    assert_eq!(Path::new(&executable), python);
+    assert_eq!(Path::new(&prefix), venv);
+    slots.shutdown().await;
+}
+
+/// A shutdown kills every slot process and returns once they are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_no_processes() {
+    let (slots, mut reports) = start(2);
+    let a = run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await;
+    slots.run(vec![task(2, "tasks:nap", "[3600]")]).await;
+    let pid: i32 = completed(&a).parse().unwrap();
+    tokio::time::timeout(PATIENCE, slots.shutdown())
+        .await
+        .expect("shutdown ends");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !gone(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "slot {pid} outlived the shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Not a test of behaviour: how many one-at-a-time tasks a slot turns around per second
+/// (`cargo test -p workwurm --release -- --ignored --nocapture slot_throughput`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn slot_throughput() {
+    for count in [1usize, 2] {
+        let (slots, mut reports) = start(count);
+        // Warm up every slot (process start and the import of `tasks`).
+        slots
+            .run(
+                (0..count as u64)
+                    .map(|i| task(i, "tasks:noop", "[0]"))
+                    .collect(),
+            )
+            .await;
+        for _ in 0..count {
+            next(&mut reports).await;
+        }
+        let n = 20_000u64;
+        let started = Instant::now();
+        // Keep every slot fed, as a coordinator would: one new task per report.
+        slots
+            .run(
+                (0..count as u64)
+                    .map(|i| task(100 + i, "tasks:noop", "[1]"))
+                    .collect(),
+            )
+            .await;
+        let mut sent = count as u64;
+        for _ in 0..n {
+            let report = next(&mut reports).await;
+            completed(&report);
+            if sent < n {
+                slots.run(vec![task(100 + sent, "tasks:noop", "[1]")]).await;
+                sent += 1;
+            }
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "{count} slot(s): {n} tasks in {:.2} s = {:.0} tasks/s",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+        slots.shutdown().await;
+    }
+}
