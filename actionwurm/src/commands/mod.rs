@@ -1,0 +1,48 @@
+//! What each subcommand does: validate what the user typed, ask the coordinator through
+//! `Client`, and turn the answer into an `Outcome` (text and exit code) without printing.
+//!
+//! `task` holds the task subcommands and `worker` the worker ones; `lib::run` dispatches to
+//! them. Input is checked before connecting, so a typo fails even with no coordinator running.
+
+pub mod task;
+pub mod worker;
+
+use crate::client::Client;
+use crate::error::ClientError;
+use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::TaskId;
+
+/// Connects to the coordinator as this process, named so in the coordinator's log.
+pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+    let name = format!("actionwurm (pid {})", std::process::id());
+    Client::connect(addr, &name).await
+}
+
+/// The selection for explicit ids, or `All` with `-a`.
+pub fn selection(ids: &[u64], all: bool) -> Selection {
+    if all {
+        Selection::All
+    } else {
+        Selection::Ids(ids.iter().copied().map(TaskId).collect())
+    }
+}
+
+/// At most `limit` items of a long list of notes, then one line saying how many were left out,
+/// so that `task play $(seq 10000)` does not flood the terminal.
+pub fn capped(mut lines: Vec<String>, limit: usize) -> Vec<String> {
+    if lines.len() > limit {
+        let rest = lines.len() - limit;
+        lines.truncate(limit);
+        lines.push(format!("... and {rest} more"));
+    }
+    lines
+}
+
+/// "1 task" or "3 tasks".
+pub fn tasks(count: usize) -> String {
+    if count == 1 {
+        "1 task".into()
+    } else {
+        format!("{count} tasks")
+    }
+}

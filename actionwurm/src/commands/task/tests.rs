@@ -1,0 +1,264 @@
+//! Tests of the task subcommands against the scripted coordinator: what is sent, what the user
+//! reads, and the exit code.
+
+use super::*;
+use crate::fake_coordinator::{shown_task, task, FakeCoordinator, Step};
+use tatzelwurm_proto::actioner::{Command, Reply, Selection};
+
+fn add_args(function: &str) -> AddArgs {
+    AddArgs {
+        function: function.into(),
+        args: None,
+        kwargs: None,
+        args_file: None,
+        play: false,
+    }
+}
+
+fn select(ids: &[u64], all: bool) -> SelectArgs {
+    SelectArgs {
+        ids: ids.to_vec(),
+        all,
+    }
+}
+
+/// Answers each `Add` with consecutive ids starting at 1.
+fn numbering() -> impl FnMut(&Command) -> Vec<Step> + Send + 'static {
+    let mut next = 1;
+    move |command| {
+        let Command::Add { tasks, .. } = command else {
+            panic!("unexpected {command:?}");
+        };
+        let ids = (next..next + tasks.len() as u64).map(TaskId).collect();
+        next += tasks.len() as u64;
+        vec![Step::Reply(Reply::Added(ids))]
+    }
+}
+
+/// An args file becomes one `Add` with a task per line; stdout holds only the ids.
+#[tokio::test]
+async fn args_file_is_one_round_trip() {
+    let path =
+        std::env::temp_dir().join(format!("actionwurm-test-{}-args.txt", std::process::id()));
+    std::fs::write(&path, "[1]\n[2, \"x\"]\n\n[3]\n").unwrap();
+    let fake = FakeCoordinator::start(numbering()).await;
+    let mut args = add_args("examples.words:count");
+    args.args_file = Some(path.clone());
+    args.kwargs = Some("{\"n\": 1}".into());
+    args.play = true;
+    let outcome = add(&fake.addr, &args).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(outcome, Outcome::success("1\n2\n3\n".into()));
+    let seen = fake.requests().await;
+    assert_eq!(seen.len(), 1);
+    let Command::Add { tasks, play } = &seen[0].command else {
+        panic!("not an add");
+    };
+    assert!(*play);
+    let args: Vec<&str> = tasks.iter().map(|t| t.args.as_str()).collect();
+    assert_eq!(args, vec!["[1]", "[2,\"x\"]", "[3]"]);
+    assert!(tasks.iter().all(|t| t.kwargs == "{\"n\":1}"));
+}
+
+/// A bad FUNC fails before connecting: the message is about FUNC, not the coordinator.
+#[tokio::test]
+async fn bad_function_fails_before_connecting() {
+    let err = add("127.0.0.1:1", &add_args("count")).await.unwrap_err();
+    assert!(err.to_string().contains("package.module:function"), "{err}");
+}
+
+/// Large inputs are split by count and by size, keeping the order.
+#[test]
+fn batches_split_by_count_and_bytes() {
+    let spec = |args: String| TaskSpec {
+        function: "m:f".into(),
+        args,
+        kwargs: "{}".into(),
+    };
+    let many: Vec<TaskSpec> = (0..BATCH_TASKS * 2 + 1)
+        .map(|i| spec(format!("[{i}]")))
+        .collect();
+    let sizes: Vec<usize> = batches(many).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![BATCH_TASKS, BATCH_TASKS, 1]);
+    let big = "x".repeat(BATCH_BYTES / 2);
+    let sizes: Vec<usize> = batches(vec![spec(big.clone()), spec(big.clone()), spec(big)])
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(sizes, vec![1, 1, 1]);
+}
+
+/// Playing named tasks of which one is running tells why and exits 1; with -a it exits 0.
+#[tokio::test]
+async fn play_reports_tasks_left_alone() {
+    let answer = || {
+        vec![Step::Reply(Reply::Changed {
+            changed: vec![TaskId(1), TaskId(2)],
+            unchanged: vec![(TaskId(4), TaskState::Running)],
+        })]
+    };
+    let fake = FakeCoordinator::start(move |_| answer()).await;
+    let outcome = change(&fake.addr, &select(&[1, 2, 4], false), Change::Play)
+        .await
+        .unwrap();
+    assert_eq!(outcome.stdout, "played 2 tasks\n");
+    assert_eq!(
+        outcome.stderr,
+        vec!["task 4 is running; only created tasks can be played"]
+    );
+    assert_eq!(outcome.exit, Exit::Failure);
+    let seen = fake.requests().await;
+    assert_eq!(
+        seen[0].command,
+        Command::Play(Selection::Ids(vec![TaskId(1), TaskId(2), TaskId(4)]))
+    );
+
+    let fake = FakeCoordinator::start(move |_| answer()).await;
+    let outcome = change(&fake.addr, &select(&[], true), Change::Play)
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit, Exit::Success);
+    assert_eq!(
+        fake.requests().await[0].command,
+        Command::Play(Selection::All)
+    );
+}
+
+/// Killing a finished task names its state and the rule.
+#[test]
+fn kill_note() {
+    let changed = Changed {
+        changed: vec![TaskId(3)],
+        unchanged: vec![(TaskId(4), TaskState::Completed)],
+    };
+    let outcome = change_outcome(&changed, false, Change::Kill);
+    assert_eq!(outcome.stdout, "killed 1 task\n");
+    assert_eq!(
+        outcome.stderr,
+        vec!["task 4 is completed; only unfinished tasks can be killed"]
+    );
+}
+
+/// `list --json` prints one array; the states asked for are sent.
+#[tokio::test]
+async fn list_json_is_one_array() {
+    let fake = FakeCoordinator::start(|_| {
+        vec![
+            Step::Reply(Reply::Tasks {
+                tasks: vec![task(1, TaskState::Failed)],
+                more: true,
+            }),
+            Step::Reply(Reply::Tasks {
+                tasks: vec![task(2, TaskState::Failed)],
+                more: false,
+            }),
+        ]
+    })
+    .await;
+    let args = ListArgs {
+        states: vec![TaskState::Failed],
+        json: true,
+    };
+    let outcome = list(&fake.addr, &args).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[1]["error"]["type"], "ValueError");
+    let seen = fake.requests().await;
+    assert_eq!(
+        seen[0].command,
+        Command::List {
+            states: vec![TaskState::Failed]
+        }
+    );
+}
+
+/// `show --json` is one object with the output.
+#[tokio::test]
+async fn show_json_is_one_object() {
+    let fake = FakeCoordinator::start(|_| {
+        vec![Step::Reply(Reply::Task(Box::new(shown_task(
+            5,
+            TaskState::Completed,
+        ))))]
+    })
+    .await;
+    let outcome = show(&fake.addr, &ShowArgs { id: 5, json: true })
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(json["id"], 5);
+    assert_eq!(json["stdout"], "counting\n");
+}
+
+/// An unknown id: the coordinator's sentence is the error.
+#[tokio::test]
+async fn show_unknown_task() {
+    let fake =
+        FakeCoordinator::start(|_| vec![Step::Reply(Reply::Error("there is no task 99".into()))])
+            .await;
+    let err = show(
+        &fake.addr,
+        &ShowArgs {
+            id: 99,
+            json: false,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(sentence(&err), "there is no task 99");
+}
+
+/// A wait where one task failed and one was killed exits 1 and names both.
+#[tokio::test]
+async fn wait_names_what_did_not_complete() {
+    let fake = FakeCoordinator::start(|_| {
+        vec![Step::Reply(Reply::Waited(vec![
+            task(1, TaskState::Completed),
+            task(2, TaskState::Failed),
+            task(3, TaskState::Killed),
+        ]))]
+    })
+    .await;
+    let args = WaitArgs {
+        select: select(&[1, 2, 3], false),
+        timeout: None,
+    };
+    let outcome = wait(&fake.addr, &args).await.unwrap();
+    assert_eq!(
+        outcome.stdout,
+        "waited for 3 tasks: 1 completed, 1 failed, 1 killed\n"
+    );
+    assert_eq!(
+        outcome.stderr,
+        vec!["task 2 failed: ValueError: bad value", "task 3 was killed"]
+    );
+    assert_eq!(outcome.exit, Exit::Failure);
+}
+
+/// A wait where every task completed exits 0.
+#[test]
+fn wait_success() {
+    let outcome = wait_outcome(&[task(1, TaskState::Completed), task(2, TaskState::Completed)]);
+    assert_eq!(
+        outcome,
+        Outcome::success("waited for 2 tasks: 2 completed\n".into())
+    );
+    assert_eq!(wait_outcome(&[]).exit, Exit::Success);
+}
+
+/// A wait that outlasts --timeout ends with exit 2 and says so, without hanging.
+#[tokio::test]
+async fn wait_times_out() {
+    let fake = FakeCoordinator::start(|_| vec![]).await;
+    let args = WaitArgs {
+        select: select(&[7, 8], false),
+        timeout: Some(0.2),
+    };
+    let outcome = wait(&fake.addr, &args).await.unwrap();
+    assert_eq!(outcome.exit, Exit::TimedOut);
+    assert_eq!(
+        outcome.stderr,
+        vec!["timed out after 0.2 s waiting for tasks 7, 8"]
+    );
+    assert!(outcome.stdout.is_empty());
+}

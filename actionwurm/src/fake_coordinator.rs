@@ -1,0 +1,147 @@
+//! A scripted coordinator for tests: the real protocol on a real socket, with made-up answers.
+//!
+//! Used by the tests of `client` and of the commands. It speaks through proto's `Connection` on
+//! `127.0.0.1:0`, so a test exercises our handshake, framing and request ids for real; only the
+//! answers come from a script instead of a task table. It serves one connection and records
+//! every request it received.
+
+use tatzelwurm_proto::actioner::{Command, FromActioner, Reply, ToActioner};
+use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome};
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::{Attempt, Connection, RequestId, TaskId};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How the fake answers the hello.
+pub enum Greeting {
+    /// Welcomes the actioner, as a real coordinator does.
+    Welcome,
+    /// Refuses it with this reason.
+    Refuse(String),
+    /// Reads the hello and never answers.
+    Silent,
+}
+
+/// One thing the fake does in answer to a request.
+pub enum Step {
+    /// Answers with this reply under the request's own id.
+    Reply(Reply),
+    /// Answers under another request id, as a confused or late peer would.
+    ReplyAs(u64, Reply),
+    /// Closes the connection without answering.
+    Close,
+}
+
+/// A running fake; `requests` ends it and tells what it received.
+pub struct FakeCoordinator {
+    /// Where to connect.
+    pub addr: String,
+    served: JoinHandle<Vec<FromActioner>>,
+}
+
+impl FakeCoordinator {
+    /// A fake that welcomes the actioner and answers each command with what `script` returns.
+    pub async fn start<S>(script: S) -> FakeCoordinator
+    where
+        S: FnMut(&Command) -> Vec<Step> + Send + 'static,
+    {
+        FakeCoordinator::greeting(Greeting::Welcome, script).await
+    }
+
+    /// A fake that answers the hello as `greeting` says, then follows `script`.
+    pub async fn greeting<S>(greeting: Greeting, script: S) -> FakeCoordinator
+    where
+        S: FnMut(&Command) -> Vec<Step> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let served = tokio::spawn(serve(listener, greeting, script));
+        FakeCoordinator { addr, served }
+    }
+
+    /// Every request received, once the client has gone (or the script closed).
+    pub async fn requests(self) -> Vec<FromActioner> {
+        self.served.await.expect("fake coordinator panicked")
+    }
+}
+
+async fn serve<S>(listener: TcpListener, greeting: Greeting, mut script: S) -> Vec<FromActioner>
+where
+    S: FnMut(&Command) -> Vec<Step>,
+{
+    let (stream, _) = listener.accept().await.expect("accept");
+    let mut conn: Connection<Hello, HelloReply> = Connection::new(stream).expect("frame");
+    let hello = conn.recv().await.expect("hello").expect("hello frame");
+    assert!(matches!(hello.role, Role::Actioner { .. }), "{hello:?}");
+    hello.check().expect("a valid hello");
+    let answer = match greeting {
+        Greeting::Welcome => HelloReply::Welcome(Welcome {
+            worker_id: None,
+            heartbeat_ms: 1000,
+        }),
+        Greeting::Refuse(reason) => HelloReply::Refused { reason },
+        Greeting::Silent => {
+            // Hold the connection open until the client gives up.
+            while let Ok(Some(_)) = conn.recv().await {}
+            return Vec::new();
+        }
+    };
+    conn.send(&answer).await.expect("send hello reply");
+    let mut conn: Connection<FromActioner, ToActioner> = conn.retype();
+    let mut seen = Vec::new();
+    while let Ok(Some(message)) = conn.recv().await {
+        let steps = script(&message.command);
+        let request = message.request;
+        seen.push(message);
+        for step in steps {
+            let (id, reply) = match step {
+                Step::Reply(reply) => (request, reply),
+                Step::ReplyAs(id, reply) => (RequestId(id), reply),
+                Step::Close => return seen,
+            };
+            if conn.send(&ToActioner { request: id, reply }).await.is_err() {
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+/// A plausible task in `state`, with times, a worker and a result or error to match, so that
+/// tests of rendering and of commands have something realistic to show.
+pub fn task(id: u64, state: TaskState) -> TaskInfo {
+    let started = !matches!(state, TaskState::Created | TaskState::Ready);
+    TaskInfo {
+        id: TaskId(id),
+        state,
+        spec: TaskSpec {
+            function: "examples.words:count".into(),
+            args: r#"["a b c", 2]"#.into(),
+            kwargs: r#"{"lower":true}"#.into(),
+        },
+        result: (state == TaskState::Completed).then(|| r#"{"words":3}"#.into()),
+        error: (state == TaskState::Failed).then(|| TaskError {
+            kind: "ValueError".into(),
+            message: "bad value".into(),
+            traceback:
+                "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad value"
+                    .into(),
+        }),
+        worker: started.then(|| "host:42".into()),
+        attempts: Attempt(u32::from(started)),
+        created_at: Timestamp(1_795_484_412_000),
+        started_at: started.then_some(Timestamp(1_795_484_413_000)),
+        finished_at: state.is_finished().then_some(Timestamp(1_795_484_414_200)),
+        output: None,
+    }
+}
+
+/// `task(id, state)` with captured output, as `Show` answers.
+pub fn shown_task(id: u64, state: TaskState) -> TaskInfo {
+    let mut info = task(id, state);
+    info.output = Some(TaskOutput {
+        stdout: "counting\n".into(),
+        stderr: "warning: slow\n".into(),
+    });
+    info
+}

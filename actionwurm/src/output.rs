@@ -1,0 +1,297 @@
+//! What scripts read and how everything reaches the terminal: the JSON form of tasks and
+//! workers, the one-sentence form of errors, and `emit`, which writes an `Outcome`.
+//!
+//! Used by `commands` (JSON and error sentences) and by `main` (`emit`). The JSON keys and value
+//! types are a contract for scripts: add keys freely, never rename or retype one.
+
+use crate::error::ClientError;
+use crate::outcome::Outcome;
+use serde::Serialize;
+use serde_json::Value;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use tatzelwurm_proto::actioner::WorkerInfo;
+use tatzelwurm_proto::task::{TaskError, TaskInfo, Timestamp};
+use tatzelwurm_proto::COORDINATOR_ENV;
+
+/// One task as scripts read it: arguments and result as JSON values, times as seconds since
+/// the epoch, the error as an object or null.
+#[derive(Debug, Serialize)]
+pub struct TaskJson<'a> {
+    id: u64,
+    state: &'static str,
+    function: &'a str,
+    args: Value,
+    kwargs: Value,
+    result: Value,
+    error: Option<ErrorJson<'a>>,
+    worker: Option<&'a str>,
+    attempts: u32,
+    created_at: f64,
+    started_at: Option<f64>,
+    finished_at: Option<f64>,
+    #[serde(flatten)]
+    output: Option<OutputJson<'a>>,
+}
+
+/// A task's error: the exception's type, message and traceback.
+#[derive(Debug, Serialize)]
+struct ErrorJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+    traceback: &'a str,
+}
+
+/// What `task show` adds: the captured output (null where the coordinator sent none).
+#[derive(Debug, Serialize)]
+struct OutputJson<'a> {
+    stdout: Option<&'a str>,
+    stderr: Option<&'a str>,
+}
+
+/// One worker as scripts read it.
+#[derive(Debug, Serialize)]
+pub struct WorkerJson<'a> {
+    id: u64,
+    name: &'a str,
+    address: &'a str,
+    slots: u32,
+    running: u32,
+    done: u64,
+    python: &'a str,
+    connected_at: f64,
+}
+
+impl<'a> TaskJson<'a> {
+    /// The JSON of a task; `with_output` adds `stdout` and `stderr`, as `task show` does.
+    pub fn new(info: &'a TaskInfo, with_output: bool) -> TaskJson<'a> {
+        TaskJson {
+            id: info.id.0,
+            state: info.state.as_str(),
+            function: &info.spec.function,
+            args: json_value(&info.spec.args),
+            kwargs: json_value(&info.spec.kwargs),
+            result: info.result.as_deref().map_or(Value::Null, json_value),
+            error: info.error.as_ref().map(ErrorJson::new),
+            worker: info.worker.as_deref(),
+            attempts: info.attempts.0,
+            created_at: info.created_at.as_secs_f64(),
+            started_at: info.started_at.map(Timestamp::as_secs_f64),
+            finished_at: info.finished_at.map(Timestamp::as_secs_f64),
+            output: with_output.then(|| OutputJson {
+                stdout: info.output.as_ref().map(|o| o.stdout.as_str()),
+                stderr: info.output.as_ref().map(|o| o.stderr.as_str()),
+            }),
+        }
+    }
+}
+
+impl<'a> ErrorJson<'a> {
+    fn new(error: &'a TaskError) -> ErrorJson<'a> {
+        ErrorJson {
+            kind: &error.kind,
+            message: &error.message,
+            traceback: &error.traceback,
+        }
+    }
+}
+
+impl<'a> WorkerJson<'a> {
+    /// The JSON of a worker.
+    pub fn new(info: &'a WorkerInfo) -> WorkerJson<'a> {
+        WorkerJson {
+            id: info.id.0,
+            name: &info.name,
+            address: &info.address,
+            slots: info.slots,
+            running: info.running,
+            done: info.done,
+            python: &info.python,
+            connected_at: info.connected_at.as_secs_f64(),
+        }
+    }
+}
+
+/// JSON text as a value; text that is not JSON (which the coordinator should never send) is
+/// kept as a string rather than lost.
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
+}
+
+/// Indented JSON with a final newline, for stdout.
+pub fn to_json_text<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// An error as the one sentence a user reads; an unreachable coordinator gets the hint of how
+/// to start one or point at another.
+pub fn sentence(err: &anyhow::Error) -> String {
+    let mut text = format!("{err:#}");
+    if err
+        .downcast_ref::<ClientError>()
+        .is_some_and(ClientError::is_unreachable)
+    {
+        text.push_str(&format!(
+            "; start it with `tatzelwurm` or set --coordinator / {COORDINATOR_ENV}"
+        ));
+    }
+    text
+}
+
+/// Writes an outcome to the terminal and gives the exit code. A closed stdout (`| head`) is not
+/// an error: the reader has what it wanted.
+pub fn emit(outcome: &Outcome) -> ExitCode {
+    let mut code = outcome.exit.code();
+    if let Err(err) = write_stdout(&outcome.stdout) {
+        if err.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("actionwurm: cannot write to standard output: {err}");
+            code = code.max(1);
+        }
+    }
+    let mut stderr = io::stderr().lock();
+    for line in &outcome.stderr {
+        // Nothing sensible is left to do if stderr itself is gone.
+        let _ = writeln!(stderr, "actionwurm: {line}");
+    }
+    ExitCode::from(code)
+}
+
+fn write_stdout(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_coordinator::{shown_task, task};
+    use tatzelwurm_proto::task::TaskState;
+    use tatzelwurm_proto::WorkerId;
+
+    fn as_value<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    /// A failed task has every contract key, with the contract's value types.
+    #[test]
+    fn failed_task_json() {
+        let info = task(4, TaskState::Failed);
+        let json = as_value(&TaskJson::new(&info, false));
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = vec![
+            "id",
+            "state",
+            "function",
+            "args",
+            "kwargs",
+            "result",
+            "error",
+            "worker",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "keys (serde_json sorts them)");
+        assert_eq!(json["id"], 4);
+        assert_eq!(json["state"], "failed");
+        assert_eq!(json["function"], "examples.words:count");
+        assert_eq!(json["args"], serde_json::json!(["a b c", 2]));
+        assert_eq!(json["kwargs"], serde_json::json!({"lower": true}));
+        assert_eq!(json["result"], Value::Null);
+        assert_eq!(json["error"]["type"], "ValueError");
+        assert_eq!(json["error"]["message"], "bad value");
+        assert!(json["error"]["traceback"]
+            .as_str()
+            .unwrap()
+            .starts_with("Traceback"));
+        assert_eq!(json["worker"], "host:42");
+        assert_eq!(json["attempts"], 1);
+        assert_eq!(json["created_at"].as_f64(), Some(1_795_484_412.0));
+        assert_eq!(json["finished_at"].as_f64(), Some(1_795_484_414.2));
+    }
+
+    /// A completed task's result is the JSON value; a created one has nulls where nothing happened.
+    #[test]
+    fn result_and_nulls() {
+        let done = task(1, TaskState::Completed);
+        let json = as_value(&TaskJson::new(&done, false));
+        assert_eq!(json["result"], serde_json::json!({"words": 3}));
+        assert_eq!(json["error"], Value::Null);
+        let created = task(2, TaskState::Created);
+        let json = as_value(&TaskJson::new(&created, false));
+        for key in ["result", "error", "worker", "started_at", "finished_at"] {
+            assert_eq!(json[key], Value::Null, "{key}");
+        }
+        assert_eq!(json["attempts"], 0);
+    }
+
+    /// `show` adds the output; a list leaves it out.
+    #[test]
+    fn output_only_in_show() {
+        let info = shown_task(3, TaskState::Completed);
+        let shown = as_value(&TaskJson::new(&info, true));
+        assert_eq!(shown["stdout"], "counting\n");
+        assert_eq!(shown["stderr"], "warning: slow\n");
+        let listed = as_value(&TaskJson::new(&info, false));
+        assert!(listed.get("stdout").is_none());
+    }
+
+    /// Keys come out in the documented order, id first, in the printed text.
+    #[test]
+    fn printed_key_order() {
+        let info = task(1, TaskState::Ready);
+        let text = to_json_text(&[TaskJson::new(&info, false)]).unwrap();
+        assert!(
+            text.starts_with("[\n  {\n    \"id\": 1,\n    \"state\": \"ready\""),
+            "{text}"
+        );
+        assert!(text.ends_with("]\n"));
+    }
+
+    /// A worker has exactly its contract keys.
+    #[test]
+    fn worker_json() {
+        let info = WorkerInfo {
+            id: WorkerId(2),
+            name: "host:7".into(),
+            address: "127.0.0.1:4000".into(),
+            slots: 4,
+            running: 1,
+            done: 10,
+            python: "3.11.7".into(),
+            connected_at: Timestamp(1_500),
+        };
+        let json = as_value(&WorkerJson::new(&info));
+        assert_eq!(
+            json,
+            serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
+                "running": 1, "done": 10, "python": "3.11.7", "connected_at": 1.5})
+        );
+    }
+
+    /// An unreachable coordinator gets the hint; a rejection is shown as it is.
+    #[test]
+    fn error_sentences() {
+        let unreachable = anyhow::Error::new(ClientError::Unreachable {
+            addr: "127.0.0.1:5677".into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(
+            sentence(&unreachable),
+            "cannot reach the coordinator at 127.0.0.1:5677 (connection refused); start it with `tatzelwurm` or set --coordinator / TATZELWURM_COORDINATOR"
+        );
+        let rejected = anyhow::Error::new(ClientError::Rejected("there is no task 9".into()));
+        assert_eq!(sentence(&rejected), "there is no task 9");
+    }
+}

@@ -1,0 +1,235 @@
+//! Turning what a user typed for `task add` into `TaskSpec`s, with errors that show the fix.
+//!
+//! Used by `commands::task` before it connects, so that a typo fails at once and adds nothing.
+//! Checks `FUNC`'s shape, that `--args` is a JSON array and `--kwargs` a JSON object, and reads
+//! an `--args-file` of one JSON array per line; arguments are re-encoded as compact JSON text,
+//! the form `TaskSpec` carries.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::Path;
+use tatzelwurm_proto::task::TaskSpec;
+
+/// Checks that `func` is `package.module:function` or `path/to/file.py:function`, the two forms a
+/// worker can import, so that a slip fails here rather than as a traceback on a worker.
+pub fn check_function(func: &str) -> Result<()> {
+    let well_formed = match func.rsplit_once(':') {
+        Some((module, function)) => is_identifier(function) && is_module(module),
+        None => false,
+    };
+    if !well_formed {
+        bail!(
+            "`{func}` is not a function a worker can import; write `package.module:function` or `path/to/file.py:function`"
+        );
+    }
+    Ok(())
+}
+
+/// A dotted module path, or any non-empty path of a `.py` file.
+fn is_module(module: &str) -> bool {
+    if module.ends_with(".py") {
+        return module.len() > ".py".len();
+    }
+    module.split('.').all(is_identifier)
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) if first == '_' || first.is_alphabetic() => {
+            chars.all(|c| c == '_' || c.is_alphanumeric())
+        }
+        _ => false,
+    }
+}
+
+/// `--args` as compact JSON text; `[]` when not given.
+pub fn parse_args(text: Option<&str>) -> Result<String> {
+    let Some(text) = text else {
+        return Ok("[]".into());
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Array(_)) => Ok(value.to_string()),
+        Ok(other) => bail!(
+            "--args is not a JSON array: it is {}; for example --args '[1, \"a\"]'",
+            kind_of(&other)
+        ),
+        Err(err) => bail!("--args is not a JSON array: {err}; for example --args '[1, \"a\"]'"),
+    }
+}
+
+/// `--kwargs` as compact JSON text; `{}` when not given.
+pub fn parse_kwargs(text: Option<&str>) -> Result<String> {
+    let Some(text) = text else {
+        return Ok("{}".into());
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => Ok(value.to_string()),
+        Ok(other) => bail!(
+            "--kwargs is not a JSON object: it is {}; for example --kwargs '{{\"n\": 3}}'",
+            kind_of(&other)
+        ),
+        Err(err) => {
+            bail!("--kwargs is not a JSON object: {err}; for example --kwargs '{{\"n\": 3}}'")
+        }
+    }
+}
+
+/// Reads an `--args-file` and makes one spec per non-blank line, all sharing `function` and
+/// `kwargs`. One bad line fails the whole file, so that nothing is added half-way.
+pub fn specs_from_file(path: &Path, function: &str, kwargs: &str) -> Result<Vec<TaskSpec>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --args-file {}", path.display()))?;
+    specs_from_lines(&path.display().to_string(), &text, function, kwargs)
+}
+
+/// The body of `specs_from_file`, apart from reading the file; `name` is how errors call it.
+pub fn specs_from_lines(
+    name: &str,
+    text: &str,
+    function: &str,
+    kwargs: &str,
+) -> Result<Vec<TaskSpec>> {
+    let mut specs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let args = args_line(line).map_err(|why| {
+            anyhow::anyhow!(
+                "{name} line {} is not a JSON array: {why}; write one array of arguments per line, such as [1, \"a\"]; nothing was added",
+                index + 1
+            )
+        })?;
+        specs.push(TaskSpec {
+            function: function.into(),
+            args,
+            kwargs: kwargs.into(),
+        });
+    }
+    if specs.is_empty() {
+        bail!(
+            "{name} has no tasks: every line is blank; write one JSON array of arguments per line"
+        );
+    }
+    Ok(specs)
+}
+
+fn args_line(line: &str) -> std::result::Result<String, String> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(value @ Value::Array(_)) => Ok(value.to_string()),
+        Ok(other) => Err(format!("it is {}", kind_of(&other))),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// "a JSON object", "a string", ...: what was given instead of what was asked for.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both documented forms pass; anything without a module, a function or a colon fails with
+    /// a message naming both forms.
+    #[test]
+    fn function_shapes() {
+        for good in [
+            "examples.words:count",
+            "m:f",
+            "path/to/file.py:main",
+            "./t.py:_run",
+            "pkg.sub:f2",
+        ] {
+            assert!(check_function(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "count", "m:", ":f", "m:2f", "a..b:f", "m:f-g", ".py:f", "m.f",
+        ] {
+            let err = check_function(bad).unwrap_err().to_string();
+            assert!(err.contains("package.module:function"), "{bad}: {err}");
+            assert!(err.contains("path/to/file.py:function"), "{bad}: {err}");
+        }
+    }
+
+    /// Arguments are re-encoded compactly; defaults are the empty array and object.
+    #[test]
+    fn args_and_kwargs_are_compact_json() {
+        assert_eq!(parse_args(None).unwrap(), "[]");
+        assert_eq!(
+            parse_args(Some("[1, \"a\", {\"b\": null}]")).unwrap(),
+            r#"[1,"a",{"b":null}]"#
+        );
+        assert_eq!(parse_kwargs(None).unwrap(), "{}");
+        assert_eq!(parse_kwargs(Some("{\"n\": 3}")).unwrap(), r#"{"n":3}"#);
+    }
+
+    /// Bad `--args` says what is wrong and shows a correct example.
+    #[test]
+    fn bad_args_explain_themselves() {
+        let err = parse_args(Some("[1,")).unwrap_err().to_string();
+        assert!(err.starts_with("--args is not a JSON array: "), "{err}");
+        assert!(err.ends_with("for example --args '[1, \"a\"]'"), "{err}");
+        let err = parse_args(Some("{\"a\": 1}")).unwrap_err().to_string();
+        assert!(err.contains("it is an object"), "{err}");
+        let err = parse_kwargs(Some("[1]")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--kwargs is not a JSON object: it is an array"),
+            "{err}"
+        );
+    }
+
+    /// Each non-blank line is one task with the shared kwargs.
+    #[test]
+    fn args_file_lines_become_tasks() {
+        let text = "[1]\n\n  \n[\"two\", 2]\r\n[]\n";
+        let specs = specs_from_lines("jobs.txt", text, "m:f", r#"{"k":1}"#).unwrap();
+        let args: Vec<&str> = specs.iter().map(|s| s.args.as_str()).collect();
+        assert_eq!(args, vec!["[1]", r#"["two",2]"#, "[]"]);
+        assert!(specs
+            .iter()
+            .all(|s| s.function == "m:f" && s.kwargs == r#"{"k":1}"#));
+    }
+
+    /// A bad line names the file and its line number, counting blank lines.
+    #[test]
+    fn bad_args_file_line_is_located() {
+        let err = specs_from_lines("jobs.txt", "[1]\n\n{\"a\":1}\n", "m:f", "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("jobs.txt line 3 is not a JSON array: it is an object"),
+            "{err}"
+        );
+        let err = specs_from_lines("jobs.txt", "[1]\nnope\n", "m:f", "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("jobs.txt line 2 is not a JSON array: "),
+            "{err}"
+        );
+        let err = specs_from_lines("jobs.txt", "\n \n", "m:f", "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no tasks"), "{err}");
+    }
+
+    /// A missing file is named in the error.
+    #[test]
+    fn missing_args_file_is_named() {
+        let err = specs_from_file(Path::new("/nonexistent/jobs.txt"), "m:f", "{}").unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("cannot read --args-file /nonexistent/jobs.txt: "),
+            "{err:#}"
+        );
+    }
+}
