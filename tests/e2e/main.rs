@@ -1,0 +1,43 @@
+//! End-to-end tests: each starts the real `tatzelwurm`, `workwurm` and `actionwurm` through the
+//! harness (a cluster of its own in a temp dir) and checks one behaviour a user relies on.
+//!
+//! Build the binaries first: `cargo build --workspace --bins && cargo test -p tatzelwurm-e2e`.
+//! On 2 cores the suite takes about 8 s with the default test threads (14 s with
+//! `--test-threads=1`); no test starts more than a coordinator, two workers and their slots, so
+//! raising `--test-threads` is safe (it passed with three suites of 8 threads at once).
+//!
+//! Layout, one behaviour per module:
+//! - [`submit`]: many tasks over several workers; the ways to name a function; kwargs.
+//! - [`failures`]: tasks that raise, are called wrongly, or return what JSON cannot carry.
+//! - [`kill`]: `task kill` of a running task, of the processes it started, of waiting tasks.
+//! - [`slot_crash`]: a slot process that dies, and a worker killed with its slots.
+//! - [`restart`]: a coordinator stopped (gracefully or killed) and started on the same database.
+//! - [`garbage`]: bytes that are not the protocol on the coordinator's port.
+//! - [`output`]: a task printing megabytes.
+//! - [`venv`]: a task importing a package that only the worker's virtualenv has.
+//! - [`cli_errors`]: what the CLI says when a command cannot be done.
+//! - [`cli_semantics`]: `task add` output, `task wait -a`, `task list --state`.
+//! - [`workers`]: `worker list`.
+
+mod cli_errors;
+mod cli_semantics;
+mod failures;
+mod garbage;
+mod kill;
+mod output;
+mod restart;
+mod slot_crash;
+mod submit;
+mod venv;
+mod workers;
+
+use std::time::Duration;
+
+/// How long a short task may take from being played to being finished, on a loaded machine
+/// running several tests at once.
+pub const TASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// JSON array lines `[i]` for `task add --args-file`, one per number.
+pub fn number_lines(numbers: impl IntoIterator<Item = u64>) -> Vec<String> {
+    numbers.into_iter().map(|i| format!("[{i}]")).collect()
+}
