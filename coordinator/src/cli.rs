@@ -17,6 +17,10 @@ pub struct Cli {
     /// Seconds between a worker's heartbeats.
     #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
     pub heartbeat: f64,
+    /// Seconds a worker may stay silent (no heartbeat, no report) before it is taken for dead
+    /// and its tasks are requeued, even if its connection stays open.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    pub lease: f64,
 }
 
 impl Cli {
@@ -24,6 +28,7 @@ impl Cli {
     pub fn config(&self) -> crate::Config {
         crate::Config {
             heartbeat: Duration::from_secs_f64(self.heartbeat),
+            lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs(5),
         }
     }

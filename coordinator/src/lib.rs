@@ -38,6 +38,9 @@ use workers::WorkersHandle;
 pub struct Config {
     /// How often workers must send a heartbeat (told to them in the welcome).
     pub heartbeat: Duration,
+    /// How long a worker may stay silent before its connection is closed and its tasks are
+    /// requeued; its heartbeats renew it.
+    pub lease: Duration,
     /// How long a new connection may take to send its hello.
     pub handshake_timeout: Duration,
 }

@@ -1,6 +1,8 @@
 //! One worker's connection, after its hello: registers it with the worker actor, welcomes it,
 //! and then runs a reader (reports, heartbeats → the actors) and a writer (runs, kills and
-//! acknowledgements from the task actor → the socket). When either side ends, the worker is
+//! acknowledgements from the task actor → the socket). The worker's lease is this connection:
+//! every frame renews it, and a worker silent for longer than `lease` (hung, or stopped with
+//! SIGSTOP) is dropped as if its connection had ended. When either side ends, the worker is
 //! removed first and then reported lost, so that no new task is granted to it after its tasks
 //! were requeued.
 
@@ -40,13 +42,17 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     ctx.tasks.wake().await;
     let ended = loop {
         tokio::select! {
-            frame = reader.recv() => match frame {
-                Ok(Some(FromWorker::Reports(reports))) => {
+            frame = tokio::time::timeout(ctx.config.lease, reader.recv()) => match frame {
+                Ok(Ok(Some(FromWorker::Reports(reports)))) => {
                     ctx.tasks.reports(id, sender.clone(), reports).await;
                 }
-                Ok(Some(FromWorker::Heartbeat { .. })) => {}
-                Ok(None) => break "closed its connection".to_string(),
-                Err(err) => break err.to_string(),
+                Ok(Ok(Some(FromWorker::Heartbeat { .. }))) => {}
+                Ok(Ok(None)) => break "closed its connection".to_string(),
+                Ok(Err(err)) => break err.to_string(),
+                Err(_) => break format!(
+                    "sent nothing for {:.1} s, past its lease; its tasks are requeued",
+                    ctx.config.lease.as_secs_f64()
+                ),
             },
             written = &mut writing => {
                 break match written {
