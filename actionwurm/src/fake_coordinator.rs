@@ -118,6 +118,7 @@ pub fn task(id: u64, state: TaskState) -> TaskInfo {
             function: "examples.words:count".into(),
             args: r#"["a b c", 2]"#.into(),
             kwargs: r#"{"lower":true}"#.into(),
+            policy: tatzelwurm_proto::task::TaskPolicy::default(),
         },
         result: (state == TaskState::Completed).then(|| r#"{"words":3}"#.into()),
         error: (state == TaskState::Failed).then(|| TaskError {
@@ -128,6 +129,9 @@ pub fn task(id: u64, state: TaskState) -> TaskInfo {
                     .into(),
         }),
         worker: started.then(|| "host:42".into()),
+        failures: 0,
+        crashes: 0,
+        retry_at: None,
         attempts: Attempt(u32::from(started)),
         created_at: Timestamp(1_795_484_412_000),
         started_at: started.then_some(Timestamp(1_795_484_413_000)),

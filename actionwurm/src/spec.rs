@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::Path;
-use tatzelwurm_proto::task::TaskSpec;
+use tatzelwurm_proto::task::{TaskPolicy, TaskSpec};
 
 /// Checks that `func` is `package.module:function` or `path/to/file.py:function`, the two forms a
 /// worker can import, so that a slip fails here rather than as a traceback on a worker.
@@ -105,6 +105,7 @@ pub fn specs_from_lines(
             function: function.into(),
             args,
             kwargs: kwargs.into(),
+            policy: TaskPolicy::default(),
         });
     }
     if specs.is_empty() {

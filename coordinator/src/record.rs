@@ -18,6 +18,12 @@ pub struct TaskRecord {
     pub state: TaskState,
     /// How many times it was handed to a worker; the current attempt's fencing token.
     pub attempt: Attempt,
+    /// Attempts that failed (raised, crashed their slot, timed out); checked against retries.
+    pub failures: u32,
+    /// Attempts lost with their worker; checked against the crash limit.
+    pub crashes: u32,
+    /// When a `waiting` task becomes `ready` again.
+    pub retry_at: Option<Timestamp>,
     /// Name of the worker of the latest attempt.
     pub worker: Option<String>,
     /// JSON text of the result, once completed.
@@ -42,6 +48,9 @@ impl TaskRecord {
             spec,
             state,
             attempt: Attempt(0),
+            failures: 0,
+            crashes: 0,
+            retry_at: None,
             worker: None,
             result: None,
             error: None,
@@ -62,6 +71,9 @@ impl TaskRecord {
             error: self.error.clone(),
             worker: self.worker.clone(),
             attempts: self.attempt,
+            failures: self.failures,
+            crashes: self.crashes,
+            retry_at: self.retry_at,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,

@@ -171,6 +171,7 @@ mod tests {
             function: "m:f".into(),
             args: "[1]".into(),
             kwargs: "{}".into(),
+            policy: tatzelwurm_proto::task::TaskPolicy::default(),
         };
         TaskRecord::new(TaskId(id), spec, TaskState::Created, Timestamp(5))
     }

@@ -22,13 +22,53 @@ pub struct TaskSpec {
     pub args: String,
     /// A JSON object: the keyword arguments.
     pub kwargs: String,
+    /// What happens when an attempt fails, is lost, or runs too long.
+    pub policy: TaskPolicy,
 }
+
+/// How a task is retried, fenced and timed, chosen when it is added.
+///
+/// At-least-once is the default: a task whose worker is lost while it runs is run again, up to
+/// `crash_limit` times. `at_most_once` turns that off for tasks that must never start twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPolicy {
+    /// Never start the task twice: if its worker is lost while it runs, it ends `failed`
+    /// ("lost with its worker") instead of going back to `ready`.
+    pub at_most_once: bool,
+    /// How many more attempts a task that raises (or times out) gets.
+    pub retries: u32,
+    /// Base of the exponential backoff before a retry, in milliseconds: the n-th retry waits
+    /// about `backoff_ms * 2^(n-1)`, with jitter so that retries do not arrive in step.
+    pub backoff_ms: u64,
+    /// An attempt running longer than this many milliseconds is killed and counts as a failure.
+    pub timeout_ms: Option<u64>,
+    /// How many attempts may be lost with their worker before the task fails, so a task that
+    /// kills its worker cannot loop forever.
+    pub crash_limit: u32,
+}
+
+impl Default for TaskPolicy {
+    fn default() -> Self {
+        TaskPolicy {
+            at_most_once: false,
+            retries: 0,
+            backoff_ms: 1_000,
+            timeout_ms: None,
+            crash_limit: DEFAULT_CRASH_LIMIT,
+        }
+    }
+}
+
+/// How many attempts a task may lose with its worker unless told otherwise.
+pub const DEFAULT_CRASH_LIMIT: u32 = 5;
 
 /// Where a task is in its life. Spelled in lower case everywhere a person or a script reads it.
 ///
 /// `created` → `ready` (played) → `running` (handed to a worker) → `completed` | `failed`, and
-/// `killed` from `created`, `ready` or `running`. A running task whose worker is lost goes back
-/// to `ready`. DESIGN.md draws the whole machine.
+/// `killed` from `created`, `ready`, `waiting` or `running`. A failed attempt with retries left
+/// goes to `waiting` until its backoff passes, then to `ready`. A running task whose worker is
+/// lost goes back to `ready` (or ends `failed` when at-most-once or past its crash limit).
+/// DESIGN.md draws the whole machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Added but not yet played: it waits for `task play`.
@@ -37,6 +77,8 @@ pub enum TaskState {
     Ready,
     /// Handed to a worker, which runs it in one of its slots.
     Running,
+    /// An attempt failed and a retry is due once its backoff has passed.
+    Waiting,
     /// The function returned; its result is stored.
     Completed,
     /// The function raised, crashed its interpreter, or returned something that is not JSON.
@@ -47,10 +89,11 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in the order of a task's life; used to parse and to list them.
-    pub const ALL: [TaskState; 6] = [
+    pub const ALL: [TaskState; 7] = [
         TaskState::Created,
         TaskState::Ready,
         TaskState::Running,
+        TaskState::Waiting,
         TaskState::Completed,
         TaskState::Failed,
         TaskState::Killed,
@@ -62,6 +105,7 @@ impl TaskState {
             TaskState::Created => "created",
             TaskState::Ready => "ready",
             TaskState::Running => "running",
+            TaskState::Waiting => "waiting",
             TaskState::Completed => "completed",
             TaskState::Failed => "failed",
             TaskState::Killed => "killed",
@@ -166,6 +210,12 @@ pub struct TaskInfo {
     pub worker: Option<String>,
     /// How many times it was handed to a worker.
     pub attempts: Attempt,
+    /// How many attempts failed (raised, crashed their slot, or timed out).
+    pub failures: u32,
+    /// How many attempts were lost with their worker.
+    pub crashes: u32,
+    /// For a `waiting` task: when its retry becomes `ready`.
+    pub retry_at: Option<Timestamp>,
     /// When it was added.
     pub created_at: Timestamp,
     /// When its latest attempt was handed to a worker.

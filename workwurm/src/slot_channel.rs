@@ -226,6 +226,7 @@ mod tests {
                 function: "m:f".into(),
                 args: "[1]".into(),
                 kwargs: "{}".into(),
+                policy: tatzelwurm_proto::task::TaskPolicy::default(),
             },
         };
         let bytes = encode_run([&assignment]);

@@ -10,6 +10,7 @@ fn spec(n: u32) -> TaskSpec {
         function: "m:f".into(),
         args: format!("[{n}]"),
         kwargs: "{}".into(),
+        policy: tatzelwurm_proto::task::TaskPolicy::default(),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::output::{sentence, to_json_text, TaskJson};
 use crate::{spec, table};
 use anyhow::Result;
 use std::time::Duration;
-use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskInfo, TaskPolicy, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 
 /// Most tasks sent in one `Add`: one round trip for any ordinary file, frames well under the limit.
@@ -73,6 +73,7 @@ fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
             function: args.function.clone(),
             args: spec::parse_args(args.args.as_deref())?,
             kwargs,
+            policy: TaskPolicy::default(),
         }]),
     }
 }

@@ -12,6 +12,7 @@ fn spec(n: u32) -> TaskSpec {
         function: "tasks:square".into(),
         args: format!("[{n}]"),
         kwargs: "{}".into(),
+        policy: tatzelwurm_proto::task::TaskPolicy::default(),
     }
 }
 

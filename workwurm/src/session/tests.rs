@@ -83,6 +83,7 @@ fn assignment(task: u64, attempt: u32, function: &str, args: &str) -> Assignment
             function: function.into(),
             args: args.into(),
             kwargs: "{}".into(),
+            policy: tatzelwurm_proto::task::TaskPolicy::default(),
         },
     }
 }

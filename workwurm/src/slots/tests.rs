@@ -30,6 +30,7 @@ fn task(id: u64, function: &str, args: &str) -> Assignment {
             function: function.into(),
             args: args.into(),
             kwargs: "{}".into(),
+            policy: tatzelwurm_proto::task::TaskPolicy::default(),
         },
     }
 }

@@ -74,6 +74,7 @@ fn batches_split_by_count_and_bytes() {
         function: "m:f".into(),
         args,
         kwargs: "{}".into(),
+        policy: tatzelwurm_proto::task::TaskPolicy::default(),
     };
     let many: Vec<TaskSpec> = (0..BATCH_TASKS * 2 + 1)
         .map(|i| spec(format!("[{i}]")))
