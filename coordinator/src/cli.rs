@@ -21,6 +21,9 @@ pub struct Cli {
     /// and its tasks are requeued, even if its connection stays open.
     #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
     pub lease: f64,
+    /// Seconds a new connection may take to introduce itself before it is closed.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    pub handshake_timeout: f64,
 }
 
 impl Cli {
@@ -29,7 +32,7 @@ impl Cli {
         crate::Config {
             heartbeat: Duration::from_secs_f64(self.heartbeat),
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
         }
     }
 }

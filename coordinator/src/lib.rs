@@ -6,6 +6,7 @@
 //! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
 //! - [`tasks`] and [`workers`]: the two actors that own those tables, and their handles.
 //! - [`waiters`]: open `task wait` requests, held by the task actor.
+//! - [`retry`]: how long a failed attempt waits before its retry (backoff with jitter).
 //! - [`listener`], [`handshake`], [`worker_conn`], [`actioner_conn`]: the network side.
 //!
 //! `run` takes an open store, a bound listener and a shutdown future, so a test can start a
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod handshake;
 pub mod listener;
 pub mod record;
+pub mod retry;
 pub mod store;
 pub mod task_table;
 pub mod tasks;
@@ -41,7 +43,7 @@ pub struct Config {
     /// How long a worker may stay silent before its connection is closed and its tasks are
     /// requeued; its heartbeats renew it.
     pub lease: Duration,
-    /// How long a new connection may take to send its hello.
+    /// How long a new connection may take to send its hello before it is closed.
     pub handshake_timeout: Duration,
 }
 
@@ -65,7 +67,11 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     let loaded = store.load()?;
     let count = loaded.tasks.len();
-    let table = TaskTable::recover(loaded.tasks, loaded.next_task_id);
+    let table = TaskTable::recover(
+        loaded.tasks,
+        loaded.next_task_id,
+        tatzelwurm_proto::task::Timestamp::now(),
+    );
     info!(tasks = count, next_id = loaded.next_task_id, "store loaded");
     let workers = WorkersHandle::new();
     let tasks = TasksHandle::new(table, store, workers.clone());

@@ -6,10 +6,11 @@
 //! (as HyperQueue tests its scheduler). Only the task actor (`tasks.rs`) holds one.
 
 use crate::record::TaskRecord;
+use crate::retry::{self, Jitter};
 use crate::store::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use tatzelwurm_proto::actioner::Selection;
-use tatzelwurm_proto::task::{Outcome, TaskInfo, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{Outcome, TaskError, TaskInfo, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
 
@@ -40,6 +41,18 @@ pub struct ReportEffect {
     pub freed_slot: bool,
     /// The report was recorded as the task's outcome (it was the current, running attempt).
     pub recorded: bool,
+    /// The report was of an attempt that is no longer current (fenced) and was ignored; a
+    /// confirmation of a kill the coordinator asked for is not stale.
+    pub stale: bool,
+}
+
+/// What losing a worker did to the tasks it ran.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LostEffect {
+    /// Tasks put back to `ready`.
+    pub requeued: usize,
+    /// Tasks ended `failed` instead: at-most-once, or past their crash limit.
+    pub failed: usize,
 }
 
 /// The task state machine. See the module comment.
@@ -60,23 +73,43 @@ pub struct TaskTable {
     next_id_dirty: bool,
     /// Tasks that finished since the last `take_finished`, for waiters.
     finished: Vec<TaskId>,
+    /// `waiting` tasks by the time their retry is due. Entries of tasks that left `waiting`
+    /// otherwise (killed) are skipped when they come due.
+    waiting: BTreeSet<(Timestamp, TaskId)>,
+    /// Spreads retry delays.
+    jitter: Jitter,
 }
 
 impl TaskTable {
     /// Rebuilds the table from the store. Tasks that were running when the coordinator stopped
-    /// have lost their worker with it: they go back to `ready` (and are marked for writing).
-    pub fn recover(records: Vec<TaskRecord>, next_id: u64) -> TaskTable {
+    /// have lost their worker with it: they go back to `ready`, except at-most-once tasks, which
+    /// may have started and so end `failed`. Changed records are marked for writing.
+    pub fn recover(records: Vec<TaskRecord>, next_id: u64, now: Timestamp) -> TaskTable {
         let mut table = TaskTable {
             next_id: next_id.max(1),
             ..TaskTable::default()
         };
         for mut record in records {
             if record.state == TaskState::Running {
-                record.state = TaskState::Ready;
                 table.dirty.insert(record.id);
+                if record.spec.policy.at_most_once {
+                    fail(
+                        &mut record,
+                        "WorkerLost",
+                        "the coordinator stopped while this at-most-once task ran, so it may have started; it is never started twice".into(),
+                        now,
+                    );
+                } else {
+                    record.state = TaskState::Ready;
+                }
             }
-            if record.state == TaskState::Ready {
-                table.ready.push_back(record.id);
+            match record.state {
+                TaskState::Ready => table.ready.push_back(record.id),
+                TaskState::Waiting => {
+                    let due = record.retry_at.unwrap_or(now);
+                    table.waiting.insert((due, record.id));
+                }
+                _ => {}
             }
             table.tasks.insert(record.id, record);
         }
@@ -123,7 +156,7 @@ impl TaskTable {
         Ok(outcome)
     }
 
-    /// Ends unfinished tasks. A running one is marked `killed` now and its worker must be told
+    /// Ends unfinished tasks (created, ready, waiting or running). A running one is marked `killed` now and its worker must be told
     /// to stop it (the returned orders); its slot stays taken until the worker reports.
     pub fn kill(
         &mut self,
@@ -151,6 +184,7 @@ impl TaskTable {
                 }
             }
             record.state = TaskState::Killed;
+            record.retry_at = None;
             record.finished_at = Some(now);
             self.dirty.insert(id);
             self.finished.push(id);
@@ -204,7 +238,8 @@ impl TaskTable {
 
     /// Applies a worker's report. Only the current attempt of a running task, reported by the
     /// worker it was handed to, is recorded; anything else (a fenced attempt, a task killed in
-    /// the meantime, a report resent after a reconnect) at most frees the slot it held.
+    /// the meantime, a report resent after a reconnect) at most frees the slot it held. A failed
+    /// attempt with retries left makes the task `waiting` until its backoff has passed.
     pub fn report(&mut self, worker: WorkerId, report: Report, now: Timestamp) -> ReportEffect {
         let key = (report.task, report.attempt);
         let freed_slot = self.flights.get(&key) == Some(&worker);
@@ -215,62 +250,153 @@ impl TaskTable {
             return ReportEffect {
                 freed_slot,
                 recorded: false,
+                stale: true,
             };
         };
         let current =
             freed_slot && record.state == TaskState::Running && record.attempt == report.attempt;
         if !current {
+            let kill_confirmed = freed_slot && record.state == TaskState::Killed;
             return ReportEffect {
                 freed_slot,
                 recorded: false,
+                stale: !kill_confirmed,
             };
         }
+        record.output = report.output;
         match report.outcome {
             Outcome::Completed { result } => {
                 record.state = TaskState::Completed;
                 record.result = Some(result);
                 record.error = None;
+                record.finished_at = Some(now);
             }
             Outcome::Failed { error } => {
-                record.state = TaskState::Failed;
+                record.failures += 1;
                 record.error = Some(error);
+                if record.failures <= record.spec.policy.retries {
+                    let factor = self.jitter.factor();
+                    let delay =
+                        retry::delay_ms(record.spec.policy.backoff_ms, record.failures, factor);
+                    let due = Timestamp(now.0 + delay);
+                    record.state = TaskState::Waiting;
+                    record.retry_at = Some(due);
+                    self.waiting.insert((due, report.task));
+                } else {
+                    record.state = TaskState::Failed;
+                    record.finished_at = Some(now);
+                }
             }
-            Outcome::Killed => record.state = TaskState::Killed,
+            Outcome::Killed => {
+                record.state = TaskState::Killed;
+                record.finished_at = Some(now);
+            }
         }
-        record.output = report.output;
-        record.finished_at = Some(now);
         self.dirty.insert(report.task);
-        self.finished.push(report.task);
+        if record.state.is_finished() {
+            self.finished.push(report.task);
+        }
         ReportEffect {
             freed_slot,
             recorded: true,
+            stale: false,
         }
     }
 
-    /// A worker's connection is gone: its running attempts go back to `ready`, ahead of newer
-    /// tasks. Returns how many were requeued.
-    pub fn worker_lost(&mut self, worker: WorkerId) -> usize {
+    /// When the earliest `waiting` task's retry is due, if any waits.
+    pub fn next_retry(&self) -> Option<Timestamp> {
+        self.waiting.first().map(|(due, _)| *due)
+    }
+
+    /// Moves every `waiting` task whose retry is due to `ready`; returns how many moved.
+    pub fn promote_due(&mut self, now: Timestamp) -> usize {
+        let mut moved = 0;
+        while let Some(&(due, id)) = self.waiting.first() {
+            if due > now {
+                break;
+            }
+            self.waiting.pop_first();
+            let Some(record) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if record.state == TaskState::Waiting && record.retry_at == Some(due) {
+                record.state = TaskState::Ready;
+                record.retry_at = None;
+                self.ready.push_back(id);
+                self.dirty.insert(id);
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Checks a worker's heartbeat: returns the attempts it says it runs that are not handed to
+    /// it (fenced or unknown), which it should stop.
+    pub fn stale_attempts(
+        &self,
+        worker: WorkerId,
+        running: &[(TaskId, Attempt)],
+    ) -> Vec<(TaskId, Attempt)> {
+        running
+            .iter()
+            .filter(|key| self.flights.get(key) != Some(&worker))
+            .copied()
+            .collect()
+    }
+
+    /// The task's state and current attempt, for log lines about ignored messages.
+    pub fn describe(&self, id: TaskId) -> Option<(TaskState, Attempt)> {
+        self.tasks.get(&id).map(|t| (t.state, t.attempt))
+    }
+
+    /// A worker's connection is gone. Each attempt it ran counts as a crash of its task: the
+    /// task goes back to `ready`, ahead of newer tasks, unless it is at-most-once (it may have
+    /// started, so it ends `failed`) or has reached its crash limit.
+    pub fn worker_lost(&mut self, worker: WorkerId, now: Timestamp) -> LostEffect {
         let lost: Vec<(TaskId, Attempt)> = self
             .flights
             .iter()
             .filter(|(_, w)| **w == worker)
             .map(|(key, _)| *key)
             .collect();
+        let mut effect = LostEffect::default();
         let mut requeued = Vec::new();
         for key in lost {
             self.flights.remove(&key);
             let record = self.tasks.get_mut(&key.0).expect("flights name tasks");
-            if record.state == TaskState::Running && record.attempt == key.1 {
-                record.state = TaskState::Ready;
-                self.dirty.insert(key.0);
-                requeued.push(key.0);
+            if record.state != TaskState::Running || record.attempt != key.1 {
+                continue;
             }
+            self.dirty.insert(key.0);
+            record.crashes += 1;
+            let policy = record.spec.policy;
+            if policy.at_most_once {
+                fail(
+                    record,
+                    "WorkerLost",
+                    "the task was lost with its worker while it ran; at-most-once tasks are never started twice".into(),
+                    now,
+                );
+            } else if record.crashes >= policy.crash_limit {
+                let message = format!(
+                    "the task was lost with its worker {} times, its crash limit; it may be killing its worker or interpreter",
+                    record.crashes
+                );
+                fail(record, "CrashLimitReached", message, now);
+            } else {
+                record.state = TaskState::Ready;
+                requeued.push(key.0);
+                continue;
+            }
+            self.finished.push(key.0);
+            effect.failed += 1;
         }
         requeued.sort_unstable();
         for id in requeued.iter().rev() {
             self.ready.push_front(*id);
         }
-        requeued.len()
+        effect.requeued = requeued.len();
+        effect
     }
 
     /// Tasks in any of `states` (all when empty), in id order, without output.
@@ -356,6 +482,17 @@ impl TaskTable {
             }
         }
     }
+}
+
+/// Ends a task `failed` with an error of the coordinator's own (not the task's exception).
+fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
+    record.state = TaskState::Failed;
+    record.error = Some(TaskError {
+        kind: kind.into(),
+        message,
+        traceback: String::new(),
+    });
+    record.finished_at = Some(now);
 }
 
 /// The sentence for ids that do not exist.

@@ -17,7 +17,7 @@ use tatzelwurm_proto::task::Timestamp;
 use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 /// How many messages one round takes at most, so that replies are never held back for long.
 const MAX_ROUND: usize = 4096;
@@ -31,6 +31,11 @@ enum TaskMsg {
         worker: WorkerId,
         sender: WorkerSender,
         reports: Vec<Report>,
+    },
+    Heartbeat {
+        worker: WorkerId,
+        sender: WorkerSender,
+        running: Vec<(TaskId, Attempt)>,
     },
     WorkerLost(WorkerId),
     Wake,
@@ -128,6 +133,23 @@ impl TasksHandle {
             .await;
     }
 
+    /// A worker's heartbeat: attempts it runs that are no longer its own are stopped.
+    pub async fn heartbeat(
+        &self,
+        worker: WorkerId,
+        sender: WorkerSender,
+        running: Vec<(TaskId, Attempt)>,
+    ) {
+        let _ = self
+            .sender
+            .send(TaskMsg::Heartbeat {
+                worker,
+                sender,
+                running,
+            })
+            .await;
+    }
+
     /// A worker's connection ended: requeue what it ran.
     pub async fn worker_lost(&self, worker: WorkerId) {
         let _ = self.sender.send(TaskMsg::WorkerLost(worker)).await;
@@ -145,15 +167,29 @@ fn stopping() -> Reply {
 
 impl TasksActor {
     async fn run(mut self) {
-        while let Some(first) = self.receiver.recv().await {
+        loop {
+            // Sleep until a message arrives or the earliest retry is due, whichever is first.
+            let retry_due = self.table.next_retry();
+            let first = tokio::select! {
+                msg = self.receiver.recv() => match msg {
+                    Some(msg) => Some(msg),
+                    None => return,
+                },
+                () = sleep_until(retry_due) => None,
+            };
             let mut round = Round::default();
             let now = Timestamp::now();
-            self.handle(first, &mut round, now);
+            if let Some(first) = first {
+                self.handle(first, &mut round, now);
+            }
             for _ in 1..MAX_ROUND {
                 match self.receiver.try_recv() {
                     Ok(msg) => self.handle(msg, &mut round, now),
                     Err(_) => break,
                 }
+            }
+            if self.table.promote_due(now) > 0 {
+                round.may_dispatch = true;
             }
             self.workers.release(std::mem::take(&mut round.freed)).await;
             if round.may_dispatch {
@@ -191,18 +227,45 @@ impl TasksActor {
                         round.freed.push(worker);
                         round.may_dispatch = true;
                     }
-                    if !effect.recorded {
-                        debug!(task = %key.0, attempt = %key.1, %worker, "report not recorded: the attempt is no longer current");
+                    if effect.stale {
+                        warn!(
+                            "ignored report of task {} attempt {} from worker {worker}: {}",
+                            key.0,
+                            key.1,
+                            self.why_not_current(key.0)
+                        );
                     }
                     out.recorded.push(key);
+                }
+            }
+            TaskMsg::Heartbeat {
+                worker,
+                sender,
+                running,
+            } => {
+                let stale = self.table.stale_attempts(worker, &running);
+                if !stale.is_empty() {
+                    for (task, attempt) in &stale {
+                        warn!(
+                            "ignored heartbeat for task {task} attempt {attempt} from worker {worker}: {}; telling the worker to stop it",
+                            self.why_not_current(*task)
+                        );
+                    }
+                    self.senders.insert(worker, sender);
+                    round.outgoing.entry(worker).or_default().kill.extend(stale);
                 }
             }
             TaskMsg::WorkerLost(worker) => {
                 self.senders.remove(&worker);
                 round.outgoing.remove(&worker);
-                let requeued = self.table.worker_lost(worker);
-                if requeued > 0 {
-                    info!(%worker, requeued, "worker lost; its tasks are ready again");
+                let lost = self.table.worker_lost(worker, now);
+                if lost.requeued > 0 || lost.failed > 0 {
+                    info!(
+                        %worker,
+                        requeued = lost.requeued,
+                        failed = lost.failed,
+                        "worker lost; its tasks are ready again unless at-most-once or past their crash limit"
+                    );
                     round.may_dispatch = true;
                 }
             }
@@ -323,10 +386,31 @@ impl TasksActor {
         }
     }
 
+    /// Why a message about `task` names an attempt that is not current, for the log.
+    fn why_not_current(&self, task: TaskId) -> String {
+        match self.table.describe(task) {
+            Some((state, attempt)) => {
+                format!("the task is {state} with attempt {attempt} current")
+            }
+            None => "no such task".into(),
+        }
+    }
+
     fn summaries(&self, ids: &[TaskId]) -> Vec<tatzelwurm_proto::task::TaskInfo> {
         ids.iter()
             .filter_map(|id| self.table.summary(*id))
             .collect()
+    }
+}
+
+/// Completes at the wall-clock time `due`, or never when there is none.
+async fn sleep_until(due: Option<Timestamp>) {
+    match due {
+        Some(due) => {
+            let wait = due.0.saturating_sub(Timestamp::now().0);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -46,7 +46,11 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                 Ok(Ok(Some(FromWorker::Reports(reports)))) => {
                     ctx.tasks.reports(id, sender.clone(), reports).await;
                 }
-                Ok(Ok(Some(FromWorker::Heartbeat { .. }))) => {}
+                Ok(Ok(Some(FromWorker::Heartbeat { running }))) => {
+                    if !running.is_empty() {
+                        ctx.tasks.heartbeat(id, sender.clone(), running).await;
+                    }
+                }
                 Ok(Ok(None)) => break "closed its connection".to_string(),
                 Ok(Err(err)) => break err.to_string(),
                 Err(_) => break format!(

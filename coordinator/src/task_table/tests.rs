@@ -1,7 +1,7 @@
 //! Rules of the task state machine, tested without channels, sockets or a store.
 
 use super::*;
-use tatzelwurm_proto::task::{TaskError, TaskOutput};
+use tatzelwurm_proto::task::{TaskError, TaskOutput, TaskPolicy};
 
 const W1: WorkerId = WorkerId(1);
 const W2: WorkerId = WorkerId(2);
@@ -38,7 +38,7 @@ fn state(table: &TaskTable, id: TaskId) -> TaskState {
 /// Ids increase from 1, `--play` makes tasks ready, and both are marked for the store.
 #[test]
 fn add_hands_out_increasing_ids() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     let created = table.add(specs(2), false, NOW);
     let ready = table.add(specs(1), true, NOW);
     assert_eq!(created, vec![TaskId(1), TaskId(2)]);
@@ -54,7 +54,7 @@ fn add_hands_out_increasing_ids() {
 /// Play moves only created tasks; others are named with their state, unknown ids change nothing.
 #[test]
 fn play_moves_created_to_ready() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(2), false, NOW);
     table.add(specs(1), true, NOW);
     let err = table
@@ -75,7 +75,7 @@ fn play_moves_created_to_ready() {
 /// Assignment takes the oldest ready tasks and gives each a new attempt number.
 #[test]
 fn assign_takes_oldest_and_numbers_attempts() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(3), true, NOW);
     let handed = table.assign(W1, "w1", 2, NOW);
     let ids: Vec<TaskId> = handed.iter().map(|a| a.task).collect();
@@ -89,7 +89,7 @@ fn assign_takes_oldest_and_numbers_attempts() {
 /// A report of the current attempt records the result and frees the slot.
 #[test]
 fn report_records_current_attempt() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(1), true, NOW);
     table.assign(W1, "w1", 1, NOW);
     let effect = table.report(W1, done(TaskId(1), Attempt(1), "4"), NOW);
@@ -97,7 +97,8 @@ fn report_records_current_attempt() {
         effect,
         ReportEffect {
             freed_slot: true,
-            recorded: true
+            recorded: true,
+            stale: false
         }
     );
     let info = table.show(TaskId(1)).unwrap();
@@ -110,10 +111,10 @@ fn report_records_current_attempt() {
 /// fenced (ignored) and the new attempt's is recorded.
 #[test]
 fn lost_worker_requeues_and_fences_old_attempt() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(3), true, NOW);
     table.assign(W1, "w1", 2, NOW);
-    assert_eq!(table.worker_lost(W1), 2);
+    assert_eq!(table.worker_lost(W1, NOW).requeued, 2);
     assert_eq!(state(&table, TaskId(1)), TaskState::Ready);
     let handed = table.assign(W2, "w2", 3, NOW);
     let order: Vec<(TaskId, Attempt)> = handed.iter().map(|a| (a.task, a.attempt)).collect();
@@ -142,7 +143,7 @@ fn lost_worker_requeues_and_fences_old_attempt() {
 /// is freed only when the worker confirms, and the confirmation does not change the state.
 #[test]
 fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(2), true, NOW);
     table.assign(W1, "w1", 1, NOW);
     let (changed, orders) = table.kill(&Selection::All, NOW).unwrap();
@@ -172,7 +173,7 @@ fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
 /// A failure keeps the error; a task that failed is finished for waiters.
 #[test]
 fn failure_is_recorded_with_error() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(1), true, NOW);
     table.assign(W1, "w1", 1, NOW);
     let report = Report {
@@ -197,11 +198,11 @@ fn failure_is_recorded_with_error() {
 /// After a restart, running tasks are ready again and the id sequence continues.
 #[test]
 fn recovery_requeues_running_and_continues_ids() {
-    let mut before = TaskTable::recover(Vec::new(), 1);
+    let mut before = TaskTable::recover(Vec::new(), 1, NOW);
     before.add(specs(3), true, NOW);
     before.assign(W1, "w1", 1, NOW);
     let records: Vec<TaskRecord> = before.take_changes().tasks;
-    let mut after = TaskTable::recover(records, 4);
+    let mut after = TaskTable::recover(records, 4, NOW);
     assert_eq!(state(&after, TaskId(1)), TaskState::Ready);
     assert_eq!(after.ready_len(), 3);
     assert_eq!(after.add(specs(1), false, NOW), vec![TaskId(4)]);
@@ -212,7 +213,7 @@ fn recovery_requeues_running_and_continues_ids() {
 /// `wait -a` is about tasks that are neither finished nor created.
 #[test]
 fn wait_all_skips_created_and_finished() {
-    let mut table = TaskTable::recover(Vec::new(), 1);
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
     table.add(specs(1), false, NOW);
     table.add(specs(2), true, NOW);
     table.assign(W1, "w1", 1, NOW);
@@ -221,4 +222,148 @@ fn wait_all_skips_created_and_finished() {
         table.wait_targets(&Selection::All).unwrap(),
         vec![TaskId(3)]
     );
+}
+
+fn failed(task: TaskId, attempt: Attempt) -> Report {
+    Report {
+        task,
+        attempt,
+        outcome: Outcome::Failed {
+            error: TaskError {
+                kind: "ValueError".into(),
+                message: "no".into(),
+                traceback: String::new(),
+            },
+        },
+        output: TaskOutput::default(),
+    }
+}
+
+fn with_policy(policy: TaskPolicy) -> TaskTable {
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
+    let mut task = spec(1);
+    task.policy = policy;
+    table.add(vec![task], true, NOW);
+    table
+}
+
+/// A failure with retries left waits for its backoff, then is ready again and runs with the
+/// next attempt; when the retries are used up the task fails with the last error.
+#[test]
+fn failure_waits_then_retries_until_retries_run_out() {
+    let mut table = with_policy(TaskPolicy {
+        retries: 1,
+        backoff_ms: 100,
+        ..TaskPolicy::default()
+    });
+    table.assign(W1, "w1", 1, NOW);
+    table.report(W1, failed(TaskId(1), Attempt(1)), NOW);
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!(info.state, TaskState::Waiting);
+    let due = info.retry_at.expect("a waiting task has a retry time");
+    assert!(due.0 >= NOW.0 + 50 && due.0 < NOW.0 + 150, "{due:?}");
+    assert_eq!(table.next_retry(), Some(due));
+    assert!(!table.is_finished(TaskId(1)));
+    assert_eq!(table.promote_due(Timestamp(due.0 - 1)), 0);
+    assert_eq!(table.promote_due(due), 1);
+    let handed = table.assign(W1, "w1", 1, due);
+    assert_eq!(handed[0].attempt, Attempt(2));
+    table.report(W1, failed(TaskId(1), Attempt(2)), due);
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!((info.state, info.failures), (TaskState::Failed, 2));
+    assert_eq!(info.error.unwrap().kind, "ValueError");
+    assert_eq!(table.next_retry(), None);
+}
+
+/// A waiting task can be killed, and its due retry then does nothing.
+#[test]
+fn waiting_task_can_be_killed() {
+    let mut table = with_policy(TaskPolicy {
+        retries: 3,
+        ..TaskPolicy::default()
+    });
+    table.assign(W1, "w1", 1, NOW);
+    table.report(W1, failed(TaskId(1), Attempt(1)), NOW);
+    let (killed, orders) = table.kill(&Selection::All, NOW).unwrap();
+    assert_eq!((killed.changed, orders), (vec![TaskId(1)], vec![]));
+    assert_eq!(table.promote_due(Timestamp(u64::MAX)), 0);
+    assert_eq!(state(&table, TaskId(1)), TaskState::Killed);
+}
+
+/// An at-most-once task lost with its worker fails instead of running again.
+#[test]
+fn at_most_once_task_fails_when_its_worker_is_lost() {
+    let mut table = with_policy(TaskPolicy {
+        at_most_once: true,
+        ..TaskPolicy::default()
+    });
+    table.assign(W1, "w1", 1, NOW);
+    let lost = table.worker_lost(W1, NOW);
+    assert_eq!((lost.requeued, lost.failed), (0, 1));
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!(info.state, TaskState::Failed);
+    assert_eq!(info.error.unwrap().kind, "WorkerLost");
+    assert_eq!(table.ready_len(), 0);
+}
+
+/// Every loss counts as a crash; at the crash limit the task fails and says so.
+#[test]
+fn crash_limit_ends_a_task_that_keeps_losing_its_worker() {
+    let mut table = with_policy(TaskPolicy {
+        crash_limit: 2,
+        ..TaskPolicy::default()
+    });
+    table.assign(W1, "w1", 1, NOW);
+    assert_eq!(table.worker_lost(W1, NOW).requeued, 1);
+    table.assign(W2, "w2", 1, NOW);
+    assert_eq!(table.worker_lost(W2, NOW).failed, 1);
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!((info.state, info.crashes), (TaskState::Failed, 2));
+    assert_eq!(info.error.unwrap().kind, "CrashLimitReached");
+}
+
+/// A restart fails at-most-once tasks that were running and keeps waiting tasks waiting.
+#[test]
+fn recovery_fails_running_at_most_once_and_keeps_waiting() {
+    let mut before = TaskTable::recover(Vec::new(), 1, NOW);
+    let mut once = spec(1);
+    once.policy.at_most_once = true;
+    let mut retried = spec(2);
+    retried.policy.retries = 2;
+    before.add(vec![once, retried], true, NOW);
+    before.assign(W1, "w1", 2, NOW);
+    before.report(W1, failed(TaskId(2), Attempt(1)), NOW);
+    let due = before.next_retry().unwrap();
+    let after = TaskTable::recover(before.take_changes().tasks, 3, NOW);
+    assert_eq!(state(&after, TaskId(1)), TaskState::Failed);
+    assert_eq!(state(&after, TaskId(2)), TaskState::Waiting);
+    assert_eq!(after.next_retry(), Some(due));
+}
+
+/// A heartbeat naming an attempt that is not this worker's is reported as stale; a fenced
+/// report is marked stale, while the confirmation of a requested kill is not.
+#[test]
+fn stale_heartbeats_and_reports_are_flagged() {
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
+    table.add(specs(2), true, NOW);
+    table.assign(W1, "w1", 2, NOW);
+    let running = [(TaskId(1), Attempt(1)), (TaskId(2), Attempt(1))];
+    assert!(table.stale_attempts(W1, &running).is_empty());
+    table.worker_lost(W1, NOW);
+    table.assign(W2, "w2", 1, NOW);
+    assert_eq!(table.stale_attempts(W1, &running).len(), 2);
+    assert!(
+        table
+            .report(W1, done(TaskId(1), Attempt(1), "1"), NOW)
+            .stale
+    );
+    table.kill(&Selection::Ids(vec![TaskId(1)]), NOW).unwrap();
+    let confirmation = Report {
+        task: TaskId(1),
+        attempt: Attempt(2),
+        outcome: Outcome::Killed,
+        output: TaskOutput::default(),
+    };
+    let effect = table.report(W2, confirmation, NOW);
+    assert!(effect.freed_slot && !effect.stale);
 }
