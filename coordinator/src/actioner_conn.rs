@@ -8,7 +8,6 @@ use crate::Context;
 use std::sync::Arc;
 use tatzelwurm_proto::actioner::{Command, FromActioner, Reply, ToActioner};
 use tatzelwurm_proto::handshake::{HelloReply, Welcome};
-use tatzelwurm_proto::{FrameWriter, ProtoError};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 
@@ -31,7 +30,10 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
     debug!(%peer, "actioner {name} connected");
     let (mut reader, writer) = conn.retype::<FromActioner, ToActioner>().split();
     let (replies, outgoing) = mpsc::channel(64);
-    let writing = tokio::spawn(write_loop(writer, outgoing));
+    let writing = tokio::spawn(async move {
+        let (mut writer, mut outgoing) = (writer, outgoing);
+        writer.drain(&mut outgoing).await
+    });
     let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
     loop {
         match reader.recv().await {
@@ -91,18 +93,4 @@ fn paginate(tasks: Vec<tatzelwurm_proto::task::TaskInfo>) -> Vec<Reply> {
             more: page + 1 < pages,
         })
         .collect()
-}
-
-async fn write_loop(
-    mut writer: FrameWriter<ToActioner>,
-    mut outgoing: mpsc::Receiver<ToActioner>,
-) -> Result<(), ProtoError> {
-    while let Some(first) = outgoing.recv().await {
-        writer.feed(&first).await?;
-        while let Ok(more) = outgoing.try_recv() {
-            writer.feed(&more).await?;
-        }
-        writer.flush().await?;
-    }
-    Ok(())
 }

@@ -10,7 +10,6 @@ use crate::handshake::Greeting;
 use crate::Context;
 use tatzelwurm_proto::handshake::{HelloReply, Welcome, WorkerHello};
 use tatzelwurm_proto::worker::{FromWorker, ToWorker};
-use tatzelwurm_proto::{FrameWriter, ProtoError};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -38,7 +37,10 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     }
     info!(worker = %id, %peer, slots, "worker {name} joined");
     let (mut reader, writer) = conn.retype::<FromWorker, ToWorker>().split();
-    let mut writing = tokio::spawn(write_loop(writer, outgoing));
+    let mut writing = tokio::spawn(async move {
+        let (mut writer, mut outgoing) = (writer, outgoing);
+        writer.drain(&mut outgoing).await
+    });
     ctx.tasks.wake().await;
     let ended = loop {
         tokio::select! {
@@ -70,19 +72,4 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     ctx.workers.remove(id).await;
     ctx.tasks.worker_lost(id).await;
     warn!(worker = %id, %peer, "worker {name} left: {ended}");
-}
-
-/// Sends what the actors queue for this worker, many frames per socket write.
-async fn write_loop(
-    mut writer: FrameWriter<ToWorker>,
-    mut outgoing: mpsc::UnboundedReceiver<ToWorker>,
-) -> Result<(), ProtoError> {
-    while let Some(first) = outgoing.recv().await {
-        writer.feed(&first).await?;
-        while let Ok(more) = outgoing.try_recv() {
-            writer.feed(&more).await?;
-        }
-        writer.flush().await?;
-    }
-    Ok(())
 }

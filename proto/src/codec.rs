@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -115,12 +116,52 @@ impl<Out: Serialize> FrameWriter<Out> {
             .map_err(classify)
     }
 
+    /// Sends what `queue` yields until it closes: every message already queued is fed before
+    /// one flush, so a burst of messages costs one socket write. This is the body of every
+    /// writer task.
+    pub async fn drain(&mut self, queue: &mut impl Outbound<Out>) -> Result<(), ProtoError> {
+        while let Some(first) = queue.next().await {
+            self.feed(&first).await?;
+            while let Some(more) = queue.ready() {
+                self.feed(&more).await?;
+            }
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     /// The same writer, sending another type of message (after the handshake).
     pub fn retype<Out2>(self) -> FrameWriter<Out2> {
         FrameWriter {
             frames: self.frames,
             _out: PhantomData,
         }
+    }
+}
+
+/// A queue that a writer task drains: tokio's bounded and unbounded receivers.
+pub trait Outbound<T>: Send {
+    /// The next message, waiting for one; `None` once every sender is gone.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<T>> + Send;
+    /// A message that is already queued, without waiting.
+    fn ready(&mut self) -> Option<T>;
+}
+
+impl<T: Send> Outbound<T> for mpsc::Receiver<T> {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<T>> + Send {
+        self.recv()
+    }
+    fn ready(&mut self) -> Option<T> {
+        self.try_recv().ok()
+    }
+}
+
+impl<T: Send> Outbound<T> for mpsc::UnboundedReceiver<T> {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<T>> + Send {
+        self.recv()
+    }
+    fn ready(&mut self) -> Option<T> {
+        self.try_recv().ok()
     }
 }
 

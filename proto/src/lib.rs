@@ -22,7 +22,7 @@ pub mod ids;
 pub mod task;
 pub mod worker;
 
-pub use codec::{Connection, FrameReader, FrameWriter};
+pub use codec::{Connection, FrameReader, FrameWriter, Outbound};
 pub use error::ProtoError;
 pub use ids::{Attempt, RequestId, TaskId, WorkerId};
 
