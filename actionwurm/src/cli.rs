@@ -5,7 +5,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tatzelwurm_proto::task::TaskState;
+use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT};
 use tatzelwurm_proto::{COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// Add, play, kill, list, show and wait for tatzelwurm tasks; list workers.
@@ -38,7 +38,7 @@ pub enum TaskCommand {
     Add(AddArgs),
     /// Move created tasks to ready, so that workers run them.
     Play(SelectArgs),
-    /// End ready or running tasks (a running one is stopped on its worker).
+    /// End created, ready, waiting or running tasks (a running one is stopped on its worker).
     Kill(SelectArgs),
     /// List tasks as a table, or as one JSON array with --json.
     List(ListArgs),
@@ -73,6 +73,24 @@ pub struct AddArgs {
     /// Start the tasks ready instead of created.
     #[arg(long)]
     pub play: bool,
+    /// Never start a task twice: if its worker is lost while it runs, it ends failed instead
+    /// of running again.
+    #[arg(long, conflicts_with = "crash_limit")]
+    pub at_most_once: bool,
+    /// Run a task that raises or times out again, up to N more times.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_retries, allow_negative_numbers = true)]
+    pub retries: u32,
+    /// Wait this long before the first retry, doubling for each later one (with jitter).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_positive_seconds, allow_negative_numbers = true)]
+    pub backoff: f64,
+    /// Kill an attempt that runs longer than this; it counts as a failure (and is retried if
+    /// --retries allows).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
+    pub timeout: Option<f64>,
+    /// Fail a task once this many of its attempts were lost with their worker, so that a task
+    /// that kills its worker cannot loop forever.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CRASH_LIMIT, value_parser = parse_crash_limit, allow_negative_numbers = true)]
+    pub crash_limit: u32,
 }
 
 /// Which tasks `task play` or `task kill` is about: ids, or `-a` for all it applies to.
@@ -93,7 +111,8 @@ pub struct SelectArgs {
 /// Arguments of `task list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only tasks in this state (repeat, or separate with commas, for several).
+    /// Only tasks in this state: created, ready, running, waiting, completed, failed or killed
+    /// (repeat, or separate with commas, for several).
     #[arg(long = "state", value_name = "STATE", value_delimiter = ',')]
     pub states: Vec<TaskState>,
     /// Print one JSON array instead of a table.
@@ -135,8 +154,37 @@ pub struct JsonFlag {
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..=1e9).contains(&secs) => Ok(secs),
+        _ => Err("must be a number of seconds, such as 30 or 0.5".into()),
+    }
+}
+
+/// The longest backoff or task timeout accepted, in seconds (about 31 years): far beyond any
+/// real need, and small enough that milliseconds fit a `u64` with room for doubling.
+const MAX_POLICY_SECS: f64 = 1e9;
+
+/// `--backoff` and `--timeout`: a finite number of seconds above zero. Zero is refused rather
+/// than read as "none": a zero timeout would kill every attempt, and no backoff is `--backoff
+/// 0.001` away.
+fn parse_positive_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_POLICY_SECS => Ok(secs),
+        _ => Err("must be a positive number of seconds, such as 2.5".into()),
+    }
+}
+
+/// `--retries`: a whole number, zero or more.
+fn parse_retries(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .map_err(|_| "must be a whole number of 0 or more, such as 3".into())
+}
+
+/// `--crash-limit`: a whole number, at least 1 (a limit of 0 would fail a task before it ran).
+fn parse_crash_limit(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(limit) if limit >= 1 => Ok(limit),
         _ => Err(format!(
-            "`{text}` is not a number of seconds, such as 30 or 0.5"
+            "must be a whole number of 1 or more, such as {DEFAULT_CRASH_LIMIT}"
         )),
     }
 }
@@ -180,9 +228,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("use one of: created, ready, running, completed, failed, killed"),
+            err.contains("use one of: created, ready, running, waiting, completed, failed, killed"),
             "{err}"
         );
+        let cli = parse("actionwurm task list --state waiting,running").unwrap();
+        let TopCommand::Task(TaskCommand::List(list)) = cli.command else {
+            panic!("not a list");
+        };
+        assert_eq!(list.states, vec![TaskState::Waiting, TaskState::Running]);
     }
 
     /// play, kill and wait take ids or -a, not both and not neither.
@@ -202,5 +255,86 @@ mod tests {
     fn args_and_args_file_exclude_each_other() {
         assert!(parse("actionwurm task add m:f --args [1] --args-file x").is_err());
         assert!(parse("actionwurm task add m:f --args-file x --kwargs {} --play").is_ok());
+    }
+
+    fn add(line: &str) -> Result<AddArgs, String> {
+        match parse(line).map_err(|err| err.to_string())?.command {
+            TopCommand::Task(TaskCommand::Add(add)) => Ok(add),
+            other => panic!("not an add: {other:?}"),
+        }
+    }
+
+    /// Without policy flags, `task add` asks for proto's default policy.
+    #[test]
+    fn policy_flags_default() {
+        let args = add("actionwurm task add m:f").unwrap();
+        assert!(!args.at_most_once);
+        assert_eq!(args.retries, 0);
+        assert_eq!(args.backoff, 1.0);
+        assert_eq!(args.timeout, None);
+        assert_eq!(args.crash_limit, DEFAULT_CRASH_LIMIT);
+    }
+
+    /// Every policy flag parses, with --args-file too.
+    #[test]
+    fn policy_flags_parse() {
+        let args = add(
+            "actionwurm task add m:f --args-file x --retries 3 --backoff 0.25 --timeout 2.5 --crash-limit 2",
+        )
+        .unwrap();
+        assert_eq!(args.retries, 3);
+        assert_eq!(args.backoff, 0.25);
+        assert_eq!(args.timeout, Some(2.5));
+        assert_eq!(args.crash_limit, 2);
+        let args = add("actionwurm task add m:f --at-most-once --retries 1").unwrap();
+        assert!(args.at_most_once);
+    }
+
+    /// Each bad value is refused with a sentence that names the value and shows a good one.
+    #[test]
+    fn bad_policy_values_explain_themselves() {
+        let seconds = "must be a positive number of seconds, such as 2.5";
+        let retries = "must be a whole number of 0 or more, such as 3";
+        let limit = "must be a whole number of 1 or more, such as 5";
+        for (line, expected) in [
+            (
+                "--timeout 0",
+                format!("invalid value '0' for '--timeout <SECONDS>': {seconds}"),
+            ),
+            (
+                "--timeout -1",
+                format!("invalid value '-1' for '--timeout <SECONDS>': {seconds}"),
+            ),
+            ("--timeout soon", seconds.to_string()),
+            ("--timeout inf", seconds.to_string()),
+            ("--timeout NaN", seconds.to_string()),
+            (
+                "--backoff 0",
+                format!("invalid value '0' for '--backoff <SECONDS>': {seconds}"),
+            ),
+            ("--backoff 1e10", seconds.to_string()),
+            (
+                "--retries -1",
+                format!("invalid value '-1' for '--retries <N>': {retries}"),
+            ),
+            ("--retries 1.5", retries.to_string()),
+            ("--retries 5000000000", retries.to_string()),
+            (
+                "--crash-limit 0",
+                format!("invalid value '0' for '--crash-limit <N>': {limit}"),
+            ),
+            ("--crash-limit two", limit.to_string()),
+        ] {
+            let err = add(&format!("actionwurm task add m:f {line}")).unwrap_err();
+            assert!(err.contains(&expected), "{line}: {err}");
+        }
+    }
+
+    /// A crash limit means nothing for an at-most-once task, which is never re-run after a
+    /// crash, so asking for both is refused rather than silently ignored.
+    #[test]
+    fn at_most_once_excludes_crash_limit() {
+        let err = add("actionwurm task add m:f --at-most-once --crash-limit 3").unwrap_err();
+        assert!(err.contains("cannot be used with"), "{err}");
     }
 }

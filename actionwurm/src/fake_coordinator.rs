@@ -107,10 +107,13 @@ where
     seen
 }
 
-/// A plausible task in `state`, with times, a worker and a result or error to match, so that
-/// tests of rendering and of commands have something realistic to show.
+/// A plausible task in `state`, with times, a worker, a result or error and counters to match
+/// (a `waiting` one has failed once and is due again at 01:40:16), so that tests of rendering
+/// and of commands have something realistic to show.
 pub fn task(id: u64, state: TaskState) -> TaskInfo {
     let started = !matches!(state, TaskState::Created | TaskState::Ready);
+    // A waiting task keeps the error of the attempt that failed, as the coordinator does.
+    let failed = matches!(state, TaskState::Failed | TaskState::Waiting);
     TaskInfo {
         id: TaskId(id),
         state,
@@ -121,7 +124,7 @@ pub fn task(id: u64, state: TaskState) -> TaskInfo {
             policy: tatzelwurm_proto::task::TaskPolicy::default(),
         },
         result: (state == TaskState::Completed).then(|| r#"{"words":3}"#.into()),
-        error: (state == TaskState::Failed).then(|| TaskError {
+        error: failed.then(|| TaskError {
             kind: "ValueError".into(),
             message: "bad value".into(),
             traceback:
@@ -129,9 +132,9 @@ pub fn task(id: u64, state: TaskState) -> TaskInfo {
                     .into(),
         }),
         worker: started.then(|| "host:42".into()),
-        failures: 0,
+        failures: u32::from(failed),
         crashes: 0,
-        retry_at: None,
+        retry_at: (state == TaskState::Waiting).then_some(Timestamp(1_795_484_416_000)),
         attempts: Attempt(u32::from(started)),
         created_at: Timestamp(1_795_484_412_000),
         started_at: started.then_some(Timestamp(1_795_484_413_000)),

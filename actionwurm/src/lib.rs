@@ -7,7 +7,8 @@
 //! - [`client`]: `Client`, one actioner connection with a typed method per request; free of
 //!   terminal concerns so that the Python client library can wrap it.
 //! - [`error`]: `ClientError`, every way a request can fail, each as one sentence.
-//! - [`spec`]: checking `FUNC`, `--args`, `--kwargs` and `--args-file` into `TaskSpec`s.
+//! - [`spec`]: checking `FUNC`, `--args`, `--kwargs` and `--args-file` into `TaskSpec`s, and
+//!   the policy flags (`--retries`, `--timeout`, ...) into the `TaskPolicy` they share.
 //! - [`table`]: comfy-table builders for people; [`time`]: UTC times and short durations.
 //! - [`output`]: JSON for scripts, error sentences, and `emit`, the one writer to the terminal.
 //! - [`outcome`]: what a command says and its exit code.

@@ -11,11 +11,11 @@ use serde_json::Value;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use tatzelwurm_proto::actioner::WorkerInfo;
-use tatzelwurm_proto::task::{TaskError, TaskInfo, Timestamp};
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, Timestamp};
 use tatzelwurm_proto::COORDINATOR_ENV;
 
-/// One task as scripts read it: arguments and result as JSON values, times as seconds since
-/// the epoch, the error as an object or null.
+/// One task as scripts read it: arguments and result as JSON values, times (and `retry_at`) as
+/// seconds since the epoch, durations of the policy in seconds, the error as an object or null.
 #[derive(Debug, Serialize)]
 pub struct TaskJson<'a> {
     id: u64,
@@ -23,10 +23,14 @@ pub struct TaskJson<'a> {
     function: &'a str,
     args: Value,
     kwargs: Value,
+    policy: PolicyJson,
     result: Value,
     error: Option<ErrorJson<'a>>,
     worker: Option<&'a str>,
     attempts: u32,
+    failures: u32,
+    crashes: u32,
+    retry_at: Option<f64>,
     created_at: f64,
     started_at: Option<f64>,
     finished_at: Option<f64>,
@@ -41,6 +45,17 @@ struct ErrorJson<'a> {
     kind: &'a str,
     message: &'a str,
     traceback: &'a str,
+}
+
+/// How a task is retried, fenced and timed: `TaskPolicy` with seconds instead of milliseconds,
+/// the unit of the `task add` flags.
+#[derive(Debug, Serialize)]
+struct PolicyJson {
+    at_most_once: bool,
+    retries: u32,
+    backoff: f64,
+    timeout: Option<f64>,
+    crash_limit: u32,
 }
 
 /// What `task show` adds: the captured output (null where the coordinator sent none).
@@ -72,10 +87,14 @@ impl<'a> TaskJson<'a> {
             function: &info.spec.function,
             args: json_value(&info.spec.args),
             kwargs: json_value(&info.spec.kwargs),
+            policy: PolicyJson::new(&info.spec.policy),
             result: info.result.as_deref().map_or(Value::Null, json_value),
             error: info.error.as_ref().map(ErrorJson::new),
             worker: info.worker.as_deref(),
             attempts: info.attempts.0,
+            failures: info.failures,
+            crashes: info.crashes,
+            retry_at: info.retry_at.map(Timestamp::as_secs_f64),
             created_at: info.created_at.as_secs_f64(),
             started_at: info.started_at.map(Timestamp::as_secs_f64),
             finished_at: info.finished_at.map(Timestamp::as_secs_f64),
@@ -85,6 +104,23 @@ impl<'a> TaskJson<'a> {
             }),
         }
     }
+}
+
+impl PolicyJson {
+    fn new(policy: &TaskPolicy) -> PolicyJson {
+        PolicyJson {
+            at_most_once: policy.at_most_once,
+            retries: policy.retries,
+            backoff: secs(policy.backoff_ms),
+            timeout: policy.timeout_ms.map(secs),
+            crash_limit: policy.crash_limit,
+        }
+    }
+}
+
+/// Milliseconds as seconds, the unit people typed.
+fn secs(millis: u64) -> f64 {
+    millis as f64 / 1000.0
 }
 
 impl<'a> ErrorJson<'a> {
@@ -170,7 +206,7 @@ mod tests {
     use super::*;
     use crate::fake_coordinator::{shown_task, task};
     use tatzelwurm_proto::task::TaskState;
-    use tatzelwurm_proto::WorkerId;
+    use tatzelwurm_proto::{Attempt, WorkerId};
 
     fn as_value<T: Serialize>(value: &T) -> Value {
         serde_json::to_value(value).unwrap()
@@ -193,10 +229,14 @@ mod tests {
             "function",
             "args",
             "kwargs",
+            "policy",
             "result",
             "error",
             "worker",
             "attempts",
+            "failures",
+            "crashes",
+            "retry_at",
             "created_at",
             "started_at",
             "finished_at",
@@ -219,6 +259,42 @@ mod tests {
         assert_eq!(json["attempts"], 1);
         assert_eq!(json["created_at"].as_f64(), Some(1_795_484_412.0));
         assert_eq!(json["finished_at"].as_f64(), Some(1_795_484_414.2));
+        assert_eq!(json["failures"], 1);
+        assert_eq!(json["crashes"], 0);
+        assert_eq!(json["retry_at"], Value::Null);
+        assert_eq!(
+            json["policy"],
+            serde_json::json!({"at_most_once": false, "retries": 0, "backoff": 1.0,
+                "timeout": null, "crash_limit": 5})
+        );
+    }
+
+    /// A waiting task shows its counters, when its retry is due, and its policy in seconds.
+    #[test]
+    fn waiting_task_json() {
+        let mut info = task(6, TaskState::Waiting);
+        info.attempts = Attempt(3);
+        info.failures = 2;
+        info.crashes = 1;
+        info.retry_at = Some(Timestamp(1_795_484_415_250));
+        info.spec.policy = TaskPolicy {
+            at_most_once: true,
+            retries: 4,
+            backoff_ms: 250,
+            timeout_ms: Some(2_500),
+            crash_limit: 3,
+        };
+        let json = as_value(&TaskJson::new(&info, false));
+        assert_eq!(json["state"], "waiting");
+        assert_eq!(json["attempts"], 3);
+        assert_eq!(json["failures"], 2);
+        assert_eq!(json["crashes"], 1);
+        assert_eq!(json["retry_at"].as_f64(), Some(1_795_484_415.25));
+        assert_eq!(
+            json["policy"],
+            serde_json::json!({"at_most_once": true, "retries": 4, "backoff": 0.25,
+                "timeout": 2.5, "crash_limit": 3})
+        );
     }
 
     /// A completed task's result is the JSON value; a created one has nulls where nothing happened.
@@ -230,10 +306,19 @@ mod tests {
         assert_eq!(json["error"], Value::Null);
         let created = task(2, TaskState::Created);
         let json = as_value(&TaskJson::new(&created, false));
-        for key in ["result", "error", "worker", "started_at", "finished_at"] {
+        for key in [
+            "result",
+            "error",
+            "worker",
+            "started_at",
+            "finished_at",
+            "retry_at",
+        ] {
             assert_eq!(json[key], Value::Null, "{key}");
         }
-        assert_eq!(json["attempts"], 0);
+        for key in ["attempts", "failures", "crashes"] {
+            assert_eq!(json[key], 0, "{key}");
+        }
     }
 
     /// `show` adds the output; a list leaves it out.

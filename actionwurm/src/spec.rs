@@ -3,8 +3,11 @@
 //! Used by `commands::task` before it connects, so that a typo fails at once and adds nothing.
 //! Checks `FUNC`'s shape, that `--args` is a JSON array and `--kwargs` a JSON object, and reads
 //! an `--args-file` of one JSON array per line; arguments are re-encoded as compact JSON text,
-//! the form `TaskSpec` carries.
+//! the form `TaskSpec` carries. The policy flags (`--at-most-once`, `--retries`, `--backoff`,
+//! `--timeout`, `--crash-limit`), already range-checked by `cli`, become the `TaskPolicy` that
+//! every task of the add shares.
 
+use crate::cli::AddArgs;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::Path;
@@ -43,6 +46,23 @@ fn is_identifier(name: &str) -> bool {
     }
 }
 
+/// The policy of every task of one `task add`, from its flags; seconds become milliseconds.
+pub fn policy(args: &AddArgs) -> TaskPolicy {
+    TaskPolicy {
+        at_most_once: args.at_most_once,
+        retries: args.retries,
+        backoff_ms: millis(args.backoff),
+        timeout_ms: args.timeout.map(millis),
+        crash_limit: args.crash_limit,
+    }
+}
+
+/// Seconds as whole milliseconds, rounded, and never 0: `cli` accepts only positive seconds,
+/// and a backoff or timeout of 0 ms would mean something else than what was asked for.
+fn millis(secs: f64) -> u64 {
+    ((secs * 1000.0).round() as u64).max(1)
+}
+
 /// `--args` as compact JSON text; `[]` when not given.
 pub fn parse_args(text: Option<&str>) -> Result<String> {
     let Some(text) = text else {
@@ -75,12 +95,17 @@ pub fn parse_kwargs(text: Option<&str>) -> Result<String> {
     }
 }
 
-/// Reads an `--args-file` and makes one spec per non-blank line, all sharing `function` and
-/// `kwargs`. One bad line fails the whole file, so that nothing is added half-way.
-pub fn specs_from_file(path: &Path, function: &str, kwargs: &str) -> Result<Vec<TaskSpec>> {
+/// Reads an `--args-file` and makes one spec per non-blank line, all sharing `function`,
+/// `kwargs` and `policy`. One bad line fails the whole file, so that nothing is added half-way.
+pub fn specs_from_file(
+    path: &Path,
+    function: &str,
+    kwargs: &str,
+    policy: TaskPolicy,
+) -> Result<Vec<TaskSpec>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --args-file {}", path.display()))?;
-    specs_from_lines(&path.display().to_string(), &text, function, kwargs)
+    specs_from_lines(&path.display().to_string(), &text, function, kwargs, policy)
 }
 
 /// The body of `specs_from_file`, apart from reading the file; `name` is how errors call it.
@@ -89,6 +114,7 @@ pub fn specs_from_lines(
     text: &str,
     function: &str,
     kwargs: &str,
+    policy: TaskPolicy,
 ) -> Result<Vec<TaskSpec>> {
     let mut specs = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -105,7 +131,7 @@ pub fn specs_from_lines(
             function: function.into(),
             args,
             kwargs: kwargs.into(),
-            policy: TaskPolicy::default(),
+            policy,
         });
     }
     if specs.is_empty() {
@@ -139,6 +165,57 @@ fn kind_of(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, TaskCommand, TopCommand};
+    use clap::Parser;
+    use tatzelwurm_proto::task::DEFAULT_CRASH_LIMIT;
+
+    fn retrying() -> TaskPolicy {
+        TaskPolicy {
+            retries: 2,
+            ..TaskPolicy::default()
+        }
+    }
+
+    fn policy_of(line: &str) -> TaskPolicy {
+        let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
+        let TopCommand::Task(TaskCommand::Add(args)) = cli.command else {
+            panic!("not an add");
+        };
+        policy(&args)
+    }
+
+    /// No flags give proto's default policy; each flag lands in its field, seconds as
+    /// milliseconds.
+    #[test]
+    fn policy_from_flags() {
+        assert_eq!(policy_of("actionwurm task add m:f"), TaskPolicy::default());
+        assert_eq!(
+            policy_of(
+                "actionwurm task add m:f --at-most-once --retries 3 --backoff 0.1 --timeout 2.5"
+            ),
+            TaskPolicy {
+                at_most_once: true,
+                retries: 3,
+                backoff_ms: 100,
+                timeout_ms: Some(2_500),
+                crash_limit: DEFAULT_CRASH_LIMIT,
+            }
+        );
+        assert_eq!(
+            policy_of("actionwurm task add m:f --crash-limit 1 --timeout 3600").crash_limit,
+            1
+        );
+    }
+
+    /// Seconds round to the nearest millisecond, and a tiny positive value is not read as 0.
+    #[test]
+    fn seconds_become_milliseconds() {
+        assert_eq!(millis(1.0), 1_000);
+        assert_eq!(millis(0.1), 100);
+        assert_eq!(millis(2.5), 2_500);
+        assert_eq!(millis(0.0004), 1);
+        assert_eq!(millis(1e9), 1_000_000_000_000);
+    }
 
     /// Both documented forms pass; anything without a module, a function or a colon fails with
     /// a message naming both forms.
@@ -193,32 +270,44 @@ mod tests {
     #[test]
     fn args_file_lines_become_tasks() {
         let text = "[1]\n\n  \n[\"two\", 2]\r\n[]\n";
-        let specs = specs_from_lines("jobs.txt", text, "m:f", r#"{"k":1}"#).unwrap();
+        let specs = specs_from_lines("jobs.txt", text, "m:f", r#"{"k":1}"#, retrying()).unwrap();
         let args: Vec<&str> = specs.iter().map(|s| s.args.as_str()).collect();
         assert_eq!(args, vec!["[1]", r#"["two",2]"#, "[]"]);
         assert!(specs
             .iter()
-            .all(|s| s.function == "m:f" && s.kwargs == r#"{"k":1}"#));
+            .all(|s| s.function == "m:f" && s.kwargs == r#"{"k":1}"# && s.policy == retrying()));
     }
 
     /// A bad line names the file and its line number, counting blank lines.
     #[test]
     fn bad_args_file_line_is_located() {
-        let err = specs_from_lines("jobs.txt", "[1]\n\n{\"a\":1}\n", "m:f", "{}")
-            .unwrap_err()
-            .to_string();
+        let err = specs_from_lines(
+            "jobs.txt",
+            "[1]\n\n{\"a\":1}\n",
+            "m:f",
+            "{}",
+            TaskPolicy::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with("jobs.txt line 3 is not a JSON array: it is an object"),
             "{err}"
         );
-        let err = specs_from_lines("jobs.txt", "[1]\nnope\n", "m:f", "{}")
-            .unwrap_err()
-            .to_string();
+        let err = specs_from_lines(
+            "jobs.txt",
+            "[1]\nnope\n",
+            "m:f",
+            "{}",
+            TaskPolicy::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with("jobs.txt line 2 is not a JSON array: "),
             "{err}"
         );
-        let err = specs_from_lines("jobs.txt", "\n \n", "m:f", "{}")
+        let err = specs_from_lines("jobs.txt", "\n \n", "m:f", "{}", TaskPolicy::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("has no tasks"), "{err}");
@@ -227,7 +316,13 @@ mod tests {
     /// A missing file is named in the error.
     #[test]
     fn missing_args_file_is_named() {
-        let err = specs_from_file(Path::new("/nonexistent/jobs.txt"), "m:f", "{}").unwrap_err();
+        let err = specs_from_file(
+            Path::new("/nonexistent/jobs.txt"),
+            "m:f",
+            "{}",
+            TaskPolicy::default(),
+        )
+        .unwrap_err();
         assert!(
             format!("{err:#}").starts_with("cannot read --args-file /nonexistent/jobs.txt: "),
             "{err:#}"

@@ -9,7 +9,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde_json::Value;
 use tatzelwurm_proto::actioner::WorkerInfo;
-use tatzelwurm_proto::task::{TaskInfo, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskInfo, TaskPolicy, TaskState, Timestamp};
 
 /// How many characters of arguments a list row shows.
 const ARGS_WIDTH: usize = 40;
@@ -37,7 +37,7 @@ pub fn task_list(tasks: &[TaskInfo], now: Timestamp) -> Table {
             info.spec.function.clone(),
             shorten(&arguments(info), ARGS_WIDTH),
             info.worker.clone().unwrap_or_default(),
-            info.attempts.to_string(),
+            attempts(info),
             time::utc(info.created_at),
             took(info, now),
             shorten(&result_or_error(info), RESULT_WIDTH),
@@ -52,7 +52,7 @@ pub fn task_list(tasks: &[TaskInfo], now: Timestamp) -> Table {
 pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
     let mut table = new_table(&["field", "value"]);
     let optional_time = |at: Option<Timestamp>| at.map(time::utc).unwrap_or_default();
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("id", info.id.to_string()),
         ("state", info.state.to_string()),
         ("function", info.spec.function.clone()),
@@ -60,6 +60,9 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
         ("kwargs", info.spec.kwargs.clone()),
         ("worker", info.worker.clone().unwrap_or_default()),
         ("attempts", info.attempts.to_string()),
+        ("failures", info.failures.to_string()),
+        ("crashes", info.crashes.to_string()),
+        ("policy", policy(&info.spec.policy)),
         ("created (UTC)", time::utc(info.created_at)),
         ("started (UTC)", optional_time(info.started_at)),
         ("finished (UTC)", optional_time(info.finished_at)),
@@ -70,6 +73,14 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
         ),
         ("error", error_line(info)),
     ];
+    if let Some(due) = info.retry_at {
+        // Only a waiting task has a retry due; the row would be noise on the others.
+        let at = rows
+            .iter()
+            .position(|(field, _)| *field == "took")
+            .unwrap_or(0);
+        rows.insert(at, ("retry at (UTC)", retry_at(due, now)));
+    }
     for (field, value) in rows {
         table.add_row(vec![field.to_string(), value]);
     }
@@ -127,6 +138,57 @@ fn align_right(table: &mut Table, columns: &[usize]) {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
+}
+
+/// Hand-outs, with the failed and lost ones in brackets when there are any, so that retries show:
+/// `3 (2 failed)`, `2 (1 lost)`, `1`.
+fn attempts(info: &TaskInfo) -> String {
+    let mut why = Vec::new();
+    if info.failures > 0 {
+        why.push(format!("{} failed", info.failures));
+    }
+    if info.crashes > 0 {
+        why.push(format!("{} lost", info.crashes));
+    }
+    if why.is_empty() {
+        info.attempts.to_string()
+    } else {
+        format!("{} ({})", info.attempts, why.join(", "))
+    }
+}
+
+/// A policy in one line, leaving out what cannot apply (a backoff without retries, a crash
+/// limit for an at-most-once task): `at-least-once, 3 retries (backoff 1s), timeout 2.5s,
+/// crash limit 5`.
+fn policy(policy: &TaskPolicy) -> String {
+    let mode = if policy.at_most_once {
+        "at-most-once"
+    } else {
+        "at-least-once"
+    };
+    let retries = match policy.retries {
+        0 => "no retries".to_string(),
+        1 => format!("1 retry (backoff {})", time::seconds(policy.backoff_ms)),
+        n => format!("{n} retries (backoff {})", time::seconds(policy.backoff_ms)),
+    };
+    let timeout = policy.timeout_ms.map_or("no timeout".to_string(), |ms| {
+        format!("timeout {}", time::seconds(ms))
+    });
+    let mut parts = vec![mode.to_string(), retries, timeout];
+    if !policy.at_most_once {
+        parts.push(format!("crash limit {}", policy.crash_limit));
+    }
+    parts.join(", ")
+}
+
+/// When a waiting task's retry is due, and how far away that is: `2026-11-24 02:10:03 (in 1.2s)`.
+fn retry_at(due: Timestamp, now: Timestamp) -> String {
+    let when = if due > now {
+        format!("in {}", time::duration(now, due))
+    } else {
+        "due now".to_string()
+    };
+    format!("{} ({when})", time::utc(due))
 }
 
 /// Positional arguments, followed by the keyword arguments when there are any.
@@ -200,7 +262,7 @@ fn section(text: &mut String, title: &str, body: &str) {
 mod tests {
     use super::*;
     use crate::fake_coordinator::{shown_task, task};
-    use tatzelwurm_proto::WorkerId;
+    use tatzelwurm_proto::{Attempt, WorkerId};
 
     fn render(mut table: Table) -> String {
         table.force_no_tty();
@@ -254,6 +316,68 @@ mod tests {
         ] {
             assert!(text.contains(part), "missing {part:?} in\n{text}");
         }
+    }
+
+    /// A waiting task shows its state and, in the attempts cell, how many attempts failed or
+    /// were lost; a task without either shows the bare count.
+    #[test]
+    fn retries_show_in_the_list() {
+        let mut waiting = task(5, TaskState::Waiting);
+        waiting.attempts = Attempt(3);
+        waiting.failures = 2;
+        waiting.crashes = 1;
+        let text = render(task_list(
+            &[waiting, task(6, TaskState::Running)],
+            Timestamp(0),
+        ));
+        for cell in ["waiting", "3 (2 failed, 1 lost)", "ValueError: bad value"] {
+            assert!(text.contains(cell), "missing {cell:?} in\n{text}");
+        }
+        let mut lost = task(7, TaskState::Ready);
+        lost.attempts = Attempt(2);
+        lost.crashes = 2;
+        assert_eq!(attempts(&lost), "2 (2 lost)");
+        assert_eq!(attempts(&task(8, TaskState::Completed)), "1");
+    }
+
+    /// The detail of a waiting task has its policy, its counters and when its retry is due.
+    #[test]
+    fn waiting_detail_shows_policy_and_retry() {
+        let mut info = task(5, TaskState::Waiting);
+        info.crashes = 1;
+        info.spec.policy = TaskPolicy {
+            retries: 3,
+            timeout_ms: Some(2_500),
+            ..TaskPolicy::default()
+        };
+        let due = info.retry_at.unwrap();
+        let text = task_detail(&info, Timestamp(due.0 - 1_200));
+        for part in [
+            "│ policy ",
+            "at-least-once, 3 retries (backoff 1s), timeout 2.5s, crash limit 5",
+            "│ failures ",
+            "│ crashes ",
+            "retry at (UTC)",
+            "2026-11-24 01:40:16 (in 1.2s)",
+        ] {
+            assert!(text.contains(part), "missing {part:?} in\n{text}");
+        }
+        assert!(task_detail(&info, due).contains("01:40:16 (due now)"));
+        let done = task_detail(&task(6, TaskState::Completed), Timestamp(0));
+        assert!(!done.contains("retry at"), "{done}");
+        assert!(done.contains("at-least-once, no retries, no timeout, crash limit 5"));
+    }
+
+    /// An at-most-once policy leaves out the crash limit, which cannot apply to it.
+    #[test]
+    fn at_most_once_policy_line() {
+        let line = policy(&TaskPolicy {
+            at_most_once: true,
+            retries: 1,
+            backoff_ms: 250,
+            ..TaskPolicy::default()
+        });
+        assert_eq!(line, "at-most-once, 1 retry (backoff 0.25s), no timeout");
     }
 
     /// The worker list shows every column.

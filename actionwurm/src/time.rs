@@ -1,4 +1,5 @@
-//! Times and durations as people read them in tables: `2026-11-24 01:40:12` (UTC) and `1.2s`.
+//! Times and durations as people read them in tables: `2026-11-24 01:40:12` (UTC), `1.2s`, and
+//! the seconds of a task's policy as typed (`2.5s`).
 //!
 //! Used by `table` only; JSON carries seconds since the epoch instead. The calendar arithmetic is
 //! Howard Hinnant's `civil_from_days`, so that no date crate is needed for one format.
@@ -31,6 +32,12 @@ pub fn duration(from: Timestamp, to: Timestamp) -> String {
         60_000..3_600_000 => format!("{}m{:02}s", millis / 60_000, millis / 1000 % 60),
         _ => format!("{}h{:02}m", millis / 3_600_000, millis / 60_000 % 60),
     }
+}
+
+/// A span given in seconds on the command line (`--backoff`, `--timeout`), shown the way it was
+/// typed: `1s`, `2.5s`, `0.25s`, `3600s`.
+pub fn seconds(millis: u64) -> String {
+    format!("{}s", millis as f64 / 1000.0)
 }
 
 /// Year, month (1-12) and day (1-31) of the proleptic Gregorian calendar for a count of days
@@ -73,5 +80,15 @@ mod tests {
         assert_eq!(duration(at(0), at(245_000)), "4m05s");
         assert_eq!(duration(at(0), at(7_800_000)), "2h10m");
         assert_eq!(duration(at(500), at(0)), "0ms");
+    }
+
+    /// Policy spans read as the seconds a user typed.
+    #[test]
+    fn seconds_as_typed() {
+        assert_eq!(seconds(1_000), "1s");
+        assert_eq!(seconds(2_500), "2.5s");
+        assert_eq!(seconds(250), "0.25s");
+        assert_eq!(seconds(1), "0.001s");
+        assert_eq!(seconds(3_600_000), "3600s");
     }
 }

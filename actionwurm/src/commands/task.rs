@@ -13,7 +13,7 @@ use crate::output::{sentence, to_json_text, TaskJson};
 use crate::{spec, table};
 use anyhow::Result;
 use std::time::Duration;
-use tatzelwurm_proto::task::{TaskInfo, TaskPolicy, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 
 /// Most tasks sent in one `Add`: one round trip for any ordinary file, frames well under the limit.
@@ -67,13 +67,14 @@ async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
 fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
     spec::check_function(&args.function)?;
     let kwargs = spec::parse_kwargs(args.kwargs.as_deref())?;
+    let policy = spec::policy(args);
     match &args.args_file {
-        Some(path) => spec::specs_from_file(path, &args.function, &kwargs),
+        Some(path) => spec::specs_from_file(path, &args.function, &kwargs, policy),
         None => Ok(vec![TaskSpec {
             function: args.function.clone(),
             args: spec::parse_args(args.args.as_deref())?,
             kwargs,
-            policy: TaskPolicy::default(),
+            policy,
         }]),
     }
 }
@@ -198,7 +199,7 @@ async fn wait(addr: &str, args: &WaitArgs) -> Result<Outcome> {
 
 fn timed_out(secs: f64, select: &SelectArgs) -> Outcome {
     let what = if select.all {
-        "every task that was ready or running".to_string()
+        "every task that was ready, waiting or running".to_string()
     } else {
         let ids: Vec<String> = select.ids.iter().map(u64::to_string).collect();
         let shown = capped(ids, 10).join(", ");

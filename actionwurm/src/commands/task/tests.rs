@@ -4,6 +4,7 @@
 use super::*;
 use crate::fake_coordinator::{shown_task, task, FakeCoordinator, Step};
 use tatzelwurm_proto::actioner::{Command, Reply, Selection};
+use tatzelwurm_proto::task::TaskPolicy;
 
 fn add_args(function: &str) -> AddArgs {
     AddArgs {
@@ -12,6 +13,11 @@ fn add_args(function: &str) -> AddArgs {
         kwargs: None,
         args_file: None,
         play: false,
+        at_most_once: false,
+        retries: 0,
+        backoff: 1.0,
+        timeout: None,
+        crash_limit: tatzelwurm_proto::task::DEFAULT_CRASH_LIMIT,
     }
 }
 
@@ -60,6 +66,53 @@ async fn args_file_is_one_round_trip() {
     assert!(tasks.iter().all(|t| t.kwargs == "{\"n\":1}"));
 }
 
+/// The policy flags reach the coordinator in every spec of the add, from --args-file too.
+#[tokio::test]
+async fn policy_is_sent_with_every_task() {
+    let path =
+        std::env::temp_dir().join(format!("actionwurm-test-{}-policy.txt", std::process::id()));
+    std::fs::write(&path, "[1]\n[2]\n").unwrap();
+    let fake = FakeCoordinator::start(numbering()).await;
+    let mut args = add_args("examples.words:count");
+    args.args_file = Some(path.clone());
+    args.retries = 3;
+    args.backoff = 0.5;
+    args.timeout = Some(2.5);
+    args.crash_limit = 2;
+    let outcome = add(&fake.addr, &args).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(outcome, Outcome::success("1\n2\n".into()));
+    let expected = TaskPolicy {
+        at_most_once: false,
+        retries: 3,
+        backoff_ms: 500,
+        timeout_ms: Some(2_500),
+        crash_limit: 2,
+    };
+    let seen = fake.requests().await;
+    let Command::Add { tasks, .. } = &seen[0].command else {
+        panic!("not an add");
+    };
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t.policy == expected), "{tasks:?}");
+
+    let fake = FakeCoordinator::start(numbering()).await;
+    let mut args = add_args("m:f");
+    args.at_most_once = true;
+    add(&fake.addr, &args).await.unwrap();
+    let seen = fake.requests().await;
+    let Command::Add { tasks, .. } = &seen[0].command else {
+        panic!("not an add");
+    };
+    assert_eq!(
+        tasks[0].policy,
+        TaskPolicy {
+            at_most_once: true,
+            ..TaskPolicy::default()
+        }
+    );
+}
+
 /// A bad FUNC fails before connecting: the message is about FUNC, not the coordinator.
 #[tokio::test]
 async fn bad_function_fails_before_connecting() {
@@ -74,7 +127,7 @@ fn batches_split_by_count_and_bytes() {
         function: "m:f".into(),
         args,
         kwargs: "{}".into(),
-        policy: tatzelwurm_proto::task::TaskPolicy::default(),
+        policy: TaskPolicy::default(),
     };
     let many: Vec<TaskSpec> = (0..BATCH_TASKS * 2 + 1)
         .map(|i| spec(format!("[{i}]")))
@@ -262,4 +315,31 @@ async fn wait_times_out() {
         vec!["timed out after 0.2 s waiting for tasks 7, 8"]
     );
     assert!(outcome.stdout.is_empty());
+}
+
+/// A wait for every task that times out names the states it waited on, `waiting` among them.
+#[test]
+fn wait_all_times_out_naming_waiting() {
+    let outcome = timed_out(1.0, &select(&[], true));
+    assert_eq!(
+        outcome.stderr,
+        vec!["timed out after 1 s waiting for every task that was ready, waiting or running"]
+    );
+}
+
+/// The summary counts each state a waited task is in, `waiting` too, and only completed ones
+/// count as success.
+#[test]
+fn wait_counts_waiting_tasks() {
+    let outcome = wait_outcome(&[
+        task(1, TaskState::Completed),
+        task(2, TaskState::Waiting),
+        task(3, TaskState::Completed),
+    ]);
+    assert_eq!(
+        outcome.stdout,
+        "waited for 3 tasks: 1 waiting, 2 completed\n"
+    );
+    assert_eq!(outcome.stderr, vec!["task 2 is waiting"]);
+    assert_eq!(outcome.exit, Exit::Failure);
 }
