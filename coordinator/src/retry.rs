@@ -15,9 +15,18 @@ const MAX_DELAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub struct Jitter(u64);
 
 impl Jitter {
-    /// Seeds from the clock; any non-zero seed works.
+    /// Seeds from the clock and the process id. Clock seeds differ only in their low bits, and
+    /// xorshift's first outputs would too, so the seed is mixed first (splitmix64's finaliser).
     pub fn from_clock() -> Jitter {
-        Jitter(Timestamp::now().0 | 1)
+        Jitter::from_seed(Timestamp::now().0 ^ (u64::from(std::process::id()) << 32))
+    }
+
+    /// A generator whose first factors already look random even for neighbouring seeds.
+    pub fn from_seed(seed: u64) -> Jitter {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Jitter((z ^ (z >> 31)) | 1)
     }
 
     /// A factor in [0.5, 1.5).
@@ -60,6 +69,16 @@ mod tests {
                 "{delay} vs {nominal}"
             );
         }
+    }
+
+    /// Seeds a millisecond apart give first factors spread over the range, not one value.
+    #[test]
+    fn first_factor_varies_with_the_seed() {
+        let firsts: Vec<f64> = (0..50u64)
+            .map(|ms| Jitter::from_seed(1_795_486_000_000 + ms).factor())
+            .collect();
+        let low = firsts.iter().filter(|f| **f < 1.0).count();
+        assert!((10..=40).contains(&low), "{firsts:?}");
     }
 
     /// A huge retry count is capped instead of overflowing.
