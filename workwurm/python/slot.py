@@ -1,8 +1,29 @@
 """The tatzelwurm slot loop: runs tasks for workwurm inside the user's own Python.
 
 workwurm starts one process per slot as `PYTHON -c <this file>`, so nothing has to be installed,
-and supervises it: it kills the slot's process group to stop a task, and starts a fresh slot when
-one dies. Modules a task imports stay imported for the slot's later tasks.
+and supervises it: it kills the slot's process group to stop a task (a kill, or a timeout), and
+starts a fresh slot when one dies. Modules a task imports stay imported for the slot's later tasks.
+
+For tasks
+---------
+While a task runs, os.environ["TATZELWURM_TASK_ID"] and os.environ["TATZELWURM_ATTEMPT"] hold its
+task id and attempt number, as strings (processes the task starts inherit them). The attempt grows
+by one each time the coordinator hands the task out again (after a retry, or when a worker was
+lost), so the pair makes an idempotency key: "task 12, attempt 3" names one run. Between tasks
+the two variables are not set.
+
+Dying with workwurm
+-------------------
+Every process a task starts stays in the slot's process group unless it leaves it on purpose.
+When workwurm exits, however it exits (even `kill -9`), that whole group is SIGKILLed: the kernel
+kills the slot itself (PR_SET_PDEATHSIG), and a guardian process kills the rest. workwurm holds
+the only write end of a pipe, the lifeline, whose read end every slot gets as fd 5; nothing is
+ever written to it. Before anything of the user's is imported, the slot forks the guardian (see
+start_guardian), which blocks reading fd 5; when workwurm is gone the read returns end of file
+and the guardian SIGKILLs the group, itself included. It is a separate process, so a task that
+holds the GIL for hours in C code cannot delay it. It is not the slot's child (an intermediate
+process forks it and exits at once), so os.wait() in a task never sees it, and it dies with the
+group whenever workwurm kills a slot.
 
 Protocol (keep in step with workwurm/src/slot_channel.rs)
 ---------------------------------------------------------
@@ -15,19 +36,24 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
                               ...]}
       Tasks to run one after another, in order. (workwurm sends one at a time today; a list
       lets a later fast path send several in one frame.)
-  slot -> workwurm  {"hello": {"python": "3.11.7", "executable": "/usr/bin/python3", "pid": 4711}}
-      Once, when the slot is ready for tasks.
+  slot -> workwurm  {"hello": {"python": "3.11.7", "executable": "/usr/bin/python3", "pid": 4711,
+                                "capture": [7, 8]}}
+      Once, when the slot is ready for tasks. "capture" holds the fds of the files that capture a
+      task's stdout and stderr (see Output): workwurm opens them through /proc so that what a task
+      wrote is still there when the slot dies under it (killed, timed out, crashed).
   slot -> workwurm  {"done": [{"task": 12, "attempt": 1, "ok": true, "result": "<JSON text>",
                                "stdout": "...", "stderr": "..."}]}
       or, for a failure, "ok": false and "error": {"kind": "ValueError", "message": "...",
       "traceback": "..."} instead of "result". Sent as soon as each task ends.
 
 End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
-understand is a bug in one side; the slot reports it on stderr and goes on.
+understand is a bug in one side; the slot reports it on stderr and goes on. fd 5 is the lifeline
+(above); the slot closes it once its guardian runs.
 
 Output: while a task runs, fds 1 and 2 point at temporary files (so C code and child processes are
 captured too, and a task that prints megabytes never blocks on a pipe); afterwards the slot sends
-the last KEEP_BYTES of each and points fds 1 and 2 back at workwurm's own output.
+the last KEEP_BYTES of each, empties the files for the next task, and points fds 1 and 2 back at
+workwurm's own output.
 """
 
 import importlib
@@ -38,12 +64,13 @@ import signal
 import struct
 import sys
 import tempfile
-import threading
-import time
 import traceback
 
 TASKS_FD = 3
 RESULTS_FD = 4
+LIFELINE_FD = 5
+TASK_ID_ENV = "TATZELWURM_TASK_ID"
+ATTEMPT_ENV = "TATZELWURM_ATTEMPT"
 # How much of each output stream a task keeps: its tail, which usually explains what happened.
 KEEP_BYTES = 256 * 1024
 # Results travel in workwurm's frames to the coordinator (64 MiB at most); stay well below.
@@ -53,22 +80,76 @@ MAX_TEXT_CHARS = 64 * 1024
 ALLOWED = "return lists, dicts, strings, numbers, booleans or None"
 
 
-def watch_parent():
-    """Kill this slot and every process its task started once workwurm is gone.
+def start_guardian():
+    """Start the process that kills this slot's group once workwurm is gone (see the top).
 
-    workwurm also asks the kernel to SIGKILL the slot when it dies (PR_SET_PDEATHSIG), but that
-    fires when the spawning thread ends and never reaches processes a task started; this thread
-    notices a new parent (we were re-parented) and takes the whole process group down.
+    Runs first, while the slot has no threads and nothing of the user's is imported (only what
+    site and .pth files run at interpreter start came before). The slot is its process group's
+    leader (workwurm made it so), and the guardian stays in that group.
     """
-    parent = os.getppid()
+    try:
+        os.fstat(LIFELINE_FD)
+    except OSError:
+        sys.exit(
+            "tatzelwurm slot: fd %d (the lifeline) is not open; slots run only under workwurm"
+            % LIFELINE_FD
+        )
+    group = os.getpgrp()
+    middle = os.fork()
+    if middle == 0:
+        # The intermediate: fork the guardian and leave at once, so that the guardian is
+        # re-parented away from the slot. os._exit everywhere: no atexit handlers, no flushing of
+        # buffers inherited from the slot.
+        try:
+            if os.fork() == 0:
+                guard(group)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(middle, 0)
+    if status != 0:
+        sys.exit("tatzelwurm slot: cannot start the guardian process (status %d)" % status)
+    # The guardian has its copy; tasks and their children need none.
+    os.close(LIFELINE_FD)
 
-    def watch():
+
+def guard(group):
+    """The guardian: wait for end of file on the lifeline, then SIGKILL `group`. Never returns."""
+    try:
+        # Only the lifeline's end or SIGKILL may end it: a SIGINT or SIGTERM to the group (from a
+        # task, say) must not take the slot's protection away while the slot lives on.
+        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE"):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # Hold nothing but the lifeline: never the task pipes (workwurm must see their end when
+        # the slot dies) nor workwurm's stdout and stderr (a reader of those waits for their end).
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keep = (0, 1, 2, LIFELINE_FD)
+        try:
+            open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:
+            open_fds = range(256)
+        for fd in open_fds:
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os.killpg(0, signal.SIGKILL)
-
-    threading.Thread(target=watch, name="tatzelwurm-watchdog", daemon=True).start()
+            try:
+                if not os.read(LIFELINE_FD, 1):
+                    break  # end of file: workwurm is gone
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+    finally:
+        # Also on an error above: a slot whose guardian failed must not run unguarded.
+        try:
+            os.killpg(group, signal.SIGKILL)
+        finally:
+            os._exit(1)
 
 
 class Channel:
@@ -315,6 +396,9 @@ def describe(exc):
 
 def run_one(task, capture):
     done = {"task": task["task"], "attempt": task["attempt"]}
+    saved = {name: os.environ.get(name) for name in (TASK_ID_ENV, ATTEMPT_ENV)}
+    os.environ[TASK_ID_ENV] = str(task["task"])
+    os.environ[ATTEMPT_ENV] = str(task["attempt"])
     capture.start()
     try:
         try:
@@ -326,6 +410,11 @@ def run_one(task, capture):
             result, error = None, describe(exc)
     finally:
         done["stdout"], done["stderr"] = capture.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if error is None:
         done["ok"] = True
         done["result"] = result
@@ -336,14 +425,21 @@ def run_one(task, capture):
 
 
 def main():
+    start_guardian()
     channel = Channel()
-    watch_parent()
     extra = [p for p in os.environ.get("TATZELWURM_PATH", "").split(":") if p]
     # `-c` put the working directory ('') first; the --path dirs come right after it.
     sys.path[1:1] = extra
     capture = Capture()
     channel.send(
-        {"hello": {"python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid()}}
+        {
+            "hello": {
+                "python": sys.version.split()[0],
+                "executable": sys.executable,
+                "pid": os.getpid(),
+                "capture": capture.fds,
+            }
+        }
     )
     while True:
         message = channel.receive()

@@ -8,9 +8,14 @@
 //!   reconnecting with back-off; the only code that speaks proto's messages.
 //! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
 //! - [`slots`]: the slot pool actor: which slot runs which attempt, the local queue, kills,
-//!   crashes and restarts.
-//! - [`slot_process`]: starting one slot process (pipes on fds 3 and 4, own process group, dies
-//!   with workwurm) and watching it until it ends.
+//!   timeouts, crashes and restarts.
+//! - [`failures`]: the errors the worker reports for a task that could not (`SlotCrashed`,
+//!   `Timeout`).
+//! - [`captured`]: reading what a task wrote when its slot was killed or died under it.
+//! - [`slot_process`]: starting one slot process (pipes on fds 3 and 4, the lifeline on fd 5, own
+//!   process group, dies with workwurm) and watching it until it ends.
+//! - [`lifeline`]: the pipe whose end of file tells each slot's guardian process that workwurm is
+//!   gone, so that a `kill -9` of workwurm leaves no slot and no process of a task behind.
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
 //!   `python/slot.py`, the slot loop carried in this binary.
 //! - [`backoff`]: how long to wait before retrying a connection or restarting a dying slot.
@@ -19,8 +24,11 @@
 //! watcher → the pool → a report on a channel → the session's outbox → the coordinator.
 
 pub mod backoff;
+pub mod captured;
 pub mod cli;
+pub mod failures;
 pub mod interpreter;
+pub mod lifeline;
 pub mod outbox;
 pub mod session;
 pub mod slot_channel;
@@ -29,6 +37,7 @@ pub mod slots;
 
 pub use cli::Config;
 
+use anyhow::Context;
 use session::Session;
 use slot_process::SlotCommand;
 use slots::SlotsHandle;
@@ -59,10 +68,9 @@ pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> an
         config.python.display(),
         config.coordinator
     );
-    let command = SlotCommand {
-        python: config.python.clone(),
-        extra_path: config.extra_path(),
-    };
+    // One lifeline for the life of this process: its write end closes only when workwurm exits.
+    let command = SlotCommand::new(config.python.clone(), config.extra_path())
+        .context("cannot create the pipe that ties the slots' lives to workwurm's")?;
     let (slots, reports) = SlotsHandle::start(command, config.slots as usize);
     let session = Session {
         address: &config.coordinator,

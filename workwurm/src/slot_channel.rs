@@ -6,11 +6,12 @@
 //! framing is unit-tested on plain bytes.
 //!
 //! Protocol: fd 3 of the slot carries frames from workwurm, fd 4 frames to workwurm (stdin and
-//! stdout belong to the task). A frame is a 4-byte big-endian length and that many bytes of UTF-8
+//! stdout belong to the task); fd 5 is the lifeline (see `lifeline`), never written. A frame is a 4-byte big-endian length and that many bytes of UTF-8
 //! JSON, one object with one key:
 //! - workwurm → slot: `{"run": [{"task", "attempt", "function", "args", "kwargs"}, ...]}`, tasks
 //!   to run in order (one at a time today; the list leaves room for a batching fast path).
-//! - slot → workwurm: `{"hello": {"python", "executable", "pid"}}` once, when the slot is ready;
+//! - slot → workwurm: `{"hello": {"python", "executable", "pid", "capture"}}` once, when the slot
+//!   is ready (`capture`: the fds of its stdout and stderr capture files);
 //!   then `{"done": [{"task", "attempt", "ok", "result" | "error", "stdout", "stderr"}]}` as each
 //!   task ends, where `error` is `{"kind", "message", "traceback"}`.
 //!
@@ -48,6 +49,10 @@ pub struct SlotHello {
     pub executable: String,
     /// Its process id.
     pub pid: u32,
+    /// Its fds of the files that capture a task's stdout and stderr, which `captured` opens so
+    /// that a task's output outlives a slot killed or crashed under it.
+    #[serde(default)]
+    pub capture: Option<[i32; 2]>,
 }
 
 /// How one task ended in a slot.

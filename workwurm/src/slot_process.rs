@@ -1,15 +1,25 @@
-//! One slot process: starting it with its pipes on fds 3 and 4, and watching it until it ends.
+//! One slot process: starting it with its pipes on fds 3 and 4 and the lifeline on fd 5, and
+//! watching it until it ends.
 //!
 //! `slots` calls [`spawn`] and, once it has recorded the new process, [`watch`]; everything a slot
 //! says or does comes back to `slots` as an [`Event`]. The child runs `PYTHON -c <slot.py>` in its
 //! own process group (so killing the group takes every process its task started), with stdin on
 //! /dev/null and stdout/stderr shared with workwurm.
 //!
+//! Two things make a slot die with workwurm. `PR_SET_PDEATHSIG` has the kernel SIGKILL the slot
+//! process itself; it cannot reach the processes its task started. For those, slot.py starts a
+//! guardian in the slot's process group that waits on the [`Lifeline`] (fd 5) and SIGKILLs the
+//! whole group when workwurm is gone (see `lifeline` and slot.py). The guardian is not the slot's
+//! child (slot.py forks it through an intermediate process that exits at once), so the watcher
+//! below, which waits for the slot's pid only, and a task's own `os.wait()` never see it; it dies
+//! with every kill of the group.
+//!
 //! Processes are forked on one dedicated thread that lives as long as workwurm: the kernel sends
 //! `PR_SET_PDEATHSIG` when the *thread* that forked a child exits, so forking from a runtime
 //! thread that may be retired would kill healthy slots, and forking from a thread that outlives
 //! workwurm is impossible.
 
+use crate::lifeline::{dup_above, Lifeline, LIFELINE_FD};
 use crate::slot_channel::{FrameBuffer, FromSlot};
 use std::ffi::OsString;
 use std::io;
@@ -34,6 +44,10 @@ pub const SLOT_PY: &str = include_str!("../python/slot.py");
 
 /// The environment variable through which slot.py learns the `--path` dirs (joined with `:`).
 pub const PATH_ENV: &str = "TATZELWURM_PATH";
+
+/// The variables slot.py sets while a task runs; a slot starts without them even when workwurm
+/// itself runs inside a task, so that a task never sees another task's id.
+const TASK_ENV: [&str; 2] = ["TATZELWURM_TASK_ID", "TATZELWURM_ATTEMPT"];
 
 /// How long to keep reading a slot's pipe after the process exited, for a last frame that is
 /// still in the pipe. Only a process that inherited the pipe against slot.py's wishes (a
@@ -66,6 +80,19 @@ pub struct SlotCommand {
     pub python: PathBuf,
     /// The `--path` dirs joined with `:`, handed to slot.py in `PATH_ENV`.
     pub extra_path: OsString,
+    /// The one lifeline of this worker, whose read end every slot gets as fd 5.
+    pub lifeline: Arc<Lifeline>,
+}
+
+impl SlotCommand {
+    /// The command for `python` with `extra_path`, and a new lifeline.
+    pub fn new(python: PathBuf, extra_path: OsString) -> io::Result<SlotCommand> {
+        Ok(SlotCommand {
+            python,
+            extra_path,
+            lifeline: Arc::new(Lifeline::new()?),
+        })
+    }
 }
 
 /// A slot process that was just started, before anyone watches it.
@@ -142,12 +169,19 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
         .arg(SLOT_PY)
         .env(PATH_ENV, &command.extra_path)
         .stdin(Stdio::null());
-    let (child_in_fd, child_out_fd) = (child_in.as_raw_fd(), child_out.as_raw_fd());
+    for name in TASK_ENV {
+        std_command.env_remove(name);
+    }
+    let fds = ChildFds {
+        tasks: child_in.as_raw_fd(),
+        results: child_out.as_raw_fd(),
+        lifeline: command.lifeline.read_fd(),
+    };
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
     unsafe {
-        std_command.pre_exec(move || prepare_child(child_in_fd, child_out_fd, parent));
+        std_command.pre_exec(move || prepare_child(fds, parent));
     }
     let child = fork_on_spawner_thread(std_command).await?;
     // The child has its copies now; ours would keep the pipes open after it dies.
@@ -175,12 +209,25 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
     }
 }
 
-/// Runs in the child between fork and exec: pipes onto 3 and 4, own process group, die with us.
-fn prepare_child(child_in: RawFd, child_out: RawFd, parent: libc::pid_t) -> io::Result<()> {
+/// The fds (all numbered 10 or higher) that a new slot gets as 3, 4 and 5.
+#[derive(Clone, Copy)]
+struct ChildFds {
+    tasks: RawFd,
+    results: RawFd,
+    lifeline: RawFd,
+}
+
+/// Runs in the child between fork and exec: pipes onto 3 and 4 and the lifeline onto 5, own
+/// process group, die with us.
+fn prepare_child(fds: ChildFds, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: plain syscalls on fds and the calling process; all async-signal-safe.
     unsafe {
-        // dup2 leaves the new descriptors without close-on-exec, so the slot inherits them.
-        if libc::dup2(child_in, 3) < 0 || libc::dup2(child_out, 4) < 0 {
+        // dup2 leaves the new descriptors without close-on-exec, so the slot inherits them. The
+        // sources are all above 10, so no dup2 overwrites another's source.
+        if libc::dup2(fds.tasks, 3) < 0
+            || libc::dup2(fds.results, 4) < 0
+            || libc::dup2(fds.lifeline, LIFELINE_FD) < 0
+        {
             return Err(io::Error::last_os_error());
         }
         if libc::setpgid(0, 0) < 0 {
@@ -205,16 +252,6 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC creates a new fd that we then own.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a fresh fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 type SpawnJob = Box<dyn FnOnce() + Send>;
@@ -385,3 +422,6 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,17 @@
 //! Python: starting a process happens in a task of its own, and what a slot says or does comes
 //! back as an [`Event`] from its watcher (`slot_process`). The pool hands each slot one task at
 //! a time; a task with no free slot waits in a local queue.
+//!
+//! A task's timeout (`policy.timeout_ms`) runs from the moment its slot gets it, not while it
+//! waits in the queue. The deadline lives in the slot's `Busy` state with the attempt it belongs
+//! to, so it leaves with that attempt and can never hit a later task; one timer in the pool's loop
+//! is set to the earliest deadline. A task past its deadline is stopped like a kill (SIGKILL to the
+//! slot's process group) and reported `Failed` with kind `Timeout`, with the output it wrote so
+//! far (`captured`); then a fresh slot is started.
 
 use crate::backoff;
+use crate::captured::Captured;
+use crate::failures;
 use crate::slot_channel::{encode_run, FromSlot};
 use crate::slot_process::{
     self, describe_exit, kill_group, Event, EventKind, SlotCommand, SlotWriter, StartedBox,
@@ -16,11 +25,12 @@ use crate::slot_process::{
 use std::collections::VecDeque;
 use std::process::ExitStatus;
 use std::time::Duration;
-use tatzelwurm_proto::task::{Outcome, TaskError, TaskOutput};
+use tatzelwurm_proto::task::{Outcome, TaskOutput};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// How many commands may wait for the pool; the session waits when it is full.
@@ -28,6 +38,9 @@ const COMMAND_QUEUE: usize = 1024;
 
 /// A running attempt: the fencing pair the coordinator knows it by.
 type AttemptId = (TaskId, Attempt);
+
+/// Where the pool's timer starts; it is not polled until a running task has a deadline.
+const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
 /// The session's way to the slot pool. Cheap to clone; the pool kills its slots and stops when
 /// the last handle is dropped.
@@ -145,10 +158,11 @@ enum State {
     Booting(Live),
     /// Ready for a task.
     Idle(Live),
-    /// Running one attempt.
-    Busy(Live, AttemptId),
-    /// SIGKILL sent; waiting for the exit. Holds the attempt to report `Killed` then, if any.
-    Killing(Live, Option<AttemptId>),
+    /// Running one attempt, which must end by the deadline if its task has a timeout.
+    Busy(Live, AttemptId, Option<Deadline>),
+    /// SIGKILL sent; waiting for the exit. Holds the attempt to report then, if any, and how it
+    /// ended (`Killed`, or `Failed` for a timeout).
+    Killing(Live, Option<(AttemptId, Outcome)>),
     /// No process and none coming (after a shutdown).
     #[default]
     Dead,
@@ -160,6 +174,26 @@ struct Live {
     pid: i32,
     /// Frames to it.
     to_slot: SlotWriter,
+    /// Its capture files, opened once it said hello; read when it dies running a task.
+    captured: Option<Captured>,
+}
+
+impl Live {
+    /// What the task running in this slot wrote so far (empty if the files could not be opened).
+    fn output(&self) -> TaskOutput {
+        self.captured
+            .as_ref()
+            .map(Captured::tail)
+            .unwrap_or_default()
+    }
+}
+
+/// When a running attempt has to end.
+struct Deadline {
+    /// The moment: when the slot got the task, plus its timeout.
+    at: Instant,
+    /// The timeout, for the error message.
+    limit: Duration,
 }
 
 impl Pool {
@@ -168,7 +202,15 @@ impl Pool {
         mut inbox: mpsc::Receiver<Command>,
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
+        let timer = tokio::time::sleep(NO_DEADLINE);
+        tokio::pin!(timer);
         loop {
+            // The timer is polled only while some running task has a deadline, and then set to
+            // the earliest one.
+            let next = self.next_deadline();
+            if let Some(at) = next.filter(|at| *at != timer.deadline()) {
+                timer.as_mut().reset(at);
+            }
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => self.on_command(command),
@@ -176,6 +218,7 @@ impl Pool {
                     None => return,
                 },
                 Some(event) = events.recv() => self.on_event(event),
+                () = &mut timer, if next.is_some() => self.time_out(Instant::now()),
             }
             if self.stopping.is_some() && self.slots.iter().all(|s| matches!(s.state, State::Dead))
             {
@@ -246,7 +289,16 @@ impl Pool {
                 continue;
             }
             debug!(task = %assignment.task, attempt = %assignment.attempt, pid = live.pid, "task handed to slot {index}");
-            slot.state = State::Busy(live, (assignment.task, assignment.attempt));
+            // The timeout runs from now, when the task reaches its slot. One too large to reach
+            // is no timeout.
+            let deadline = assignment.spec.policy.timeout_ms.and_then(|ms| {
+                let limit = Duration::from_millis(ms);
+                Some(Deadline {
+                    at: Instant::now().checked_add(limit)?,
+                    limit,
+                })
+            });
+            slot.state = State::Busy(live, (assignment.task, assignment.attempt), deadline);
         }
     }
 
@@ -269,17 +321,23 @@ impl Pool {
             .position(|a| (a.task, a.attempt) == target)
         {
             self.queue.remove(at);
-            self.report(target, Outcome::Killed);
+            self.report(target, Outcome::Killed, TaskOutput::default());
             return;
         }
         for slot in &mut self.slots {
-            if !matches!(&slot.state, State::Busy(_, running) if *running == target) {
-                continue;
+            match &mut slot.state {
+                State::Busy(_, running, _) if *running == target => {}
+                // Being stopped for its timeout: the kill is what the coordinator asked for.
+                State::Killing(_, Some((stopping, outcome))) if *stopping == target => {
+                    *outcome = Outcome::Killed;
+                    return;
+                }
+                _ => continue,
             }
-            if let State::Busy(live, running) = std::mem::take(&mut slot.state) {
+            if let State::Busy(live, running, _) = std::mem::take(&mut slot.state) {
                 kill_group(live.pid);
                 debug!(task = %target.0, attempt = %target.1, pid = live.pid, "killing a running task");
-                slot.state = State::Killing(live, Some(running));
+                slot.state = State::Killing(live, Some((running, Outcome::Killed)));
                 return;
             }
         }
@@ -292,7 +350,7 @@ impl Pool {
         let mut killed = 0;
         for slot in &mut self.slots {
             slot.state = match std::mem::take(&mut slot.state) {
-                State::Busy(live, _) | State::Killing(live, _) => {
+                State::Busy(live, ..) | State::Killing(live, _) => {
                     kill_group(live.pid);
                     killed += 1;
                     State::Killing(live, None)
@@ -307,7 +365,7 @@ impl Pool {
 
     fn running(&self) -> Vec<AttemptId> {
         let in_slots = self.slots.iter().filter_map(|s| match &s.state {
-            State::Busy(_, running) | State::Killing(_, Some(running)) => Some(*running),
+            State::Busy(_, running, _) | State::Killing(_, Some((running, _))) => Some(*running),
             _ => None,
         });
         let queued = self.queue.iter().map(|a| (a.task, a.attempt));
@@ -325,13 +383,43 @@ impl Pool {
                 }
                 State::Booting(live)
                 | State::Idle(live)
-                | State::Busy(live, _)
+                | State::Busy(live, ..)
                 | State::Killing(live, _) => {
                     kill_group(live.pid);
                     State::Killing(live, None)
                 }
                 State::Dead => State::Dead,
             };
+        }
+    }
+
+    /// The earliest deadline of a running attempt, if any has one.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|slot| match &slot.state {
+                State::Busy(_, _, Some(deadline)) => Some(deadline.at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Stops every attempt whose deadline is `now` or past, to be reported as timed out when its
+    /// slot's exit arrives.
+    fn time_out(&mut self, now: Instant) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if !matches!(&slot.state, State::Busy(_, _, Some(deadline)) if deadline.at <= now) {
+                continue;
+            }
+            if let State::Busy(live, running, Some(deadline)) = std::mem::take(&mut slot.state) {
+                kill_group(live.pid);
+                let error = failures::timed_out(deadline.limit);
+                info!(
+                    "task {} (attempt {}) in slot {index}: {}",
+                    running.0, running.1, error.message
+                );
+                slot.state = State::Killing(live, Some((running, Outcome::Failed { error })));
+            }
         }
     }
 
@@ -392,6 +480,7 @@ impl Pool {
                 let live = Live {
                     pid: started.pid,
                     to_slot: started.to_slot.clone(),
+                    captured: None,
                 };
                 slot_process::watch(*started, index, generation, self.events.clone());
                 self.slots[index].state = if self.stopping.is_some() {
@@ -411,7 +500,12 @@ impl Pool {
             }
             EventKind::Message(FromSlot::Hello(hello)) => {
                 let slot = &mut self.slots[index];
-                if let State::Booting(live) = std::mem::take(&mut slot.state) {
+                if let State::Booting(mut live) = std::mem::take(&mut slot.state) {
+                    live.captured = hello.capture.and_then(|fds| {
+                        Captured::open(live.pid, fds)
+                            .inspect_err(|err| debug!("slot {index}: cannot open its capture files ({err}); output of a task it dies running is lost"))
+                            .ok()
+                    });
                     slot.state = State::Idle(live);
                 } else {
                     warn!("slot {index} said hello twice");
@@ -440,7 +534,7 @@ impl Pool {
     fn on_done(&mut self, index: usize, report: Report) {
         let slot = &mut self.slots[index];
         match std::mem::take(&mut slot.state) {
-            State::Busy(live, running) if running == (report.task, report.attempt) => {
+            State::Busy(live, running, _) if running == (report.task, report.attempt) => {
                 slot.state = State::Idle(live);
                 slot.failures = 0;
                 let _ = self.reports.send(report);
@@ -458,27 +552,17 @@ impl Pool {
         let how = describe_exit(status);
         let slot = &mut self.slots[index];
         let why = match std::mem::take(&mut slot.state) {
-            State::Busy(_, running) => {
-                self.report(
-                    running,
-                    Outcome::Failed {
-                        error: TaskError {
-                            kind: "SlotCrashed".into(),
-                            message: format!(
-                                "the slot process running this task {how}; the worker started a fresh slot"
-                            ),
-                            traceback: String::new(),
-                        },
-                    },
-                );
+            State::Busy(live, running, _) => {
+                let error = failures::slot_crashed(&how);
+                self.report(running, Outcome::Failed { error }, live.output());
                 Some(format!(
                     "slot {index} {how} while running task {} (attempt {})",
                     running.0, running.1
                 ))
             }
-            State::Killing(_, killed) => {
-                if let Some(killed) = killed {
-                    self.report(killed, Outcome::Killed);
+            State::Killing(live, stopped) => {
+                if let Some((attempt, outcome)) = stopped {
+                    self.report(attempt, outcome, live.output());
                 }
                 None
             }
@@ -500,12 +584,12 @@ impl Pool {
         self.restart(index, why);
     }
 
-    fn report(&mut self, (task, attempt): AttemptId, outcome: Outcome) {
+    fn report(&mut self, (task, attempt): AttemptId, outcome: Outcome, output: TaskOutput) {
         let _ = self.reports.send(Report {
             task,
             attempt,
             outcome,
-            output: TaskOutput::default(),
+            output,
         });
     }
 }
@@ -518,7 +602,7 @@ impl Drop for Pool {
             match &slot.state {
                 State::Booting(live)
                 | State::Idle(live)
-                | State::Busy(live, _)
+                | State::Busy(live, ..)
                 | State::Killing(live, _) => kill_group(live.pid),
                 State::Starting(starter) => starter.abort(),
                 State::Dead => {}

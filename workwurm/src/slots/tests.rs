@@ -5,24 +5,26 @@ use super::*;
 use crate::interpreter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tatzelwurm_proto::task::TaskSpec;
+use tatzelwurm_proto::task::{TaskError, TaskSpec};
 
 /// Long enough for a cold Python start on a busy machine; every wait is bounded by it.
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn start(count: usize) -> (SlotsHandle, mpsc::UnboundedReceiver<Report>) {
-    let command = SlotCommand {
-        python: interpreter::resolve(None).expect("python3 on PATH"),
-        extra_path: fixtures().into_os_string(),
-    };
-    SlotsHandle::start(command, count)
+/// A slot command for the python3 on PATH with the fixtures on its path, and its own lifeline.
+pub(crate) fn python_command() -> SlotCommand {
+    let python = interpreter::resolve(None).expect("python3 on PATH");
+    SlotCommand::new(python, fixtures().into_os_string()).expect("a lifeline pipe")
 }
 
-fn task(id: u64, function: &str, args: &str) -> Assignment {
+fn start(count: usize) -> (SlotsHandle, mpsc::UnboundedReceiver<Report>) {
+    SlotsHandle::start(python_command(), count)
+}
+
+pub(crate) fn task(id: u64, function: &str, args: &str) -> Assignment {
     Assignment {
         task: TaskId(id),
         attempt: Attempt(1),
@@ -68,8 +70,14 @@ fn failed(report: &Report) -> &TaskError {
     }
 }
 
+/// The same task with a timeout.
+fn with_timeout(mut assignment: Assignment, millis: u64) -> Assignment {
+    assignment.spec.policy.timeout_ms = Some(millis);
+    assignment
+}
+
 /// Polls `condition` until it holds or `PATIENCE` passes.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -85,6 +93,46 @@ pub(crate) fn gone(pid: i32) -> bool {
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The processes (not zombies) in process group `pgid`, each with its parent's pid.
+pub(crate) fn group(pgid: i32) -> Vec<(i32, i32)> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, ppid, pgrp, ...
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+            members.push((pid, fields[1].parse().unwrap_or(0)));
+        }
+    }
+    members
+}
+
+/// Waits up to `limit` until process group `pgid` has no process left, and says how long it took.
+pub(crate) async fn wait_group_gone(pgid: i32, limit: Duration) -> Duration {
+    let since = Instant::now();
+    loop {
+        let left = group(pgid);
+        if left.is_empty() {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "processes {left:?} of group {pgid} outlived {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -138,7 +186,8 @@ async fn exception_fails_with_traceback() {
     slots.shutdown().await;
 }
 
-/// os._exit in a task fails it as SlotCrashed, and a fresh slot serves the next task.
+/// os._exit in a task fails it as SlotCrashed with the output it wrote, and a fresh slot serves
+/// the next task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_is_reported_and_the_slot_replaced() {
     let (slots, mut reports) = start(1);
@@ -152,6 +201,10 @@ async fn crash_is_reported_and_the_slot_replaced() {
         error.message,
         "the slot process running this task exited with code 3; the worker started a fresh slot"
     );
+    // What the task wrote before it took its slot down is kept.
+    let report = run_one(&slots, &mut reports, task(5, "tasks:say_and_crash", "[3]")).await;
+    assert_eq!(failed(&report).kind, "SlotCrashed");
+    assert_eq!(report.output.stdout, "last words\n");
     let report = run_one(&slots, &mut reports, task(4, "tasks:segfault", "[]")).await;
     assert_eq!(
         failed(&report).message,
@@ -182,6 +235,8 @@ async fn kill_stops_a_sleeping_task_and_its_children() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(slots.running().await, [(TaskId(1), Attempt(1))]);
+    // The slot, its child, and the guardian, which the kill must take too.
+    assert_eq!(group(pids[0]).len(), 3, "{:?}", group(pids[0]));
 
     let asked = Instant::now();
     slots.kill(vec![(TaskId(1), Attempt(1))]).await;
@@ -205,6 +260,7 @@ async fn kill_stops_a_sleeping_task_and_its_children() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    wait_group_gone(pids[0], Duration::from_secs(2)).await;
     assert!(slots.running().await.is_empty());
     // A kill for an attempt that is not here is ignored.
     slots
@@ -417,10 +473,7 @@ async fn broken_interpreter_backs_off() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let command = SlotCommand {
-        python: fake,
-        extra_path: Default::default(),
-    };
+    let command = SlotCommand::new(fake, Default::default()).unwrap();
     let (slots, mut reports) = SlotsHandle::start(command, 1);
     slots.run(vec![task(1, "tasks:add", "[1, 1]")]).await;
     // Measuring, not synchronising: count the starts in a fixed window.
@@ -484,10 +537,7 @@ async fn virtualenv_packages_import() {
     std::fs::write(site.join("only_in_venv.py"), "MARK = 1\n").unwrap();
 
     let python = interpreter::resolve(Some(&venv.join("bin/python3"))).unwrap();
-    let command = SlotCommand {
-        python: python.clone(),
-        extra_path: fixtures().into_os_string(),
-    };
+    let command = SlotCommand::new(python.clone(), fixtures().into_os_string()).unwrap();
     let (slots, mut reports) = SlotsHandle::start(command, 1);
     let report = run_one(
         &slots,
@@ -520,6 +570,92 @@ async fn shutdown_leaves_no_processes() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A task past its timeout is stopped within moments, in Python's time.sleep and in a C call that
+/// holds the GIL alike: it fails with kind Timeout and keeps the output it wrote, its process
+/// group (the guardian too) is gone, and a fresh slot serves the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_the_task_and_a_fresh_slot_serves() {
+    let (slots, mut reports) = start(1);
+    // A ready slot, so that what is measured below is the timeout and not Python's start.
+    let mut pid: i32 = completed(&run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await)
+        .parse()
+        .unwrap();
+    for (id, function) in [(2, "tasks:announce_and_sleep"), (3, "tasks:hold_gil")] {
+        let asked = Instant::now();
+        let timed = with_timeout(task(id, function, "[3600]"), 500);
+        let report = run_one(&slots, &mut reports, timed).await;
+        let took = asked.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+            "{function}: reported after {took:?}"
+        );
+        assert_eq!(
+            failed(&report),
+            &TaskError {
+                kind: "Timeout".into(),
+                message: "the task ran longer than its timeout of 0.5 s and was killed".into(),
+                traceback: String::new(),
+            }
+        );
+        if id == 2 {
+            assert_eq!(report.output.stdout, "before the timeout\n");
+            assert_eq!(report.output.stderr, "on stderr too\n");
+        }
+        wait_group_gone(pid, Duration::from_secs(2)).await;
+        let fresh: i32 =
+            completed(&run_one(&slots, &mut reports, task(id + 10, "tasks:pid", "[]")).await)
+                .parse()
+                .unwrap();
+        assert_ne!(fresh, pid, "a fresh slot serves after the timeout");
+        pid = fresh;
+    }
+    slots.shutdown().await;
+}
+
+/// A timeout runs from the moment the task reaches its slot, not while it waits in the queue, and
+/// leaves with its attempt: neither the task that finished in time nor the slot's next task is
+/// hit when the old deadline passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_starts_in_the_slot_and_ends_with_its_attempt() {
+    let (slots, mut reports) = start(1);
+    let quick = with_timeout(task(1, "tasks:nap", "[0.1]"), 600);
+    let pid = completed(&run_one(&slots, &mut reports, quick).await).to_string();
+    // Runs on well past the first task's deadline, in the same slot.
+    let long = run_one(&slots, &mut reports, task(2, "tasks:nap", "[1.2]")).await;
+    assert_eq!(completed(&long), pid, "the next task ran to its end");
+    // Task 4 waits behind task 3 for longer than its timeout, then needs far less in its slot.
+    let queued = with_timeout(task(4, "tasks:nap", "[0.1]"), 600);
+    slots.run(vec![task(3, "tasks:nap", "[0.9]"), queued]).await;
+    for id in [3, 4] {
+        let report = next(&mut reports).await;
+        assert_eq!(report.task, TaskId(id));
+        assert_eq!(completed(&report), pid);
+    }
+    slots.shutdown().await;
+}
+
+/// While a task runs, TATZELWURM_TASK_ID and TATZELWURM_ATTEMPT hold its id and attempt; an idle
+/// slot has neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_id_and_attempt_are_in_the_environment() {
+    let (slots, mut reports) = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("sample");
+    let args = serde_json::to_string(&[sample.to_str().unwrap()]).unwrap();
+    let mut first = task(7, "tasks:sample_env", &args);
+    first.attempt = Attempt(3);
+    let report = run_one(&slots, &mut reports, first).await;
+    assert_eq!(completed(&report), r#"["7","3"]"#);
+    // The thread the task left behind samples the environment of the idle slot.
+    wait_until("the idle slot has no task id in its environment", || {
+        std::fs::read_to_string(&sample).is_ok_and(|seen| seen == "-")
+    })
+    .await;
+    let report = run_one(&slots, &mut reports, task(8, "tasks:env", "[]")).await;
+    assert_eq!(completed(&report), r#"["8","1"]"#);
+    slots.shutdown().await;
 }
 
 /// Not a test of behaviour: how many one-at-a-time tasks a slot turns around per second

@@ -1,0 +1,70 @@
+//! The failures the worker reports on a task's behalf, when the task could not say how it ended:
+//! its slot process died under it, or it ran past its timeout and was killed.
+//!
+//! `slots` builds them; the kinds (`SlotCrashed`, `Timeout`) are names the coordinator and users
+//! match on, so keep them stable.
+
+use std::time::Duration;
+use tatzelwurm_proto::task::TaskError;
+
+/// The error of a task whose slot process ended while running it; `how` is
+/// `slot_process::describe_exit`'s phrase, such as "was killed by signal 11".
+pub fn slot_crashed(how: &str) -> TaskError {
+    TaskError {
+        kind: "SlotCrashed".into(),
+        message: format!(
+            "the slot process running this task {how}; the worker started a fresh slot"
+        ),
+        traceback: String::new(),
+    }
+}
+
+/// The error of a task killed for running longer than `limit`.
+pub fn timed_out(limit: Duration) -> TaskError {
+    TaskError {
+        kind: "Timeout".into(),
+        message: format!(
+            "the task ran longer than its timeout of {} s and was killed",
+            seconds(limit)
+        ),
+        traceback: String::new(),
+    }
+}
+
+/// Seconds as a person writes them: `2.5`, `60`, `0.001` (millisecond precision, no trailing
+/// zeros).
+fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    let (whole, fraction) = (millis / 1000, millis % 1000);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:03}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timeouts read the way they were given on the command line.
+    #[test]
+    fn seconds_are_written_plainly() {
+        let cases = [
+            (2_500, "2.5"),
+            (500, "0.5"),
+            (60_000, "60"),
+            (1, "0.001"),
+            (1_230, "1.23"),
+            (3_600_000, "3600"),
+            (0, "0"),
+        ];
+        for (millis, text) in cases {
+            assert_eq!(seconds(Duration::from_millis(millis)), text, "{millis} ms");
+        }
+        assert_eq!(
+            timed_out(Duration::from_millis(2_500)).message,
+            "the task ran longer than its timeout of 2.5 s and was killed"
+        );
+    }
+}
