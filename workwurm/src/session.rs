@@ -270,22 +270,10 @@ async fn write_frames(
     mut writer: FrameWriter<FromWorker>,
     mut inbox: mpsc::Receiver<FromWorker>,
 ) -> String {
-    while let Some(message) = inbox.recv().await {
-        let mut result = writer.feed(&message).await;
-        while result.is_ok() {
-            match inbox.try_recv() {
-                Ok(message) => result = writer.feed(&message).await,
-                Err(_) => break,
-            }
-        }
-        if let Err(err) = result {
-            return err.to_string();
-        }
-        if let Err(err) = writer.flush().await {
-            return err.to_string();
-        }
+    match writer.drain(&mut inbox).await {
+        Ok(()) => "the session stopped".into(),
+        Err(err) => err.to_string(),
     }
-    "the session stopped".into()
 }
 
 #[cfg(test)]
