@@ -7,6 +7,7 @@
 //! after the handshake it is re-typed for the peer's role.
 
 use crate::error::ProtoError;
+use crate::frame::FrameCodec;
 use crate::MAX_FRAME_LEN;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
@@ -45,22 +46,15 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
     Ok(message)
 }
 
-fn length_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .max_frame_length(MAX_FRAME_LEN)
-        .new_codec()
-}
-
 /// Receives typed messages from one half of a TCP connection.
 pub struct FrameReader<In> {
-    frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    frames: FramedRead<OwnedReadHalf, FrameCodec>,
     _in: PhantomData<fn() -> In>,
 }
 
 /// Sends typed messages on one half of a TCP connection.
 pub struct FrameWriter<Out> {
-    frames: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    frames: FramedWrite<OwnedWriteHalf, FrameCodec>,
     _out: PhantomData<fn(Out)>,
 }
 
@@ -77,14 +71,14 @@ impl<In: DeserializeOwned> FrameReader<In> {
         match self.frames.next().await {
             None => Ok(None),
             Some(Ok(body)) => decode(&body).map(Some),
-            Some(Err(err)) => Err(classify(err)),
+            Some(Err(err)) => Err(err),
         }
     }
 
     /// Caps the frames this reader accepts (checked from the length prefix). A coordinator sets
     /// a small cap until the handshake is done, so a silent or hostile peer costs little memory.
     pub fn set_max_frame_len(&mut self, max: usize) {
-        self.frames.decoder_mut().set_max_frame_length(max);
+        self.frames.decoder_mut().set_max_len(max);
     }
 
     /// The same reader, expecting another type of message (after the handshake).
@@ -100,20 +94,18 @@ impl<Out: Serialize> FrameWriter<Out> {
     /// Sends one message and flushes it to the socket.
     pub async fn send(&mut self, message: &Out) -> Result<(), ProtoError> {
         let body = encode(message)?;
-        self.frames.send(body).await.map_err(classify)
+        self.frames.send(body).await
     }
 
     /// Queues one message without flushing, so that several share one write; call `flush` after.
     pub async fn feed(&mut self, message: &Out) -> Result<(), ProtoError> {
         let body = encode(message)?;
-        self.frames.feed(body).await.map_err(classify)
+        self.frames.feed(body).await
     }
 
     /// Writes every queued message to the socket.
     pub async fn flush(&mut self) -> Result<(), ProtoError> {
-        SinkExt::<Bytes>::flush(&mut self.frames)
-            .await
-            .map_err(classify)
+        SinkExt::<Bytes>::flush(&mut self.frames).await
     }
 
     /// Sends what `queue` yields until it closes: every message already queued is fed before
@@ -165,15 +157,6 @@ impl<T: Send> Outbound<T> for mpsc::UnboundedReceiver<T> {
     }
 }
 
-/// The length codec reports an oversized prefix as `InvalidData`; name it for the log.
-fn classify(err: io::Error) -> ProtoError {
-    if err.kind() == io::ErrorKind::InvalidData && err.to_string().contains("frame size too big") {
-        ProtoError::FrameTooLarge
-    } else {
-        ProtoError::Io(err)
-    }
-}
-
 impl<In: DeserializeOwned, Out: Serialize> Connection<In, Out> {
     /// Frames an accepted or connected socket.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
@@ -182,11 +165,11 @@ impl<In: DeserializeOwned, Out: Serialize> Connection<In, Out> {
         let (read, write) = stream.into_split();
         Ok(Connection {
             reader: FrameReader {
-                frames: FramedRead::new(read, length_codec()),
+                frames: FramedRead::new(read, FrameCodec::new(MAX_FRAME_LEN)),
                 _in: PhantomData,
             },
             writer: FrameWriter {
-                frames: FramedWrite::new(write, length_codec()),
+                frames: FramedWrite::new(write, FrameCodec::new(MAX_FRAME_LEN)),
                 _out: PhantomData,
             },
             peer,

@@ -6,9 +6,12 @@ use thiserror::Error;
 /// An error that ends one connection.
 #[derive(Debug, Error)]
 pub enum ProtoError {
-    /// The socket failed, or the peer closed it in the middle of a frame.
+    /// The socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection in the middle of a frame.
+    #[error("the peer closed the connection in the middle of a frame")]
+    Truncated,
     /// The length prefix announced more than the connection accepts; nothing was allocated.
     #[error("the peer announced a frame larger than this connection accepts")]
     FrameTooLarge,

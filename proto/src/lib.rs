@@ -9,6 +9,7 @@
 //! - [`worker`]: the messages between the coordinator and a worker after the handshake.
 //! - [`actioner`]: the requests of an actioner (the CLI, or a Python client) and their replies.
 //! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
+//! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
 //!
 //! Every type in this crate crosses the wire: changing one breaks compatibility with programs
@@ -17,6 +18,9 @@
 pub mod actioner;
 pub mod codec;
 pub mod error;
+pub mod frame;
+#[cfg(test)]
+mod fuzz;
 pub mod handshake;
 pub mod ids;
 pub mod task;
