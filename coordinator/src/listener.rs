@@ -7,12 +7,39 @@ use crate::handshake::{greet, Greeting};
 use crate::{actioner_conn, worker_conn, Context};
 use std::sync::Arc;
 use tatzelwurm_proto::handshake::Role;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 /// Open connections at most; past it the loop stops accepting until one closes.
 const MAX_CONNECTIONS: usize = 4096;
+
+/// Connections the kernel queues before we accept them. tokio's default of 128 overflowed under
+/// a burst of connects, and each dropped SYN cost its client a second before the retry.
+const BACKLOG: u32 = 1024;
+
+/// Binds `addr` (a host:port, resolved) with a backlog that absorbs bursts of connects.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        let socket = if resolved.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(resolved).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
+}
 
 /// Accepts connections until the future that owns this loop is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Context) {

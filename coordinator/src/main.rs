@@ -7,7 +7,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use tatzelwurm::cli::Cli;
 use tatzelwurm::store::Store;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -36,12 +35,14 @@ fn main() -> ExitCode {
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
     let store = Store::open(&cli.db)?;
-    let listener = TcpListener::bind(&cli.bind).await.with_context(|| {
-        format!(
-            "cannot listen on {}; is another program using that port? pass another --bind",
-            cli.bind
-        )
-    })?;
+    let listener = tatzelwurm::listener::bind(&cli.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another program using that port? pass another --bind",
+                cli.bind
+            )
+        })?;
     let addr = listener.local_addr()?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {addr}")?;
