@@ -12,6 +12,7 @@
 //! - [`actionwurm`]: running the CLI with a time limit and reading its output (`Action`).
 //! - [`procfs`]: whether a pid is alive, and the processes a process started, from `/proc`.
 //! - [`client`]: what tests ask most often (add, show, list, wait for a state), built on the CLI.
+//! - [`supervisor`]: a worker started again whenever it dies, for tasks that kill their worker.
 //! - [`wait`]: `wait_until` and `wait_for`, the only way a test waits for something to happen.
 //!
 //! Every process is started from the thread that owns its handle and dies with it: a failing
@@ -29,6 +30,8 @@ pub mod cluster;
 pub mod process;
 #[path = "harness/procfs.rs"]
 pub mod procfs;
+#[path = "harness/supervisor.rs"]
+pub mod supervisor;
 #[path = "harness/wait.rs"]
 pub mod wait;
 #[path = "harness/worker.rs"]
@@ -39,6 +42,7 @@ pub use binaries::{Binaries, Profile};
 pub use cluster::{Cluster, ClusterOptions, Coordinator, Stop};
 pub use process::Proc;
 pub use procfs::{descendants, pid_alive};
+pub use supervisor::Supervisor;
 pub use wait::{wait_for, wait_until};
 pub use worker::{Worker, WorkerSpec};
 

@@ -2,9 +2,8 @@
 //! harness (a cluster of its own in a temp dir) and checks one behaviour a user relies on.
 //!
 //! Build the binaries first: `cargo build --workspace --bins && cargo test -p tatzelwurm-e2e`.
-//! On 2 cores the suite takes about 8 s with the default test threads (14 s with
-//! `--test-threads=1`); no test starts more than a coordinator, two workers and their slots, so
-//! raising `--test-threads` is safe (it passed with three suites of 8 threads at once).
+//! On 2 cores the suite takes about 32 s with the default test threads, most of it the soak
+//! test; the other tests start at most a coordinator, three workers and their slots.
 //!
 //! Layout, one behaviour per module:
 //! - [`submit`]: many tasks over several workers; the ways to name a function; kwargs.
@@ -18,15 +17,28 @@
 //! - [`cli_errors`]: what the CLI says when a command cannot be done.
 //! - [`cli_semantics`]: `task add` output, `task wait -a`, `task list --state`.
 //! - [`workers`]: `worker list`.
+//! - [`leases`]: dead and hung (SIGSTOP) workers, fencing of late reports, at-most-once tasks.
+//! - [`retries`]: retries with backoff, the crash limit, timeouts.
+//! - [`recovery`]: a coordinator killed under load, and the actioners waiting on it.
+//! - [`bad_input`]: silence, slow hellos, wrong-role frames, 2,000 idle connections, cut frames
+//!   after the welcome.
+//! - [`storage`]: a `--db` that is a file, in use, or of a newer schema.
+//! - [`soak`]: 5,000 tasks while workers and the coordinator are killed.
 
+mod bad_input;
 mod cli_errors;
 mod cli_semantics;
 mod failures;
 mod garbage;
 mod kill;
+mod leases;
 mod output;
+mod recovery;
 mod restart;
+mod retries;
 mod slot_crash;
+mod soak;
+mod storage;
 mod submit;
 mod venv;
 mod workers;

@@ -50,6 +50,18 @@ impl Action {
         self
     }
 
+    /// Its stderr as one sentence on one line; panics showing the command when it is empty or
+    /// has more lines (a backtrace, a log, a usage text).
+    pub fn one_sentence(&self) -> &str {
+        let lines: Vec<&str> = self.stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {self}");
+        assert!(
+            !lines[0].trim().is_empty(),
+            "an empty line on stderr: {self}"
+        );
+        lines[0]
+    }
+
     /// Its stdout parsed as JSON; panics showing the output when it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)

@@ -48,6 +48,14 @@ impl Cluster {
         self.add_one(&["task", "add", function, "--args", args])
     }
 
+    /// Adds one task with `--play` and the policy flags `options` (such as `["--retries", "2"]`),
+    /// and returns its id.
+    pub fn add_with(&self, function: &str, args: &str, options: &[&str]) -> u64 {
+        let mut argv = vec!["task", "add", function, "--args", args, "--play"];
+        argv.extend_from_slice(options);
+        self.add_one(&argv)
+    }
+
     fn add_one(&self, argv: &[&str]) -> u64 {
         let ids = self.action(argv).ok().ids();
         assert_eq!(ids.len(), 1, "one task added should print one id: {ids:?}");

@@ -2,12 +2,16 @@
 //!
 //! `Cluster::start` makes the temp dir, starts `tatzelwurm --bind 127.0.0.1:0 --db <tmp>/db` and
 //! reads the address it announces on stdout. The coordinator can be stopped (SIGTERM, SIGINT or
-//! SIGKILL) and started again on the same port and database, which is how the restart tests run.
+//! SIGKILL) and started again on the same port and database, which is how the restart tests run;
+//! extra coordinator flags (`--heartbeat`, `--lease`, ...) given at the start are kept for every
+//! restart, and its log can be searched for a line (`wait_coordinator_log`).
 //! Workers (see `worker`) are handles owned by the test, so a test can kill or pause each one.
 //! All logs go to `<tmp>/logs`; set `TATZELWURM_KEEP_TMP=1` to keep the temp dir of a failed test.
 
 use crate::binaries::{Binaries, Profile};
 use crate::process::Proc;
+use crate::supervisor::Supervisor;
+use crate::wait::wait_for;
 use crate::worker::{Worker, WorkerSpec};
 use std::cell::Cell;
 use std::fs::OpenOptions;
@@ -72,6 +76,8 @@ pub struct Cluster {
     coordinator: Option<Coordinator>,
     /// The last address the coordinator announced; a restart binds it again.
     addr: String,
+    /// The coordinator's arguments after `--bind` and `--db`; a restart passes them again.
+    coordinator_args: Vec<String>,
     workers_started: Cell<usize>,
     // Dropped last, after the coordinator, so that the logs outlive every process.
     dir: TempDir,
@@ -85,18 +91,38 @@ impl Cluster {
 
     /// A cluster with the given options.
     pub fn start_with(options: ClusterOptions) -> Cluster {
+        Cluster::start_configured(options, &[])
+    }
+
+    /// A cluster of the debug binaries whose coordinator also gets `args`, such as
+    /// `["--heartbeat", "0.2", "--lease", "1"]`.
+    pub fn start_with_args(args: &[&str]) -> Cluster {
+        Cluster::start_configured(ClusterOptions::default(), args)
+    }
+
+    /// A cluster with the given options whose coordinator also gets `args` after `--bind` and
+    /// `--db`, every time it is started.
+    pub fn start_configured(options: ClusterOptions, args: &[&str]) -> Cluster {
         let bins = Binaries::locate(options.profile);
         let dir = tempfile::Builder::new()
             .prefix("tatzelwurm-e2e-")
             .tempdir()
             .expect("create a temp dir");
-        let coordinator = start_coordinator(&bins, dir.path(), "127.0.0.1:0", &options.log_level)
-            .unwrap_or_else(|message| panic!("{message}"));
+        let coordinator_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let launch = Launch {
+            bins: &bins,
+            dir: dir.path(),
+            log_level: &options.log_level,
+            args: &coordinator_args,
+        };
+        let coordinator =
+            start_coordinator(&launch, "127.0.0.1:0").unwrap_or_else(|message| panic!("{message}"));
         Cluster {
             addr: coordinator.addr.clone(),
             coordinator: Some(coordinator),
             bins,
             options,
+            coordinator_args,
             workers_started: Cell::new(0),
             dir,
         }
@@ -149,7 +175,13 @@ impl Cluster {
         assert!(self.coordinator.is_none(), "stop the coordinator first");
         let mut last_error = String::new();
         for _ in 0..RESTART_TRIES {
-            match start_coordinator(&self.bins, self.dir(), &self.addr, &self.options.log_level) {
+            let launch = Launch {
+                bins: &self.bins,
+                dir: self.dir(),
+                log_level: &self.options.log_level,
+                args: &self.coordinator_args,
+            };
+            match start_coordinator(&launch, &self.addr) {
                 Ok(coordinator) => {
                     assert_eq!(coordinator.addr, self.addr, "restarted on another address");
                     self.coordinator = Some(coordinator);
@@ -171,6 +203,26 @@ impl Cluster {
         self.start_coordinator_again();
     }
 
+    /// Everything the coordinator wrote to stderr (its log), over all its starts; also while it
+    /// is stopped.
+    pub fn coordinator_log(&self) -> String {
+        std::fs::read_to_string(self.log_dir().join("coordinator.stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits until a line of the coordinator's log contains `needle`, and returns that line.
+    pub fn wait_coordinator_log(&self, needle: &str, timeout: Duration) -> String {
+        wait_for(
+            &format!("a line with `{needle}` in the coordinator's log"),
+            timeout,
+            || {
+                self.coordinator_log()
+                    .lines()
+                    .find(|line| line.contains(needle))
+                    .map(str::to_string)
+            },
+        )
+    }
+
     /// Starts a worker and waits (bounded) until the coordinator lists it.
     pub fn start_worker(&self, spec: WorkerSpec) -> Worker {
         let worker = self.spawn_worker(spec);
@@ -180,13 +232,39 @@ impl Cluster {
 
     /// Starts a worker without waiting for it to connect.
     pub fn spawn_worker(&self, spec: WorkerSpec) -> Worker {
-        let n = self.workers_started.get() + 1;
-        self.workers_started.set(n);
-        let name = spec.name_or(&format!("w{n}"));
-        let cmd = spec.command(&self.bins.workwurm, &name, self, &self.options.log_level);
+        let name = self.next_worker_name(&spec);
+        let cmd = spec.command(
+            &self.bins.workwurm,
+            &name,
+            self.addr(),
+            self.dir(),
+            &self.options.log_level,
+        );
         let (mut proc, _) = Proc::spawn(&format!("worker-{name}"), cmd, &self.log_dir(), false);
         proc.kill_descendants_on_drop();
         Worker { name, proc }
+    }
+
+    /// Starts a worker on a thread of its own that starts it again whenever it dies, until the
+    /// returned handle is dropped (see `supervisor`); does not wait for it to connect.
+    pub fn supervise_worker(&self, spec: WorkerSpec) -> Supervisor {
+        let name = self.next_worker_name(&spec);
+        let cmd_name = name.clone();
+        let (program, addr, dir) = (
+            self.bins.workwurm.clone(),
+            self.addr().to_string(),
+            self.dir().to_path_buf(),
+        );
+        let log_level = self.options.log_level.clone();
+        let command = move || spec.command(&program, &cmd_name, &addr, &dir, &log_level);
+        Supervisor::start(&name, command, self.log_dir())
+    }
+
+    /// The spec's `--name`, else `w<n>` for the cluster's n-th worker.
+    fn next_worker_name(&self, spec: &WorkerSpec) -> String {
+        let n = self.workers_started.get() + 1;
+        self.workers_started.set(n);
+        spec.name_or(&format!("w{n}"))
     }
 }
 
@@ -210,21 +288,27 @@ impl Drop for Cluster {
     }
 }
 
-/// Starts `tatzelwurm --bind BIND --db <dir>/db` and waits for its `listening on ADDR` line; the
-/// error is a sentence with the coordinator's log, for a coordinator that exits or stays silent.
-fn start_coordinator(
-    bins: &Binaries,
-    dir: &Path,
-    bind: &str,
-    log_level: &str,
-) -> Result<Coordinator, String> {
-    let mut cmd = Command::new(&bins.tatzelwurm);
+/// What every start of a cluster's coordinator has in common.
+struct Launch<'a> {
+    bins: &'a Binaries,
+    dir: &'a Path,
+    log_level: &'a str,
+    args: &'a [String],
+}
+
+/// Starts `tatzelwurm --bind BIND --db <dir>/db ARGS...` and waits for its `listening on ADDR`
+/// line; the error is a sentence with the coordinator's log, for a coordinator that exits or
+/// stays silent.
+fn start_coordinator(launch: &Launch, bind: &str) -> Result<Coordinator, String> {
+    let dir = launch.dir;
+    let mut cmd = Command::new(&launch.bins.tatzelwurm);
     cmd.arg("--bind")
         .arg(bind)
         .arg("--db")
         .arg(dir.join("db"))
+        .args(launch.args)
         .current_dir(dir)
-        .env("RUST_LOG", log_level)
+        .env("RUST_LOG", launch.log_level)
         .env_remove(tatzelwurm_proto::COORDINATOR_ENV);
     let log_dir = dir.join("logs");
     let (mut proc, stdout) = Proc::spawn("coordinator", cmd, &log_dir, true);

@@ -24,7 +24,17 @@ pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<
 
 /// Polls `probe` until it returns `Some` or `timeout` has passed (then `None`), for callers
 /// that want to say more than `wait_for` does when the deadline passes.
-pub fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn poll<T>(timeout: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_every(POLL_INTERVAL, timeout, probe)
+}
+
+/// `poll` with another interval: a test that measures how soon something happens polls more
+/// often than `POLL_INTERVAL`, so that the figure is not mostly the polling's.
+pub fn poll_every<T>(
+    interval: Duration,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
@@ -33,6 +43,6 @@ pub fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Optio
         if start.elapsed() >= timeout {
             return None;
         }
-        thread::sleep(POLL_INTERVAL);
+        thread::sleep(interval);
     }
 }

@@ -4,7 +4,6 @@
 //! `TATZELWURM_COORDINATOR`), `--slots`, `--name`, `--path`, `--python`, plus the environment
 //! and working directory a user's shell would give it, such as an activated virtualenv.
 
-use crate::cluster::Cluster;
 use crate::process::Proc;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -86,20 +85,22 @@ impl WorkerSpec {
         self.name.clone().unwrap_or_else(|| default.to_string())
     }
 
-    /// The `workwurm` command for this spec against `cluster`.
+    /// The `workwurm` command for this spec against the coordinator at `addr`, working in
+    /// `default_cwd` unless the spec names another directory.
     pub(crate) fn command(
         &self,
         program: &Path,
         name: &str,
-        cluster: &Cluster,
+        addr: &str,
+        default_cwd: &Path,
         log_level: &str,
     ) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_remove(tatzelwurm_proto::COORDINATOR_ENV);
         if self.address_from_env {
-            cmd.env(tatzelwurm_proto::COORDINATOR_ENV, cluster.addr());
+            cmd.env(tatzelwurm_proto::COORDINATOR_ENV, addr);
         } else {
-            cmd.arg("--coordinator").arg(cluster.addr());
+            cmd.arg("--coordinator").arg(addr);
         }
         cmd.arg("--slots").arg(self.slots.to_string());
         cmd.arg("--name").arg(name);
@@ -109,7 +110,7 @@ impl WorkerSpec {
         if let Some(python) = &self.python {
             cmd.arg("--python").arg(python);
         }
-        cmd.current_dir(self.cwd.as_deref().unwrap_or(cluster.dir()));
+        cmd.current_dir(self.cwd.as_deref().unwrap_or(default_cwd));
         cmd.env("RUST_LOG", log_level);
         for key in &self.env_remove {
             cmd.env_remove(key);

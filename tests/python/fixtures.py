@@ -6,6 +6,7 @@ process or hold a slot busy for exactly as long as it needs.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -67,3 +68,54 @@ def python_version():
     import platform
 
     return platform.python_version()
+
+
+def _attempt():
+    """This attempt's number, which the worker puts in the environment of the running task."""
+    return int(os.environ["TATZELWURM_ATTEMPT"])
+
+
+def attempt_after_gate(gate, timeout):
+    """Wait for the file `gate`, then mark this attempt done and return its number.
+
+    Before returning it writes `<gate>.done.<attempt>`, so that a test knows the attempt's
+    result exists (in a worker it may have paused) before it lets that worker go on.
+    """
+    attempt = _attempt()
+    wait_for_file(gate, timeout)
+    _write_atomically(f"{gate}.done.{attempt}", str(attempt))
+    return attempt
+
+
+def fail_first(log_path, failures):
+    """Append the start time of this attempt to `log_path`; raise on the first `failures` ones.
+
+    The file counts the attempts whatever the worker tells the task, and its times let a test
+    measure the gaps between retries. Returns the number of the attempt that succeeded.
+    """
+    with open(log_path, "a") as f:
+        f.write(f"{time.time()}\n")
+    with open(log_path) as f:
+        attempt = len(f.read().splitlines())
+    if attempt <= failures:
+        raise RuntimeError(f"attempt {attempt} fails on purpose")
+    return attempt
+
+
+def kill_my_worker():
+    """SIGKILL the worker running this task (the slot's parent), then wait to die with it."""
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(60)
+
+
+def record_attempt(path, x):
+    """Append "TASK_ID ATTEMPT" to `path` (the task's side effect) and return x and the attempt.
+
+    A test compares the file with the table: every task ran at least once, and the result that
+    was recorded comes from an attempt that really ran.
+    """
+    task = os.environ["TATZELWURM_TASK_ID"]
+    attempt = _attempt()
+    with open(path, "a") as f:
+        f.write(f"{task} {attempt}\n")
+    return {"x": x, "attempt": attempt}
