@@ -65,33 +65,47 @@ fn millis(secs: f64) -> u64 {
 
 /// `--args` as compact JSON text; `[]` when not given.
 pub fn parse_args(text: Option<&str>) -> Result<String> {
-    let Some(text) = text else {
-        return Ok("[]".into());
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Array(_)) => Ok(value.to_string()),
-        Ok(other) => bail!(
-            "--args is not a JSON array: it is {}; for example --args '[1, \"a\"]'",
-            kind_of(&other)
-        ),
-        Err(err) => bail!("--args is not a JSON array: {err}; for example --args '[1, \"a\"]'"),
-    }
+    parse_json(
+        text,
+        "--args",
+        "a JSON array",
+        "'[1, \"a\"]'",
+        Value::is_array,
+    )
+    .map(|value| value.map_or_else(|| "[]".into(), |v| v.to_string()))
 }
 
 /// `--kwargs` as compact JSON text; `{}` when not given.
 pub fn parse_kwargs(text: Option<&str>) -> Result<String> {
+    parse_json(
+        text,
+        "--kwargs",
+        "a JSON object",
+        "'{\"n\": 3}'",
+        Value::is_object,
+    )
+    .map(|value| value.map_or_else(|| "{}".into(), |v| v.to_string()))
+}
+
+/// Parses a flag's JSON and checks its kind; the error names the flag, what it must be, and an
+/// example.
+fn parse_json(
+    text: Option<&str>,
+    flag: &str,
+    must_be: &str,
+    example: &str,
+    is_right_kind: fn(&Value) -> bool,
+) -> Result<Option<Value>> {
     let Some(text) = text else {
-        return Ok("{}".into());
+        return Ok(None);
     };
     match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Object(_)) => Ok(value.to_string()),
+        Ok(value) if is_right_kind(&value) => Ok(Some(value)),
         Ok(other) => bail!(
-            "--kwargs is not a JSON object: it is {}; for example --kwargs '{{\"n\": 3}}'",
+            "{flag} is not {must_be}: it is {}; for example {flag} {example}",
             kind_of(&other)
         ),
-        Err(err) => {
-            bail!("--kwargs is not a JSON object: {err}; for example --kwargs '{{\"n\": 3}}'")
-        }
+        Err(err) => bail!("{flag} is not {must_be}: {err}; for example {flag} {example}"),
     }
 }
 

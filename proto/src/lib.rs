@@ -8,6 +8,7 @@
 //! - [`handshake`]: the first frame of every connection (`Hello`) and its answer (`Welcome`).
 //! - [`worker`]: the messages between the coordinator and a worker after the handshake.
 //! - [`actioner`]: the requests of an actioner (the CLI, or a Python client) and their replies.
+//! - [`batch`]: cutting long lists into batches that fit a frame.
 //! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
@@ -16,6 +17,7 @@
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;

@@ -55,22 +55,7 @@ impl Outbox {
 /// Cuts reports into frames of at most `FRAME_BUDGET` bytes of task data each (a single larger
 /// report gets a frame of its own), keeping their order.
 pub fn into_frames(reports: Vec<Report>) -> Vec<Vec<Report>> {
-    let mut frames = Vec::new();
-    let mut frame = Vec::new();
-    let mut bytes = 0;
-    for report in reports {
-        let size = weight(&report);
-        if !frame.is_empty() && bytes + size > FRAME_BUDGET {
-            frames.push(std::mem::take(&mut frame));
-            bytes = 0;
-        }
-        bytes += size;
-        frame.push(report);
-    }
-    if !frame.is_empty() {
-        frames.push(frame);
-    }
-    frames
+    tatzelwurm_proto::batch::batches(reports, usize::MAX, FRAME_BUDGET, weight)
 }
 
 /// About how many bytes a report takes on the wire.

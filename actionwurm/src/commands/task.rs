@@ -81,22 +81,9 @@ fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
 
 /// Splits specs into `Add` commands of at most `BATCH_TASKS` tasks and about `BATCH_BYTES`.
 fn batches(specs: Vec<TaskSpec>) -> Vec<Vec<TaskSpec>> {
-    let mut batches = Vec::new();
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    for spec in specs {
-        let size = spec.function.len() + spec.args.len() + spec.kwargs.len();
-        if !batch.is_empty() && (batch.len() == BATCH_TASKS || bytes + size > BATCH_BYTES) {
-            batches.push(std::mem::take(&mut batch));
-            bytes = 0;
-        }
-        bytes += size;
-        batch.push(spec);
-    }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
-    batches
+    tatzelwurm_proto::batch::batches(specs, BATCH_TASKS, BATCH_BYTES, |spec| {
+        spec.function.len() + spec.args.len() + spec.kwargs.len()
+    })
 }
 
 /// The two commands that move tasks between states and answer with `Changed`.
