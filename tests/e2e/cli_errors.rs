@@ -4,7 +4,7 @@
 use crate::TASK_TIMEOUT;
 use std::net::TcpListener;
 use std::time::Duration;
-use tatzelwurm_e2e::actionwurm::{run, Action};
+use tatzelwurm_e2e::actionwurm::run;
 use tatzelwurm_e2e::{example, Binaries, Cluster, Profile};
 
 /// With no coordinator at the address (given by flag or by environment), the CLI exits non-zero
@@ -32,7 +32,7 @@ fn no_coordinator_is_one_sentence_naming_the_address() {
     );
     for action in [by_flag, by_env] {
         let action = action.failed();
-        assert_one_sentence(&action);
+        action.one_sentence();
         assert!(action.stderr.contains(&addr), "{action}");
     }
 }
@@ -43,7 +43,7 @@ fn unknown_task_ids_are_refused() {
     let cluster = Cluster::start();
     for command in ["show", "play", "kill", "wait"] {
         let action = cluster.action(&["task", command, "424242"]).failed();
-        assert_one_sentence(&action);
+        action.one_sentence();
         assert!(action.stderr.contains("424242"), "{action}");
     }
 }
@@ -70,7 +70,7 @@ fn bad_arguments_are_refused_and_add_nothing() {
         let mut argv = vec!["task", "add", &square];
         argv.extend_from_slice(extra);
         let action = cluster.action(&argv).failed();
-        assert_one_sentence(&action);
+        action.one_sentence();
         assert!(action.stdout.is_empty(), "no id printed: {action}");
     }
     assert!(cluster.list(&[]).is_empty(), "nothing was added");
@@ -93,13 +93,6 @@ fn wait_with_an_expired_timeout_fails() {
         assert!(action.elapsed < Duration::from_secs(10), "{action}");
     }
     assert_eq!(cluster.show(id.parse().unwrap())["state"], "ready");
-}
-
-/// stderr holds one non-empty line.
-fn assert_one_sentence(action: &Action) {
-    let lines: Vec<&str> = action.stderr.trim().lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {action}");
-    assert!(!lines[0].trim().is_empty(), "{action}");
 }
 
 /// An address where nothing listens: a port the kernel just handed out and took back.
