@@ -94,8 +94,9 @@ impl SlotsHandle {
         self.send(Command::Kill(attempts)).await;
     }
 
-    /// Forgets every attempt without reporting it: kills the running ones and drops the queued
-    /// ones. For a lost connection, after which the coordinator requeues them all anyway.
+    /// Forgets every attempt: kills the running ones and drops the queued ones, for a lost
+    /// connection, after which the coordinator requeues them all anyway. Only a result that was
+    /// already on its way from a slot is still reported (the coordinator fences it).
     pub async fn abandon(&self) {
         self.send(Command::Abandon).await;
     }
@@ -539,7 +540,14 @@ impl Pool {
                 slot.failures = 0;
                 let _ = self.reports.send(report);
             }
-            // Killed or abandoned while it finished: the kill is what counts.
+            // Abandoned (the connection dropped) or shut down after it finished: the result is
+            // true, so it is reported; the coordinator records it only if this attempt is still
+            // the task's current one, and otherwise logs it as ignored.
+            State::Killing(live, None) => {
+                slot.state = State::Killing(live, None);
+                let _ = self.reports.send(report);
+            }
+            // Killed on request while it finished: the kill is what the coordinator asked for.
             state @ State::Killing(..) => slot.state = state,
             state => {
                 warn!(task = %report.task, attempt = %report.attempt, "slot {index} reported a task it was not running");
