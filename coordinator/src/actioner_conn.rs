@@ -1,14 +1,18 @@
 //! One actioner's connection (the CLI or a Python client), after its hello: reads requests,
 //! answers each in its own task so that a long `Wait` does not hold up later requests, and
 //! writes the replies through one bounded queue. A task list is sent in pages so that no frame
-//! grows with the size of the table.
+//! grows with the size of the table. When the actioner goes away, answers under way get a short
+//! grace to be written and are then dropped: a `Wait` on a task that runs for days must not keep
+//! a closed connection (and one of the coordinator's connection permits) open.
 
 use crate::handshake::Greeting;
 use crate::Context;
 use std::sync::Arc;
+use std::time::Duration;
 use tatzelwurm_proto::actioner::{Command, FromActioner, Reply, ToActioner};
 use tatzelwurm_proto::handshake::{HelloReply, Welcome};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 /// Requests one connection may have under way at once; more wait until one is answered.
@@ -16,6 +20,10 @@ const MAX_REQUESTS_IN_FLIGHT: usize = 256;
 
 /// Tasks per `Reply::Tasks` page.
 const PAGE: usize = 5_000;
+
+/// How long answers under way may still take once the actioner has stopped sending; what is
+/// left after it (in practice only waits) is dropped, which also ends their registration.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves an actioner until its connection ends.
 pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
@@ -35,6 +43,7 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
         writer.drain(&mut outgoing).await
     });
     let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    let mut answering = JoinSet::new();
     loop {
         match reader.recv().await {
             Ok(Some(request)) => {
@@ -43,10 +52,12 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
                 };
                 let ctx = ctx.clone();
                 let replies = replies.clone();
-                tokio::spawn(async move {
+                answering.spawn(async move {
                     answer(request, &ctx, &replies).await;
                     drop(permit);
                 });
+                // Reap the answered ones, so that a long-lived connection's set stays small.
+                while answering.try_join_next().is_some() {}
             }
             Ok(None) => break,
             Err(err) => {
@@ -56,7 +67,12 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
         }
     }
     drop(replies);
-    // Answers still under way finish writing before the socket closes.
+    let finishing = async { while answering.join_next().await.is_some() {} };
+    if tokio::time::timeout(ANSWER_GRACE, finishing).await.is_err() {
+        debug!(%peer, "actioner {name} left {} requests unanswered (waits)", answering.len());
+        answering.abort_all();
+    }
+    // The answers that finished are written before the socket closes.
     let _ = writing.await;
     debug!(%peer, "actioner {name} disconnected");
 }

@@ -15,12 +15,31 @@ struct Wait {
     reply: oneshot::Sender<Reply>,
 }
 
+/// Open waits below which no sweep for abandoned ones is made.
+const FIRST_SWEEP: usize = 64;
+
 /// The open waits, indexed by the tasks they wait for.
-#[derive(Default)]
+///
+/// A wait whose actioner went away (its reply channel closed) is dropped at the next sweep, so
+/// that abandoned waits (a `task wait --timeout` that gave up, a client that died) on tasks that
+/// run for days cannot pile up. A sweep runs when the open waits have doubled since the last
+/// one, which keeps its cost amortised to O(1) per wait.
 pub struct Waiters {
     waits: HashMap<u64, Wait>,
     by_task: HashMap<TaskId, Vec<u64>>,
     next: u64,
+    sweep_at: usize,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            waits: HashMap::new(),
+            by_task: HashMap::new(),
+            next: 0,
+            sweep_at: FIRST_SWEEP,
+        }
+    }
 }
 
 /// A wait whose tasks have all finished: answer `reply` with the final states of `tasks`.
@@ -34,6 +53,10 @@ pub struct Answer {
 impl Waiters {
     /// Registers a wait for `pending` (the unfinished ones among `tasks`).
     pub fn add(&mut self, tasks: Vec<TaskId>, pending: Vec<TaskId>, reply: oneshot::Sender<Reply>) {
+        if self.waits.len() >= self.sweep_at {
+            self.drop_abandoned();
+            self.sweep_at = (2 * self.waits.len()).max(FIRST_SWEEP);
+        }
         let key = self.next;
         self.next += 1;
         for id in &pending {
@@ -47,6 +70,27 @@ impl Waiters {
                 reply,
             },
         );
+    }
+
+    /// Forgets every wait whose actioner no longer listens, and its entries in `by_task`.
+    fn drop_abandoned(&mut self) {
+        let abandoned: Vec<u64> = self
+            .waits
+            .iter()
+            .filter(|(_, wait)| wait.reply.is_closed())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in abandoned {
+            let wait = self.waits.remove(&key).expect("listed above");
+            for id in &wait.tasks {
+                if let Some(keys) = self.by_task.get_mut(id) {
+                    keys.retain(|k| *k != key);
+                    if keys.is_empty() {
+                        self.by_task.remove(id);
+                    }
+                }
+            }
+        }
     }
 
     /// Notes that these tasks finished; returns the waits that are now complete.
@@ -71,5 +115,60 @@ impl Waiters {
             }
         }
         answers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(raw: &[u64]) -> Vec<TaskId> {
+        raw.iter().map(|id| TaskId(*id)).collect()
+    }
+
+    #[test]
+    fn a_wait_is_answered_when_its_last_task_finishes() {
+        let mut waiters = Waiters::default();
+        let (tx, mut rx) = oneshot::channel();
+        waiters.add(ids(&[1, 2, 3]), ids(&[2, 3]), tx);
+        assert!(waiters.finished(&ids(&[2])).is_empty());
+        let answers = waiters.finished(&ids(&[3]));
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].tasks, ids(&[1, 2, 3]));
+        answers
+            .into_iter()
+            .for_each(|a| a.reply.send(Reply::Waited(vec![])).unwrap());
+        assert!(rx.try_recv().is_ok());
+        assert!(waiters.waits.is_empty() && waiters.by_task.is_empty());
+    }
+
+    #[test]
+    fn abandoned_waits_are_swept_and_live_ones_kept() {
+        let mut waiters = Waiters::default();
+        let mut live = Vec::new();
+        // Many abandoned waits on a task that never finishes, a few live ones among them.
+        for n in 0..10 * FIRST_SWEEP {
+            let (tx, rx) = oneshot::channel();
+            waiters.add(ids(&[7]), ids(&[7]), tx);
+            if n % 100 == 0 {
+                live.push(rx);
+            }
+        }
+        assert!(
+            waiters.waits.len() < 2 * FIRST_SWEEP + live.len(),
+            "{} waits still open with {} live",
+            waiters.waits.len(),
+            live.len()
+        );
+        assert!(waiters.by_task[&TaskId(7)].len() == waiters.waits.len());
+        let answers = waiters.finished(&ids(&[7]));
+        // Every live wait is answered; abandoned ones not yet swept may be answered too, harmlessly.
+        assert!(answers.len() >= live.len());
+        for answer in answers {
+            let _ = answer.reply.send(Reply::Waited(vec![]));
+        }
+        for mut rx in live {
+            assert!(rx.try_recv().is_ok(), "a live wait was dropped");
+        }
     }
 }

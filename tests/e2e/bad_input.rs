@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
-use tatzelwurm_e2e::{example, wait_for, Cluster, WorkerSpec};
+use tatzelwurm_e2e::{example, open_fds, wait_for, Cluster, WorkerSpec};
 use tatzelwurm_proto::actioner::{Command, FromActioner, Selection};
 use tatzelwurm_proto::codec::{decode, encode};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, WorkerHello};
@@ -478,13 +478,6 @@ fn vm_rss_kb(pid: i32) -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// How many file descriptors `pid` has open.
-fn open_fds(pid: i32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
 }
 
 /// Raises this process's soft limit of open files to at least `wanted` (within the hard limit),

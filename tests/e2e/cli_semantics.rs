@@ -6,7 +6,7 @@ use crate::{number_lines, TASK_TIMEOUT};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use tatzelwurm_e2e::client::is_finished;
-use tatzelwurm_e2e::{example, Cluster, WorkerSpec};
+use tatzelwurm_e2e::{example, open_fds, wait_for, Cluster, WorkerSpec};
 
 /// `task add` prints only the new ids, one per line, increasing, with `--args-file` one per line
 /// of the file; tasks added without `--play` are `created`, with it `ready` or beyond.
@@ -116,6 +116,35 @@ fn wait_all_includes_ready_tasks() {
     cluster.action(&wait_all()).ok();
     assert_eq!(cluster.show(id)["result"], 9);
 }
+
+/// A `task wait --timeout` that gives up on a task that never finishes leaves nothing behind in
+/// the coordinator: its connection is closed (within the coordinator's grace for answers under
+/// way), so abandoned waits cannot use up descriptors or the coordinator's connection permits.
+#[test]
+fn abandoned_waits_release_their_connections() {
+    let mut cluster = Cluster::start();
+    let pid = cluster.coordinator().proc.pid();
+    // No worker: the task stays `ready` for as long as the test runs.
+    let id = cluster.add(&example("square"), "[2]");
+    let fds_before = open_fds(pid);
+    for _ in 0..ABANDONED_WAITS {
+        cluster
+            .action(&["task", "wait", &id.to_string(), "--timeout", "0.1"])
+            .failed();
+    }
+    wait_for(
+        "the coordinator to close the connections of abandoned waits",
+        TASK_TIMEOUT,
+        || (open_fds(pid) < fds_before + 3).then_some(()),
+    );
+    // The coordinator still answers waits that are not abandoned.
+    let _worker = cluster.start_worker(WorkerSpec::new(1));
+    cluster.action(&wait_all()).ok();
+    assert_eq!(cluster.show(id)["result"], 4);
+}
+
+/// How many `task wait`s give up in `abandoned_waits_release_their_connections`.
+const ABANDONED_WAITS: usize = 20;
 
 /// `task wait -a` with nothing played returns at once and succeeds.
 #[test]

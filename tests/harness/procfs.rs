@@ -13,6 +13,13 @@ pub fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// How many file descriptors `pid` has open (each connection the coordinator holds is one).
+pub fn open_fds(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
 /// Every process started by `pid`, directly or not, read from `/proc`.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
