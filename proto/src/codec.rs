@@ -2,8 +2,8 @@
 //!
 //! A frame is a 4-byte big-endian length followed by that many bytes of bincode (2.x, standard
 //! configuration). The length is checked against `MAX_FRAME_LEN` before anything is allocated, and
-//! bincode decodes with the same limit, so a lying prefix or a lying inner length is an error, not
-//! an allocation of gigabytes. A connection is typed by what it receives (`In`) and sends (`Out`);
+//! bincode decodes with a limit scaled to the body (see [`decode`]), so a lying prefix or a lying
+//! inner length is an error, not an allocation of gigabytes. A connection is typed by what it receives (`In`) and sends (`Out`);
 //! after the handshake it is re-typed for the peer's role.
 
 use crate::error::ProtoError;
@@ -21,21 +21,42 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+/// bincode's standard configuration, with a limit on the bytes a message may claim.
+fn bincode_config<const LIMIT: usize>() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<LIMIT>()
 }
 
 /// Turns a message into the body of one frame.
 pub fn encode<T: Serialize>(message: &T) -> Result<Bytes, ProtoError> {
-    bincode::serde::encode_to_vec(message, bincode_config())
+    bincode::serde::encode_to_vec(message, bincode_config::<MAX_FRAME_LEN>())
         .map(Bytes::from)
         .map_err(|e| ProtoError::Unencodable(e.to_string()))
 }
 
 /// Reads a message from the body of one frame; trailing bytes are an error, since they mean the
 /// peer and we disagree about the message's shape.
+///
+/// bincode allocates a string's bytes as soon as it has read the string's length, and checks
+/// that length only against the configured limit. So the limit is the smallest size class that
+/// holds the whole body: a string cannot be longer than the body it is in, and a lying length
+/// costs at most four times the body, never `MAX_FRAME_LEN` for a body of 16 bytes (which is
+/// what the fuzz test found).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
-    let (message, used) = bincode::serde::decode_from_slice(body, bincode_config())
+    const KIB: usize = 1024;
+    match body.len() {
+        n if n <= 4 * KIB => decode_within::<T, { 4 * KIB }>(body),
+        n if n <= 64 * KIB => decode_within::<T, { 64 * KIB }>(body),
+        n if n <= 256 * KIB => decode_within::<T, { 256 * KIB }>(body),
+        n if n <= KIB * KIB => decode_within::<T, { KIB * KIB }>(body),
+        n if n <= 4 * KIB * KIB => decode_within::<T, { 4 * KIB * KIB }>(body),
+        n if n <= 16 * KIB * KIB => decode_within::<T, { 16 * KIB * KIB }>(body),
+        _ => decode_within::<T, MAX_FRAME_LEN>(body),
+    }
+}
+
+/// [`decode`] with bincode's limit set to `LIMIT`, which must be at least `body.len()`.
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(body: &[u8]) -> Result<T, ProtoError> {
+    let (message, used) = bincode::serde::decode_from_slice(body, bincode_config::<LIMIT>())
         .map_err(|e| ProtoError::Undecodable(e.to_string()))?;
     if used != body.len() {
         return Err(ProtoError::Undecodable(format!(

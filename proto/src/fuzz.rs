@@ -680,6 +680,40 @@ fn a_close_right_after_a_length_prefix_is_an_error() {
     });
 }
 
+/// A string length that lies about a short body costs an allocation bounded by the body, not
+/// by `MAX_FRAME_LEN` (the fuzz test's minimal input: 16 bytes that allocated 60 MB as a
+/// `ToWorker`); a large valid message still decodes whole.
+#[test]
+fn a_lying_string_length_allocates_in_proportion_to_the_body() {
+    let found = [
+        0, 1, 249, 0, 252, 135, 195, 190, 3, 198, 122, 252, 0, 0, 1, 0,
+    ];
+    let (result, largest) = largest_allocation(|| decode::<ToWorker>(&found));
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        largest <= 4096,
+        "16 bytes allocated {largest} bytes at once"
+    );
+
+    let big = ToWorker::Run(
+        (0..2_000)
+            .map(|n| Assignment {
+                task: TaskId(n),
+                attempt: Attempt(1),
+                spec: TaskSpec {
+                    function: "examples/tasks.py:word_count".into(),
+                    args: format!("[{:?}]", "word ".repeat(500)),
+                    kwargs: "{}".into(),
+                    policy: TaskPolicy::default(),
+                },
+            })
+            .collect(),
+    );
+    let body = encode(&big).unwrap();
+    assert!(body.len() > 4 << 20, "{} bytes", body.len());
+    assert_eq!(decode::<ToWorker>(&body).unwrap(), big);
+}
+
 /// The damaged inputs really are damaged often enough to matter: most of them fail to decode,
 /// so the decoding property is not just re-testing valid messages.
 #[test]
