@@ -36,23 +36,30 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Bytes, ProtoError> {
 /// Reads a message from the body of one frame; trailing bytes are an error, since they mean the
 /// peer and we disagree about the message's shape.
 ///
-/// bincode allocates a string's bytes as soon as it has read the string's length, and checks
-/// that length only against the configured limit. So the limit is the smallest size class that
-/// holds the whole body: a string cannot be longer than the body it is in, and a lying length
-/// costs at most four times the body, never `MAX_FRAME_LEN` for a body of 16 bytes (which is
-/// what the fuzz test found).
+/// bincode counts every value it decodes against its limit at the value's size in memory (a u64
+/// counts 8 bytes even when its varint took 1), and allocates a string as soon as it has read the
+/// string's length, checking that length only against what is left of the limit. So the limit is
+/// the smallest size class of at least 8 bytes per byte of body (no type on the wire is wider
+/// than 8 bytes): every honest message fits, and a lying length costs at most 32 times the body
+/// (64 KiB for a small one), not `MAX_FRAME_LEN` for a body of 16 bytes (which is what the fuzz
+/// test found).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
-    const KIB: usize = 1024;
-    match body.len() {
-        n if n <= 4 * KIB => decode_within::<T, { 4 * KIB }>(body),
-        n if n <= 64 * KIB => decode_within::<T, { 64 * KIB }>(body),
-        n if n <= 256 * KIB => decode_within::<T, { 256 * KIB }>(body),
-        n if n <= KIB * KIB => decode_within::<T, { KIB * KIB }>(body),
-        n if n <= 4 * KIB * KIB => decode_within::<T, { 4 * KIB * KIB }>(body),
-        n if n <= 16 * KIB * KIB => decode_within::<T, { 16 * KIB * KIB }>(body),
-        _ => decode_within::<T, MAX_FRAME_LEN>(body),
+    const MIB: usize = 1 << 20;
+    match body.len().saturating_mul(MAX_CLAIM_PER_BYTE) {
+        n if n <= 64 << 10 => decode_within::<T, { 64 << 10 }>(body),
+        n if n <= 256 << 10 => decode_within::<T, { 256 << 10 }>(body),
+        n if n <= MIB => decode_within::<T, MIB>(body),
+        n if n <= 4 * MIB => decode_within::<T, { 4 * MIB }>(body),
+        n if n <= 16 * MIB => decode_within::<T, { 16 * MIB }>(body),
+        n if n <= 64 * MIB => decode_within::<T, { 64 * MIB }>(body),
+        n if n <= 256 * MIB => decode_within::<T, { 256 * MIB }>(body),
+        _ => decode_within::<T, { MAX_CLAIM_PER_BYTE * MAX_FRAME_LEN }>(body),
     }
 }
+
+/// The most bytes bincode counts against its limit for one byte of input: a u64 (or usize
+/// length) of one varint byte counts 8. A 128-bit integer on the wire would make this 16.
+const MAX_CLAIM_PER_BYTE: usize = 8;
 
 /// [`decode`] with bincode's limit set to `LIMIT`, which must be at least `body.len()`.
 fn decode_within<T: DeserializeOwned, const LIMIT: usize>(body: &[u8]) -> Result<T, ProtoError> {
