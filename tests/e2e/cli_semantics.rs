@@ -44,6 +44,26 @@ fn add_prints_one_id_per_line() {
     }
 }
 
+/// One `task add --args-file` of 20,000 lines is one request that gets 20,000 consecutive ids
+/// back, `task play -a` and `task kill -a` each change all of them in one reply, and `task list`
+/// returns every one of them (pages of 5,000 on the wire): large frames in both directions.
+#[test]
+fn a_large_args_file_is_added_played_and_listed_whole() {
+    let cluster = Cluster::start();
+    let ids = cluster.add_from_file(&example("square"), &number_lines(0..20_000), false);
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "the ids of one add are consecutive"
+    );
+    let created = ids_in(&cluster, &["created"]);
+    assert_eq!(created, set(&ids));
+    // No worker: played tasks stay ready until they are killed.
+    cluster.action(&["task", "play", "-a"]).ok();
+    assert_eq!(ids_in(&cluster, &["ready"]), set(&ids));
+    cluster.action(&["task", "kill", "-a"]).ok();
+    assert_eq!(ids_in(&cluster, &["killed"]), set(&ids));
+}
+
 /// `task wait -a` waits for played tasks only (not `created` ones), exits 0 when all of them
 /// completed and non-zero when one failed; `task list --state` returns exactly the tasks in the
 /// given states.
