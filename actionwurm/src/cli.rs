@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT};
-use tatzelwurm_proto::{COORDINATOR_ENV, DEFAULT_COORDINATOR};
+use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// Add, play, kill, list, show and wait for tatzelwurm tasks; list workers.
 #[derive(Debug, Parser)]
@@ -81,11 +81,11 @@ pub struct AddArgs {
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_retries, allow_negative_numbers = true)]
     pub retries: u32,
     /// Wait this long before the first retry, doubling for each later one (with jitter).
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_positive_seconds, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = seconds::positive, allow_negative_numbers = true)]
     pub backoff: f64,
     /// Kill an attempt that runs longer than this; it counts as a failure (and is retried if
     /// --retries allows).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds::positive, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     /// Fail a task once this many of its attempts were lost with their worker, so that a task
     /// that kills its worker cannot loop forever.
@@ -138,7 +138,7 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub select: SelectArgs,
     /// Give up after this many seconds (exit code 2).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds::non_negative)]
     pub timeout: Option<f64>,
 }
 
@@ -148,28 +148,6 @@ pub struct JsonFlag {
     /// Print one JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A timeout must be a finite, non-negative number of seconds that a `Duration` can hold.
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.0..=1e9).contains(&secs) => Ok(secs),
-        _ => Err("must be a number of seconds, such as 30 or 0.5".into()),
-    }
-}
-
-/// The longest backoff or task timeout accepted, in seconds (about 31 years): far beyond any
-/// real need, and small enough that milliseconds fit a `u64` with room for doubling.
-const MAX_POLICY_SECS: f64 = 1e9;
-
-/// `--backoff` and `--timeout`: a finite number of seconds above zero. Zero is refused rather
-/// than read as "none": a zero timeout would kill every attempt, and no backoff is `--backoff
-/// 0.001` away.
-fn parse_positive_seconds(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_POLICY_SECS => Ok(secs),
-        _ => Err("must be a positive number of seconds, such as 2.5".into()),
-    }
 }
 
 /// `--retries`: a whole number, zero or more.

@@ -76,6 +76,8 @@ pub struct WorkerJson<'a> {
     done: u64,
     python: &'a str,
     connected_at: f64,
+    /// `active`, or `draining` while it finishes its tasks before leaving.
+    state: &'static str,
 }
 
 impl<'a> TaskJson<'a> {
@@ -118,6 +120,15 @@ impl PolicyJson {
     }
 }
 
+/// A worker's state as `worker list` shows it.
+pub fn worker_state(info: &WorkerInfo) -> &'static str {
+    if info.draining {
+        "draining"
+    } else {
+        "active"
+    }
+}
+
 /// Milliseconds as seconds, the unit people typed.
 fn secs(millis: u64) -> f64 {
     millis as f64 / 1000.0
@@ -145,6 +156,7 @@ impl<'a> WorkerJson<'a> {
             done: info.done,
             python: &info.python,
             connected_at: info.connected_at.as_secs_f64(),
+            state: worker_state(info),
         }
     }
 }
@@ -356,12 +368,14 @@ mod tests {
             done: 10,
             python: "3.11.7".into(),
             connected_at: Timestamp(1_500),
+            draining: true,
         };
         let json = as_value(&WorkerJson::new(&info));
         assert_eq!(
             json,
             serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
-                "running": 1, "done": 10, "python": "3.11.7", "connected_at": 1.5})
+                "running": 1, "done": 10, "python": "3.11.7", "connected_at": 1.5,
+                "state": "draining"})
         );
     }
 

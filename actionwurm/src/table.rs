@@ -4,7 +4,7 @@
 //! cells) and keep whole lines when piped; no colours are used, so nothing leaks into a pipe.
 //! Long arguments and results are cut here, since `task show` and `--json` give them in full.
 
-use crate::time;
+use crate::{output, time};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde_json::Value;
@@ -106,6 +106,7 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
         "done",
         "python",
         "connected (UTC)",
+        "state",
     ]);
     for worker in workers {
         table.add_row(vec![
@@ -117,6 +118,7 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
             worker.done.to_string(),
             worker.python.clone(),
             time::utc(worker.connected_at),
+            output::worker_state(worker).to_string(),
         ]);
     }
     align_right(&mut table, &[0, 3, 4, 5]);
@@ -392,6 +394,7 @@ mod tests {
             done: 1234,
             python: "3.12.1".into(),
             connected_at: Timestamp(1_795_484_412_000),
+            draining: false,
         };
         let text = render(worker_list(&[worker]));
         for cell in [
@@ -401,6 +404,7 @@ mod tests {
             "3.12.1",
             "2026-11-24 01:40:12",
             "connected (UTC)",
+            "active",
         ] {
             assert!(text.contains(cell), "missing {cell:?} in\n{text}");
         }

@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
+use tatzelwurm_proto::seconds;
 
 /// tatzelwurm: the coordinator of a persistent task queue for Python.
 #[derive(Debug, Parser)]
@@ -15,14 +16,14 @@ pub struct Cli {
     #[arg(long, default_value = "tatzelwurm.db")]
     pub db: PathBuf,
     /// Seconds between a worker's heartbeats.
-    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    #[arg(long, default_value_t = 1.0, value_parser = seconds::positive)]
     pub heartbeat: f64,
     /// Seconds a worker may stay silent (no heartbeat, no report) before it is taken for dead
     /// and its tasks are requeued, even if its connection stays open.
-    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    #[arg(long, default_value_t = 5.0, value_parser = seconds::positive)]
     pub lease: f64,
     /// Seconds a new connection may take to introduce itself before it is closed.
-    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    #[arg(long, default_value_t = 5.0, value_parser = seconds::positive)]
     pub handshake_timeout: f64,
 }
 
@@ -34,12 +35,5 @@ impl Cli {
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
         }
-    }
-}
-
-fn positive_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
-        _ => Err(format!("`{text}` is not a positive number of seconds")),
     }
 }

@@ -4,7 +4,8 @@
 //! every frame renews it, and a worker silent for longer than `lease` (hung, or stopped with
 //! SIGSTOP) is dropped as if its connection had ended. When either side ends, the worker is
 //! removed first and then reported lost, so that no new task is granted to it after its tasks
-//! were requeued.
+//! were requeued. A worker that says `Draining` gets no new tasks from then on; it leaves once
+//! what it holds is reported and recorded.
 
 use crate::handshake::Greeting;
 use crate::Context;
@@ -42,6 +43,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
         writer.drain(&mut outgoing).await
     });
     ctx.tasks.wake().await;
+    let mut draining = false;
     let ended = loop {
         tokio::select! {
             frame = tokio::time::timeout(ctx.config.lease, reader.recv()) => match frame {
@@ -51,6 +53,13 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                 Ok(Ok(Some(FromWorker::Heartbeat { running }))) => {
                     if !running.is_empty() {
                         ctx.tasks.heartbeat(id, sender.clone(), running).await;
+                    }
+                }
+                Ok(Ok(Some(FromWorker::Draining))) => {
+                    if !draining {
+                        draining = true;
+                        let holds = ctx.workers.drain(id).await.unwrap_or(0);
+                        info!(worker = %id, %peer, "worker {name} is draining: it finishes its {holds} running tasks and gets no new ones");
                     }
                 }
                 Ok(Ok(None)) => break "closed its connection".to_string(),
@@ -71,5 +80,9 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     writing.abort();
     ctx.workers.remove(id).await;
     ctx.tasks.worker_lost(id).await;
-    warn!(worker = %id, %peer, "worker {name} left: {ended}");
+    if draining {
+        info!(worker = %id, %peer, "worker {name} left after draining: {ended}");
+    } else {
+        warn!(worker = %id, %peer, "worker {name} left: {ended}");
+    }
 }

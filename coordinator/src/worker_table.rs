@@ -24,6 +24,8 @@ pub struct WorkerEntry<S> {
     pub assigned: u32,
     /// Attempts it reported since it connected.
     pub done: u64,
+    /// It is shutting down gently: it finishes what it holds and gets nothing new.
+    pub draining: bool,
     /// Its connection's outgoing queue.
     pub sender: S,
 }
@@ -79,6 +81,7 @@ impl<S: Clone> WorkerTable<S> {
                 connected_at: now,
                 assigned: 0,
                 done: 0,
+                draining: false,
                 sender,
             },
         );
@@ -125,6 +128,14 @@ impl<S: Clone> WorkerTable<S> {
         }
     }
 
+    /// Marks a worker as draining: no further grant goes to it. Returns how many attempts it
+    /// still holds, or `None` if it is not connected.
+    pub fn drain(&mut self, id: WorkerId) -> Option<u32> {
+        let entry = self.workers.get_mut(&id)?;
+        entry.draining = true;
+        Some(entry.assigned)
+    }
+
     /// Gives back slots that were reserved but not used (the tasks went away meanwhile).
     pub fn unreserve(&mut self, id: WorkerId, count: u32) {
         if let Some(entry) = self.workers.get_mut(&id) {
@@ -145,17 +156,18 @@ impl<S: Clone> WorkerTable<S> {
                 done: w.done,
                 python: w.hello.python.clone(),
                 connected_at: w.connected_at,
+                draining: w.draining,
             })
             .collect()
     }
 
-    /// The worker with a free slot and the lowest load; among equals, the first after
-    /// `last_chosen` in id order (wrapping around).
+    /// The worker with a free slot and the lowest load, draining ones aside; among equals, the
+    /// first after `last_chosen` in id order (wrapping around).
     fn least_loaded(&self) -> Option<WorkerId> {
         let free = self
             .workers
             .iter()
-            .filter(|(_, w)| w.assigned < w.hello.slots);
+            .filter(|(_, w)| !w.draining && w.assigned < w.hello.slots);
         let after = free
             .clone()
             .filter(|(id, _)| **id > self.last_chosen)
@@ -239,5 +251,20 @@ mod tests {
         let list = workers.list();
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].running, list[0].done), (1, 1));
+    }
+
+    /// A draining worker gets no grant, even with free slots, while it still counts what it
+    /// holds; the others take the work.
+    #[test]
+    fn a_draining_worker_gets_nothing_new() {
+        let mut workers = table(&[2, 2]);
+        assert_eq!(counts(&workers.reserve(2)), vec![(1, 1), (2, 1)]);
+        assert_eq!(workers.drain(WorkerId(1)), Some(1));
+        assert_eq!(workers.drain(WorkerId(9)), None);
+        assert_eq!(counts(&workers.reserve(5)), vec![(2, 1)]);
+        workers.release(WorkerId(1));
+        assert!(workers.reserve(5).is_empty());
+        let list = workers.list();
+        assert!(list[0].draining && !list[1].draining, "{list:?}");
     }
 }

@@ -34,6 +34,10 @@ enum WorkersMsg {
     },
     Release(Vec<WorkerId>),
     Unreserve(WorkerId, u32),
+    Drain {
+        id: WorkerId,
+        reply: oneshot::Sender<Option<u32>>,
+    },
     List(oneshot::Sender<Vec<WorkerInfo>>),
 }
 
@@ -106,6 +110,14 @@ impl WorkersHandle {
         self.send(WorkersMsg::Unreserve(worker, count)).await;
     }
 
+    /// Grants nothing more to a worker that is shutting down gently; returns how many attempts
+    /// it still holds (`None` if it is gone).
+    pub async fn drain(&self, id: WorkerId) -> Option<u32> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WorkersMsg::Drain { id, reply }).await;
+        answer.await.ok().flatten()
+    }
+
     /// The connected workers.
     pub async fn list(&self) -> Vec<WorkerInfo> {
         let (reply, answer) = oneshot::channel();
@@ -149,6 +161,9 @@ impl WorkersActor {
             }
             WorkersMsg::Release(ids) => ids.into_iter().for_each(|id| self.table.release(id)),
             WorkersMsg::Unreserve(id, count) => self.table.unreserve(id, count),
+            WorkersMsg::Drain { id, reply } => {
+                let _ = reply.send(self.table.drain(id));
+            }
             WorkersMsg::List(reply) => {
                 let _ = reply.send(self.table.list());
             }

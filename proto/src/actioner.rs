@@ -99,4 +99,6 @@ pub struct WorkerInfo {
     pub python: String,
     /// When it connected.
     pub connected_at: Timestamp,
+    /// Whether it is draining: finishing what it holds before it leaves, given nothing new.
+    pub draining: bool,
 }

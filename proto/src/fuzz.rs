@@ -207,6 +207,7 @@ fn from_worker() -> impl Strategy<Value = FromWorker> {
     prop_oneof![
         vec(report(), 0..3).prop_map(FromWorker::Reports),
         vec((task_id(), attempt()), 0..4).prop_map(|running| FromWorker::Heartbeat { running }),
+        Just(FromWorker::Draining),
     ]
 }
 
@@ -274,18 +275,21 @@ fn worker_info() -> impl Strategy<Value = WorkerInfo> {
         any::<u32>(),
         any::<u64>(),
         text(),
-        timestamp(),
+        (timestamp(), any::<bool>()),
     )
         .prop_map(
-            |(id, name, address, slots, running, done, python, connected_at)| WorkerInfo {
-                id: WorkerId(id),
-                name,
-                address,
-                slots,
-                running,
-                done,
-                python,
-                connected_at,
+            |(id, name, address, slots, running, done, python, (connected_at, draining))| {
+                WorkerInfo {
+                    id: WorkerId(id),
+                    name,
+                    address,
+                    slots,
+                    running,
+                    done,
+                    python,
+                    connected_at,
+                    draining,
+                }
             },
         )
 }

@@ -52,4 +52,8 @@ pub enum FromWorker {
         /// The attempts running in its slots.
         running: Vec<(TaskId, Attempt)>,
     },
+    /// The worker is shutting down gently (its first SIGTERM or ctrl-c): hand it no more tasks;
+    /// it finishes those it holds, waits until their reports are `Recorded`, then disconnects.
+    /// Sent again after a reconnect, since the new connection starts as an ordinary worker.
+    Draining,
 }

@@ -17,6 +17,7 @@
 //! - [`cli_errors`]: what the CLI says when a command cannot be done.
 //! - [`cli_semantics`]: `task add` output, `task wait -a`, `task list --state`.
 //! - [`workers`]: `worker list`.
+//! - [`drain`]: SIGTERM drains a worker; a second one, or `--drain-timeout`, stops it at once.
 //! - [`leases`]: dead and hung (SIGSTOP) workers, fencing of late reports, at-most-once tasks.
 //! - [`retries`]: retries with backoff, the crash limit, timeouts.
 //! - [`recovery`]: a coordinator killed under load, and the actioners waiting on it.
@@ -28,6 +29,7 @@
 mod bad_input;
 mod cli_errors;
 mod cli_semantics;
+mod drain;
 mod failures;
 mod garbage;
 mod kill;

@@ -1,7 +1,7 @@
 //! How a worker is started (`WorkerSpec`) and the handle of a started one (`Worker`).
 //!
 //! A spec turns into the `workwurm` command line of the contract: `--coordinator ADDR` (or
-//! `TATZELWURM_COORDINATOR`), `--slots`, `--name`, `--path`, `--python`, plus the environment
+//! `TATZELWURM_COORDINATOR`), `--slots`, `--name`, `--path`, `--python`, `--drain-timeout`, plus the environment
 //! and working directory a user's shell would give it, such as an activated virtualenv.
 
 use crate::process::Proc;
@@ -20,6 +20,7 @@ pub struct WorkerSpec {
     env: Vec<(String, OsString)>,
     env_remove: Vec<String>,
     address_from_env: bool,
+    drain_timeout: Option<String>,
 }
 
 impl WorkerSpec {
@@ -35,6 +36,7 @@ impl WorkerSpec {
             env: Vec::new(),
             env_remove: Vec::new(),
             address_from_env: false,
+            drain_timeout: None,
         }
     }
 
@@ -80,6 +82,12 @@ impl WorkerSpec {
         self
     }
 
+    /// `--drain-timeout SECONDS`: how long the first SIGTERM lets running tasks finish.
+    pub fn drain_timeout(mut self, seconds: &str) -> Self {
+        self.drain_timeout = Some(seconds.to_string());
+        self
+    }
+
     /// The `--name`, or `default` when none was given.
     pub(crate) fn name_or(&self, default: &str) -> String {
         self.name.clone().unwrap_or_else(|| default.to_string())
@@ -109,6 +117,9 @@ impl WorkerSpec {
         }
         if let Some(python) = &self.python {
             cmd.arg("--python").arg(python);
+        }
+        if let Some(seconds) = &self.drain_timeout {
+            cmd.arg("--drain-timeout").arg(seconds);
         }
         cmd.current_dir(self.cwd.as_deref().unwrap_or(default_cwd));
         cmd.env("RUST_LOG", log_level);

@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use tatzelwurm_proto::{COORDINATOR_ENV, DEFAULT_COORDINATOR};
+use std::time::Duration;
+use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// workwurm: the tatzelwurm worker. Runs Python tasks from the coordinator in slot processes of
 /// your own Python interpreter.
@@ -32,6 +33,10 @@ pub struct Args {
     /// The Python interpreter to run tasks with [default: the python3 on PATH].
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// On the first SIGTERM or ctrl-c, let running tasks finish for up to this long before
+    /// stopping them (0: stop them at once); a second signal stops at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds::non_negative)]
+    pub drain_timeout: f64,
 }
 
 /// Everything `run` needs, settled: defaults applied and paths absolute.
@@ -47,6 +52,8 @@ pub struct Config {
     pub name: String,
     /// Absolute path of the interpreter, symlinks kept as given.
     pub python: PathBuf,
+    /// How long the first SIGTERM or ctrl-c lets running tasks finish; zero stops at once.
+    pub drain_timeout: Duration,
 }
 
 impl Args {
@@ -77,6 +84,7 @@ impl Args {
             paths,
             name,
             python,
+            drain_timeout: Duration::from_secs_f64(self.drain_timeout),
         })
     }
 }

@@ -19,6 +19,8 @@
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
 //!   `python/slot.py`, the slot loop carried in this binary.
 //! - [`backoff`]: how long to wait before retrying a connection or restarting a dying slot.
+//! - [`stop`]: the first SIGTERM or ctrl-c drains (finish what is running, take nothing new), the
+//!   second one or `--drain-timeout` stops at once.
 //!
 //! Data flow: session → `SlotsHandle::run` → a slot's pipe → slot.py runs the task → the slot's
 //! watcher → the pool → a report on a channel → the session's outbox → the coordinator.
@@ -34,6 +36,7 @@ pub mod session;
 pub mod slot_channel;
 pub mod slot_process;
 pub mod slots;
+pub mod stop;
 
 pub use cli::Config;
 
@@ -41,23 +44,26 @@ use anyhow::Context;
 use session::Session;
 use slot_process::SlotCommand;
 use slots::SlotsHandle;
-use std::future::Future;
 use std::time::Duration;
+use stop::Stop;
 use tatzelwurm_proto::handshake::WorkerHello;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// How long a shutdown waits for the slot processes to be gone.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs the worker until SIGTERM or ctrl-c (then `Ok`), or until the coordinator refuses it or
-/// the interpreter does not run (then an error whose text is one sentence for the user).
+/// Runs the worker until SIGTERM or ctrl-c has drained it or stopped it (then `Ok`), or until
+/// the coordinator refuses it or the interpreter does not run (then an error whose text is one
+/// sentence for the user).
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    run_until(config, shutdown_signal()).await
+    let stop = stop::from_signals(config.drain_timeout);
+    run_until(config, stop).await
 }
 
-/// Like [`run`], but stops when `shutdown` completes instead of on a signal (for tests, and for
-/// anyone embedding the worker).
-pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Like [`run`], but driven by `stop` instead of signals (for tests, and for anyone embedding
+/// the worker): `Draining` finishes what is running and leaves, `Now` leaves at once.
+pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::Result<()> {
     let version = interpreter::probe(&config.python).await?;
     info!(
         "worker {} with {} slot{} of Python {} ({}), coordinator {}",
@@ -81,8 +87,9 @@ pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> an
         },
         slots: &slots,
         reports,
+        draining: false,
     };
-    let result = session.serve(shutdown).await;
+    let result = session.serve(stop).await;
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, slots.shutdown())
         .await
         .is_err()
@@ -93,24 +100,4 @@ pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> an
         );
     }
     Ok(result?)
-}
-
-/// Completes on SIGTERM or ctrl-c (SIGINT).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut signals) => {
-                signals.recv().await;
-            }
-            Err(err) => {
-                warn!("cannot listen for SIGTERM ({err}); stop workwurm with ctrl-c");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("interrupted; stopping the slots"),
-        () = terminate => info!("terminated; stopping the slots"),
-    }
 }

@@ -6,19 +6,20 @@
 //! flush), and the session loop between them, which owns the `Outbox` and sends heartbeats from
 //! a timer of its own, so that a task blocking for hours never delays one. A lost connection
 //! kills the running attempts (the coordinator requeues them), keeps unacknowledged reports, and
-//! reconnects with back-off for as long as it takes; only a refusal ends the session.
+//! reconnects with back-off for as long as it takes; only a refusal, or `stop` (see `stop.rs`),
+//! ends the session. While draining it says `Draining` on every connection and ends once nothing
+//! runs and every report is recorded.
 
 use crate::backoff::Backoff;
 use crate::outbox::{into_frames, Outbox};
 use crate::slots::SlotsHandle;
-use std::future::Future;
-use std::pin::Pin;
+use crate::stop::Stop;
 use std::time::Duration;
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
 use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, MissedTickBehavior};
 use tracing::{debug, info, warn};
@@ -55,7 +56,11 @@ enum Failure {
 
 /// How one connection ended.
 enum End {
+    /// Told to stop at once.
     Shutdown,
+    /// Draining, and nothing is left to finish or to deliver.
+    Drained,
+    /// The connection failed; why.
     Lost(String),
 }
 
@@ -69,18 +74,34 @@ pub struct Session<'a> {
     pub slots: &'a SlotsHandle,
     /// Reports of finished attempts, from the slot pool.
     pub reports: mpsc::UnboundedReceiver<Report>,
+    /// Whether a drain has begun (`Stop::Draining`): the coordinator is told on every
+    /// connection, and the session ends once nothing is running or unacknowledged.
+    pub draining: bool,
 }
 
 impl Session<'_> {
-    /// Serves the coordinator until `shutdown` completes (`Ok`) or the coordinator refuses this
+    /// Serves the coordinator until `stop` says `Now`, or says `Draining` and everything this
+    /// worker holds is finished and recorded (`Ok`), or until the coordinator refuses this
     /// worker (`Err`); every other failure is retried.
-    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SessionError> {
-        tokio::pin!(shutdown);
+    pub async fn serve(mut self, mut stop: watch::Receiver<Stop>) -> Result<(), SessionError> {
         let mut outbox = Outbox::default();
         let mut backoff = Backoff::default();
         loop {
+            let level = *stop.borrow_and_update();
+            if level == Stop::Now {
+                return Ok(());
+            }
+            self.draining |= level == Stop::Draining;
+            if self.draining && self.drained(&outbox).await {
+                info!("drained: every task this worker held is finished and recorded");
+                return Ok(());
+            }
             let attempt = tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                // A new level (a drain, or stop now) is looked at at the loop's top.
+                changed = stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return Ok(()),
+                },
                 attempt = handshake(self.address, &self.hello) => attempt,
             };
             let reason = match attempt {
@@ -103,10 +124,14 @@ impl Session<'_> {
                         None => info!("connected to the coordinator at {}", self.address),
                     }
                     let end = self
-                        .serve_connection(connection, &welcome, &mut outbox, shutdown.as_mut())
+                        .serve_connection(connection, &welcome, &mut outbox, &mut stop)
                         .await;
                     match end {
                         End::Shutdown => return Ok(()),
+                        End::Drained => {
+                            info!("drained: every task this worker held is finished and recorded");
+                            return Ok(());
+                        }
                         End::Lost(reason) => {
                             self.slots.abandon().await;
                             format!(
@@ -120,10 +145,20 @@ impl Session<'_> {
             let wait = backoff.next_delay();
             warn!("{reason}; trying again in {:.1} s", wait.as_secs_f64());
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                // Looked at at the loop's top, like the sleep's end.
+                changed = stop.changed() => if changed.is_err() {
+                    return Ok(());
+                },
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Whether a draining worker is done: no attempt running or queued in its slots, no report
+    /// on its way from them, none waiting for the coordinator's `Recorded`.
+    async fn drained(&mut self, outbox: &Outbox) -> bool {
+        // The pool sends a report before it reads as idle, so once it does the report is queued.
+        self.slots.running().await.is_empty() && self.reports.is_empty() && outbox.is_empty()
     }
 
     async fn serve_connection(
@@ -131,7 +166,7 @@ impl Session<'_> {
         connection: Connection<ToWorker, FromWorker>,
         welcome: &Welcome,
         outbox: &mut Outbox,
-        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+        stop: &mut watch::Receiver<Stop>,
     ) -> End {
         let (reader, writer) = connection.split();
         let (to_writer, writer_inbox) = mpsc::channel(WRITER_QUEUE);
@@ -146,14 +181,29 @@ impl Session<'_> {
         for frame in into_frames(outbox.unacknowledged()) {
             let _ = to_writer.send(FromWorker::Reports(frame)).await;
         }
+        // A new connection starts as an ordinary worker: a drain must be said again.
+        let mut told_draining = false;
         let period = Duration::from_millis(welcome.heartbeat_ms).max(MIN_HEARTBEAT);
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         // A failed send to the writer means it stopped; its join handle then says why.
         let end = loop {
+            if self.draining {
+                if !told_draining {
+                    told_draining = true;
+                    let _ = to_writer.send(FromWorker::Draining).await;
+                }
+                if self.drained(outbox).await {
+                    break End::Drained;
+                }
+            }
             tokio::select! {
-                () = shutdown.as_mut() => break End::Shutdown,
+                changed = stop.changed() => match changed.map(|()| *stop.borrow_and_update()) {
+                    Ok(Stop::Running) => {}
+                    Ok(Stop::Draining) => self.draining = true,
+                    Ok(Stop::Now) | Err(_) => break End::Shutdown,
+                },
                 message = from_reader.recv() => match message {
                     Some(Ok(message)) => self.on_message(message, outbox).await,
                     Some(Err(reason)) => break End::Lost(reason),
@@ -181,8 +231,8 @@ impl Session<'_> {
                 }
             }
         };
-        if matches!(end, End::Shutdown) {
-            // Let reports already queued reach the socket; the coordinator may still record them.
+        if matches!(end, End::Shutdown | End::Drained) {
+            // Let frames already queued reach the socket; the coordinator may still record them.
             drop(to_writer);
             let _ = timeout(FLUSH_ON_SHUTDOWN, &mut writer_task).await;
         }

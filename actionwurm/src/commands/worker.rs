@@ -45,6 +45,7 @@ mod tests {
             done: 0,
             python: "3.11.2".into(),
             connected_at: Timestamp(0),
+            draining: false,
         };
         let fake = FakeCoordinator::start(move |_| {
             vec![Step::Reply(Reply::Workers(vec![worker(1), worker(2)]))]

@@ -1,6 +1,7 @@
 //! Tests of the whole worker (`run_until`) against a small fake coordinator built from proto's
 //! real `Connection`, with real Python slots: the session code runs exactly as in production.
 
+use crate::stop::Stop;
 use crate::{interpreter, run_until, Config};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use tatzelwurm_proto::task::{Outcome, TaskSpec};
 use tatzelwurm_proto::worker::{Assignment, FromWorker, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, Connection, TaskId, WorkerId};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -19,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 type WorkerConnection = Connection<FromWorker, ToWorker>;
 
 struct Worker {
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<Stop>,
     done: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -31,19 +32,21 @@ impl Worker {
             paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")],
             name: "test-worker".into(),
             python: interpreter::resolve(None).expect("python3 on PATH"),
+            drain_timeout: Duration::from_secs(30),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(run_until(config, async {
-            let _ = stopped.await;
-        }));
-        Worker {
-            stop: Some(stop),
-            done,
-        }
+        let (stop, stopped) = watch::channel(Stop::Running);
+        let done = tokio::spawn(run_until(config, stopped));
+        Worker { stop, done }
     }
 
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.stop.take().unwrap().send(());
+    /// Stops at once and waits for the worker to end.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(Stop::Now);
+        self.ended().await
+    }
+
+    /// Waits for the worker to end by itself.
+    async fn ended(mut self) -> anyhow::Result<()> {
         timeout(PATIENCE, &mut self.done)
             .await
             .expect("the worker stops")
@@ -190,6 +193,59 @@ async fn runs_reports_resends_and_kills() {
     heartbeat_where(&mut connection, <[_]>::is_empty).await;
 
     worker.stop().await.expect("a shutdown is a clean exit");
+    let closed = timeout(PATIENCE, async {
+        while let Ok(Some(_)) = connection.recv().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the worker closed its connection");
+}
+
+/// A drain tells the coordinator `Draining`, lets the running task finish and report, waits
+/// for `Recorded`, and only then closes the connection and ends the worker cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_finishes_the_running_task_then_leaves() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+    connection
+        .send(&ToWorker::Run(vec![assignment(5, 2, "tasks:nap", "[0.5]")]))
+        .await
+        .unwrap();
+    heartbeat_where(&mut connection, |running| {
+        running == [(TaskId(5), Attempt(2))]
+    })
+    .await;
+
+    worker.stop.send(Stop::Draining).unwrap();
+    let mut said_draining = false;
+    let report = loop {
+        match timeout(PATIENCE, connection.recv())
+            .await
+            .expect("a frame in time")
+        {
+            Ok(Some(FromWorker::Draining)) => said_draining = true,
+            Ok(Some(FromWorker::Reports(reports))) => break reports[0].clone(),
+            Ok(Some(FromWorker::Heartbeat { .. })) => {}
+            other => panic!("the worker ended before it reported: {other:?}"),
+        }
+    };
+    assert!(said_draining, "the report came before Draining");
+    assert_eq!((report.task, report.attempt), (TaskId(5), Attempt(2)));
+    assert!(
+        matches!(report.outcome, Outcome::Completed { .. }),
+        "{report:?}"
+    );
+    // Not gone yet: the report is not recorded. Heartbeats go on meanwhile.
+    heartbeat_where(&mut connection, <[_]>::is_empty).await;
+    assert!(
+        !worker.done.is_finished(),
+        "left before its report was recorded"
+    );
+    connection
+        .send(&ToWorker::Recorded(vec![(TaskId(5), Attempt(2))]))
+        .await
+        .unwrap();
+    worker.ended().await.expect("a drain is a clean exit");
     let closed = timeout(PATIENCE, async {
         while let Ok(Some(_)) = connection.recv().await {}
     })
