@@ -50,6 +50,9 @@ use tatzelwurm_proto::handshake::WorkerHello;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+/// How long the worker waits for its slots' first hello before it connects anyway.
+const SLOTS_START_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a shutdown waits for the slot processes to be gone.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,6 +81,17 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
     let command = SlotCommand::new(config.python.clone(), config.extra_path())
         .context("cannot create the pipe that ties the slots' lives to workwurm's")?;
     let (slots, reports) = SlotsHandle::start(command, config.slots as usize);
+    // Offer the coordinator slots that can run a task now; a slot that cannot start at all
+    // is reported by the pool and retried, and must not keep the worker away for good.
+    if tokio::time::timeout(SLOTS_START_WAIT, slots.started())
+        .await
+        .is_err()
+    {
+        warn!(
+            "not every slot started within {} s; connecting anyway",
+            SLOTS_START_WAIT.as_secs()
+        );
+    }
     let session = Session {
         address: &config.coordinator,
         hello: WorkerHello {

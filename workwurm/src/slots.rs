@@ -1,7 +1,7 @@
 //! The slot pool: the worker's slot processes, the tasks waiting for one, and the reports of the
 //! tasks that ended.
 //!
-//! `session` talks to it through [`SlotsHandle`] (run, kill, abandon, running, shutdown) and reads
+//! `session` talks to it through [`SlotsHandle`] (started, run, kill, abandon, running, shutdown) and reads
 //! finished [`Report`]s from the channel [`SlotsHandle::start`] returns. The pool is one actor:
 //! it alone owns every slot's state, so nothing else may kill or reuse a slot. It never waits for
 //! Python: starting a process happens in a task of its own, and what a slot says or does comes
@@ -54,6 +54,7 @@ enum Command {
     Kill(Vec<AttemptId>),
     Abandon,
     Running(oneshot::Sender<Vec<AttemptId>>),
+    WhenStarted(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -75,6 +76,7 @@ impl SlotsHandle {
             reports,
             events,
             stopping: None,
+            starting: Vec::new(),
         };
         for index in 0..count {
             pool.start_slot(index);
@@ -108,6 +110,16 @@ impl SlotsHandle {
         answer.await.unwrap_or_default()
     }
 
+    /// Returns once every slot has started and said hello once, so that the worker offers the
+    /// coordinator only slots that can take a task now (a cold Python start takes ~100 ms, in
+    /// which a task would wait here while another worker sat idle). A slot that keeps failing
+    /// to start makes this wait forever: bound it with a timeout.
+    pub async fn started(&self) {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::WhenStarted(reply)).await;
+        let _ = answer.await;
+    }
+
     /// Kills every slot and returns once all slot processes are gone.
     pub async fn shutdown(&self) {
         let (reply, answer) = oneshot::channel();
@@ -135,6 +147,8 @@ struct Pool {
     events: mpsc::UnboundedSender<Event>,
     /// Set by a shutdown: who waits for every slot to be gone.
     stopping: Option<Vec<oneshot::Sender<()>>>,
+    /// Who waits for every slot to have said hello once ([`SlotsHandle::started`]).
+    starting: Vec<oneshot::Sender<()>>,
 }
 
 /// One slot: its current process and how it has fared.
@@ -242,6 +256,10 @@ impl Pool {
             Command::Abandon => self.abandon(),
             Command::Running(reply) => {
                 let _ = reply.send(self.running());
+            }
+            Command::WhenStarted(reply) => {
+                self.starting.push(reply);
+                self.answer_started();
             }
             Command::Shutdown(reply) => self.shutdown(reply),
         }
@@ -361,6 +379,15 @@ impl Pool {
         }
         if killed + dropped > 0 {
             info!("stopped {killed} running and dropped {dropped} waiting tasks; the coordinator hands them out again");
+        }
+    }
+
+    /// Answers those waiting for every slot's first hello, once all have said it.
+    fn answer_started(&mut self) {
+        if self.slots.iter().all(|slot| slot.announced) {
+            for waiter in self.starting.drain(..) {
+                let _ = waiter.send(());
+            }
         }
     }
 
@@ -517,6 +544,7 @@ impl Pool {
                         "slot {index} ready: Python {} at {} (pid {})",
                         hello.python, hello.executable, hello.pid
                     );
+                    self.answer_started();
                 } else {
                     debug!("slot {index} ready again (pid {})", hello.pid);
                 }
