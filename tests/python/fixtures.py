@@ -13,8 +13,11 @@ import time
 
 
 def _write_atomically(path, text):
-    """Write `text` to `path` so that a reader never sees a half-written file."""
-    tmp = f"{path}.tmp"
+    """Write `text` to `path` so that a reader never sees a half-written file.
+
+    The temporary name is per process: two tasks may write the same path at once.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
