@@ -128,10 +128,8 @@ impl Session<'_> {
                         .await;
                     match end {
                         End::Shutdown => return Ok(()),
-                        End::Drained => {
-                            info!("drained: every task this worker held is finished and recorded");
-                            return Ok(());
-                        }
+                        // The loop's top finds the worker drained, says so and ends.
+                        End::Drained => continue,
                         End::Lost(reason) => {
                             self.slots.abandon().await;
                             format!(
