@@ -1,13 +1,15 @@
 //! `TaskRecord`: everything the coordinator keeps about one task, in memory and on disk.
 //!
-//! This type is stored (bincode, in the store's `tasks` tree): changing it breaks every existing
-//! database. Add a new schema version to `store` and a migration when it must change.
+//! This type is stored (bincode, in the store's `records` tree): changing it breaks every
+//! existing database. Add a new schema version to `store` and a migration when it must change
+//! (`store/migrate.rs` holds schema 1's layout).
 
 use serde::{Deserialize, Serialize};
-use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::{Attempt, TaskId};
 
-/// One task as stored: its spec, its state and what its latest attempt produced.
+/// One task as stored: its spec, its state and what its latest attempt produced, except its
+/// output, which the store keeps apart so that it never stays in memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// The task's id, also the store key.
@@ -30,8 +32,6 @@ pub struct TaskRecord {
     pub result: Option<String>,
     /// Why it failed, once failed.
     pub error: Option<TaskError>,
-    /// What the latest attempt printed.
-    pub output: TaskOutput,
     /// When it was added.
     pub created_at: Timestamp,
     /// When the latest attempt was handed out.
@@ -54,15 +54,15 @@ impl TaskRecord {
             worker: None,
             result: None,
             error: None,
-            output: TaskOutput::default(),
             created_at: now,
             started_at: None,
             finished_at: None,
         }
     }
 
-    /// What an actioner is told about this task; output only where asked for (`show`).
-    pub fn info(&self, with_output: bool) -> TaskInfo {
+    /// What an actioner is told about this task; without output, which `show` adds from the
+    /// store.
+    pub fn info(&self) -> TaskInfo {
         TaskInfo {
             id: self.id,
             state: self.state,
@@ -77,7 +77,7 @@ impl TaskRecord {
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
-            output: with_output.then(|| self.output.clone()),
+            output: None,
         }
     }
 }

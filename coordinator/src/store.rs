@@ -1,21 +1,43 @@
 //! The durable store: the only module that knows sled.
 //!
-//! Layout (schema version 1), in one sled database directory:
+//! Layout (schema version 2), in one sled database directory:
 //! - tree `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian.
-//! - tree `tasks`: task id as u64 big-endian (so keys sort by id) → bincode of `TaskRecord`.
+//! - tree `records`: task id as u64 big-endian (so keys sort by id) → bincode of `TaskRecord`.
+//! - tree `outputs`: task id as u64 big-endian → bincode of the `TaskOutput` of the task's
+//!   latest reported attempt. Kept apart from the records so that the coordinator never holds
+//!   output in memory: up to 512 KiB per task, read only by `task show`.
 //!
-//! The interface is deliberately narrow — open, load everything, apply a batch durably — so a
-//! second backend fits in one file. `apply` returns only after sled's flush covers the batch:
+//! Schema 1 kept the output inside each record (tree `tasks`); `migrate` moves such a database
+//! to schema 2 when it is opened.
+//!
+//! The interface is deliberately narrow — open, load every record, read one output, apply a
+//! batch durably — so a second backend fits in one file. `apply` returns only after sled's flush covers the batch:
 //! that is the moment a change may be told to anyone. sled's flush is `sync_file_range`, which
 //! survives a killed process but not a power cut (see DESIGN.md).
 
+mod migrate;
+
 use crate::record::TaskRecord;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
+use tatzelwurm_proto::task::TaskOutput;
 use tatzelwurm_proto::TaskId;
 use thiserror::Error;
 
-/// The schema this build writes. A database of a newer schema is refused, never rewritten.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this build writes. A database of a newer schema is refused, never rewritten; an
+/// older one is migrated.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// sled's page cache, instead of its default of 1 GiB. sled counts pages at their size on disk,
+/// so this bounds the cached records; a large value (an output) is held in memory beyond it
+/// once written or read until the coordinator restarts (measured: 500 outputs of 200 KB raised
+/// the resident size by 100 MB with this limit or one of 8 MiB).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Tree names of schema 2.
+const RECORDS_TREE: &str = "records";
+const OUTPUTS_TREE: &str = "outputs";
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_task_id";
@@ -53,6 +75,8 @@ pub struct Loaded {
 pub struct Batch {
     /// Records to write (insert or replace).
     pub tasks: Vec<TaskRecord>,
+    /// Outputs to write (insert or replace), each the latest reported attempt's of its task.
+    pub outputs: Vec<(TaskId, TaskOutput)>,
     /// The new first-unused id, when ids were handed out.
     pub next_task_id: Option<u64>,
 }
@@ -60,7 +84,7 @@ pub struct Batch {
 impl Batch {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.next_task_id.is_none()
+        self.tasks.is_empty() && self.outputs.is_empty() && self.next_task_id.is_none()
     }
 }
 
@@ -68,54 +92,76 @@ impl Batch {
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
-    tasks: sled::Tree,
+    records: sled::Tree,
+    outputs: sled::Tree,
 }
 
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Encodes a stored value.
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    bincode::serde::encode_to_vec(value, bincode_config())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Decodes a stored value.
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(raw, bincode_config())
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`, refusing a locked one or a newer schema.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.to_path_buf();
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if is_lock_error(io) => StoreError::Locked(path.clone()),
-            other => StoreError::Open {
-                path: path.clone(),
-                cause: other,
-            },
-        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if is_lock_error(io) => StoreError::Locked(path.clone()),
+                other => StoreError::Open {
+                    path: path.clone(),
+                    cause: other,
+                },
+            })?;
         let meta = db.open_tree("meta")?;
-        let tasks = db.open_tree("tasks")?;
-        match meta.get(SCHEMA_KEY)? {
-            Some(raw) => {
-                let found = u32::from_be_bytes(
-                    raw.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
-                );
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { path, found });
-                }
-            }
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
-            }
+        let found = match meta.get(SCHEMA_KEY)? {
+            Some(raw) => u32::from_be_bytes(
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
+            ),
+            None => SCHEMA_VERSION,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path, found });
         }
-        Ok(Store { db, meta, tasks })
+        let records = db.open_tree(RECORDS_TREE)?;
+        let outputs = db.open_tree(OUTPUTS_TREE)?;
+        if found < SCHEMA_VERSION {
+            migrate::from_v1(&db, &records, &outputs)?;
+        }
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        db.flush()?;
+        migrate::drop_v1_leftovers(&db)?;
+        Ok(Store {
+            db,
+            meta,
+            records,
+            outputs,
+        })
     }
 
-    /// Reads every task and the id counter.
+    /// Reads every task record (outputs stay on disk) and the id counter.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let mut tasks = Vec::with_capacity(self.tasks.len());
-        for entry in self.tasks.iter() {
+        let mut tasks = Vec::with_capacity(self.records.len());
+        for entry in self.records.iter() {
             let (_, value) = entry?;
-            let (record, _): (TaskRecord, usize) =
-                bincode::serde::decode_from_slice(&value, bincode_config())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tasks.push(record);
+            tasks.push(decode::<TaskRecord>(&value)?);
         }
         let stored_next = match self.meta.get(NEXT_ID_KEY)? {
             Some(raw) => u64::from_be_bytes(
@@ -132,6 +178,14 @@ impl Store {
         })
     }
 
+    /// What the latest reported attempt of task `id` printed; empty if none was reported.
+    pub fn output(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
+        match self.outputs.get(task_key(id))? {
+            Some(raw) => decode(&raw),
+            None => Ok(TaskOutput::default()),
+        }
+    }
+
     /// Writes the batch and returns once it is flushed: only then may anyone be told.
     pub async fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
@@ -142,11 +196,16 @@ impl Store {
         }
         let mut writes = sled::Batch::default();
         for record in &batch.tasks {
-            let value = bincode::serde::encode_to_vec(record, bincode_config())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            writes.insert(&task_key(record.id), value);
+            writes.insert(&task_key(record.id), encode(record)?);
         }
-        self.tasks.apply_batch(writes)?;
+        self.records.apply_batch(writes)?;
+        if !batch.outputs.is_empty() {
+            let mut writes = sled::Batch::default();
+            for (id, output) in &batch.outputs {
+                writes.insert(&task_key(*id), encode(output)?);
+            }
+            self.outputs.apply_batch(writes)?;
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -178,7 +237,7 @@ mod tests {
 
     /// sled's flusher thread may hold the file lock a moment after the `Db` is dropped; a new
     /// process never sees this, a reopen in the same process may.
-    async fn reopen(dir: &Path) -> Store {
+    pub(super) async fn reopen(dir: &Path) -> Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match Store::open(dir) {
@@ -191,7 +250,7 @@ mod tests {
         }
     }
 
-    /// What a batch wrote is what a later open loads, and the id counter survives.
+    /// What a batch wrote is what a later open loads (outputs apart), and the id counter survives.
     #[tokio::test]
     async fn batch_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -199,6 +258,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             let batch = Batch {
                 tasks: vec![record(1), record(2)],
+                outputs: vec![(TaskId(2), printed("two"))],
                 next_task_id: Some(10),
             };
             store.apply(batch).await.unwrap();
@@ -207,6 +267,15 @@ mod tests {
         let loaded = store.load().unwrap();
         assert_eq!(loaded.tasks, vec![record(1), record(2)]);
         assert_eq!(loaded.next_task_id, 10);
+        assert_eq!(store.output(TaskId(2)).unwrap(), printed("two"));
+        assert_eq!(store.output(TaskId(1)).unwrap(), TaskOutput::default());
+    }
+
+    fn printed(text: &str) -> TaskOutput {
+        TaskOutput {
+            stdout: text.into(),
+            stderr: String::new(),
+        }
     }
 
     /// A database of a newer schema is refused and left as it was.

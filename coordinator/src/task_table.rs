@@ -10,7 +10,9 @@ use crate::retry::{self, Jitter};
 use crate::store::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use tatzelwurm_proto::actioner::Selection;
-use tatzelwurm_proto::task::{Outcome, TaskError, TaskInfo, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{
+    Outcome, TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp,
+};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
 
@@ -69,6 +71,8 @@ pub struct TaskTable {
     flights: HashMap<(TaskId, Attempt), WorkerId>,
     /// Tasks changed since the last `take_changes`.
     dirty: BTreeSet<TaskId>,
+    /// Outputs reported since the last `take_changes`; they go to the store and are not kept.
+    outputs: Vec<(TaskId, TaskOutput)>,
     /// Whether `next_id` moved since the last `take_changes`.
     next_id_dirty: bool,
     /// Tasks that finished since the last `take_finished`, for waiters.
@@ -257,13 +261,17 @@ impl TaskTable {
             freed_slot && record.state == TaskState::Running && record.attempt == report.attempt;
         if !current {
             let kill_confirmed = freed_slot && record.state == TaskState::Killed;
+            if kill_confirmed && record.attempt == report.attempt {
+                // What the killed attempt printed until the kill: the record is final already.
+                self.outputs.push((report.task, report.output));
+            }
             return ReportEffect {
                 freed_slot,
                 recorded: false,
                 stale: !kill_confirmed,
             };
         }
-        record.output = report.output;
+        self.outputs.push((report.task, report.output));
         match report.outcome {
             Outcome::Completed { result } => {
                 record.state = TaskState::Completed;
@@ -404,21 +412,28 @@ impl TaskTable {
         self.tasks
             .values()
             .filter(|t| states.is_empty() || states.contains(&t.state))
-            .map(|t| t.info(false))
+            .map(TaskRecord::info)
             .collect()
     }
 
-    /// One task with its output.
+    /// One task, without its output (which only the store has).
     pub fn show(&self, id: TaskId) -> Result<TaskInfo, String> {
-        self.tasks
-            .get(&id)
-            .map(|t| t.info(true))
-            .ok_or_else(|| unknown_ids(&[id]))
+        self.summary(id).ok_or_else(|| unknown_ids(&[id]))
+    }
+
+    /// The output of task `id` reported since the last `take_changes`, if any: newer than what
+    /// the store has, and about to be written with the same flush as the answer that shows it.
+    pub fn unsaved_output(&self, id: TaskId) -> Option<&TaskOutput> {
+        self.outputs
+            .iter()
+            .rev()
+            .find(|(task, _)| *task == id)
+            .map(|(_, output)| output)
     }
 
     /// A task as listed (without output), for answering waiters.
     pub fn summary(&self, id: TaskId) -> Option<TaskInfo> {
-        self.tasks.get(&id).map(|t| t.info(false))
+        self.tasks.get(&id).map(TaskRecord::info)
     }
 
     /// The tasks a wait is about: the given ids, or with `All` every task that is neither
@@ -443,6 +458,7 @@ impl TaskTable {
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
         Batch {
             tasks,
+            outputs: std::mem::take(&mut self.outputs),
             next_task_id,
         }
     }

@@ -7,13 +7,13 @@
 //! flush runs, new messages queue up and share the next one. Actioner and worker connections
 //! send to it; it waits only on the worker actor, which never waits on it.
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::task_table::{Changed, TaskTable};
 use crate::waiters::Waiters;
 use crate::workers::{WorkerSender, WorkersHandle};
 use std::collections::{BTreeMap, HashMap};
 use tatzelwurm_proto::actioner::{Command, Reply};
-use tatzelwurm_proto::task::Timestamp;
+use tatzelwurm_proto::task::{TaskOutput, Timestamp};
 use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
 use tokio::sync::{mpsc, oneshot};
@@ -315,7 +315,16 @@ impl TasksActor {
                     more: false,
                 },
                 Command::Show(id) => match self.table.show(id) {
-                    Ok(info) => Reply::Task(Box::new(info)),
+                    Ok(mut info) => match self.output_of(id) {
+                        Ok(output) => {
+                            info.output = Some(output);
+                            Reply::Task(Box::new(info))
+                        }
+                        Err(err) => Reply::Error(format!(
+                            "cannot read the output of task {id} from the database ({err}); the task itself is {}",
+                            info.state
+                        )),
+                    },
                     Err(err) => Reply::Error(err),
                 },
                 Command::Wait(selection) => match self.table.wait_targets(&selection) {
@@ -383,6 +392,15 @@ impl TasksActor {
             let _ = answer
                 .reply
                 .send(Reply::Waited(self.summaries(&answer.tasks)));
+        }
+    }
+
+    /// What task `id`'s latest reported attempt printed: this round's report if there is one,
+    /// else the store's.
+    fn output_of(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
+        match self.table.unsaved_output(id) {
+            Some(output) => Ok(output.clone()),
+            None => self.store.output(id),
         }
     }
 

@@ -75,12 +75,12 @@ fn a_db_in_use_by_another_coordinator_is_refused() {
 
 /// A database whose `schema_version` is newer than this build's: exit status 1 with one
 /// sentence about the schema version, and afterwards every tree holds exactly what it held, the
-/// version still 2.
+/// version still the newer one.
 #[test]
 fn a_db_of_a_newer_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("db");
-    let newer: u32 = 1 + 1;
+    let newer: u32 = tatzelwurm::store::SCHEMA_VERSION + 1;
     {
         let db = sled::open(&db_path).unwrap();
         let meta = db.open_tree("meta").unwrap();
@@ -88,16 +88,16 @@ fn a_db_of_a_newer_schema_is_refused_and_left_alone() {
         meta.insert("next_task_id", &42u64.to_be_bytes()).unwrap();
         // Records this build cannot read: a coordinator that went past the version check and
         // "repaired" or dropped them would show here.
-        let tasks = db.open_tree("tasks").unwrap();
+        let tasks = db.open_tree("records").unwrap();
         for id in 1..=41u64 {
             tasks
                 .insert(
                     id.to_be_bytes(),
-                    format!("a v2 record of task {id}").as_bytes(),
+                    format!("a record of task {id} in a newer layout").as_bytes(),
                 )
                 .unwrap();
         }
-        let future = db.open_tree("added_in_v2").unwrap();
+        let future = db.open_tree("added_in_a_newer_schema").unwrap();
         future.insert("something", "new").unwrap();
         db.flush().unwrap();
     }

@@ -30,6 +30,18 @@ def pid_then_sleep(pid_file, seconds):
     return seconds
 
 
+def print_then_sleep(text, marker, seconds):
+    """Print `text` to stdout and stderr, write the file `marker`, then sleep.
+
+    The marker tells a test that the text is printed, so that it may kill the task then.
+    """
+    print(text, flush=True)
+    print(text, file=sys.stderr, flush=True)
+    _write_atomically(marker, "printed")
+    time.sleep(seconds)
+    return seconds
+
+
 def sleep_with_child(pid_file, seconds):
     """Start a child process that sleeps, write its pid to `pid_file` and wait for it.
 

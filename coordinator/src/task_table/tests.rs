@@ -31,6 +31,13 @@ fn done(task: TaskId, attempt: Attempt, result: &str) -> Report {
     }
 }
 
+fn printed(text: &str) -> TaskOutput {
+    TaskOutput {
+        stdout: text.into(),
+        stderr: String::new(),
+    }
+}
+
 fn state(table: &TaskTable, id: TaskId) -> TaskState {
     table.show(id).unwrap().state
 }
@@ -140,7 +147,8 @@ fn lost_worker_requeues_and_fences_old_attempt() {
 }
 
 /// Killing a running task marks it killed at once and orders its worker to stop it; the slot
-/// is freed only when the worker confirms, and the confirmation does not change the state.
+/// is freed only when the worker confirms, and the confirmation does not change the state
+/// (it only brings what the attempt printed).
 #[test]
 fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
     let mut table = TaskTable::recover(Vec::new(), 1, NOW);
@@ -157,15 +165,20 @@ fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
         }]
     );
     assert_eq!(table.ready_len(), 0);
+    table.take_changes();
     let killed = Report {
         task: TaskId(1),
         attempt: Attempt(1),
         outcome: Outcome::Killed,
-        output: TaskOutput::default(),
+        output: printed("until the kill"),
     };
     let effect = table.report(W1, killed, NOW);
     assert!(effect.freed_slot && !effect.recorded);
     assert_eq!(state(&table, TaskId(1)), TaskState::Killed);
+    // The record is final already; only what the killed attempt printed is written.
+    let batch = table.take_changes();
+    assert!(batch.tasks.is_empty());
+    assert_eq!(batch.outputs, vec![(TaskId(1), printed("until the kill"))]);
     let (again, _) = table.kill(&Selection::Ids(vec![TaskId(1)]), NOW).unwrap();
     assert_eq!(again.unchanged, vec![(TaskId(1), TaskState::Killed)]);
 }
@@ -366,4 +379,28 @@ fn stale_heartbeats_and_reports_are_flagged() {
     };
     let effect = table.report(W2, confirmation, NOW);
     assert!(effect.freed_slot && !effect.stale);
+}
+
+/// A report's output goes to the store with the round's batch and is not kept in the table;
+/// until that batch is taken, `unsaved_output` has it. A fenced report's output is dropped.
+#[test]
+fn outputs_go_to_the_store_not_into_the_table() {
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
+    table.add(specs(1), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    table.take_changes();
+    let mut report = done(TaskId(1), Attempt(1), "1");
+    report.output = printed("hello");
+    table.report(W1, report, NOW);
+    assert_eq!(table.unsaved_output(TaskId(1)), Some(&printed("hello")));
+    let batch = table.take_changes();
+    assert_eq!(batch.outputs, vec![(TaskId(1), printed("hello"))]);
+    assert_eq!(batch.tasks.len(), 1);
+    assert_eq!(table.unsaved_output(TaskId(1)), None);
+    assert_eq!(table.show(TaskId(1)).unwrap().output, None);
+
+    let mut late = done(TaskId(1), Attempt(1), "1");
+    late.output = printed("again");
+    table.report(W2, late, NOW);
+    assert!(table.take_changes().is_empty());
 }

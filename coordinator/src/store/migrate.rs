@@ -1,0 +1,200 @@
+//! Moving a database of schema 1 to schema 2, when a coordinator of schema 2 opens it.
+//!
+//! Schema 1 kept each task's output inside its record, in tree `tasks`, so every output stayed
+//! in the coordinator's memory for as long as it ran. Schema 2 keeps records in `records` and
+//! outputs in `outputs`. The move writes only new trees and flips `schema_version` after they
+//! are flushed, so a crash at any moment leaves either a complete schema 1 database (and the
+//! next open runs the move again from the start) or a complete schema 2 one; `tasks` is
+//! dropped only after the flip.
+
+use super::{decode, encode, task_key, StoreError};
+use crate::record::TaskRecord;
+use serde::Deserialize;
+use tatzelwurm_proto::task::{TaskError, TaskOutput, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::{Attempt, TaskId};
+use tracing::info;
+
+/// Schema 1's tree of records.
+const V1_TASKS_TREE: &str = "tasks";
+
+/// A record as schema 1 stored it: `TaskRecord` with the output between `error` and
+/// `created_at`. Frozen: it describes bytes already on disk.
+#[derive(Deserialize)]
+struct RecordV1 {
+    id: TaskId,
+    spec: TaskSpec,
+    state: TaskState,
+    attempt: Attempt,
+    failures: u32,
+    crashes: u32,
+    retry_at: Option<Timestamp>,
+    worker: Option<String>,
+    result: Option<String>,
+    error: Option<TaskError>,
+    output: TaskOutput,
+    created_at: Timestamp,
+    started_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+}
+
+impl RecordV1 {
+    /// The schema 2 record and the output that now lives apart from it.
+    fn split(self) -> (TaskRecord, TaskOutput) {
+        let record = TaskRecord {
+            id: self.id,
+            spec: self.spec,
+            state: self.state,
+            attempt: self.attempt,
+            failures: self.failures,
+            crashes: self.crashes,
+            retry_at: self.retry_at,
+            worker: self.worker,
+            result: self.result,
+            error: self.error,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        };
+        (record, self.output)
+    }
+}
+
+/// Copies every schema 1 record into `records` and its output (if any) into `outputs`, and
+/// flushes; the caller then sets the schema version. Safe to run again after a crash.
+pub(super) fn from_v1(
+    db: &sled::Db,
+    records: &sled::Tree,
+    outputs: &sled::Tree,
+) -> Result<(), StoreError> {
+    let old = db.open_tree(V1_TASKS_TREE)?;
+    let mut moved = 0usize;
+    for entry in old.iter() {
+        let (key, value) = entry?;
+        let (record, output) = decode::<RecordV1>(&value)?.split();
+        records.insert(&key, encode(&record)?)?;
+        if output != TaskOutput::default() {
+            outputs.insert(task_key(record.id), encode(&output)?)?;
+        }
+        moved += 1;
+    }
+    db.flush()?;
+    info!("moved {moved} tasks from schema 1 to schema 2 (outputs apart from the records)");
+    Ok(())
+}
+
+/// Drops schema 1's tree once the schema version says 2.
+pub(super) fn drop_v1_leftovers(db: &sled::Db) -> Result<(), StoreError> {
+    if db
+        .tree_names()
+        .iter()
+        .any(|name| name == V1_TASKS_TREE.as_bytes())
+    {
+        db.drop_tree(V1_TASKS_TREE)?;
+        db.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::reopen;
+    use crate::store::SCHEMA_KEY;
+    use serde::Serialize;
+
+    /// Schema 1's record layout, for writing a database as an old coordinator did.
+    #[derive(Serialize)]
+    struct WriteV1<'a> {
+        id: TaskId,
+        spec: &'a TaskSpec,
+        state: TaskState,
+        attempt: Attempt,
+        failures: u32,
+        crashes: u32,
+        retry_at: Option<Timestamp>,
+        worker: Option<&'a str>,
+        result: Option<&'a str>,
+        error: Option<TaskError>,
+        output: TaskOutput,
+        created_at: Timestamp,
+        started_at: Option<Timestamp>,
+        finished_at: Option<Timestamp>,
+    }
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            function: "m:f".into(),
+            args: "[1]".into(),
+            kwargs: "{}".into(),
+            policy: Default::default(),
+        }
+    }
+
+    fn v1<'a>(id: u64, spec: &'a TaskSpec, stdout: &str) -> WriteV1<'a> {
+        WriteV1 {
+            id: TaskId(id),
+            spec,
+            state: TaskState::Completed,
+            attempt: Attempt(1),
+            failures: 0,
+            crashes: 0,
+            retry_at: None,
+            worker: Some("w1"),
+            result: Some("42"),
+            error: None,
+            output: TaskOutput {
+                stdout: stdout.into(),
+                stderr: String::new(),
+            },
+            created_at: Timestamp(1),
+            started_at: Some(Timestamp(2)),
+            finished_at: Some(Timestamp(3)),
+        }
+    }
+
+    /// A schema 1 database opens as schema 2: every record loads with its fields, each output
+    /// is readable apart, the old tree is gone, and a second open changes nothing.
+    #[tokio::test]
+    async fn a_schema_1_database_is_moved_to_schema_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+            let tasks = db.open_tree(V1_TASKS_TREE).unwrap();
+            for (id, stdout) in [(1, "hello"), (2, "")] {
+                tasks
+                    .insert(
+                        task_key(TaskId(id)),
+                        encode(&v1(id, &spec, stdout)).unwrap(),
+                    )
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        for _ in 0..2 {
+            let store = reopen(dir.path()).await;
+            let loaded = store.load().unwrap();
+            let ids: Vec<u64> = loaded.tasks.iter().map(|t| t.id.0).collect();
+            assert_eq!(ids, vec![1, 2]);
+            let first = &loaded.tasks[0];
+            assert_eq!(
+                (
+                    first.state,
+                    first.result.as_deref(),
+                    first.worker.as_deref()
+                ),
+                (TaskState::Completed, Some("42"), Some("w1"))
+            );
+            assert_eq!(first.finished_at, Some(Timestamp(3)));
+            assert_eq!(store.output(TaskId(1)).unwrap().stdout, "hello");
+            assert_eq!(store.output(TaskId(2)).unwrap(), TaskOutput::default());
+            assert_eq!(loaded.next_task_id, 3);
+            let names = store.db.tree_names();
+            assert!(!names.iter().any(|n| n == V1_TASKS_TREE.as_bytes()));
+            let version = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
+            assert_eq!(version.as_ref(), &2u32.to_be_bytes());
+        }
+    }
+}
