@@ -244,7 +244,7 @@ impl TaskTable {
     /// worker it was handed to, is recorded; anything else (a fenced attempt, a task killed in
     /// the meantime, a report resent after a reconnect) at most frees the slot it held. A failed
     /// attempt with retries left makes the task `waiting` until its backoff has passed.
-    pub fn report(&mut self, worker: WorkerId, report: Report, now: Timestamp) -> ReportEffect {
+    pub fn report(&mut self, worker: WorkerId, mut report: Report, now: Timestamp) -> ReportEffect {
         let key = (report.task, report.attempt);
         let freed_slot = self.flights.get(&key) == Some(&worker);
         if freed_slot {
@@ -263,7 +263,7 @@ impl TaskTable {
             let kill_confirmed = freed_slot && record.state == TaskState::Killed;
             if kill_confirmed && record.attempt == report.attempt {
                 // What the killed attempt printed until the kill: the record is final already.
-                self.outputs.push((report.task, report.output));
+                keep_output(&mut self.outputs, &mut report);
             }
             return ReportEffect {
                 freed_slot,
@@ -271,7 +271,7 @@ impl TaskTable {
                 stale: !kill_confirmed,
             };
         }
-        self.outputs.push((report.task, report.output));
+        keep_output(&mut self.outputs, &mut report);
         match report.outcome {
             Outcome::Completed { result } => {
                 record.state = TaskState::Completed;
@@ -501,6 +501,15 @@ impl TaskTable {
 }
 
 /// Ends a task `failed` with an error of the coordinator's own (not the task's exception).
+/// Queues the report's output for the store. An empty output of a first attempt is skipped:
+/// no earlier output can be stored for the task, and most tasks print nothing, so this saves
+/// a write per task. A later attempt's empty output replaces the earlier one's.
+fn keep_output(outputs: &mut Vec<(TaskId, TaskOutput)>, report: &mut Report) {
+    if report.attempt > Attempt(1) || report.output != TaskOutput::default() {
+        outputs.push((report.task, std::mem::take(&mut report.output)));
+    }
+}
+
 fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
     record.state = TaskState::Failed;
     record.error = Some(TaskError {

@@ -382,7 +382,8 @@ fn stale_heartbeats_and_reports_are_flagged() {
 }
 
 /// A report's output goes to the store with the round's batch and is not kept in the table;
-/// until that batch is taken, `unsaved_output` has it. A fenced report's output is dropped.
+/// until that batch is taken, `unsaved_output` has it. A fenced report's output is dropped, and
+/// a first attempt's empty output is not written.
 #[test]
 fn outputs_go_to_the_store_not_into_the_table() {
     let mut table = TaskTable::recover(Vec::new(), 1, NOW);
@@ -403,4 +404,13 @@ fn outputs_go_to_the_store_not_into_the_table() {
     late.output = printed("again");
     table.report(W2, late, NOW);
     assert!(table.take_changes().is_empty());
+
+    // A first attempt that printed nothing writes no output: there is none to replace.
+    table.add(specs(1), true, NOW);
+    table.assign(W1, "w1", 1, NOW);
+    table.take_changes();
+    table.report(W1, done(TaskId(2), Attempt(1), "2"), NOW);
+    let batch = table.take_changes();
+    assert_eq!(batch.tasks.len(), 1);
+    assert!(batch.outputs.is_empty());
 }
