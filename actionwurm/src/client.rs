@@ -37,9 +37,14 @@ pub struct Client {
 
 impl Client {
     /// Connects to `addr` and introduces itself as the actioner `name` (shown in the
-    /// coordinator's log). Both the connect and the handshake are bounded by `CONNECT_TIMEOUT`.
-    pub async fn connect(addr: &str, name: &str) -> Result<Client, ClientError> {
-        Client::connect_within(addr, name, CONNECT_TIMEOUT).await
+    /// coordinator's log), showing `token` if the coordinator wants one. Both the connect and
+    /// the handshake are bounded by `CONNECT_TIMEOUT`.
+    pub async fn connect(
+        addr: &str,
+        name: &str,
+        token: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        Client::connect_within(addr, name, token, CONNECT_TIMEOUT).await
     }
 
     /// `connect` with another bound on the connect and on the handshake, for callers (and tests)
@@ -47,6 +52,7 @@ impl Client {
     pub async fn connect_within(
         addr: &str,
         name: &str,
+        token: Option<&str>,
         limit: Duration,
     ) -> Result<Client, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
@@ -58,7 +64,7 @@ impl Client {
             .map_err(|_| unreachable(format!("no answer within {limit:?}")))?
             .map_err(|err| unreachable(io_reason(&err)))?;
         let conn = Connection::new(stream).map_err(|err| unreachable(io_reason(&err)))?;
-        let conn = timeout(limit, handshake(conn, addr, name))
+        let conn = timeout(limit, handshake(conn, addr, name, token))
             .await
             .map_err(|_| ClientError::Silent { addr: addr.into() })??;
         Ok(Client {
@@ -226,10 +232,11 @@ async fn handshake(
     mut conn: Connection<HelloReply, Hello>,
     addr: &str,
     name: &str,
+    token: Option<&str>,
 ) -> Result<Connection<ToActioner, FromActioner>, ClientError> {
     // A hello reply is small; a server that announces more is not a coordinator.
     conn.set_max_frame_len(MAX_HELLO_LEN);
-    let hello = Hello::new(Role::Actioner { name: name.into() });
+    let hello = Hello::new(Role::Actioner { name: name.into() }).with_token(token);
     conn.send(&hello)
         .await
         .map_err(|err| ClientError::from_proto(addr, err))?;

@@ -3,9 +3,11 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use tatzelwurm_proto::seconds;
+use tatzelwurm_proto::{seconds, TOKEN_ENV};
 
 /// tatzelwurm: the coordinator of a persistent task queue for Python.
+///
+/// Set TATZELWURM_TOKEN to make every worker and actioner show that token.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -28,12 +30,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The timings these flags ask for.
+    /// The timings these flags ask for, and the token from `TATZELWURM_TOKEN` (an environment
+    /// variable rather than a flag, so that it does not show in `ps`; empty means none).
     pub fn config(&self) -> crate::Config {
         crate::Config {
             heartbeat: Duration::from_secs_f64(self.heartbeat),
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         }
     }
 }

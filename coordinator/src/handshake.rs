@@ -1,5 +1,5 @@
-//! The coordinator's side of the handshake: read one `Hello` within a time limit, check magic
-//! and version, and learn the peer's role. A peer that fails is sent a `Refused` with the reason
+//! The coordinator's side of the handshake: read one `Hello` within a time limit, check magic,
+//! version and token, and learn the peer's role. A peer that fails is sent a `Refused` with the reason
 //! where a reply can still be sent, and its connection is closed; no other connection notices.
 
 use std::time::Duration;
@@ -10,7 +10,11 @@ use tatzelwurm_proto::{Connection, MAX_FRAME_LEN, MAX_HELLO_LEN};
 pub type Greeting = Connection<Hello, HelloReply>;
 
 /// Waits for the peer's hello. `Err` carries the reason, already sent to the peer if possible.
-pub async fn greet(conn: &mut Greeting, limit: Duration) -> Result<Role, String> {
+pub async fn greet(
+    conn: &mut Greeting,
+    limit: Duration,
+    token: Option<&str>,
+) -> Result<Role, String> {
     conn.set_max_frame_len(MAX_HELLO_LEN);
     let reason = match tokio::time::timeout(limit, conn.recv()).await {
         Err(_) => format!(
@@ -19,7 +23,7 @@ pub async fn greet(conn: &mut Greeting, limit: Duration) -> Result<Role, String>
         ),
         Ok(Ok(None)) => return Err("closed before its hello".into()),
         Ok(Err(err)) => format!("bad hello: {err}"),
-        Ok(Ok(Some(hello))) => match hello.check() {
+        Ok(Ok(Some(hello))) => match hello.check().and_then(|()| hello.check_token(token)) {
             Ok(()) => {
                 conn.set_max_frame_len(MAX_FRAME_LEN);
                 return Ok(hello.role);

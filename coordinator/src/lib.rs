@@ -32,7 +32,7 @@ use store::{Store, StoreError};
 use task_table::TaskTable;
 use tasks::TasksHandle;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 use workers::WorkersHandle;
 
 /// Timings the coordinator runs with.
@@ -45,6 +45,9 @@ pub struct Config {
     pub lease: Duration,
     /// How long a new connection may take to send its hello before it is closed.
     pub handshake_timeout: Duration,
+    /// The shared secret every peer must show in its hello (`TATZELWURM_TOKEN`); `None` lets
+    /// every peer in.
+    pub token: Option<String>,
 }
 
 /// What every connection needs: the two actors and the configuration. Cheap to clone.
@@ -73,6 +76,14 @@ pub async fn run(
         tatzelwurm_proto::task::Timestamp::now(),
     );
     info!(tasks = count, next_id = loaded.next_task_id, "store loaded");
+    if let Ok(addr) = listener.local_addr() {
+        if config.token.is_none() && !addr.ip().is_loopback() {
+            warn!(
+                "listening on {addr} without a token: anyone who can connect can run any Python function on the workers; set {} on the coordinator, its workers and actioners",
+                tatzelwurm_proto::TOKEN_ENV
+            );
+        }
+    }
     let workers = WorkersHandle::new();
     let tasks = TasksHandle::new(table, store, workers.clone());
     // Recovered ready tasks wait for workers; a wake makes the first round write the

@@ -74,7 +74,8 @@ async fn serve(socket: TcpStream, ctx: Context) {
         }
     };
     let peer = conn.peer();
-    match greet(&mut conn, ctx.config.handshake_timeout).await {
+    let token = ctx.config.token.as_deref();
+    match greet(&mut conn, ctx.config.handshake_timeout, token).await {
         Ok(Role::Worker(hello)) => worker_conn::serve(conn, hello, ctx).await,
         Ok(Role::Actioner { name }) => actioner_conn::serve(conn, name, ctx).await,
         Err(reason) => info!(%peer, "refused a connection: {reason}"),

@@ -324,10 +324,11 @@ fn hello() -> impl Strategy<Value = Hello> {
         })
     });
     let role = prop_oneof![worker, text().prop_map(|name| Role::Actioner { name })];
-    (any::<[u8; 4]>(), any::<u32>(), role).prop_map(|(magic, version, role)| Hello {
+    (any::<[u8; 4]>(), any::<u32>(), role, text()).prop_map(|(magic, version, role, token)| Hello {
         magic,
         version,
         role,
+        token,
     })
 }
 

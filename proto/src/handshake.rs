@@ -1,5 +1,6 @@
-//! The first frame of every connection. A peer says which protocol version it speaks and whether
-//! it is a worker or an actioner; the coordinator welcomes it or refuses it with a reason.
+//! The first frame of every connection. A peer says which protocol version it speaks, whether it
+//! is a worker or an actioner, and shows the shared token if it has one; the coordinator
+//! welcomes it or refuses it with a reason.
 //!
 //! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
 
@@ -15,6 +16,9 @@ pub struct Hello {
     pub version: u32,
     /// What the peer is, which decides the messages it may send afterwards.
     pub role: Role,
+    /// The shared secret (`TATZELWURM_TOKEN`), empty for none. A coordinator that has a token
+    /// refuses every peer that does not show it; one that has none ignores this.
+    pub token: String,
 }
 
 /// What a peer is.
@@ -62,13 +66,51 @@ pub struct Welcome {
 }
 
 impl Hello {
-    /// A hello of the present protocol version for the given role.
+    /// A hello of the present protocol version for the given role, without a token.
     pub fn new(role: Role) -> Hello {
         Hello {
             magic: crate::MAGIC,
             version: crate::PROTOCOL_VERSION,
             role,
+            token: String::new(),
         }
+    }
+
+    /// The same hello showing `token` (`None` or empty: no token).
+    pub fn with_token(self, token: Option<&str>) -> Hello {
+        Hello {
+            token: token.unwrap_or_default().to_string(),
+            ..self
+        }
+    }
+
+    /// Checks the token against the coordinator's own (`None`: every peer is let in); the error
+    /// is the sentence to send back in `Refused`. The comparison takes the same time wherever
+    /// the tokens differ, so that timing does not reveal how much of a guess was right.
+    pub fn check_token(&self, expected: Option<&str>) -> Result<(), String> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        if self.token.is_empty() {
+            return Err(format!(
+                "this coordinator requires a token; set {} to the coordinator's token",
+                crate::TOKEN_ENV
+            ));
+        }
+        let (given, expected) = (self.token.as_bytes(), expected.as_bytes());
+        let differs = given.len() != expected.len()
+            || given
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                != 0;
+        if differs {
+            return Err(format!(
+                "the token does not match this coordinator's; set {} to the coordinator's token",
+                crate::TOKEN_ENV
+            ));
+        }
+        Ok(())
     }
 
     /// Checks magic and version; the error is the sentence to send back in `Refused`.
@@ -84,5 +126,36 @@ impl Hello {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(token: Option<&str>) -> Hello {
+        Hello::new(Role::Actioner { name: "t".into() }).with_token(token)
+    }
+
+    /// Without a coordinator token every hello passes; with one, only the same token does, and
+    /// the refusals say which variable to set.
+    #[test]
+    fn tokens_are_checked_only_when_the_coordinator_has_one() {
+        assert!(hello(None).check_token(None).is_ok());
+        assert!(hello(Some("x")).check_token(None).is_ok());
+        assert!(hello(Some("s3cret")).check_token(Some("s3cret")).is_ok());
+        for (given, says) in [
+            (None, "requires a token"),
+            (Some(""), "requires a token"),
+            (Some("s3cre"), "does not match"),
+            (Some("s3cret!"), "does not match"),
+            (Some("S3cret"), "does not match"),
+        ] {
+            let err = hello(given).check_token(Some("s3cret")).unwrap_err();
+            assert!(
+                err.contains(says) && err.contains(crate::TOKEN_ENV),
+                "{err}"
+            );
+        }
     }
 }

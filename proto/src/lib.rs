@@ -55,3 +55,8 @@ pub const DEFAULT_COORDINATOR: &str = "127.0.0.1:5677";
 
 /// Environment variable from which workers and actioners take the coordinator's address.
 pub const COORDINATOR_ENV: &str = "TATZELWURM_COORDINATOR";
+
+/// The environment variable that holds the shared secret every peer must show in its hello when
+/// the coordinator has one (see `handshake::Hello::token`). An environment variable, not a flag,
+/// so that it does not show in `ps`.
+pub const TOKEN_ENV: &str = "TATZELWURM_TOKEN";

@@ -24,8 +24,10 @@
 //! - [`bad_input`]: silence, slow hellos, wrong-role frames, 2,000 idle connections, cut frames
 //!   after the welcome.
 //! - [`storage`]: a `--db` that is a file, in use, or of a newer schema.
+//! - [`auth`]: a coordinator with a token refuses peers without it.
 //! - [`soak`]: 5,000 tasks while workers and the coordinator are killed.
 
+mod auth;
 mod bad_input;
 mod cli_errors;
 mod cli_semantics;

@@ -108,7 +108,8 @@ pub fn run(
     log: Option<&Path>,
 ) -> Action {
     let mut cmd = Command::new(program);
-    cmd.env_remove(tatzelwurm_proto::COORDINATOR_ENV);
+    cmd.env_remove(tatzelwurm_proto::COORDINATOR_ENV)
+        .env_remove(tatzelwurm_proto::TOKEN_ENV);
     if let Some(addr) = coordinator {
         cmd.arg("--coordinator").arg(addr);
     }

@@ -27,7 +27,7 @@ impl Cluster {
             &self.bins().actionwurm,
             Some(self.addr()),
             args,
-            &[],
+            &self.token_env(),
             timeout,
             Some(&log),
         )

@@ -38,6 +38,9 @@ pub struct ClusterOptions {
     /// `RUST_LOG` for the coordinator and workers: `info` unless `RUST_LOG` is set, so that a
     /// failing test's logs say what happened; the benchmark lowers it to keep logging off the clock.
     pub log_level: String,
+    /// `TATZELWURM_TOKEN` for the coordinator, and for every worker and CLI command the cluster
+    /// starts (a test may give a worker or a command another one). None unless a test sets it.
+    pub token: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +48,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             profile: Profile::Debug,
             log_level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            token: None,
         }
     }
 }
@@ -114,6 +118,7 @@ impl Cluster {
             dir: dir.path(),
             log_level: &options.log_level,
             args: &coordinator_args,
+            token: options.token.as_deref(),
         };
         let coordinator =
             start_coordinator(&launch, "127.0.0.1:0").unwrap_or_else(|message| panic!("{message}"));
@@ -180,6 +185,7 @@ impl Cluster {
                 dir: self.dir(),
                 log_level: &self.options.log_level,
                 args: &self.coordinator_args,
+                token: self.options.token.as_deref(),
             };
             match start_coordinator(&launch, &self.addr) {
                 Ok(coordinator) => {
@@ -232,6 +238,7 @@ impl Cluster {
 
     /// Starts a worker without waiting for it to connect.
     pub fn spawn_worker(&self, spec: WorkerSpec) -> Worker {
+        let spec = self.with_token(spec);
         let name = self.next_worker_name(&spec);
         let cmd = spec.command(
             &self.bins.workwurm,
@@ -248,6 +255,7 @@ impl Cluster {
     /// Starts a worker on a thread of its own that starts it again whenever it dies, until the
     /// returned handle is dropped (see `supervisor`); does not wait for it to connect.
     pub fn supervise_worker(&self, spec: WorkerSpec) -> Supervisor {
+        let spec = self.with_token(spec);
         let name = self.next_worker_name(&spec);
         let cmd_name = name.clone();
         let (program, addr, dir) = (
@@ -258,6 +266,24 @@ impl Cluster {
         let log_level = self.options.log_level.clone();
         let command = move || spec.command(&program, &cmd_name, &addr, &dir, &log_level);
         Supervisor::start(&name, command, self.log_dir())
+    }
+
+    /// The spec with the cluster's token, unless the spec sets one of its own.
+    fn with_token(&self, spec: WorkerSpec) -> WorkerSpec {
+        match &self.options.token {
+            Some(token) => spec.env_first(tatzelwurm_proto::TOKEN_ENV, token),
+            None => spec,
+        }
+    }
+
+    /// The cluster's token as the environment of a CLI command.
+    pub(crate) fn token_env(&self) -> Vec<(&str, &str)> {
+        self.options
+            .token
+            .as_deref()
+            .map(|token| (tatzelwurm_proto::TOKEN_ENV, token))
+            .into_iter()
+            .collect()
     }
 
     /// The spec's `--name`, else `w<n>` for the cluster's n-th worker.
@@ -294,6 +320,7 @@ struct Launch<'a> {
     dir: &'a Path,
     log_level: &'a str,
     args: &'a [String],
+    token: Option<&'a str>,
 }
 
 /// Starts `tatzelwurm --bind BIND --db <dir>/db ARGS...` and waits for its `listening on ADDR`
@@ -309,7 +336,11 @@ fn start_coordinator(launch: &Launch, bind: &str) -> Result<Coordinator, String>
         .args(launch.args)
         .current_dir(dir)
         .env("RUST_LOG", launch.log_level)
-        .env_remove(tatzelwurm_proto::COORDINATOR_ENV);
+        .env_remove(tatzelwurm_proto::COORDINATOR_ENV)
+        .env_remove(tatzelwurm_proto::TOKEN_ENV);
+    if let Some(token) = launch.token {
+        cmd.env(tatzelwurm_proto::TOKEN_ENV, token);
+    }
     let log_dir = dir.join("logs");
     let (mut proc, stdout) = Proc::spawn("coordinator", cmd, &log_dir, true);
     let announced = watch_stdout(

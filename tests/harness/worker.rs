@@ -70,6 +70,12 @@ impl WorkerSpec {
         self
     }
 
+    /// An environment variable that the spec's own `env` entries may override.
+    pub(crate) fn env_first(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.insert(0, (key.to_string(), value.into()));
+        self
+    }
+
     /// Removes an inherited environment variable (such as `VIRTUAL_ENV`).
     pub fn env_remove(mut self, key: &str) -> Self {
         self.env_remove.push(key.to_string());
@@ -104,7 +110,8 @@ impl WorkerSpec {
         log_level: &str,
     ) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env_remove(tatzelwurm_proto::COORDINATOR_ENV);
+        cmd.env_remove(tatzelwurm_proto::COORDINATOR_ENV)
+            .env_remove(tatzelwurm_proto::TOKEN_ENV);
         if self.address_from_env {
             cmd.env(tatzelwurm_proto::COORDINATOR_ENV, addr);
         } else {

@@ -10,10 +10,12 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
+use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR, TOKEN_ENV};
 
 /// workwurm: the tatzelwurm worker. Runs Python tasks from the coordinator in slot processes of
 /// your own Python interpreter.
+///
+/// Set TATZELWURM_TOKEN if the coordinator has a token.
 #[derive(Debug, Parser)]
 #[command(name = "workwurm", version)]
 pub struct Args {
@@ -54,6 +56,8 @@ pub struct Config {
     pub python: PathBuf,
     /// How long the first SIGTERM or ctrl-c lets running tasks finish; zero stops at once.
     pub drain_timeout: Duration,
+    /// The coordinator's token, from `TATZELWURM_TOKEN` (not a flag: it would show in `ps`).
+    pub token: Option<String>,
 }
 
 impl Args {
@@ -85,6 +89,7 @@ impl Args {
             name,
             python,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
         })
     }
 }

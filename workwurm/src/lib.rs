@@ -99,6 +99,7 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
             slots: config.slots,
             python: version,
         },
+        token: config.token.clone(),
         slots: &slots,
         reports,
         draining: false,

@@ -70,6 +70,8 @@ pub struct Session<'a> {
     pub address: &'a str,
     /// What this worker tells about itself in every handshake.
     pub hello: WorkerHello,
+    /// The coordinator's token, shown in every handshake.
+    pub token: Option<String>,
     /// The slot pool.
     pub slots: &'a SlotsHandle,
     /// Reports of finished attempts, from the slot pool.
@@ -102,7 +104,7 @@ impl Session<'_> {
                     Ok(()) => continue,
                     Err(_) => return Ok(()),
                 },
-                attempt = handshake(self.address, &self.hello) => attempt,
+                attempt = handshake(self.address, &self.hello, self.token.as_deref()) => attempt,
             };
             let reason = match attempt {
                 Err(Failure::Refused(reason)) => {
@@ -266,13 +268,14 @@ impl Drop for AbortOnDrop {
 async fn handshake(
     address: &str,
     hello: &WorkerHello,
+    token: Option<&str>,
 ) -> Result<(Connection<ToWorker, FromWorker>, Welcome), Failure> {
     let exchange = async {
         let mut connection = Connection::<HelloReply, Hello>::connect(address)
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         connection
-            .send(&Hello::new(Role::Worker(hello.clone())))
+            .send(&Hello::new(Role::Worker(hello.clone())).with_token(token))
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         match connection.recv().await {

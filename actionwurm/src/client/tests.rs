@@ -31,7 +31,7 @@ async fn requests_carry_increasing_ids() {
         }
     })
     .await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     assert_eq!(
         client.add(vec![spec(1), spec(2)], false).await.unwrap(),
         vec![TaskId(10), TaskId(11)]
@@ -73,7 +73,7 @@ async fn list_collects_every_page() {
         ]
     })
     .await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     let tasks = client.list(vec![TaskState::Ready]).await.unwrap();
     let ids: Vec<u64> = tasks.iter().map(|t| t.id.0).collect();
     assert_eq!(ids, vec![1, 2, 3]);
@@ -88,7 +88,7 @@ async fn error_reply_is_the_coordinators_sentence() {
     let fake =
         FakeCoordinator::start(|_| vec![Step::Reply(Reply::Error("there is no task 7".into()))])
             .await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     let err = client.show(TaskId(7)).await.unwrap_err();
     assert!(matches!(err, ClientError::Rejected(_)));
     assert_eq!(err.to_string(), "there is no task 7");
@@ -102,7 +102,10 @@ async fn refusal_carries_the_reason() {
         |_| vec![],
     )
     .await;
-    let err = Client::connect(&fake.addr, "test").await.err().unwrap();
+    let err = Client::connect(&fake.addr, "test", None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, ClientError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("protocol version 9"), "{err}");
 }
@@ -111,7 +114,7 @@ async fn refusal_carries_the_reason() {
 #[tokio::test]
 async fn silent_server_times_out() {
     let fake = FakeCoordinator::greeting(Greeting::Silent, |_| vec![]).await;
-    let err = Client::connect_within(&fake.addr, "test", Duration::from_millis(200))
+    let err = Client::connect_within(&fake.addr, "test", None, Duration::from_millis(200))
         .await
         .err()
         .unwrap();
@@ -122,7 +125,7 @@ async fn silent_server_times_out() {
 #[tokio::test]
 async fn close_mid_request_is_reported() {
     let fake = FakeCoordinator::start(|_| vec![Step::Close]).await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     let err = client.workers().await.unwrap_err();
     assert!(matches!(err, ClientError::Closed { .. }), "{err}");
     assert_eq!(
@@ -146,7 +149,7 @@ async fn reply_ids_are_checked() {
         }
     })
     .await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     assert_eq!(
         client.add(vec![spec(1)], false).await.unwrap(),
         vec![TaskId(5)]
@@ -160,7 +163,7 @@ async fn reply_ids_are_checked() {
 #[tokio::test]
 async fn wrong_reply_kind_is_named() {
     let fake = FakeCoordinator::start(|_| vec![Step::Reply(Reply::Workers(vec![]))]).await;
-    let mut client = Client::connect(&fake.addr, "test").await.unwrap();
+    let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     let err = client.wait(Selection::All).await.unwrap_err();
     assert!(
         err.to_string()
@@ -175,7 +178,7 @@ async fn nothing_listening_is_unreachable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let err = Client::connect(&addr, "test").await.err().unwrap();
+    let err = Client::connect(&addr, "test", None).await.err().unwrap();
     assert!(err.is_unreachable());
     assert_eq!(
         err.to_string(),
@@ -195,7 +198,7 @@ async fn http_server_is_not_a_coordinator() {
         let _ = stream.read(&mut buf).await;
         let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     });
-    let err = Client::connect(&addr, "test").await.err().unwrap();
+    let err = Client::connect(&addr, "test", None).await.err().unwrap();
     assert!(matches!(err, ClientError::NotCoordinator { .. }), "{err}");
     assert!(
         err.to_string()

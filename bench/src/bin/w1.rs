@@ -67,6 +67,7 @@ fn run(options: &Options) -> Result<Measurement, String> {
     let cluster = Cluster::start_with(ClusterOptions {
         profile: Profile::Release,
         log_level: "warn".to_string(),
+        ..ClusterOptions::default()
     });
     let _workers: Vec<_> = (1..=options.workers)
         .map(|n| {

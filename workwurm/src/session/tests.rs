@@ -33,6 +33,7 @@ impl Worker {
             name: "test-worker".into(),
             python: interpreter::resolve(None).expect("python3 on PATH"),
             drain_timeout: Duration::from_secs(30),
+            token: None,
         };
         let (stop, stopped) = watch::channel(Stop::Running);
         let done = tokio::spawn(run_until(config, stopped));
