@@ -3,7 +3,8 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use tatzelwurm_proto::{seconds, TOKEN_ENV};
+use tatzelwurm_proto::handshake::token_from_env;
+use tatzelwurm_proto::seconds;
 
 /// tatzelwurm: the coordinator of a persistent task queue for Python.
 ///
@@ -37,7 +38,7 @@ impl Cli {
             heartbeat: Duration::from_secs_f64(self.heartbeat),
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
-            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            token: token_from_env(),
         }
     }
 }

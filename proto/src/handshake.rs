@@ -65,6 +65,14 @@ pub struct Welcome {
     pub heartbeat_ms: u64,
 }
 
+/// The token in `TATZELWURM_TOKEN`, if it is set and not empty: how all three programs learn
+/// it (an environment variable, not a flag, so that it does not show in `ps`).
+pub fn token_from_env() -> Option<String> {
+    std::env::var(crate::TOKEN_ENV)
+        .ok()
+        .filter(|token| !token.is_empty())
+}
+
 impl Hello {
     /// A hello of the present protocol version for the given role, without a token.
     pub fn new(role: Role) -> Hello {

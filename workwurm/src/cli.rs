@@ -10,7 +10,8 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR, TOKEN_ENV};
+use tatzelwurm_proto::handshake::token_from_env;
+use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// workwurm: the tatzelwurm worker. Runs Python tasks from the coordinator in slot processes of
 /// your own Python interpreter.
@@ -89,7 +90,7 @@ impl Args {
             name,
             python,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
-            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            token: token_from_env(),
         })
     }
 }

@@ -10,15 +10,15 @@ pub mod worker;
 use crate::client::Client;
 use crate::error::ClientError;
 use tatzelwurm_proto::actioner::Selection;
-use tatzelwurm_proto::{TaskId, TOKEN_ENV};
+use tatzelwurm_proto::handshake::token_from_env;
+use tatzelwurm_proto::TaskId;
 
 /// Connects to the coordinator as this process, named so in the coordinator's log, with the
 /// token in `TATZELWURM_TOKEN` if one is set (an environment variable, not a flag, so that it
 /// does not show in `ps`).
 pub async fn connect(addr: &str) -> Result<Client, ClientError> {
     let name = format!("actionwurm (pid {})", std::process::id());
-    let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    Client::connect(addr, &name, token.as_deref()).await
+    Client::connect(addr, &name, token_from_env().as_deref()).await
 }
 
 /// The selection for explicit ids, or `All` with `-a`.
