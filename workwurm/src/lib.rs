@@ -102,7 +102,6 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
         token: config.token.clone(),
         slots: &slots,
         reports,
-        draining: false,
     };
     let result = session.serve(stop).await;
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, slots.shutdown())

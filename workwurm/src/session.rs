@@ -76,9 +76,6 @@ pub struct Session<'a> {
     pub slots: &'a SlotsHandle,
     /// Reports of finished attempts, from the slot pool.
     pub reports: mpsc::UnboundedReceiver<Report>,
-    /// Whether a drain has begun (`Stop::Draining`): the coordinator is told on every
-    /// connection, and the session ends once nothing is running or unacknowledged.
-    pub draining: bool,
 }
 
 impl Session<'_> {
@@ -93,8 +90,7 @@ impl Session<'_> {
             if level == Stop::Now {
                 return Ok(());
             }
-            self.draining |= level == Stop::Draining;
-            if self.draining && self.drained(&outbox).await {
+            if level == Stop::Draining && self.drained(&outbox).await {
                 info!("drained: every task this worker held is finished and recorded");
                 return Ok(());
             }
@@ -189,7 +185,8 @@ impl Session<'_> {
 
         // A failed send to the writer means it stopped; its join handle then says why.
         let end = loop {
-            if self.draining {
+            // Levels only rise, so a drain once begun is seen here on every turn.
+            if *stop.borrow() == Stop::Draining {
                 if !told_draining {
                     told_draining = true;
                     let _ = to_writer.send(FromWorker::Draining).await;
@@ -200,8 +197,8 @@ impl Session<'_> {
             }
             tokio::select! {
                 changed = stop.changed() => match changed.map(|()| *stop.borrow_and_update()) {
-                    Ok(Stop::Running) => {}
-                    Ok(Stop::Draining) => self.draining = true,
+                    // A drain is taken up at the loop's top.
+                    Ok(Stop::Running | Stop::Draining) => {}
                     Ok(Stop::Now) | Err(_) => break End::Shutdown,
                 },
                 message = from_reader.recv() => match message {

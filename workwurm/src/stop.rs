@@ -36,9 +36,8 @@ pub fn from_signals(drain_timeout: Duration) -> watch::Receiver<Stop> {
             return;
         }
         info!(
-            "{first}; draining: the running tasks finish and no new ones come (for at most {:.0} s); {} again to stop at once",
-            drain_timeout.as_secs_f64(),
-            "send SIGTERM or press ctrl-c"
+            "{first}; draining: the running tasks finish and no new ones come (for at most {:.0} s); send SIGTERM or press ctrl-c again to stop at once",
+            drain_timeout.as_secs_f64()
         );
         let _ = level.send(Stop::Draining);
         tokio::select! {
