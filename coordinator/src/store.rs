@@ -129,24 +129,31 @@ impl Store {
                 },
             })?;
         let meta = db.open_tree("meta")?;
+        // A database without a version is new; it gets this build's.
         let found = match meta.get(SCHEMA_KEY)? {
-            Some(raw) => u32::from_be_bytes(
+            Some(raw) => Some(u32::from_be_bytes(
                 raw.as_ref()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
-            ),
-            None => SCHEMA_VERSION,
+            )),
+            None => None,
         };
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { path, found });
+        let found_or_new = found.unwrap_or(SCHEMA_VERSION);
+        if found_or_new > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: found_or_new,
+            });
         }
         let records = db.open_tree(RECORDS_TREE)?;
         let outputs = db.open_tree(OUTPUTS_TREE)?;
-        if found < SCHEMA_VERSION {
+        if found_or_new < SCHEMA_VERSION {
             migrate::from_v1(&db, &records, &outputs)?;
         }
-        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-        db.flush()?;
+        if found != Some(SCHEMA_VERSION) {
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+        }
         migrate::drop_v1_leftovers(&db)?;
         Ok(Store {
             db,
