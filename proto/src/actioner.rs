@@ -2,8 +2,15 @@
 //!
 //! The CLI and a Python client are both actioners: each request carries a `RequestId` that the
 //! reply echoes, so one connection may have many requests under way (a long `Wait` does not
-//! block an `Add` sent after it). These types cross the wire: changing one breaks compatibility,
-//! bump `PROTOCOL_VERSION`.
+//! block an `Add` sent after it, and one client serves many threads).
+//!
+//! Two requests are answered more than once. A `List` is answered in pages. An `Add` with
+//! `watch` and a `Watch` are answered once (`Added`, `Watching`) and then, as their tasks
+//! finish, by `Finished` frames under the same request id, each carrying every task of that
+//! request that finished in one coordinator round. A client routes `Finished` by task id: it may
+//! arrive before the `Added` of the same request (a task killed in the round that added it).
+//!
+//! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
 
 use crate::ids::{RequestId, TaskId, WorkerId};
 use crate::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
@@ -31,8 +38,19 @@ pub enum Selection {
 /// What an actioner can ask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Add tasks; with `play` they start `ready`, else `created`. Answered once durable.
-    Add { tasks: Vec<TaskSpec>, play: bool },
+    /// Add tasks; with `play` they start `ready`, else `created`. Answered with `Added` once
+    /// durable. With `watch`, each task's final state is pushed (`Finished`) when it finishes,
+    /// so no completion can slip between the add and a later watch.
+    Add {
+        tasks: Vec<TaskSpec>,
+        play: bool,
+        /// Made by the client, the same when an add is re-sent after a dropped connection: an
+        /// add whose key the coordinator has already stored is answered with the ids it created
+        /// then, and creates nothing. `None`: no such protection.
+        key: Option<AddKey>,
+        /// Push `Finished` for these tasks as they finish.
+        watch: bool,
+    },
     /// Move `created` tasks to `ready`.
     Play(Selection),
     /// End tasks that are not finished: at once when not running, by the worker when running.
@@ -46,7 +64,16 @@ pub enum Command {
     Wait(Selection),
     /// The connected workers.
     Workers,
+    /// Push `Finished` for each of these tasks when it finishes (at once for finished ones).
+    /// Answered `Watching` when every id exists; an id that was never handed out fails the
+    /// whole watch with `UnknownTask` and registers nothing.
+    Watch(Vec<TaskId>),
 }
+
+/// An add's idempotency key: 16 bytes the client draws at random (or derives from a random
+/// session key and a counter), so that keys of different clients do not meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AddKey(pub [u8; 16]);
 
 /// One reply frame; a `List` may take several.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,8 +103,64 @@ pub enum Reply {
     Waited(Vec<TaskInfo>),
     /// The connected workers.
     Workers(Vec<WorkerInfo>),
-    /// The request failed; one sentence that says what and what to do.
-    Error(String),
+    /// A `Watch` is registered; `Finished` frames follow under its request id.
+    Watching,
+    /// Pushed for an `Add` with `watch` or a `Watch`: these tasks reached a finished state
+    /// (durably), each described as `Waited` describes it (no output).
+    Finished(Vec<TaskInfo>),
+    /// The request failed and changed nothing.
+    Error(Failure),
+}
+
+/// Why a request failed: a kind a program can act on (the Python client raises a class per
+/// kind) and one sentence for a person that says what failed and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// One sentence: what failed and what to do.
+    pub message: String,
+}
+
+/// The kinds of failure a request can meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// A task id that was never handed out.
+    UnknownTask,
+    /// The request is malformed or does not apply: a bad function name, a bad selection.
+    BadRequest,
+    /// The request or its answer is larger than the coordinator accepts.
+    TooLarge,
+    /// The coordinator is shutting down; try again once it is back.
+    Stopping,
+    /// The coordinator failed (its store cannot be read, say); the message says what.
+    Internal,
+}
+
+impl Failure {
+    /// A failure of `kind` saying `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// An unknown task.
+    pub fn unknown_task(message: impl Into<String>) -> Failure {
+        Failure::new(FailureKind::UnknownTask, message)
+    }
+
+    /// A malformed or inapplicable request.
+    pub fn bad_request(message: impl Into<String>) -> Failure {
+        Failure::new(FailureKind::BadRequest, message)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// What `worker list` shows of one worker.

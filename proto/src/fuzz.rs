@@ -10,7 +10,9 @@
 //! The test binary's global allocator (below) records the largest single allocation of each
 //! thread, which is how "never allocates absurdly" is checked.
 
-use crate::actioner::{Command, FromActioner, Reply, Selection, ToActioner, WorkerInfo};
+use crate::actioner::{
+    AddKey, Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner, WorkerInfo,
+};
 use crate::codec::{decode, encode};
 use crate::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use crate::ids::{Attempt, RequestId, TaskId, WorkerId};
@@ -155,13 +157,25 @@ fn selection() -> impl Strategy<Value = Selection> {
 
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        (vec(spec(), 0..3), any::<bool>()).prop_map(|(tasks, play)| Command::Add { tasks, play }),
+        (
+            vec(spec(), 0..3),
+            any::<bool>(),
+            proptest::option::of(any::<[u8; 16]>()),
+            any::<bool>()
+        )
+            .prop_map(|(tasks, play, key, watch)| Command::Add {
+                tasks,
+                play,
+                key: key.map(AddKey),
+                watch
+            }),
         selection().prop_map(Command::Play),
         selection().prop_map(Command::Kill),
         vec(state(), 0..4).prop_map(|states| Command::List { states }),
         task_id().prop_map(Command::Show),
         selection().prop_map(Command::Wait),
         Just(Command::Workers),
+        vec(task_id(), 0..4).prop_map(Command::Watch),
     ]
 }
 
@@ -304,7 +318,20 @@ fn reply() -> impl Strategy<Value = Reply> {
         task_info().prop_map(|info| Reply::Task(Box::new(info))),
         vec(task_info(), 0..2).prop_map(Reply::Waited),
         vec(worker_info(), 0..2).prop_map(Reply::Workers),
-        text().prop_map(Reply::Error),
+        Just(Reply::Watching),
+        vec(task_info(), 0..2).prop_map(Reply::Finished),
+        (failure_kind(), text())
+            .prop_map(|(kind, message)| Reply::Error(Failure { kind, message })),
+    ]
+}
+
+fn failure_kind() -> impl Strategy<Value = FailureKind> {
+    prop_oneof![
+        Just(FailureKind::UnknownTask),
+        Just(FailureKind::BadRequest),
+        Just(FailureKind::TooLarge),
+        Just(FailureKind::Stopping),
+        Just(FailureKind::Internal),
     ]
 }
 

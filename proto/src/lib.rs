@@ -12,9 +12,10 @@
 //! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
+//! - [`function`]: the rule for naming a task's function (`package.module:function`).
 //! - [`seconds`]: spans of seconds as every command line reads them (not on the wire).
 //!
-//! Every type in this crate (but `seconds`) crosses the wire: changing one breaks compatibility with programs
+//! Every type in this crate (but `seconds` and `function`) crosses the wire: changing one breaks compatibility with programs
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod function;
 #[cfg(test)]
 mod fuzz;
 pub mod handshake;
@@ -36,7 +38,7 @@ pub use ids::{Attempt, RequestId, TaskId, WorkerId};
 
 /// Version of the wire protocol, checked in the handshake so that mismatched builds refuse each
 /// other with a clear sentence instead of misreading frames.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Four bytes that open every `Hello`, so that a stray client (an HTTP probe, random bytes) is
 /// told apart from an old tatzelwurm build.
