@@ -94,7 +94,7 @@ impl Client {
             .map_err(|err| self.lost(err))?;
         match self.answer(id).await? {
             Reply::Tasks { tasks, more: true } => self.rest_of_pages(id, tasks).await,
-            Reply::Error(sentence) => Err(ClientError::Rejected(sentence)),
+            Reply::Error(failure) => Err(ClientError::Rejected(failure.message)),
             reply => Ok(reply),
         }
     }
@@ -106,7 +106,15 @@ impl Client {
         tasks: Vec<TaskSpec>,
         play: bool,
     ) -> Result<Vec<TaskId>, ClientError> {
-        match self.request(Command::Add { tasks, play }).await? {
+        match self
+            .request(Command::Add {
+                tasks,
+                play,
+                key: None,
+                watch: false,
+            })
+            .await?
+        {
             Reply::Added(ids) => Ok(ids),
             other => Err(self.unexpected(&other, "Added")),
         }
@@ -198,7 +206,7 @@ impl Client {
                         return Ok(Reply::Tasks { tasks, more: false });
                     }
                 }
-                Reply::Error(sentence) => return Err(ClientError::Rejected(sentence)),
+                Reply::Error(failure) => return Err(ClientError::Rejected(failure.message)),
                 other => return Err(self.unexpected(&other, "Tasks")),
             }
         }
@@ -271,6 +279,8 @@ fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Task(_) => "Task",
         Reply::Waited(_) => "Waited",
         Reply::Workers(_) => "Workers",
+        Reply::Watching => "Watching",
+        Reply::Finished(_) => "Finished",
         Reply::Error(_) => "Error",
     }
 }

@@ -12,7 +12,7 @@ use crate::task_table::{Changed, TaskTable};
 use crate::waiters::Waiters;
 use crate::workers::{WorkerSender, WorkersHandle};
 use std::collections::{BTreeMap, HashMap};
-use tatzelwurm_proto::actioner::{Command, Reply};
+use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply};
 use tatzelwurm_proto::task::{TaskOutput, Timestamp};
 use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
@@ -162,7 +162,10 @@ impl TasksHandle {
 }
 
 fn stopping() -> Reply {
-    Reply::Error("the coordinator is stopping; try again once it is back".into())
+    Reply::Error(Failure::new(
+        FailureKind::Stopping,
+        "the coordinator is stopping; try again once it is back",
+    ))
 }
 
 impl TasksActor {
@@ -284,12 +287,12 @@ impl TasksActor {
     ) -> Option<(oneshot::Sender<Reply>, Reply)> {
         let answer =
             match command {
-                Command::Add { tasks, play } => {
+                Command::Add { tasks, play, .. } => {
                     match tasks.iter().find(|t| !t.function.contains(':')) {
-                    Some(bad) => Reply::Error(format!(
+                    Some(bad) => Reply::Error(Failure::bad_request(format!(
                         "`{}` is not a task function; write package.module:function or path/to/file.py:function",
                         bad.function
-                    )),
+                    ))),
                     None => {
                         round.may_dispatch |= play;
                         Reply::Added(self.table.add(tasks, play, now))
@@ -308,7 +311,7 @@ impl TasksActor {
                         }
                         changed(Ok(outcome))
                     }
-                    Err(err) => Reply::Error(err),
+                    Err(err) => Reply::Error(Failure::bad_request(err)),
                 },
                 Command::List { states } => Reply::Tasks {
                     tasks: self.table.list(&states),
@@ -320,15 +323,15 @@ impl TasksActor {
                             info.output = Some(output);
                             Reply::Task(Box::new(info))
                         }
-                        Err(err) => Reply::Error(format!(
+                        Err(err) => Reply::Error(Failure::new(FailureKind::Internal, format!(
                             "cannot read the output of task {id} from the database ({err}); the task itself is {}",
                             info.state
-                        )),
+                        ))),
                     },
-                    Err(err) => Reply::Error(err),
+                    Err(err) => Reply::Error(Failure::bad_request(err)),
                 },
                 Command::Wait(selection) => match self.table.wait_targets(&selection) {
-                    Err(err) => Reply::Error(err),
+                    Err(err) => Reply::Error(Failure::bad_request(err)),
                     Ok(tasks) => {
                         let pending: Vec<TaskId> = tasks
                             .iter()
@@ -343,8 +346,9 @@ impl TasksActor {
                         }
                     }
                 },
+                Command::Watch(_) => Reply::Error(Failure::bad_request("watches are not served yet")),
                 Command::Workers => {
-                    Reply::Error("internal: worker lists are answered by the worker actor".into())
+                    Reply::Error(Failure::new(FailureKind::Internal, "internal: worker lists are answered by the worker actor"))
                 }
             };
         Some((reply, answer))
@@ -438,6 +442,6 @@ fn changed(result: Result<Changed, String>) -> Reply {
             changed: outcome.changed,
             unchanged: outcome.unchanged,
         },
-        Err(err) => Reply::Error(err),
+        Err(err) => Reply::Error(Failure::bad_request(err)),
     }
 }

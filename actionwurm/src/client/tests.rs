@@ -48,7 +48,9 @@ async fn requests_carry_increasing_ids() {
         seen[1].command,
         Command::Add {
             tasks: vec![spec(3)],
-            play: true
+            play: true,
+            key: None,
+            watch: false,
         }
     );
 }
@@ -85,9 +87,12 @@ async fn list_collects_every_page() {
 /// The coordinator's error sentence is what the caller reads, unchanged.
 #[tokio::test]
 async fn error_reply_is_the_coordinators_sentence() {
-    let fake =
-        FakeCoordinator::start(|_| vec![Step::Reply(Reply::Error("there is no task 7".into()))])
-            .await;
+    let fake = FakeCoordinator::start(|_| {
+        vec![Step::Reply(Reply::Error(
+            tatzelwurm_proto::actioner::Failure::unknown_task("there is no task 7"),
+        ))]
+    })
+    .await;
     let mut client = Client::connect(&fake.addr, "test", None).await.unwrap();
     let err = client.show(TaskId(7)).await.unwrap_err();
     assert!(matches!(err, ClientError::Rejected(_)));

@@ -57,7 +57,7 @@ async fn args_file_is_one_round_trip() {
     assert_eq!(outcome, Outcome::success("1\n2\n3\n".into()));
     let seen = fake.requests().await;
     assert_eq!(seen.len(), 1);
-    let Command::Add { tasks, play } = &seen[0].command else {
+    let Command::Add { tasks, play, .. } = &seen[0].command else {
         panic!("not an add");
     };
     assert!(*play);
@@ -247,9 +247,12 @@ async fn show_json_is_one_object() {
 /// An unknown id: the coordinator's sentence is the error.
 #[tokio::test]
 async fn show_unknown_task() {
-    let fake =
-        FakeCoordinator::start(|_| vec![Step::Reply(Reply::Error("there is no task 99".into()))])
-            .await;
+    let fake = FakeCoordinator::start(|_| {
+        vec![Step::Reply(Reply::Error(
+            tatzelwurm_proto::actioner::Failure::unknown_task("there is no task 99"),
+        ))]
+    })
+    .await;
     let err = show(
         &fake.addr,
         &ShowArgs {
