@@ -18,6 +18,8 @@
 //! - [`cli_semantics`]: `task add` output, `task wait -a`, `task list --state`.
 //! - [`workers`]: `worker list`.
 //! - [`drain`]: SIGTERM drains a worker; a second one, or `--drain-timeout`, stops it at once.
+//! - [`leftovers`]: a task's leftover processes end with it (or not, with `--keep-children`);
+//!   a coordinator address that cannot be parsed ends workwurm at once.
 //! - [`leases`]: dead and hung (SIGSTOP) workers, fencing of late reports, at-most-once tasks.
 //! - [`retries`]: retries with backoff, the crash limit, timeouts.
 //! - [`recovery`]: a coordinator killed under load, and the actioners waiting on it.
@@ -36,6 +38,7 @@ mod failures;
 mod garbage;
 mod kill;
 mod leases;
+mod leftovers;
 mod output;
 mod recovery;
 mod restart;

@@ -134,3 +134,13 @@ def record_attempt(path, x):
     with open(path, "a") as f:
         f.write(f"{task} {attempt}\n")
     return {"x": x, "attempt": attempt}
+
+
+def start_child_and_return(pid_file):
+    """Start `sleep 1000`, write its pid to `pid_file` and return it without waiting for it.
+
+    The worker ends such a leftover when the task ends, unless it runs with --keep-children.
+    """
+    child = subprocess.Popen(["sleep", "1000"])
+    _write_atomically(pid_file, str(child.pid))
+    return child.pid

@@ -1,17 +1,33 @@
 //! The command line: what a user can say to `workwurm`, and the settled `Config` it becomes.
 //!
-//! `main` parses [`Args`] and turns them into a [`Config`] with every default filled in and every
-//! path made absolute; `lib::run` takes it from there. Nothing later reads the environment or the
-//! working directory to decide a setting.
+//! `main` (in `entry`) parses [`Args`] and turns them, with the [`Launch`] of whoever started
+//! workwurm, into a [`Config`] with every default filled in and every path made absolute;
+//! `lib::run` takes it from there. Nothing later reads the environment or the working directory
+//! to decide a setting.
 
 use crate::interpreter;
+use crate::slot_process::SlotProgram;
 use anyhow::{bail, Context};
 use clap::Parser;
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tatzelwurm_proto::handshake::token_from_env;
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
+
+/// What the program that calls [`crate::main`] knows better than the command line: the cargo
+/// binary passes `Launch::default()`, the Python package its own interpreter and slot module.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    /// The interpreter when `--python` is not given (the package: `sys.executable`, a venv's
+    /// python kept as a symlink); `None`: the `python3` on PATH.
+    pub default_python: Option<PathBuf>,
+    /// The module that is the slot loop in that interpreter (the package: `tatzelwurm.slot`),
+    /// run as `PYTHON -m MODULE`; `None`, or a `--python` given, runs the slot loop carried in
+    /// this binary with `-c`.
+    pub slot_module: Option<String>,
+}
 
 /// workwurm: the tatzelwurm worker. Runs Python tasks from the coordinator in slot processes of
 /// your own Python interpreter.
@@ -20,8 +36,9 @@ use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 #[derive(Debug, Parser)]
 #[command(name = "workwurm", version)]
 pub struct Args {
-    /// Address of the coordinator.
-    #[arg(long, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR)]
+    /// Address of the coordinator (HOST:PORT).
+    #[arg(long, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR,
+          value_parser = parse_address)]
     pub coordinator: String,
     /// How many tasks to run at once, each in its own Python process.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -40,6 +57,11 @@ pub struct Args {
     /// stopping them (0: stop them at once); a second signal stops at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds::non_negative)]
     pub drain_timeout: f64,
+    /// Leave the processes a task started running when the task ends (they end with its slot).
+    /// By default they are killed then, as a kill or a timeout of the task kills them; a process
+    /// that left the slot's process group (start_new_session=True, setsid) is never touched.
+    #[arg(long)]
+    pub keep_children: bool,
 }
 
 /// Everything `run` needs, settled: defaults applied and paths absolute.
@@ -55,6 +77,10 @@ pub struct Config {
     pub name: String,
     /// Absolute path of the interpreter, symlinks kept as given.
     pub python: PathBuf,
+    /// How the slots start the slot loop in it.
+    pub program: SlotProgram,
+    /// Leave a task's leftover processes running when it ends.
+    pub keep_children: bool,
     /// How long the first SIGTERM or ctrl-c lets running tasks finish; zero stops at once.
     pub drain_timeout: Duration,
     /// The coordinator's token, from `TATZELWURM_TOKEN` (not a flag: it would show in `ps`).
@@ -62,9 +88,20 @@ pub struct Config {
 }
 
 impl Args {
-    /// Fills in the defaults and resolves the paths; errors are one sentence for the user.
-    pub fn into_config(self) -> anyhow::Result<Config> {
-        let python = interpreter::resolve(self.python.as_deref())?;
+    /// Fills in the defaults (from `launch` where it has them) and resolves the paths; errors are
+    /// one sentence for the user.
+    pub fn into_config(self, launch: Launch) -> anyhow::Result<Config> {
+        // A --python of the user's own runs the carried slot loop: the package need not be
+        // installed in that interpreter.
+        let (python, program) = match self.python {
+            Some(given) => (interpreter::resolve(Some(&given))?, SlotProgram::Carried),
+            None => (
+                interpreter::resolve(launch.default_python.as_deref())?,
+                launch
+                    .slot_module
+                    .map_or(SlotProgram::Carried, SlotProgram::Module),
+            ),
+        };
         let mut paths = Vec::new();
         for dir in self.paths {
             let absolute = std::path::absolute(&dir)
@@ -89,9 +126,32 @@ impl Args {
             paths,
             name,
             python,
+            program,
+            keep_children: self.keep_children,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
             token: token_from_env(),
         })
+    }
+}
+
+/// The coordinator's address as the flag or `TATZELWURM_COORDINATOR` gives it, if it has the
+/// form HOST:PORT (a host name, an IPv4 address or a bracketed IPv6 one, and a port from 1 to
+/// 65535). Whether the host resolves and listens is left to connecting, which retries; an
+/// address that cannot be parsed would fail the same way forever, so it ends workwurm at once.
+pub fn parse_address(address: &str) -> Result<String, String> {
+    let well_formed = address.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0)
+        || address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains([':', '[', ']', '/', ' '])
+                && port.parse::<u16>().is_ok_and(|port| port != 0)
+        });
+    if well_formed {
+        Ok(address.to_string())
+    } else {
+        Err(format!(
+            "not an address of the form HOST:PORT (such as {DEFAULT_COORDINATOR}); \
+             set --coordinator or {COORDINATOR_ENV} to one"
+        ))
     }
 }
 
@@ -131,6 +191,7 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("workwurm").chain(args.iter().copied()))
@@ -141,7 +202,7 @@ mod tests {
     fn defaults_and_paths() {
         let dir = tempfile::tempdir().unwrap();
         let args = parse(&["--path", dir.path().to_str().unwrap(), "--path", "."]).unwrap();
-        let config = args.into_config().unwrap();
+        let config = args.into_config(Launch::default()).unwrap();
         assert_eq!(config.slots, 1);
         assert_eq!(
             config.name,
@@ -155,13 +216,43 @@ mod tests {
         );
     }
 
+    /// The package's launch runs its slot module in its own interpreter, a symlink kept as given;
+    /// a --python of the user's runs the carried loop; the binary's launch runs python3 on PATH.
+    #[test]
+    fn launch_decides_the_interpreter_and_the_slot_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("python");
+        std::os::unix::fs::symlink(interpreter::resolve(None).unwrap(), &link).unwrap();
+        let package = || Launch {
+            default_python: Some(link.clone()),
+            slot_module: Some("tatzelwurm.slot".into()),
+        };
+        let config = parse(&[]).unwrap().into_config(package()).unwrap();
+        assert_eq!(config.python, link);
+        assert_eq!(
+            config.program,
+            SlotProgram::Module("tatzelwurm.slot".into())
+        );
+        let config = parse(&["--python", "/usr/bin/python3"])
+            .unwrap()
+            .into_config(package())
+            .unwrap();
+        assert_eq!(config.python, Path::new("/usr/bin/python3"));
+        assert_eq!(config.program, SlotProgram::Carried);
+        let config = parse(&[]).unwrap().into_config(Launch::default()).unwrap();
+        assert_eq!(config.python, interpreter::resolve(None).unwrap());
+        assert_eq!(config.program, SlotProgram::Carried);
+        assert!(!config.keep_children);
+        assert!(parse(&["--keep-children"]).unwrap().keep_children);
+    }
+
     /// Zero slots and a missing --path dir are refused up front.
     #[test]
     fn refuses_bad_values() {
         assert!(parse(&["--slots", "0"]).is_err());
         let err = parse(&["--path", "/nonexistent/dir"])
             .unwrap()
-            .into_config()
+            .into_config(Launch::default())
             .unwrap_err();
         assert!(err.to_string().contains("is not a directory"), "{err}");
     }

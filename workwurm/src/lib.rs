@@ -2,7 +2,10 @@
 //! the user's own interpreter, several at once, and reports how each ended.
 //!
 //! Layout:
-//! - [`cli`]: the command line and the settled [`Config`] it becomes.
+//! - [`entry`]: [`main`], what the cargo binary and the Python package's `workwurm` command both
+//!   call: the command line, logging, a runtime, one sentence and an exit code.
+//! - [`cli`]: the command line, the [`Launch`] of the caller, and the settled [`Config`] they
+//!   become.
 //! - [`interpreter`]: finding the user's `python3` and checking once at start that it runs.
 //! - [`session`]: the connection to the coordinator: handshake, heartbeats, reports,
 //!   reconnecting with back-off; the only code that speaks proto's messages.
@@ -17,7 +20,8 @@
 //! - [`lifeline`]: the pipe whose end of file tells each slot's guardian process that workwurm is
 //!   gone, so that a `kill -9` of workwurm leaves no slot and no process of a task behind.
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
-//!   `python/slot.py`, the slot loop carried in this binary.
+//!   `python/tatzelwurm/slot.py`, the slot loop carried in this binary (and run as
+//!   `python -m tatzelwurm.slot` by the Python package).
 //! - [`backoff`]: how long to wait before retrying a connection or restarting a dying slot.
 //! - [`stop`]: the first SIGTERM or ctrl-c drains (finish what is running, take nothing new), the
 //!   second one or `--drain-timeout` stops at once.
@@ -28,6 +32,7 @@
 pub mod backoff;
 pub mod captured;
 pub mod cli;
+pub mod entry;
 pub mod failures;
 pub mod interpreter;
 pub mod lifeline;
@@ -38,7 +43,8 @@ pub mod slot_process;
 pub mod slots;
 pub mod stop;
 
-pub use cli::Config;
+pub use cli::{Config, Launch};
+pub use entry::main;
 
 use anyhow::Context;
 use session::Session;
@@ -78,8 +84,10 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
         config.coordinator
     );
     // One lifeline for the life of this process: its write end closes only when workwurm exits.
-    let command = SlotCommand::new(config.python.clone(), config.extra_path())
+    let mut command = SlotCommand::new(config.python.clone(), config.extra_path())
         .context("cannot create the pipe that ties the slots' lives to workwurm's")?;
+    command.program = config.program.clone();
+    command.keep_children = config.keep_children;
     let (slots, reports) = SlotsHandle::start(command, config.slots as usize);
     // Offer the coordinator slots that can run a task now; a slot that cannot start at all
     // is reported by the pool and retried, and must not keep the worker away for good.

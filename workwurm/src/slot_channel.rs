@@ -1,8 +1,8 @@
 //! The framed pipe between workwurm and one slot process: the messages and their bytes.
 //!
-//! Owns the slot protocol's Rust half; `python/slot.py` is the other half and documents the same
-//! protocol at its top (keep the two in step). `slot_process` uses it to read a slot's frames and
-//! `slots` to encode the tasks it hands out. Nothing here touches a process or a socket, so the
+//! Owns the slot protocol's Rust half; `python/tatzelwurm/slot.py` is the other half and
+//! documents the same protocol at its top (keep the two in step). `slot_process` uses it to read
+//! a slot's frames and `slots` to encode the tasks it hands out. Nothing here touches a process or a socket, so the
 //! framing is unit-tested on plain bytes.
 //!
 //! Protocol: fd 3 of the slot carries frames from workwurm, fd 4 frames to workwurm (stdin and
@@ -23,8 +23,8 @@ use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
 use thiserror::Error;
 
-/// Largest frame a slot may send. Its result is capped at 16 MiB by slot.py and each output stream
-/// at 256 KiB, so a bigger frame means the slot is not speaking our protocol.
+/// Largest frame a slot may send. Its result is capped at 16 MiB of UTF-8 by slot.py and each
+/// output stream at 256 KiB, so a bigger frame means the slot is not speaking our protocol.
 pub const MAX_SLOT_FRAME: usize = 64 * 1024 * 1024;
 
 /// The buffer a slot's frames are read into stays allocated up to this size between frames.

@@ -2,9 +2,10 @@
 //! watching it until it ends.
 //!
 //! `slots` calls [`spawn`] and, once it has recorded the new process, [`watch`]; everything a slot
-//! says or does comes back to `slots` as an [`Event`]. The child runs `PYTHON -c <slot.py>` in its
-//! own process group (so killing the group takes every process its task started), with stdin on
-//! /dev/null and stdout/stderr shared with workwurm.
+//! says or does comes back to `slots` as an [`Event`]. The child runs `PYTHON -c <slot.py>` (or
+//! `PYTHON -m tatzelwurm.slot` under the Python package, see [`SlotProgram`]) in its own process
+//! group (so killing the group takes every process its task started), with stdin on /dev/null and
+//! stdout/stderr shared with workwurm.
 //!
 //! Two things make a slot die with workwurm. `PR_SET_PDEATHSIG` has the kernel SIGKILL the slot
 //! process itself; it cannot reach the processes its task started. For those, slot.py starts a
@@ -13,6 +14,11 @@
 //! child (slot.py forks it through an intermediate process that exits at once), so the watcher
 //! below, which waits for the slot's pid only, and a task's own `os.wait()` never see it; it dies
 //! with every kill of the group.
+//!
+//! A task that simply ends needs no kill: slot.py itself ends what the task left running in the
+//! group (sparing the guardian) before it reports the task, unless the slot was started with
+//! [`KEEP_CHILDREN_ARG`] (`workwurm --keep-children`); see "Processes a task leaves behind" in
+//! slot.py.
 //!
 //! Processes are forked on one dedicated thread that lives as long as workwurm: the kernel sends
 //! `PR_SET_PDEATHSIG` when the *thread* that forked a child exits, so forking from a runtime
@@ -39,8 +45,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::warn;
 
-/// The slot loop, carried in the binary so that nothing has to be installed next to it.
-pub const SLOT_PY: &str = include_str!("../python/slot.py");
+/// The slot loop, carried in the binary so that nothing has to be installed next to it. Its one
+/// source is the Python package's `tatzelwurm/slot.py`, which the package runs with `-m`.
+pub const SLOT_PY: &str = include_str!("../../python/tatzelwurm/slot.py");
+
+/// The argument that tells slot.py to leave the processes a task started running when it ends.
+pub const KEEP_CHILDREN_ARG: &str = "--keep-children";
 
 /// The environment variable through which slot.py learns the `--path` dirs (joined with `:`).
 pub const PATH_ENV: &str = "TATZELWURM_PATH";
@@ -72,26 +82,55 @@ enum Waiting {
 /// How long a slot may live on after closing its end of the pipe before it is killed.
 const LINGER_AFTER_END: Duration = Duration::from_secs(1);
 
+/// How the slot loop reaches the interpreter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotProgram {
+    /// `PYTHON -c <slot.py>`: the source carried in this binary ([`SLOT_PY`]), for any Python.
+    Carried,
+    /// `PYTHON -m MODULE`: the slot loop installed with the Python package (`tatzelwurm.slot`),
+    /// for the package's own interpreter.
+    Module(String),
+}
+
 /// What every slot process runs; the same for all slots of a worker.
 #[derive(Debug, Clone)]
 pub struct SlotCommand {
     /// The user's interpreter, an absolute path (not resolved through symlinks, so a venv stays
     /// a venv).
     pub python: PathBuf,
+    /// The slot loop it runs.
+    pub program: SlotProgram,
     /// The `--path` dirs joined with `:`, handed to slot.py in `PATH_ENV`.
     pub extra_path: OsString,
+    /// Leave the processes a task started running when the task ends (`--keep-children`).
+    pub keep_children: bool,
     /// The one lifeline of this worker, whose read end every slot gets as fd 5.
     pub lifeline: Arc<Lifeline>,
 }
 
 impl SlotCommand {
-    /// The command for `python` with `extra_path`, and a new lifeline.
+    /// The carried slot loop for `python` with `extra_path`, ending each task's leftover
+    /// processes, and a new lifeline.
     pub fn new(python: PathBuf, extra_path: OsString) -> io::Result<SlotCommand> {
         Ok(SlotCommand {
             python,
+            program: SlotProgram::Carried,
             extra_path,
+            keep_children: false,
             lifeline: Arc::new(Lifeline::new()?),
         })
+    }
+
+    /// The interpreter's arguments that start the slot loop.
+    pub fn args(&self) -> Vec<&str> {
+        let mut args = match &self.program {
+            SlotProgram::Carried => vec!["-c", SLOT_PY],
+            SlotProgram::Module(module) => vec!["-m", module.as_str()],
+        };
+        if self.keep_children {
+            args.push(KEEP_CHILDREN_ARG);
+        }
+        args
     }
 }
 
@@ -165,8 +204,7 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
 
     let mut std_command = std::process::Command::new(&command.python);
     std_command
-        .arg("-c")
-        .arg(SLOT_PY)
+        .args(command.args())
         .env(PATH_ENV, &command.extra_path)
         .stdin(Stdio::null());
     for name in TASK_ENV {

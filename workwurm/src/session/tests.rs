@@ -1,6 +1,7 @@
 //! Tests of the whole worker (`run_until`) against a small fake coordinator built from proto's
 //! real `Connection`, with real Python slots: the session code runs exactly as in production.
 
+use crate::slot_process::SlotProgram;
 use crate::stop::Stop;
 use crate::{interpreter, run_until, Config};
 use std::path::Path;
@@ -32,6 +33,8 @@ impl Worker {
             paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")],
             name: "test-worker".into(),
             python: interpreter::resolve(None).expect("python3 on PATH"),
+            program: SlotProgram::Carried,
+            keep_children: false,
             drain_timeout: Duration::from_secs(30),
             token: None,
         };

@@ -1,8 +1,14 @@
 """The tatzelwurm slot loop: runs tasks for workwurm inside the user's own Python.
 
-workwurm starts one process per slot as `PYTHON -c <this file>`, so nothing has to be installed,
-and supervises it: it kills the slot's process group to stop a task (a kill, or a timeout), and
-starts a fresh slot when one dies. Modules a task imports stay imported for the slot's later tasks.
+workwurm starts one process per slot and supervises it: it kills the slot's process group to stop
+a task (a kill, or a timeout), and starts a fresh slot when one dies. Modules a task imports stay
+imported for the slot's later tasks. The cargo-built workwurm carries this file and runs it as
+`PYTHON -c <this file>`, so nothing has to be installed; the workwurm of the Python package runs
+it as `PYTHON -m tatzelwurm.slot`. Either way it is this one file, and it imports nothing but the
+standard library (under -m, Python imports the package's __init__ first, and nothing more).
+
+A slot started with the argument --keep-children leaves the processes a task started running
+when the task ends (see Processes a task leaves behind).
 
 For tasks
 ---------
@@ -24,6 +30,17 @@ and the guardian SIGKILLs the group, itself included. It is a separate process, 
 holds the GIL for hours in C code cannot delay it. It is not the slot's child (an intermediate
 process forks it and exits at once), so os.wait() in a task never sees it, and it dies with the
 group whenever workwurm kills a slot.
+
+Processes a task leaves behind
+------------------------------
+When a task ends (it returned or raised), the processes it started and left running in the slot's
+process group are SIGKILLed before its result is sent, as a kill or a timeout would: a task's
+`subprocess.Popen(["sleep", "1000"])` does not outlive it. A process that left the group on
+purpose (start_new_session=True, setsid, setpgid) is left alone, and so is the guardian. The slot
+is a child subreaper (PR_SET_CHILD_SUBREAPER, set after the guardian runs): orphaned descendants
+become its children, so a slot with no child at all has nothing to end, which one waitid() tells
+without reading /proc. workwurm's --keep-children turns this off (the slot then gets the argument
+--keep-children): leftovers live until the slot dies, as before.
 
 Protocol (keep in step with workwurm/src/slot_channel.rs)
 ---------------------------------------------------------
@@ -64,6 +81,7 @@ import signal
 import struct
 import sys
 import tempfile
+import time
 import traceback
 
 TASKS_FD = 3
@@ -81,7 +99,8 @@ ALLOWED = "return lists, dicts, strings, numbers, booleans or None"
 
 
 def start_guardian():
-    """Start the process that kills this slot's group once workwurm is gone (see the top).
+    """Start the process that kills this slot's group once workwurm is gone (see the top); returns
+    its pid.
 
     Runs first, while the slot has no threads and nothing of the user's is imported (only what
     site and .pth files run at interpreter start came before). The slot is its process group's
@@ -95,22 +114,32 @@ def start_guardian():
             % LIFELINE_FD
         )
     group = os.getpgrp()
+    # The intermediate tells the guardian's pid on this pipe: the guardian stays in the group,
+    # and ending a task's leftovers must spare it.
+    told, tell = os.pipe()
     middle = os.fork()
     if middle == 0:
         # The intermediate: fork the guardian and leave at once, so that the guardian is
         # re-parented away from the slot. os._exit everywhere: no atexit handlers, no flushing of
         # buffers inherited from the slot.
         try:
-            if os.fork() == 0:
+            guardian = os.fork()
+            if guardian == 0:
                 guard(group)
+            os.write(tell, b"%d" % guardian)
         except BaseException:
             os._exit(1)
         os._exit(0)
+    os.close(tell)
     _, status = os.waitpid(middle, 0)
     if status != 0:
         sys.exit("tatzelwurm slot: cannot start the guardian process (status %d)" % status)
+    # Written before the intermediate exited, so it is in the pipe now.
+    guardian = int(os.read(told, 32) or b"0")
+    os.close(told)
     # The guardian has its copy; tasks and their children need none.
     os.close(LIFELINE_FD)
+    return guardian
 
 
 def guard(group):
@@ -150,6 +179,99 @@ def guard(group):
             os.killpg(group, signal.SIGKILL)
         finally:
             os._exit(1)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+# How long ending a task's leftovers may take before the slot gives up on the stragglers (a
+# process stuck in the kernel, in state D, dies only when the kernel lets it).
+LEFTOVERS_PATIENCE = 2.0
+
+
+def become_subreaper():
+    """Make orphaned descendants of this slot its children; False if that is not possible."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+class Leftovers:
+    """Ends the processes a finished task left in the slot's process group (see the top)."""
+
+    def __init__(self, guardian, subreaper):
+        self.spared = (os.getpid(), guardian)
+        # Without it, an orphaned grandchild is init's child, and only /proc can find it.
+        self.subreaper = subreaper
+        self.group = os.getpgrp()
+
+    def end(self):
+        """SIGKILL the task's leftovers, wait until they are gone, and reap them. Never raises."""
+        try:
+            if self.subreaper and not self.has_children():
+                return  # the common case: no descendant at all, nothing read from /proc
+            deadline = time.monotonic() + LEFTOVERS_PATIENCE
+            while True:
+                living = [pid for pid in self.members() if pid not in self.spared]
+                for pid in living:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                self.reap()
+                if not living:
+                    return
+                if time.monotonic() > deadline:
+                    sys.__stderr__.write(
+                        "tatzelwurm slot: processes %s of a finished task did not die within %.0f s\n"
+                        % (living, LEFTOVERS_PATIENCE)
+                    )
+                    return
+                time.sleep(0.001)
+        except BaseException as exc:
+            try:
+                sys.__stderr__.write("tatzelwurm slot: cannot end a task's processes: %r\n" % (exc,))
+            except BaseException:
+                pass
+
+    @staticmethod
+    def has_children():
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        return True
+
+    @staticmethod
+    def reap():
+        """Reap every child that has ended (the task's zombies, and those just killed)."""
+        while True:
+            try:
+                if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG) is None:
+                    return
+            except ChildProcessError:
+                return
+
+    def members(self):
+        """The pids of the living (not zombie) processes in the slot's process group."""
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                fd = os.open("/proc/%s/stat" % name, os.O_RDONLY)
+                try:
+                    stat = os.read(fd, 1024)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # gone meanwhile
+            # After the command name (in parentheses, which it may contain): state, ppid, pgrp.
+            fields = stat[stat.rfind(b")") + 1 :].split()
+            if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == self.group:
+                found.append(int(name))
+        return found
 
 
 class Channel:
@@ -285,19 +407,14 @@ def load_file(target):
 
 
 def resolve(function):
-    """The callable named by `package.module:function` or `path/to/file.py:function`."""
-    target, sep, name = function.rpartition(":")
-    if not sep or not target or not name:
-        raise ValueError(
-            "%r names no function; write package.module:function or path/to/file.py:function"
-            % function
-        )
-    if target.endswith(".py") or "/" in target:
-        obj = load_file(target)
-    else:
-        obj = importlib.import_module(target)
-    for part in name.split("."):
-        obj = getattr(obj, part)
+    """The callable named by `package.module:function` or `path/to/file.py:function`.
+
+    The coordinator checked the name when the task was added (the rule lives in proto); this only
+    splits it.
+    """
+    target, _, name = function.rpartition(":")
+    obj = load_file(target) if target.endswith(".py") else importlib.import_module(target)
+    obj = getattr(obj, name)
     if not callable(obj):
         raise TypeError("%s is a %s, not a function" % (function, type(obj).__name__))
     return obj
@@ -358,11 +475,13 @@ def encode_result(value):
         )
     except RecursionError:
         return None, failure("RecursionError", "the task returned a value nested too deeply for JSON")
-    if len(text) > MAX_RESULT_BYTES:
+    # Counted in bytes of UTF-8, as the frame carries it (Channel.send encodes the same way).
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+    if size > MAX_RESULT_BYTES:
         return None, failure(
             "ResultTooLarge",
-            "the task returned %d characters of JSON, more than the limit of %d bytes; store large "
-            "results elsewhere and return where to find them" % (len(text), MAX_RESULT_BYTES),
+            "the task returned %d bytes of JSON (UTF-8), more than the limit of %d bytes; store "
+            "large results elsewhere and return where to find them" % (size, MAX_RESULT_BYTES),
         )
     return text, None
 
@@ -370,10 +489,10 @@ def encode_result(value):
 def describe(exc):
     """The error of a task that raised `exc` (any BaseException: the slot must outlive them all)."""
     try:
-        # Leave out the slot's own frames (its code is "<string>" under -c): the user's code starts
-        # below them, and an error in naming the function needs no frames at all.
+        # Leave out the slot's own frames: the user's code starts below them, and an error in
+        # naming the function needs no frames at all.
         tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+        while tb is not None and tb.tb_frame.f_globals is globals():
             tb = tb.tb_next
         trace = "".join(traceback.format_exception(type(exc), exc, tb))
     except BaseException:
@@ -394,7 +513,7 @@ def describe(exc):
     return failure(type(exc).__name__, message, trace)
 
 
-def run_one(task, capture):
+def run_one(task, capture, leftovers):
     done = {"task": task["task"], "attempt": task["attempt"]}
     saved = {name: os.environ.get(name) for name in (TASK_ID_ENV, ATTEMPT_ENV)}
     os.environ[TASK_ID_ENV] = str(task["task"])
@@ -409,6 +528,10 @@ def run_one(task, capture):
         except BaseException as exc:
             result, error = None, describe(exc)
     finally:
+        # Before the capture stops: what the leftovers wrote until now belongs to this task, and
+        # nothing of theirs lands in the next task's output.
+        if leftovers is not None:
+            leftovers.end()
         done["stdout"], done["stderr"] = capture.stop()
         for name, value in saved.items():
             if value is None:
@@ -425,10 +548,14 @@ def run_one(task, capture):
 
 
 def main():
-    start_guardian()
+    keep_children = "--keep-children" in sys.argv[1:]
+    guardian = start_guardian()
+    # After the guardian: it must not become this slot's child (a task's os.wait() would see it).
+    leftovers = None if keep_children else Leftovers(guardian, become_subreaper())
     channel = Channel()
     extra = [p for p in os.environ.get("TATZELWURM_PATH", "").split(":") if p]
-    # `-c` put the working directory ('') first; the --path dirs come right after it.
+    # `-c` put the working directory ('') first, `-m` its absolute path; the --path dirs come
+    # right after it.
     sys.path[1:1] = extra
     capture = Capture()
     channel.send(
@@ -450,7 +577,8 @@ def main():
             sys.stderr.write("tatzelwurm slot: ignoring a message it does not understand\n")
             continue
         for task in tasks:
-            channel.send({"done": [run_one(task, capture)]})
+            channel.send({"done": [run_one(task, capture, leftovers)]})
 
 
-main()
+if __name__ == "__main__":
+    main()
