@@ -1,5 +1,7 @@
-//! The coordinator's command line.
+//! The coordinator's command line, and how a command line it cannot use is reported: one
+//! sentence on stderr and status 2 (help and version as clap prints them, status 0).
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,8 +14,8 @@ use tatzelwurm_proto::seconds;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Address to listen on for workers and actioners (port 0 picks a free one).
-    #[arg(long, default_value = tatzelwurm_proto::DEFAULT_COORDINATOR)]
+    /// Address to listen on for workers and actioners, HOST:PORT (port 0 picks a free one).
+    #[arg(long, default_value = tatzelwurm_proto::DEFAULT_COORDINATOR, value_parser = bind_address)]
     pub bind: String,
     /// Directory of the task database; created if missing.
     #[arg(long, default_value = "tatzelwurm.db")]
@@ -40,5 +42,88 @@ impl Cli {
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
             token: token_from_env(),
         }
+    }
+}
+
+/// Checks that `value` has the shape HOST:PORT with a port that fits 16 bits (`[::1]:5677`
+/// included); whether the host resolves is found out when binding.
+pub fn bind_address(value: &str) -> Result<String, String> {
+    let shaped = match value.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    };
+    if shaped {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not an address; write HOST:PORT with a port from 0 to 65535, such as 127.0.0.1:5677 (port 0 picks a free one)"
+        ))
+    }
+}
+
+/// Reports a command line clap refused; returns the exit status.
+pub fn report_parse_error(err: clap::Error) -> i32 {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            0
+        }
+        _ => {
+            eprintln!("tatzelwurm: {}", parse_error_sentence(&err));
+            2
+        }
+    }
+}
+
+/// clap's error as one sentence: its first line without the `error: ` label, and where to look.
+fn parse_error_sentence(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("the command line cannot be read");
+    let first = first.strip_prefix("error:").unwrap_or(first).trim();
+    format!("{first}; see `tatzelwurm --help`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HOST:PORT with a 16-bit port passes; a port out of range or a missing one is refused
+    /// with a sentence that says how to write it.
+    #[test]
+    fn bind_addresses() {
+        for good in ["127.0.0.1:0", "localhost:5677", "[::1]:80", "0.0.0.0:65535"] {
+            assert_eq!(bind_address(good).as_deref(), Ok(good));
+        }
+        for bad in ["127.0.0.1:99999", "127.0.0.1", ":5677", "host:port", ""] {
+            let err = bind_address(bad).unwrap_err();
+            assert!(
+                err.contains("is not an address; write HOST:PORT"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    /// A refused command line reads as one line naming the problem.
+    #[test]
+    fn parse_errors_are_one_sentence() {
+        let err = Cli::try_parse_from(["tatzelwurm", "--bind", "127.0.0.1:99999"]).unwrap_err();
+        let sentence = parse_error_sentence(&err);
+        assert!(!sentence.contains('\n'), "{sentence}");
+        assert!(
+            sentence.contains("`127.0.0.1:99999` is not an address"),
+            "{sentence}"
+        );
+        let err = Cli::try_parse_from(["tatzelwurm", "--bogus"]).unwrap_err();
+        let sentence = parse_error_sentence(&err);
+        assert!(
+            sentence.starts_with("unexpected argument '--bogus'"),
+            "{sentence}"
+        );
+        let help = Cli::try_parse_from(["tatzelwurm", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
     }
 }

@@ -1,31 +1,42 @@
 //! The tatzelwurm coordinator: owns the task table and the worker table, persisted in sled.
 //!
 //! Layout:
-//! - [`cli`]: the command line (`--bind`, `--db`, timings).
+//! - [`entry`]: `main(argv)`, what the binary and the Python package's entry point call;
+//!   [`cli`]: the command line (`--bind`, `--db`, timings).
 //! - [`store`]: the only module that knows sled; [`record`]: the stored `TaskRecord`.
 //! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
+//! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
 //! - [`tasks`] and [`workers`]: the two actors that own those tables, and their handles.
-//! - [`waiters`]: open `task wait` requests, held by the task actor.
+//! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
+//!   when they finish. Both held by the task actor.
 //! - [`retry`]: how long a failed attempt waits before its retry (backoff with jitter).
-//! - [`listener`], [`handshake`], [`worker_conn`], [`actioner_conn`]: the network side.
+//! - [`listener`], [`handshake`], [`worker_conn`], [`actioner_conn`]: the network side;
+//!   [`paging`]: cutting task lists into frames that fit.
 //!
 //! `run` takes an open store, a bound listener and a shutdown future, so a test can start a
 //! whole coordinator in-process on `127.0.0.1:0`.
 
 pub mod actioner_conn;
+pub mod add_keys;
 pub mod cli;
+pub mod entry;
 pub mod handshake;
 pub mod listener;
+pub mod paging;
 pub mod record;
 pub mod retry;
 pub mod store;
 pub mod task_table;
 pub mod tasks;
 pub mod waiters;
+pub mod watchers;
 pub mod worker_conn;
 pub mod worker_table;
 pub mod workers;
 
+pub use entry::main;
+
+use add_keys::AddKeys;
 use std::future::Future;
 use std::time::Duration;
 use store::{Store, StoreError};
@@ -34,6 +45,28 @@ use tasks::TasksHandle;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 use workers::WorkersHandle;
+
+/// Why `run` ended other than by its shutdown future.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store could not be read at start.
+    #[error("{0}")]
+    Load(StoreError),
+    /// A write or flush failed while serving: nothing of it was acknowledged.
+    #[error("{0}; stopped so that no unrecorded change is acknowledged (a restart recovers the last durable state)")]
+    Store(StoreError),
+}
+
+impl RunError {
+    /// The exit status the binary ends with: 1 for a store that cannot be loaded, 2 for one
+    /// that failed while serving.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Load(_) => 1,
+            RunError::Store(_) => 2,
+        }
+    }
+}
 
 /// Timings the coordinator runs with.
 #[derive(Debug, Clone)]
@@ -61,21 +94,25 @@ pub struct Context {
     pub config: Config,
 }
 
-/// Loads the store, starts the actors and serves `listener` until `shutdown` completes.
+/// Loads the store, starts the actors and serves `listener` until `shutdown` completes, or
+/// until the store fails (then the error says why; nothing unrecorded was acknowledged).
 pub async fn run(
     config: Config,
     store: Store,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), StoreError> {
-    let loaded = store.load()?;
+) -> Result<(), RunError> {
+    let loaded = store.load().map_err(RunError::Load)?;
     let count = loaded.tasks.len();
-    let table = TaskTable::recover(
-        loaded.tasks,
-        loaded.next_task_id,
-        tatzelwurm_proto::task::Timestamp::now(),
+    let now = tatzelwurm_proto::task::Timestamp::now();
+    let table = TaskTable::recover(loaded.tasks, loaded.next_task_id, now);
+    let add_keys = AddKeys::recover(loaded.add_keys, now);
+    info!(
+        tasks = count,
+        next_id = loaded.next_task_id,
+        add_keys = add_keys.len(),
+        "store loaded"
     );
-    info!(tasks = count, next_id = loaded.next_task_id, "store loaded");
     if let Ok(addr) = listener.local_addr() {
         if config.token.is_none() && !addr.ip().is_loopback() {
             warn!(
@@ -85,7 +122,7 @@ pub async fn run(
         }
     }
     let workers = WorkersHandle::new();
-    let tasks = TasksHandle::new(table, store, workers.clone());
+    let (tasks, failed) = TasksHandle::new(table, add_keys, store, workers.clone());
     // Recovered ready tasks wait for workers; a wake makes the first round write the
     // recovered states back.
     tasks.wake().await;
@@ -97,6 +134,7 @@ pub async fn run(
     tokio::select! {
         _ = listener::accept_loop(listener, ctx) => {}
         _ = shutdown => info!("shutting down"),
+        Ok(err) = failed => return Err(RunError::Store(err)),
     }
     Ok(())
 }

@@ -18,27 +18,55 @@ const MAX_CONNECTIONS: usize = 4096;
 /// a burst of connects, and each dropped SYN cost its client a second before the retry.
 const BACKLOG: u32 = 1024;
 
+/// Why `bind` failed; each reads as one sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The host part does not resolve.
+    #[error("cannot listen on `{addr}`: its host does not resolve ({cause}); write HOST:PORT with a name or address of this machine, such as 127.0.0.1:5677")]
+    Resolve { addr: String, cause: std::io::Error },
+    /// The port is taken.
+    #[error("cannot listen on {addr}; is another program using that port? pass another --bind")]
+    InUse { addr: String },
+    /// Anything else the system refused (an address of another machine, a privileged port).
+    #[error("cannot listen on {addr}: {cause}; pass another --bind")]
+    Other { addr: String, cause: std::io::Error },
+}
+
 /// Binds `addr` (a host:port, resolved) with a backlog that absorbs bursts of connects.
-pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+pub async fn bind(addr: &str) -> Result<TcpListener, BindError> {
+    let resolved = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|cause| BindError::Resolve {
+            addr: addr.to_string(),
+            cause,
+        })?;
     let mut last_error = None;
-    for resolved in tokio::net::lookup_host(addr).await? {
-        let socket = if resolved.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(resolved).and_then(|()| socket.listen(BACKLOG)) {
+    for resolved in resolved {
+        match listen(resolved) {
             Ok(listener) => return Ok(listener),
             Err(err) => last_error = Some(err),
         }
     }
-    Err(last_error.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the address resolves to nothing",
-        )
-    }))
+    let addr = addr.to_string();
+    Err(match last_error {
+        Some(cause) if cause.kind() == std::io::ErrorKind::AddrInUse => BindError::InUse { addr },
+        Some(cause) => BindError::Other { addr, cause },
+        None => BindError::Resolve {
+            addr,
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        },
+    })
+}
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Accepts connections until the future that owns this loop is dropped.

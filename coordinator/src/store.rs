@@ -1,33 +1,41 @@
 //! The durable store: the only module that knows sled.
 //!
-//! Layout (schema version 2), in one sled database directory:
+//! Layout (schema version 3), in one sled database directory:
 //! - tree `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian.
 //! - tree `records`: task id as u64 big-endian (so keys sort by id) → bincode of `TaskRecord`.
 //! - tree `outputs`: task id as u64 big-endian → bincode of the `TaskOutput` of the task's
 //!   latest reported attempt. Kept apart from the records so that the coordinator never holds
 //!   output in memory: up to 512 KiB per task, read only by `task show`.
+//! - tree `add_keys` (new in schema 3): an add's idempotency key (16 bytes) → 24 bytes, three
+//!   u64 big-endian: the first id the add got, how many tasks it added, and when (ms since the
+//!   epoch). See `add_keys.rs` for how long keys are kept.
 //!
-//! Schema 1 kept the output inside each record (tree `tasks`); `migrate` moves such a database
-//! to schema 2 when it is opened.
+//! Schema 1 kept the output inside each record (tree `tasks`); schema 2 had no `add_keys`.
+//! `migrate` moves such a database to schema 3 when it is opened.
 //!
 //! The interface is deliberately narrow — open, load every record, read one output, apply a
 //! batch durably — so a second backend fits in one file. `apply` returns only after sled's flush covers the batch:
-//! that is the moment a change may be told to anyone. sled's flush is `sync_file_range`, which
-//! survives a killed process but not a power cut (see DESIGN.md).
+//! that is the moment a change may be told to anyone. A batch that records add keys writes them,
+//! the records and the id counter in one sled transaction, which sled recovers all or nothing:
+//! a key is never durable without its tasks, nor tasks without their key. sled's flush is
+//! `sync_file_range`, which survives a killed process but not a power cut (see DESIGN.md).
 
 mod migrate;
 
+use crate::add_keys::{KeyChange, KeyedAdd};
 use crate::record::TaskRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sled::transaction::{TransactionError, Transactional};
 use std::path::{Path, PathBuf};
-use tatzelwurm_proto::task::TaskOutput;
+use tatzelwurm_proto::actioner::AddKey;
+use tatzelwurm_proto::task::{TaskOutput, Timestamp};
 use tatzelwurm_proto::TaskId;
 use thiserror::Error;
 
 /// The schema this build writes. A database of a newer schema is refused, never rewritten; an
 /// older one is migrated.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// sled's page cache, instead of its default of 1 GiB. sled counts pages at their size on disk,
 /// so this bounds the cached records; a large value (an output) is held in memory beyond it
@@ -35,9 +43,10 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// the resident size by 100 MB with this limit or one of 8 MiB).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Tree names of schema 2.
+/// Tree names of schema 3.
 const RECORDS_TREE: &str = "records";
 const OUTPUTS_TREE: &str = "outputs";
+const ADD_KEYS_TREE: &str = "add_keys";
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_task_id";
@@ -68,6 +77,8 @@ pub struct Loaded {
     pub tasks: Vec<TaskRecord>,
     /// The first id never handed out.
     pub next_task_id: u64,
+    /// Every stored add key, in key order.
+    pub add_keys: Vec<(AddKey, KeyedAdd)>,
 }
 
 /// A set of changes that become durable together.
@@ -79,12 +90,17 @@ pub struct Batch {
     pub outputs: Vec<(TaskId, TaskOutput)>,
     /// The new first-unused id, when ids were handed out.
     pub next_task_id: Option<u64>,
+    /// Add keys recorded or forgotten, in order; written atomically with `tasks`.
+    pub add_keys: Vec<KeyChange>,
 }
 
 impl Batch {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.outputs.is_empty() && self.next_task_id.is_none()
+        self.tasks.is_empty()
+            && self.outputs.is_empty()
+            && self.next_task_id.is_none()
+            && self.add_keys.is_empty()
     }
 }
 
@@ -94,6 +110,7 @@ pub struct Store {
     meta: sled::Tree,
     records: sled::Tree,
     outputs: sled::Tree,
+    add_keys: sled::Tree,
 }
 
 fn bincode_config() -> bincode::config::Configuration {
@@ -147,10 +164,14 @@ impl Store {
         }
         let records = db.open_tree(RECORDS_TREE)?;
         let outputs = db.open_tree(OUTPUTS_TREE)?;
-        if found_or_new < SCHEMA_VERSION {
+        if found_or_new < 2 {
             migrate::from_v1(&db, &records, &outputs)?;
         }
+        // Schema 3 only adds the `add_keys` tree: opening it creates it, and the flush below
+        // makes it durable before the version says 3.
+        let add_keys = db.open_tree(ADD_KEYS_TREE)?;
         if found != Some(SCHEMA_VERSION) {
+            db.flush()?;
             meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
             db.flush()?;
         }
@@ -160,6 +181,7 @@ impl Store {
             meta,
             records,
             outputs,
+            add_keys,
         })
     }
 
@@ -179,9 +201,15 @@ impl Store {
             None => 1,
         };
         let after_last = tasks.last().map_or(1, |t: &TaskRecord| t.id.0 + 1);
+        let mut add_keys = Vec::with_capacity(self.add_keys.len());
+        for entry in self.add_keys.iter() {
+            let (key, value) = entry?;
+            add_keys.push(decode_add_key(&key, &value)?);
+        }
         Ok(Loaded {
             tasks,
             next_task_id: stored_next.max(after_last),
+            add_keys,
         })
     }
 
@@ -198,14 +226,39 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(next) = batch.next_task_id {
-            self.meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
-        }
         let mut writes = sled::Batch::default();
         for record in &batch.tasks {
             writes.insert(&task_key(record.id), encode(record)?);
         }
-        self.records.apply_batch(writes)?;
+        if batch.add_keys.is_empty() {
+            if let Some(next) = batch.next_task_id {
+                self.meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
+            }
+            self.records.apply_batch(writes)?;
+        } else {
+            let mut keys = sled::Batch::default();
+            for change in &batch.add_keys {
+                match change {
+                    KeyChange::Put(key, add) => keys.insert(&key.0, &encode_add_key(add)),
+                    KeyChange::Remove(key) => keys.remove(&key.0),
+                }
+            }
+            (&self.meta, &self.records, &self.add_keys)
+                .transaction(|(meta, records, add_keys)| {
+                    if let Some(next) = batch.next_task_id {
+                        meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
+                    }
+                    records.apply_batch(&writes)?;
+                    add_keys.apply_batch(&keys)?;
+                    Ok(())
+                })
+                .map_err(|err: TransactionError<()>| match err {
+                    TransactionError::Storage(err) => StoreError::Sled(err),
+                    TransactionError::Abort(()) => {
+                        StoreError::Sled(sled::Error::Unsupported("aborted".into()))
+                    }
+                })?;
+        }
         if !batch.outputs.is_empty() {
             let mut writes = sled::Batch::default();
             for (id, output) in &batch.outputs {
@@ -220,6 +273,33 @@ impl Store {
 
 fn task_key(id: TaskId) -> [u8; 8] {
     id.0.to_be_bytes()
+}
+
+/// The stored value of an add key: first id, count, time, each u64 big-endian. Stored bytes:
+/// changing this layout breaks every database; bump `SCHEMA_VERSION` and migrate.
+fn encode_add_key(add: &KeyedAdd) -> [u8; 24] {
+    let mut value = [0u8; 24];
+    value[..8].copy_from_slice(&add.first.0.to_be_bytes());
+    value[8..16].copy_from_slice(&add.count.to_be_bytes());
+    value[16..].copy_from_slice(&add.at.0.to_be_bytes());
+    value
+}
+
+fn decode_add_key(key: &[u8], value: &[u8]) -> Result<(AddKey, KeyedAdd), StoreError> {
+    let corrupt = || StoreError::Corrupt("an add key".into());
+    let key: [u8; 16] = key.try_into().map_err(|_| corrupt())?;
+    if value.len() != 24 {
+        return Err(corrupt());
+    }
+    let word = |at: usize| u64::from_be_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    Ok((
+        AddKey(key),
+        KeyedAdd {
+            first: TaskId(word(0)),
+            count: word(8),
+            at: Timestamp(word(16)),
+        },
+    ))
 }
 
 /// sled 0.34 reports a held lock only as an `Other` I/O error with this text.
@@ -267,6 +347,7 @@ mod tests {
                 tasks: vec![record(1), record(2)],
                 outputs: vec![(TaskId(2), printed("two"))],
                 next_task_id: Some(10),
+                add_keys: Vec::new(),
             };
             store.apply(batch).await.unwrap();
         }
@@ -296,11 +377,76 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let err = Store::open(dir.path()).err().expect("must refuse");
+        // sled's flusher may hold the lock a moment after the `Db` above is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let err = loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.err().expect("must refuse"),
+            }
+        };
         assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
         let db = sled::open(dir.path()).unwrap();
         let meta = db.open_tree("meta").unwrap();
         let raw = meta.get(SCHEMA_KEY).unwrap().unwrap();
         assert_eq!(raw.as_ref(), &(SCHEMA_VERSION + 1).to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use crate::add_keys::{KeyChange, KeyedAdd};
+    use tatzelwurm_proto::task::{TaskSpec, TaskState};
+
+    /// What writing an add key with the tasks costs: batches of 10,000 new records written plain
+    /// and in the transaction that a keyed add takes. A measurement, not a check:
+    /// `cargo test -p tatzelwurm --release -- --ignored --nocapture store_cost`.
+    #[tokio::test]
+    #[ignore]
+    async fn store_cost_of_add_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let spec = TaskSpec {
+            function: "tasks:square".into(),
+            args: "[12345]".into(),
+            kwargs: "{}".into(),
+            policy: Default::default(),
+        };
+        let mut next = 1u64;
+        for keyed in [false, true, false, true] {
+            let start = std::time::Instant::now();
+            for round in 0..10u8 {
+                let tasks: Vec<TaskRecord> = (next..next + 10_000)
+                    .map(|id| {
+                        TaskRecord::new(TaskId(id), spec.clone(), TaskState::Ready, Timestamp(1))
+                    })
+                    .collect();
+                let add_keys = if keyed {
+                    vec![KeyChange::Put(
+                        AddKey([round; 16]),
+                        KeyedAdd {
+                            first: TaskId(next),
+                            count: 10_000,
+                            at: Timestamp(1),
+                        },
+                    )]
+                } else {
+                    Vec::new()
+                };
+                next += 10_000;
+                let batch = Batch {
+                    tasks,
+                    outputs: Vec::new(),
+                    next_task_id: Some(next),
+                    add_keys,
+                };
+                store.apply(batch).await.unwrap();
+            }
+            let per = start.elapsed() / 100_000;
+            println!("keyed={keyed}: {per:?} per record");
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::record::TaskRecord;
 use crate::retry::{self, Jitter};
 use crate::store::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::actioner::{Failure, FailureKind, Selection};
 use tatzelwurm_proto::task::{
     Outcome, TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp,
 };
@@ -23,6 +23,71 @@ pub struct Changed {
     pub changed: Vec<TaskId>,
     /// Tasks left alone, with the state that made the command not apply.
     pub unchanged: Vec<(TaskId, TaskState)>,
+}
+
+/// Ids a refusal names at most; the rest are counted, so that an error never grows with the
+/// request.
+const NAMED_IDS: usize = 3;
+
+/// Why the table refused a command; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableError {
+    /// Ids that name no task: ids never handed out (0, or at or above the next id). Holds the
+    /// smallest few of them and how many there were.
+    UnknownTasks {
+        /// The smallest unknown ids, at most `NAMED_IDS`.
+        first: Vec<TaskId>,
+        /// How many distinct unknown ids the request named.
+        count: usize,
+        /// The first id never handed out, for the sentence.
+        next_id: u64,
+    },
+}
+
+impl TableError {
+    /// The failure an actioner is sent.
+    pub fn failure(&self) -> Failure {
+        let kind = match self {
+            TableError::UnknownTasks { .. } => FailureKind::UnknownTask,
+        };
+        Failure::new(kind, self.to_string())
+    }
+}
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableError::UnknownTasks {
+                first,
+                count,
+                next_id,
+            } => {
+                let mut names: Vec<String> = first.iter().map(|id| id.to_string()).collect();
+                let rest = count.saturating_sub(names.len());
+                let list = if rest > 0 {
+                    format!("{} and {rest} more", names.join(", "))
+                } else if names.len() > 1 {
+                    let last = names.pop().unwrap_or_default();
+                    format!("{} and {last}", names.join(", "))
+                } else {
+                    names.join("")
+                };
+                let what = if *count == 1 {
+                    "there is no task"
+                } else {
+                    "there are no tasks"
+                };
+                let known = if *next_id <= 1 {
+                    "no task has been added yet".to_string()
+                } else if *next_id == 2 {
+                    "the only id handed out so far is 1".to_string()
+                } else {
+                    format!("the ids handed out so far are 1 to {}", next_id - 1)
+                };
+                write!(f, "{what} {list}; {known}")
+            }
+        }
+    }
 }
 
 /// A running attempt to stop: the worker running it must be told.
@@ -143,7 +208,7 @@ impl TaskTable {
     }
 
     /// Moves `created` tasks to `ready`. With `All`, every created task.
-    pub fn play(&mut self, selection: &Selection) -> Result<Changed, String> {
+    pub fn play(&mut self, selection: &Selection) -> Result<Changed, TableError> {
         let ids = self.resolve(selection, |state| state == TaskState::Created)?;
         let mut outcome = Changed::default();
         for id in ids {
@@ -166,7 +231,7 @@ impl TaskTable {
         &mut self,
         selection: &Selection,
         now: Timestamp,
-    ) -> Result<(Changed, Vec<KillOrder>), String> {
+    ) -> Result<(Changed, Vec<KillOrder>), TableError> {
         let ids = self.resolve(selection, |state| !state.is_finished())?;
         let mut outcome = Changed::default();
         let mut orders = Vec::new();
@@ -417,8 +482,18 @@ impl TaskTable {
     }
 
     /// One task, without its output (which only the store has).
-    pub fn show(&self, id: TaskId) -> Result<TaskInfo, String> {
-        self.summary(id).ok_or_else(|| unknown_ids(&[id]))
+    pub fn show(&self, id: TaskId) -> Result<TaskInfo, TableError> {
+        self.summary(id).ok_or_else(|| self.unknown(vec![id]))
+    }
+
+    /// The tasks a watch is about: every id must exist; sorted, without repeats.
+    pub fn watch_targets(&self, ids: &[TaskId]) -> Result<Vec<TaskId>, TableError> {
+        self.resolve(&Selection::Ids(ids.to_vec()), |_| false)
+    }
+
+    /// The first id never handed out.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// The output of task `id` reported since the last `take_changes`, if any: newer than what
@@ -438,7 +513,7 @@ impl TaskTable {
 
     /// The tasks a wait is about: the given ids, or with `All` every task that is neither
     /// finished nor `created` now.
-    pub fn wait_targets(&self, selection: &Selection) -> Result<Vec<TaskId>, String> {
+    pub fn wait_targets(&self, selection: &Selection) -> Result<Vec<TaskId>, TableError> {
         self.resolve(selection, |state| {
             !state.is_finished() && state != TaskState::Created
         })
@@ -460,6 +535,7 @@ impl TaskTable {
             tasks,
             outputs: std::mem::take(&mut self.outputs),
             next_task_id,
+            add_keys: Vec::new(),
         }
     }
 
@@ -473,7 +549,7 @@ impl TaskTable {
         &self,
         selection: &Selection,
         all_filter: impl Fn(TaskState) -> bool,
-    ) -> Result<Vec<TaskId>, String> {
+    ) -> Result<Vec<TaskId>, TableError> {
         match selection {
             Selection::All => Ok(self
                 .tasks
@@ -493,14 +569,24 @@ impl TaskTable {
                     unique.dedup();
                     Ok(unique)
                 } else {
-                    Err(unknown_ids(&missing))
+                    Err(self.unknown(missing))
                 }
             }
         }
     }
+
+    /// The refusal for `missing` ids: the smallest few named, all counted.
+    fn unknown(&self, mut missing: Vec<TaskId>) -> TableError {
+        missing.sort_unstable();
+        missing.dedup();
+        TableError::UnknownTasks {
+            count: missing.len(),
+            first: missing.into_iter().take(NAMED_IDS).collect(),
+            next_id: self.next_id,
+        }
+    }
 }
 
-/// Ends a task `failed` with an error of the coordinator's own (not the task's exception).
 /// Queues the report's output for the store. An empty output of a first attempt is skipped:
 /// no earlier output can be stored for the task, and most tasks print nothing, so this saves
 /// a write per task. A later attempt's empty output replaces the earlier one's.
@@ -510,6 +596,7 @@ fn keep_output(outputs: &mut Vec<(TaskId, TaskOutput)>, report: &mut Report) {
     }
 }
 
+/// Ends a task `failed` with an error of the coordinator's own (not the task's exception).
 fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
     record.state = TaskState::Failed;
     record.error = Some(TaskError {
@@ -518,17 +605,6 @@ fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
         traceback: String::new(),
     });
     record.finished_at = Some(now);
-}
-
-/// The sentence for ids that do not exist.
-fn unknown_ids(ids: &[TaskId]) -> String {
-    let names: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
-    let (noun, list) = if names.len() == 1 {
-        ("id", names[0].clone())
-    } else {
-        ("ids", names.join(", "))
-    };
-    format!("no task has {noun} {list}; `actionwurm task list` shows the tasks there are")
 }
 
 #[cfg(test)]

@@ -3,21 +3,50 @@
 //! It works in rounds, which is how group commit happens: it takes every message already
 //! waiting (up to `MAX_ROUND`), applies them to the table, hands ready tasks to free slots,
 //! writes everything that changed to the store in one batch with one flush, and only then
-//! answers actioners, sends work and acknowledgements to workers, and wakes waiters. While a
-//! flush runs, new messages queue up and share the next one. Actioner and worker connections
-//! send to it; it waits only on the worker actor, which never waits on it.
+//! answers actioners, sends work and acknowledgements to workers, wakes waiters and pushes
+//! `Finished` to watchers. While a flush runs, new messages queue up and share the next one.
+//! Actioner and worker connections send to it; it waits only on the worker actor, which never
+//! waits on it, and on the store. It never waits on an actioner: pushes go into each
+//! connection's unbounded push sink (see `watchers` for what bounds it).
+//!
+//! The commands of actioners are applied in `tasks/command.rs`; the rest of a round is here.
+//!
+//! If a flush fails, the actor tells nothing of that round, reports the error to `run` (which
+//! returns it; the binary exits 2) and stops: every later request is answered `Stopping`.
 
+use crate::add_keys::AddKeys;
+use crate::paging;
 use crate::store::{Store, StoreError};
-use crate::task_table::{Changed, TaskTable};
+use crate::task_table::TaskTable;
 use crate::waiters::Waiters;
+use crate::watchers::{ConnId, Watchers};
 use crate::workers::{WorkerSender, WorkersHandle};
 use std::collections::{BTreeMap, HashMap};
-use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply};
+use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner};
 use tatzelwurm_proto::task::{TaskOutput, Timestamp};
 use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
-use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
+use tatzelwurm_proto::{Attempt, RequestId, TaskId, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
+
+/// Where the task actor pushes `Finished` frames for one actioner connection. Unbounded, so
+/// that a push never waits; what is queued is bounded by the connection's watches (each
+/// registration is pushed once).
+pub type PushSink = mpsc::UnboundedSender<ToActioner>;
+
+/// Who sent a command: the connection, the request, and the connection's push sink.
+#[derive(Clone)]
+pub struct Origin {
+    /// The actioner connection.
+    pub conn: ConnId,
+    /// The request the command came in.
+    pub request: RequestId,
+    /// Where pushes for this connection go.
+    pub pushes: PushSink,
+}
+
+/// Receives the store error that stopped the task actor, if one does.
+pub type Failed = oneshot::Receiver<StoreError>;
 
 /// How many messages one round takes at most, so that replies are never held back for long.
 const MAX_ROUND: usize = 4096;
@@ -25,8 +54,10 @@ const MAX_ROUND: usize = 4096;
 enum TaskMsg {
     Command {
         command: Command,
+        origin: Origin,
         reply: oneshot::Sender<Reply>,
     },
+    Forget(ConnId),
     Reports {
         worker: WorkerId,
         sender: WorkerSender,
@@ -79,46 +110,73 @@ struct Round {
     outgoing: BTreeMap<WorkerId, Outgoing>,
     freed: Vec<WorkerId>,
     may_dispatch: bool,
+    /// Watched tasks that were finished already when watched: pushed with the round's others.
+    pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
 }
 
 struct TasksActor {
     receiver: mpsc::Receiver<TaskMsg>,
     table: TaskTable,
+    /// The keys of recent adds, written with the tasks they created.
+    add_keys: AddKeys,
     store: Store,
     workers: WorkersHandle,
     waiters: Waiters,
+    /// Which requests watch which tasks.
+    watchers: Watchers,
+    /// The push sinks of connections that watch (or watched) tasks, until they end.
+    sinks: HashMap<ConnId, PushSink>,
     /// How to reach the workers that hold attempts or just reported.
     senders: HashMap<WorkerId, WorkerSender>,
+    /// Where a failed flush is reported; taken when used.
+    failed: Option<oneshot::Sender<StoreError>>,
 }
 
 impl TasksHandle {
-    /// Starts the task actor over a table recovered from `store`.
-    pub fn new(table: TaskTable, store: Store, workers: WorkersHandle) -> TasksHandle {
+    /// Starts the task actor over a table and add keys recovered from `store`. The receiver
+    /// gets the store error that stops the actor, if one does.
+    pub fn new(
+        table: TaskTable,
+        add_keys: AddKeys,
+        store: Store,
+        workers: WorkersHandle,
+    ) -> (TasksHandle, Failed) {
         let (sender, receiver) = mpsc::channel(4096);
+        let (failed, failure) = oneshot::channel();
         let actor = TasksActor {
             receiver,
             table,
+            add_keys,
             store,
             workers,
             waiters: Waiters::default(),
+            watchers: Watchers::default(),
+            sinks: HashMap::new(),
             senders: HashMap::new(),
+            failed: Some(failed),
         };
         tokio::spawn(actor.run());
-        TasksHandle { sender }
+        (TasksHandle { sender }, failure)
     }
 
     /// Carries out an actioner's command; the answer comes once its effects are durable.
-    pub async fn command(&self, command: Command) -> Reply {
+    /// Pushes for its watches go to `origin`'s sink.
+    pub async fn command(&self, command: Command, origin: Origin) -> Reply {
         let (reply, answer) = oneshot::channel();
-        if self
-            .sender
-            .send(TaskMsg::Command { command, reply })
-            .await
-            .is_err()
-        {
+        let msg = TaskMsg::Command {
+            command,
+            origin,
+            reply,
+        };
+        if self.sender.send(msg).await.is_err() {
             return stopping();
         }
         answer.await.unwrap_or_else(|_| stopping())
+    }
+
+    /// An actioner connection ended: forget its watches and its push sink.
+    pub async fn forget(&self, conn: ConnId) {
+        let _ = self.sender.send(TaskMsg::Forget(conn)).await;
     }
 
     /// Hands over a worker's reports; `sender` is where their acknowledgement goes.
@@ -198,12 +256,17 @@ impl TasksActor {
             if round.may_dispatch {
                 self.dispatch(&mut round, now).await;
             }
-            let batch = self.table.take_changes();
+            self.add_keys.prune(now);
+            let mut batch = self.table.take_changes();
+            batch.add_keys = self.add_keys.take_changes();
             if let Err(err) = self.store.apply(batch).await {
                 // Nothing of this round may be told: it is not durable. Stopping is the only
                 // honest answer; a restart recovers the last durable state.
                 error!("{err}; stopping so that no unrecorded change is acknowledged");
-                std::process::exit(2);
+                if let Some(failed) = self.failed.take() {
+                    let _ = failed.send(err);
+                }
+                return;
             }
             self.deliver(round);
         }
@@ -211,10 +274,18 @@ impl TasksActor {
 
     fn handle(&mut self, msg: TaskMsg, round: &mut Round, now: Timestamp) {
         match msg {
-            TaskMsg::Command { command, reply } => {
-                if let Some(answer) = self.command(command, reply, round, now) {
+            TaskMsg::Command {
+                command,
+                origin,
+                reply,
+            } => {
+                if let Some(answer) = self.command(command, origin, reply, round, now) {
                     round.replies.push(answer);
                 }
+            }
+            TaskMsg::Forget(conn) => {
+                self.watchers.forget(conn);
+                self.sinks.remove(&conn);
             }
             TaskMsg::Reports {
                 worker,
@@ -276,84 +347,6 @@ impl TasksActor {
         }
     }
 
-    /// Applies a command; returns the reply to send after the flush, or `None` for a wait that
-    /// stays open.
-    fn command(
-        &mut self,
-        command: Command,
-        reply: oneshot::Sender<Reply>,
-        round: &mut Round,
-        now: Timestamp,
-    ) -> Option<(oneshot::Sender<Reply>, Reply)> {
-        let answer =
-            match command {
-                Command::Add { tasks, play, .. } => {
-                    match tasks.iter().find(|t| !t.function.contains(':')) {
-                    Some(bad) => Reply::Error(Failure::bad_request(format!(
-                        "`{}` is not a task function; write package.module:function or path/to/file.py:function",
-                        bad.function
-                    ))),
-                    None => {
-                        round.may_dispatch |= play;
-                        Reply::Added(self.table.add(tasks, play, now))
-                    }
-                }
-                }
-                Command::Play(selection) => {
-                    round.may_dispatch = true;
-                    changed(self.table.play(&selection))
-                }
-                Command::Kill(selection) => match self.table.kill(&selection, now) {
-                    Ok((outcome, orders)) => {
-                        for order in orders {
-                            let out = round.outgoing.entry(order.worker).or_default();
-                            out.kill.push((order.task, order.attempt));
-                        }
-                        changed(Ok(outcome))
-                    }
-                    Err(err) => Reply::Error(Failure::bad_request(err)),
-                },
-                Command::List { states } => Reply::Tasks {
-                    tasks: self.table.list(&states),
-                    more: false,
-                },
-                Command::Show(id) => match self.table.show(id) {
-                    Ok(mut info) => match self.output_of(id) {
-                        Ok(output) => {
-                            info.output = Some(output);
-                            Reply::Task(Box::new(info))
-                        }
-                        Err(err) => Reply::Error(Failure::new(FailureKind::Internal, format!(
-                            "cannot read the output of task {id} from the database ({err}); the task itself is {}",
-                            info.state
-                        ))),
-                    },
-                    Err(err) => Reply::Error(Failure::bad_request(err)),
-                },
-                Command::Wait(selection) => match self.table.wait_targets(&selection) {
-                    Err(err) => Reply::Error(Failure::bad_request(err)),
-                    Ok(tasks) => {
-                        let pending: Vec<TaskId> = tasks
-                            .iter()
-                            .copied()
-                            .filter(|id| !self.table.is_finished(*id))
-                            .collect();
-                        if pending.is_empty() {
-                            Reply::Waited(self.summaries(&tasks))
-                        } else {
-                            self.waiters.add(tasks, pending, reply);
-                            return None;
-                        }
-                    }
-                },
-                Command::Watch(_) => Reply::Error(Failure::bad_request("watches are not served yet")),
-                Command::Workers => {
-                    Reply::Error(Failure::new(FailureKind::Internal, "internal: worker lists are answered by the worker actor"))
-                }
-            };
-        Some((reply, answer))
-    }
-
     /// Hands ready tasks to the least-loaded workers with free slots.
     async fn dispatch(&mut self, round: &mut Round, now: Timestamp) {
         let want = self.table.ready_len();
@@ -397,6 +390,46 @@ impl TasksActor {
                 .reply
                 .send(Reply::Waited(self.summaries(&answer.tasks)));
         }
+        self.push(round.pushes, &finished);
+    }
+
+    /// Pushes one `Finished` per request (cut only if it would not fit a frame) with every
+    /// task of it that finished this round or was finished when watched. A connection whose
+    /// sink is closed is forgotten.
+    fn push(
+        &mut self,
+        mut pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
+        finished: &[TaskId],
+    ) {
+        for push in self.watchers.finished(finished) {
+            pushes
+                .entry((push.conn, push.request))
+                .or_default()
+                .extend(push.tasks);
+        }
+        let mut gone = Vec::new();
+        for ((conn, request), mut ids) in pushes {
+            let Some(sink) = self.sinks.get(&conn) else {
+                continue;
+            };
+            ids.sort_unstable();
+            ids.dedup();
+            let infos = self.summaries(&ids);
+            for page in paging::pages(infos, usize::MAX, paging::PAGE_BYTES) {
+                let frame = ToActioner {
+                    request,
+                    reply: Reply::Finished(page),
+                };
+                if sink.send(frame).is_err() {
+                    gone.push(conn);
+                    break;
+                }
+            }
+        }
+        for conn in gone {
+            self.watchers.forget(conn);
+            self.sinks.remove(&conn);
+        }
     }
 
     /// What task `id`'s latest reported attempt printed: this round's report if there is one,
@@ -436,12 +469,6 @@ async fn sleep_until(due: Option<Timestamp>) {
     }
 }
 
-fn changed(result: Result<Changed, String>) -> Reply {
-    match result {
-        Ok(outcome) => Reply::Changed {
-            changed: outcome.changed,
-            unchanged: outcome.unchanged,
-        },
-        Err(err) => Reply::Error(Failure::bad_request(err)),
-    }
-}
+mod command;
+#[cfg(test)]
+mod tests;

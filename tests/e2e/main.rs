@@ -16,6 +16,8 @@
 //! - [`venv`]: a task importing a package that only the worker's virtualenv has.
 //! - [`cli_errors`]: what the CLI says when a command cannot be done.
 //! - [`cli_semantics`]: `task add` output, `task wait -a`, `task list --state`.
+//! - [`cli_exit_status`]: waits that could never end, `wait -a` after earlier failures, an
+//!   argument over the frame limit, usage errors.
 //! - [`workers`]: `worker list`.
 //! - [`drain`]: SIGTERM drains a worker; a second one, or `--drain-timeout`, stops it at once.
 //! - [`leftovers`]: a task's leftover processes end with it (or not, with `--keep-children`);
@@ -26,12 +28,17 @@
 //! - [`bad_input`]: silence, slow hellos, wrong-role frames, 2,000 idle connections, cut frames
 //!   after the welcome.
 //! - [`storage`]: a `--db` that is a file, in use, or of a newer schema.
+//! - [`bind`]: a `--bind` that is not an address or is taken: refused before the store opens.
+//! - [`watch`]: protocol v3 over a raw connection: watches and pushes, unknown ids, keyed adds
+//!   re-sent across a coordinator crash, many requests in flight.
 //! - [`auth`]: a coordinator with a token refuses peers without it.
 //! - [`soak`]: 5,000 tasks while workers and the coordinator are killed.
 
 mod auth;
 mod bad_input;
+mod bind;
 mod cli_errors;
+mod cli_exit_status;
 mod cli_semantics;
 mod drain;
 mod failures;
@@ -48,6 +55,7 @@ mod soak;
 mod storage;
 mod submit;
 mod venv;
+mod watch;
 mod workers;
 
 use std::time::Duration;

@@ -1,4 +1,9 @@
-//! Moving a database of schema 1 to schema 2, when a coordinator of schema 2 opens it.
+//! Moving an older database to schema 3, when a coordinator of schema 3 opens it.
+//!
+//! Schema 2 → 3 only adds the `add_keys` tree: `Store::open` opens (creates) it and flushes
+//! before it writes the new version, so a crash leaves a schema 2 database with an empty extra
+//! tree, which the next open upgrades again. Schema 1 → 2 is below; a schema 1 database goes
+//! through both.
 //!
 //! Schema 1 kept each task's output inside its record, in tree `tasks`, so every output stayed
 //! in the coordinator's memory for as long as it ran. Schema 2 keeps records in `records` and
@@ -194,7 +199,70 @@ mod tests {
             let names = store.db.tree_names();
             assert!(!names.iter().any(|n| n == V1_TASKS_TREE.as_bytes()));
             let version = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
-            assert_eq!(version.as_ref(), &2u32.to_be_bytes());
+            assert_eq!(
+                version.as_ref(),
+                &crate::store::SCHEMA_VERSION.to_be_bytes()
+            );
         }
+    }
+
+    /// A schema 2 database opens as schema 3: its records load unchanged, it gets an empty
+    /// `add_keys` tree, and add keys written then survive a reopen.
+    #[tokio::test]
+    async fn a_schema_2_database_gets_the_add_keys_tree() {
+        use crate::add_keys::{KeyChange, KeyedAdd};
+        use crate::store::Batch;
+        use tatzelwurm_proto::actioner::AddKey;
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
+            let records = db.open_tree("records").unwrap();
+            let (record, _) = RecordV1 {
+                id: TaskId(1),
+                spec: spec.clone(),
+                state: TaskState::Created,
+                attempt: Attempt(0),
+                failures: 0,
+                crashes: 0,
+                retry_at: None,
+                worker: None,
+                result: None,
+                error: None,
+                output: TaskOutput::default(),
+                created_at: Timestamp(1),
+                started_at: None,
+                finished_at: None,
+            }
+            .split();
+            records
+                .insert(task_key(TaskId(1)), encode(&record).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let add = KeyedAdd {
+            first: TaskId(1),
+            count: 1,
+            at: Timestamp(7),
+        };
+        {
+            let store = reopen(dir.path()).await;
+            let loaded = store.load().unwrap();
+            assert_eq!(loaded.tasks.len(), 1);
+            assert!(loaded.add_keys.is_empty());
+            let version = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
+            assert_eq!(version.as_ref(), &3u32.to_be_bytes());
+            let batch = Batch {
+                add_keys: vec![KeyChange::Put(AddKey([9; 16]), add)],
+                ..Batch::default()
+            };
+            store.apply(batch).await.unwrap();
+        }
+        let store = reopen(dir.path()).await;
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.add_keys, vec![(AddKey([9; 16]), add)]);
+        assert_eq!(loaded.tasks.len(), 1);
     }
 }

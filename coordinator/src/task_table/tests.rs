@@ -67,7 +67,11 @@ fn play_moves_created_to_ready() {
     let err = table
         .play(&Selection::Ids(vec![TaskId(1), TaskId(9)]))
         .unwrap_err();
-    assert!(err.contains("no task has id 9"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "there is no task 9; the ids handed out so far are 1 to 3"
+    );
+    assert_eq!(err.failure().kind, FailureKind::UnknownTask);
     assert_eq!(state(&table, TaskId(1)), TaskState::Created);
     let changed = table
         .play(&Selection::Ids(vec![TaskId(1), TaskId(3)]))
@@ -413,4 +417,44 @@ fn outputs_go_to_the_store_not_into_the_table() {
     let batch = table.take_changes();
     assert_eq!(batch.tasks.len(), 1);
     assert!(batch.outputs.is_empty());
+}
+
+/// An unknown-id refusal names the smallest three ids and counts the rest, however many the
+/// request named, and id 0 is never a task.
+#[test]
+fn unknown_ids_are_named_briefly() {
+    let mut table = TaskTable::recover(Vec::new(), 1, NOW);
+    let none = table.show(TaskId(1)).unwrap_err();
+    assert_eq!(
+        none.to_string(),
+        "there is no task 1; no task has been added yet"
+    );
+    table.add(specs(2), false, NOW);
+    assert!(table.show(TaskId(0)).is_err());
+    let two = table
+        .wait_targets(&Selection::Ids(vec![
+            TaskId(7),
+            TaskId(1),
+            TaskId(5),
+            TaskId(7),
+        ]))
+        .unwrap_err();
+    assert_eq!(
+        two.to_string(),
+        "there are no tasks 5 and 7; the ids handed out so far are 1 to 2"
+    );
+    let many: Vec<TaskId> = (1_000_000..2_000_000).map(TaskId).collect();
+    let err = table.kill(&Selection::Ids(many), NOW).unwrap_err();
+    let message = err.failure().message;
+    assert_eq!(
+        message,
+        "there are no tasks 1000000, 1000001, 1000002 and 999997 more; the ids handed out so far are 1 to 2"
+    );
+    assert!(
+        table
+            .watch_targets(&[TaskId(2), TaskId(1), TaskId(2)])
+            .unwrap()
+            == vec![TaskId(1), TaskId(2)]
+    );
+    assert!(table.watch_targets(&[TaskId(3)]).is_err());
 }

@@ -1,0 +1,131 @@
+//! `main(argv)`: the whole program behind the `tatzelwurm` binary and the Python package's
+//! entry point. Parses the command line, binds the listener (before the store, so that a bad or
+//! taken address leaves no new database behind), opens the store, announces the address on
+//! stdout (`listening on ADDR`, which scripts and tests read) and runs until SIGINT or SIGTERM.
+//!
+//! Exit status: 0 after a signal (or for `--help`/`--version`), 1 when it cannot start (bind,
+//! store, runtime), 2 for a command line it cannot use or a store that fails while serving.
+//! Nothing here calls `process::exit`: a test may call `main` in-process.
+
+use crate::cli::{report_parse_error, Cli};
+use crate::store::Store;
+use clap::Parser;
+use std::io::{IsTerminal, Write};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+/// Runs the coordinator with `argv` (`argv[0]` is the program name); returns the exit status.
+pub fn main(argv: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(err) => return report_parse_error(err),
+    };
+    // A second call in one process (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tatzelwurm: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    runtime.block_on(start(cli))
+}
+
+async fn start(cli: Cli) -> i32 {
+    let listener = match crate::listener::bind(&cli.bind).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("tatzelwurm: {err}");
+            return 1;
+        }
+    };
+    let store = match Store::open(&cli.db) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("tatzelwurm: {err}");
+            return 1;
+        }
+    };
+    if let Err(err) = announce(&listener) {
+        eprintln!("tatzelwurm: cannot write the address to stdout: {err}");
+        return 1;
+    }
+    match crate::run(cli.config(), store, listener, shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("tatzelwurm: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+/// Prints `listening on ADDR`.
+fn announce(listener: &tokio::net::TcpListener) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        std::iter::once("tatzelwurm")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    /// A --bind that is not an address fails with status 2 and creates no database.
+    #[test]
+    fn a_bad_bind_creates_no_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        let db_arg = db.to_str().unwrap();
+        assert_eq!(
+            main(argv(&["--bind", "127.0.0.1:99999", "--db", db_arg])),
+            2
+        );
+        assert!(!db.exists(), "a database was created");
+    }
+
+    /// A --bind on a port in use fails with status 1 and creates no database.
+    #[test]
+    fn a_taken_port_creates_no_database() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        assert_eq!(
+            main(argv(&["--bind", &addr, "--db", db.to_str().unwrap()])),
+            1
+        );
+        assert!(!db.exists(), "a database was created");
+    }
+
+    /// `--help` and `--version` succeed.
+    #[test]
+    fn help_and_version_exit_0() {
+        assert_eq!(main(argv(&["--help"])), 0);
+        assert_eq!(main(argv(&["--version"])), 0);
+    }
+}

@@ -1,0 +1,190 @@
+//! The task actor's commands from actioners: each applied to the table (and the add keys and
+//! watchers) within the round, its reply sent by `deliver` after the flush.
+
+use super::{Origin, Round, TasksActor};
+use crate::task_table::{Changed, TableError};
+use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, Reply};
+use tatzelwurm_proto::function::check_function;
+use tatzelwurm_proto::task::{TaskSpec, Timestamp};
+use tatzelwurm_proto::TaskId;
+use tokio::sync::oneshot;
+
+impl TasksActor {
+    /// Applies a command; returns the reply to send after the flush, or `None` for a wait that
+    /// stays open.
+    pub(super) fn command(
+        &mut self,
+        command: Command,
+        origin: Origin,
+        reply: oneshot::Sender<Reply>,
+        round: &mut Round,
+        now: Timestamp,
+    ) -> Option<(oneshot::Sender<Reply>, Reply)> {
+        let answer = match command {
+            Command::Add {
+                tasks,
+                play,
+                key,
+                watch,
+            } => match self.add(tasks, play, key, now) {
+                Ok(ids) => {
+                    round.may_dispatch |= play;
+                    if watch {
+                        self.watch(&origin, &ids, round);
+                    }
+                    Reply::Added(ids)
+                }
+                Err(failure) => Reply::Error(failure),
+            },
+            Command::Play(selection) => {
+                round.may_dispatch = true;
+                changed(self.table.play(&selection))
+            }
+            Command::Kill(selection) => match self.table.kill(&selection, now) {
+                Ok((outcome, orders)) => {
+                    for order in orders {
+                        let out = round.outgoing.entry(order.worker).or_default();
+                        out.kill.push((order.task, order.attempt));
+                    }
+                    changed(Ok(outcome))
+                }
+                Err(err) => Reply::Error(err.failure()),
+            },
+            Command::List { states } => Reply::Tasks {
+                tasks: self.table.list(&states),
+                more: false,
+            },
+            Command::Show(id) => match self.table.show(id) {
+                Ok(mut info) => match self.output_of(id) {
+                    Ok(output) => {
+                        info.output = Some(output);
+                        Reply::Task(Box::new(info))
+                    }
+                    Err(err) => Reply::Error(Failure::new(
+                        FailureKind::Internal,
+                        format!(
+                            "cannot read the output of task {id} from the database ({err}); the task itself is {}",
+                            info.state
+                        ),
+                    )),
+                },
+                Err(err) => Reply::Error(err.failure()),
+            },
+            Command::Wait(selection) => match self.table.wait_targets(&selection) {
+                Err(err) => Reply::Error(err.failure()),
+                Ok(tasks) => {
+                    let pending: Vec<TaskId> = tasks
+                        .iter()
+                        .copied()
+                        .filter(|id| !self.table.is_finished(*id))
+                        .collect();
+                    if pending.is_empty() {
+                        Reply::Waited(self.summaries(&tasks))
+                    } else {
+                        self.waiters.add(tasks, pending, reply);
+                        return None;
+                    }
+                }
+            },
+            Command::Watch(ids) => match self.table.watch_targets(&ids) {
+                Ok(ids) => {
+                    self.watch(&origin, &ids, round);
+                    Reply::Watching
+                }
+                Err(err) => Reply::Error(err.failure()),
+            },
+            Command::Workers => Reply::Error(Failure::new(
+                FailureKind::Internal,
+                "internal: worker lists are answered by the worker actor",
+            )),
+        };
+        Some((reply, answer))
+    }
+
+    /// Adds tasks, or finds the ones a known key's add created. A new key is recorded with the
+    /// ids it got, for the same flush as the tasks.
+    fn add(
+        &mut self,
+        tasks: Vec<TaskSpec>,
+        play: bool,
+        key: Option<AddKey>,
+        now: Timestamp,
+    ) -> Result<Vec<TaskId>, Failure> {
+        if let Some(known) = key.as_ref().and_then(|key| self.add_keys.get(key)) {
+            if known.count != tasks.len() as u64 {
+                return Err(Failure::bad_request(format!(
+                    "this add's key was first used by an add of {} tasks and this add has {}; a re-sent add must carry the same tasks, a new add a new key",
+                    known.count,
+                    tasks.len()
+                )));
+            }
+            return Ok(known.ids());
+        }
+        check_functions(&tasks)?;
+        let ids = self.table.add(tasks, play, now);
+        if let Some(key) = key {
+            self.add_keys.insert(key, &ids, now);
+        }
+        Ok(ids)
+    }
+
+    /// Registers `origin`'s request for `ids` (which exist); those finished already are pushed
+    /// with this round's pushes.
+    fn watch(&mut self, origin: &Origin, ids: &[TaskId], round: &mut Round) {
+        if ids.is_empty() {
+            return;
+        }
+        let (done, open): (Vec<TaskId>, Vec<TaskId>) =
+            ids.iter().partition(|id| self.table.is_finished(**id));
+        self.watchers.watch(origin.conn, origin.request, &open);
+        if !done.is_empty() {
+            round
+                .pushes
+                .entry((origin.conn, origin.request))
+                .or_default()
+                .extend(done);
+        }
+        self.sinks
+            .entry(origin.conn)
+            .or_insert_with(|| origin.pushes.clone());
+    }
+}
+
+fn changed(result: Result<Changed, TableError>) -> Reply {
+    match result {
+        Ok(outcome) => Reply::Changed {
+            changed: outcome.changed,
+            unchanged: outcome.unchanged,
+        },
+        Err(err) => Reply::Error(err.failure()),
+    }
+}
+
+/// Function names longer than this are shortened in a refusal, so that it stays one line.
+const NAMED_FUNCTION: usize = 120;
+
+/// Every task's function must be importable by name; the refusal names the first bad one
+/// (shortened if long) and counts the others.
+fn check_functions(tasks: &[TaskSpec]) -> Result<(), Failure> {
+    let mut bad = tasks
+        .iter()
+        .filter_map(|task| check_function(&task.function).err().map(|e| (task, e)));
+    let Some((first, mut message)) = bad.next() else {
+        return Ok(());
+    };
+    let name = &first.function;
+    if name.len() > NAMED_FUNCTION {
+        let mut cut = NAMED_FUNCTION;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message = message.replacen(name.as_str(), &format!("{}…", &name[..cut]), 1);
+    }
+    let others = bad.count();
+    if others > 0 {
+        message.push_str(&format!(
+            " ({others} more tasks of this add are named wrongly)"
+        ));
+    }
+    Err(Failure::bad_request(message))
+}
