@@ -5,6 +5,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use tatzelwurm_proto::address::check_coordinator_address;
 use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT};
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
@@ -12,8 +13,8 @@ use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 #[derive(Debug, Parser)]
 #[command(name = "actionwurm", version)]
 pub struct Cli {
-    /// Address of the coordinator (host:port).
-    #[arg(long, global = true, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR)]
+    /// Address of the coordinator (HOST:PORT).
+    #[arg(long, global = true, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR, value_parser = check_coordinator_address)]
     pub coordinator: String,
     /// What to do.
     #[command(subcommand)]
@@ -45,6 +46,12 @@ pub enum TaskCommand {
     /// Show one task in full: arguments, result, error with traceback, output.
     Show(ShowArgs),
     /// Wait until tasks finish; exit 0 only if all of them completed.
+    ///
+    /// Exit status: 0 when every task waited for completed; 1 when one failed or was killed,
+    /// when a named task is `created` (never played, it would never finish: the wait fails at
+    /// once and says how to play it), or, with -a, when any task had already failed or been
+    /// killed before the wait began (so a failure just before the wait is not missed); 2 when
+    /// --timeout expired first.
     Wait(WaitArgs),
 }
 
@@ -189,6 +196,22 @@ mod tests {
         assert_eq!(before.coordinator, "h:1");
         let after = parse("actionwurm worker list --coordinator h:2 --json").unwrap();
         assert_eq!(after.coordinator, "h:2");
+    }
+
+    /// An address that is not HOST:PORT, by flag or environment, is a usage error naming the
+    /// form and the variable.
+    #[test]
+    fn coordinator_must_be_host_port() {
+        for bad in ["localhost", "127.0.0.1:2024x"] {
+            let err = parse(&format!("actionwurm --coordinator {bad} task list"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("HOST:PORT") && err.contains(COORDINATOR_ENV),
+                "{err}"
+            );
+        }
+        assert!(parse("actionwurm task list --coordinator [::1]:5677").is_ok());
     }
 
     /// States repeat or come comma-separated; a wrong one is refused with the valid names.

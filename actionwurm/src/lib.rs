@@ -1,36 +1,63 @@
-//! actionwurm: the command line of tatzelwurm, and the `Client` other actioners build on.
+//! actionwurm: the command line of tatzelwurm, a thin layer over the client crate
+//! (`tatzelwurm_client`), which owns the connection, its errors and the wire.
 //!
 //! Layout:
 //! - [`cli`]: the command line as clap parses it (the names are issue 5's contract).
 //! - [`commands`]: what each subcommand does, returning an [`outcome::Outcome`] instead of
 //!   printing; `commands::task` and `commands::worker`.
-//! - [`client`]: `Client`, one actioner connection with a typed method per request; free of
-//!   terminal concerns so that the Python client library can wrap it.
-//! - [`error`]: `ClientError`, every way a request can fail, each as one sentence.
 //! - [`spec`]: checking `FUNC`, `--args`, `--kwargs` and `--args-file` into `TaskSpec`s, and
 //!   the policy flags (`--retries`, `--timeout`, ...) into the `TaskPolicy` they share.
 //! - [`table`]: comfy-table builders for people; [`time`]: UTC times and short durations.
-//! - [`output`]: JSON for scripts, error sentences, and `emit`, the one writer to the terminal.
+//! - [`output`]: JSON for scripts, error sentences (clap's too), and `emit`, the one writer to
+//!   the terminal.
 //! - [`outcome`]: what a command says and its exit code.
+//!
+//! [`main`] is the whole program: the cargo binary and the Python package's `actionwurm`
+//! command both call it.
 
 pub mod cli;
-pub mod client;
 pub mod commands;
-pub mod error;
 pub mod outcome;
 pub mod output;
 pub mod spec;
 pub mod table;
 pub mod time;
 
-#[cfg(test)]
-mod fake_coordinator;
-
+use clap::Parser;
 use cli::{Cli, TopCommand, WorkerCommand};
 use outcome::Outcome;
 
+/// Runs the command line `argv` (with argv[0]) to its end and returns the exit code: 0 done,
+/// 1 an error or a task that did not complete, 2 a usage error or `task wait --timeout` expired.
+/// Builds its own runtime; never exits the process.
+pub fn main(argv: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(err) => return output::clap_error(&err, &argv),
+    };
+    // Quiet unless RUST_LOG asks: stderr is for the one sentence a user reads.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("actionwurm: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    output::emit(&outcome)
+}
+
 /// Runs one parsed command line to its outcome; every error becomes one sentence with exit
-/// code 1, so the binary has nothing left to do but `output::emit` it.
+/// code 1, so that nothing is left but to `output::emit` it.
 pub async fn run(cli: Cli) -> Outcome {
     let addr = cli.coordinator.as_str();
     let result = match &cli.command {

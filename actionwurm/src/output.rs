@@ -1,18 +1,16 @@
 //! What scripts read and how everything reaches the terminal: the JSON form of tasks and
-//! workers, the one-sentence form of errors, and `emit`, which writes an `Outcome`.
+//! workers, the one-sentence form of errors (clap's included), and `emit`, which writes an
+//! `Outcome`.
 //!
-//! Used by `commands` (JSON and error sentences) and by `main` (`emit`). The JSON keys and value
-//! types are a contract for scripts: add keys freely, never rename or retype one.
+//! Used by `commands` (JSON and error sentences) and by `main` (`emit`, `clap_error`). The JSON
+//! keys and value types are a contract for scripts: add keys freely, never rename or retype one.
 
-use crate::error::ClientError;
 use crate::outcome::Outcome;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
-use std::process::ExitCode;
 use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, Timestamp};
-use tatzelwurm_proto::COORDINATOR_ENV;
 
 /// One task as scripts read it: arguments and result as JSON values, times (and `retry_at`) as
 /// seconds since the epoch, durations of the policy in seconds, the error as an object or null.
@@ -174,24 +172,70 @@ pub fn to_json_text<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> 
     Ok(text)
 }
 
-/// An error as the one sentence a user reads; an unreachable coordinator gets the hint of how
-/// to start one or point at another.
+/// An error as the one sentence a user reads (the client's sentences already say what to do,
+/// an unreachable coordinator's how to start one or point at another).
 pub fn sentence(err: &anyhow::Error) -> String {
-    let mut text = format!("{err:#}");
-    if err
-        .downcast_ref::<ClientError>()
-        .is_some_and(ClientError::is_unreachable)
-    {
-        text.push_str(&format!(
-            "; start it with `tatzelwurm` or set --coordinator / {COORDINATOR_ENV}"
-        ));
+    format!("{err:#}")
+}
+
+/// Prints a clap error the way every other error is printed, one sentence on stderr, and gives
+/// the exit code: 2 for a usage error. Help and version are printed as clap prints them (exit 0);
+/// a missing subcommand prints the help on stderr with clap's exit code.
+pub fn clap_error(err: &clap::Error, argv: &[String]) -> i32 {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            err.exit_code()
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            eprintln!(
+                "actionwurm: {}",
+                clap_sentence(&rendered, &command_path(argv))
+            );
+            2
+        }
     }
-    text
+}
+
+/// The subcommand the user meant, such as `actionwurm task show`, from the words of `argv`
+/// that name subcommands.
+pub fn command_path(argv: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut command = crate::cli::Cli::command();
+    let mut path = vec!["actionwurm".to_string()];
+    for arg in argv.iter().skip(1) {
+        let Some(sub) = command.find_subcommand(arg).cloned() else {
+            continue;
+        };
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    path.join(" ")
+}
+
+/// Clap's rendered error (`error: ...`, tips, usage, a pointer to --help) as one sentence: its
+/// first paragraph on one line, then where to read the usage of `command`.
+pub fn clap_sentence(rendered: &str, command: &str) -> String {
+    let text = rendered.trim_start();
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let message: Vec<&str> = first
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{}; see `{command} --help`", message.join(" "))
 }
 
 /// Writes an outcome to the terminal and gives the exit code. A closed stdout (`| head`) is not
 /// an error: the reader has what it wanted.
-pub fn emit(outcome: &Outcome) -> ExitCode {
+pub fn emit(outcome: &Outcome) -> i32 {
     let mut code = outcome.exit.code();
     if let Err(err) = write_stdout(&outcome.stdout) {
         if err.kind() != io::ErrorKind::BrokenPipe {
@@ -204,7 +248,7 @@ pub fn emit(outcome: &Outcome) -> ExitCode {
         // Nothing sensible is left to do if stderr itself is gone.
         let _ = writeln!(stderr, "actionwurm: {line}");
     }
-    ExitCode::from(code)
+    i32::from(code)
 }
 
 fn write_stdout(text: &str) -> io::Result<()> {
@@ -216,7 +260,8 @@ fn write_stdout(text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_coordinator::{shown_task, task};
+    use tatzelwurm_client::fake_coordinator::{shown_task, task};
+    use tatzelwurm_client::ClientError;
     use tatzelwurm_proto::task::TaskState;
     use tatzelwurm_proto::{Attempt, WorkerId};
 
@@ -379,7 +424,7 @@ mod tests {
         );
     }
 
-    /// An unreachable coordinator gets the hint; a rejection is shown as it is.
+    /// An unreachable coordinator says how to start one; a rejection is shown as it is.
     #[test]
     fn error_sentences() {
         let unreachable = anyhow::Error::new(ClientError::Unreachable {
@@ -388,9 +433,42 @@ mod tests {
         });
         assert_eq!(
             sentence(&unreachable),
-            "cannot reach the coordinator at 127.0.0.1:5677 (connection refused); start it with `tatzelwurm` or set --coordinator / TATZELWURM_COORDINATOR"
+            "cannot reach the coordinator at 127.0.0.1:5677 (connection refused); start it with `tatzelwurm`, or set TATZELWURM_COORDINATOR to the address of a running one"
         );
-        let rejected = anyhow::Error::new(ClientError::Rejected("there is no task 9".into()));
+        let rejected = anyhow::Error::new(ClientError::Rejected(
+            tatzelwurm_proto::actioner::Failure::unknown_task("there is no task 9"),
+        ));
         assert_eq!(sentence(&rejected), "there is no task 9");
+    }
+
+    /// Clap's errors become one line naming the subcommand's help; the real rendering of a
+    /// bad id, an unknown flag and a missing argument is checked.
+    #[test]
+    fn clap_errors_are_one_sentence() {
+        use crate::cli::Cli;
+        use clap::Parser;
+        let render = |line: &str| {
+            let argv: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let err = Cli::try_parse_from(&argv).unwrap_err();
+            clap_sentence(&err.render().to_string(), &command_path(&argv))
+        };
+        assert_eq!(
+            render("actionwurm task show abc"),
+            "invalid value 'abc' for '<ID>': invalid digit found in string; see `actionwurm task show --help`"
+        );
+        let unknown = render("actionwurm task list --colour");
+        assert!(
+            unknown.starts_with("unexpected argument '--colour' found")
+                && unknown.ends_with("; see `actionwurm task list --help`"),
+            "{unknown}"
+        );
+        let missing = render("actionwurm task add");
+        assert!(
+            missing.contains("<FUNC>") && missing.ends_with("; see `actionwurm task add --help`"),
+            "{missing}"
+        );
+        for text in [unknown, missing] {
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 }

@@ -14,36 +14,10 @@ use std::path::Path;
 use tatzelwurm_proto::task::{TaskPolicy, TaskSpec};
 
 /// Checks that `func` is `package.module:function` or `path/to/file.py:function`, the two forms a
-/// worker can import, so that a slip fails here rather than as a traceback on a worker.
+/// worker can import (proto's one rule, shared with the coordinator and the Python client), so
+/// that a slip fails here rather than as a traceback on a worker.
 pub fn check_function(func: &str) -> Result<()> {
-    let well_formed = match func.rsplit_once(':') {
-        Some((module, function)) => is_identifier(function) && is_module(module),
-        None => false,
-    };
-    if !well_formed {
-        bail!(
-            "`{func}` is not a function a worker can import; write `package.module:function` or `path/to/file.py:function`"
-        );
-    }
-    Ok(())
-}
-
-/// A dotted module path, or any non-empty path of a `.py` file.
-fn is_module(module: &str) -> bool {
-    if module.ends_with(".py") {
-        return module.len() > ".py".len();
-    }
-    module.split('.').all(is_identifier)
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) if first == '_' || first.is_alphabetic() => {
-            chars.all(|c| c == '_' || c.is_alphanumeric())
-        }
-        _ => false,
-    }
+    tatzelwurm_proto::function::check_function(func).map_err(anyhow::Error::msg)
 }
 
 /// The policy of every task of one `task add`, from its flags; seconds become milliseconds.
@@ -231,26 +205,12 @@ mod tests {
         assert_eq!(millis(1e9), 1_000_000_000_000);
     }
 
-    /// Both documented forms pass; anything without a module, a function or a colon fails with
-    /// a message naming both forms.
+    /// proto's rule is the one applied: a bad name fails with its sentence.
     #[test]
-    fn function_shapes() {
-        for good in [
-            "examples.words:count",
-            "m:f",
-            "path/to/file.py:main",
-            "./t.py:_run",
-            "pkg.sub:f2",
-        ] {
-            assert!(check_function(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "count", "m:", ":f", "m:2f", "a..b:f", "m:f-g", ".py:f", "m.f",
-        ] {
-            let err = check_function(bad).unwrap_err().to_string();
-            assert!(err.contains("package.module:function"), "{bad}: {err}");
-            assert!(err.contains("path/to/file.py:function"), "{bad}: {err}");
-        }
+    fn function_rule_is_protos() {
+        assert!(check_function("examples.words:count").is_ok());
+        let err = check_function("count").unwrap_err().to_string();
+        assert!(err.contains("package.module:function"), "{err}");
     }
 
     /// Arguments are re-encoded compactly; defaults are the empty array and object.

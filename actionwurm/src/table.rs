@@ -263,7 +263,7 @@ fn section(text: &mut String, title: &str, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_coordinator::{shown_task, task};
+    use tatzelwurm_client::fake_coordinator::{shown_task, task};
     use tatzelwurm_proto::{Attempt, WorkerId};
 
     fn render(mut table: Table) -> String {

@@ -10,7 +10,6 @@ use crate::slot_process::SlotProgram;
 use anyhow::{bail, Context};
 use clap::Parser;
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tatzelwurm_proto::handshake::token_from_env;
@@ -38,7 +37,7 @@ pub struct Launch {
 pub struct Args {
     /// Address of the coordinator (HOST:PORT).
     #[arg(long, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR,
-          value_parser = parse_address)]
+          value_parser = tatzelwurm_proto::address::check_coordinator_address)]
     pub coordinator: String,
     /// How many tasks to run at once, each in its own Python process.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -131,27 +130,6 @@ impl Args {
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
             token: token_from_env(),
         })
-    }
-}
-
-/// The coordinator's address as the flag or `TATZELWURM_COORDINATOR` gives it, if it has the
-/// form HOST:PORT (a host name, an IPv4 address or a bracketed IPv6 one, and a port from 1 to
-/// 65535). Whether the host resolves and listens is left to connecting, which retries; an
-/// address that cannot be parsed would fail the same way forever, so it ends workwurm at once.
-pub fn parse_address(address: &str) -> Result<String, String> {
-    let well_formed = address.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0)
-        || address.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && !host.contains([':', '[', ']', '/', ' '])
-                && port.parse::<u16>().is_ok_and(|port| port != 0)
-        });
-    if well_formed {
-        Ok(address.to_string())
-    } else {
-        Err(format!(
-            "not an address of the form HOST:PORT (such as {DEFAULT_COORDINATOR}); \
-             set --coordinator or {COORDINATOR_ENV} to one"
-        ))
     }
 }
 

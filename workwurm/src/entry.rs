@@ -77,7 +77,7 @@ pub(crate) fn one_sentence(err: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::parse_address;
+    use tatzelwurm_proto::address::check_coordinator_address as parse_address;
 
     fn parse_error(args: &[&str]) -> clap::Error {
         Args::try_parse_from(std::iter::once("workwurm").chain(args.iter().copied())).unwrap_err()

@@ -7,18 +7,29 @@
 pub mod task;
 pub mod worker;
 
-use crate::client::Client;
-use crate::error::ClientError;
+use std::time::Duration;
+use tatzelwurm_client::{Client, ClientError, ConnectOptions, Tuning};
 use tatzelwurm_proto::actioner::Selection;
-use tatzelwurm_proto::handshake::token_from_env;
 use tatzelwurm_proto::TaskId;
+
+/// How long `task add` waits for a lost connection to come back before it gives up.
+pub const ADD_RECONNECT_LIMIT: Duration = Duration::from_secs(20);
 
 /// Connects to the coordinator as this process, named so in the coordinator's log, with the
 /// token in `TATZELWURM_TOKEN` if one is set (an environment variable, not a flag, so that it
-/// does not show in `ps`).
-pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+/// does not show in `ps`). With `reconnect` (for `task add`), a dropped connection is made
+/// again and the request under way re-sent with its same key, for up to
+/// `ADD_RECONNECT_LIMIT`; without it, a drop fails the command at once (a `task wait` whose
+/// coordinator died must say so, not hang).
+pub async fn connect(addr: &str, reconnect: bool) -> Result<Client, ClientError> {
     let name = format!("actionwurm (pid {})", std::process::id());
-    Client::connect(addr, &name, token_from_env().as_deref()).await
+    let mut opts = ConnectOptions::from_env(Some(addr), &name);
+    opts.reconnect = reconnect;
+    let tuning = Tuning {
+        reconnect_limit: ADD_RECONNECT_LIMIT,
+        ..Tuning::default()
+    };
+    Client::connect_tuned(opts, tuning).await
 }
 
 /// The selection for explicit ids, or `All` with `-a`.

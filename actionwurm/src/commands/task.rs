@@ -2,17 +2,18 @@
 //!
 //! Each function checks its input, makes one connection, asks, and returns the `Outcome` a user
 //! sees. Exit codes: 0 when everything asked for happened; 1 on an error, when an explicitly
-//! named task could not be played or killed, or when a waited task did not complete; 2 when
-//! `wait --timeout` expired.
+//! named task could not be played or killed, or when a waited task did not complete (see
+//! `wait` for the rule); 2 when `wait --timeout` expired.
 
 use super::{capped, connect, selection, tasks};
 use crate::cli::{AddArgs, ListArgs, SelectArgs, ShowArgs, TaskCommand, WaitArgs};
-use crate::client::Changed;
 use crate::outcome::{Exit, Outcome};
-use crate::output::{sentence, to_json_text, TaskJson};
+use crate::output::{to_json_text, TaskJson};
 use crate::{spec, table};
 use anyhow::Result;
+use std::collections::BTreeSet;
 use std::time::Duration;
+use tatzelwurm_client::{Changed, Client, ClientError};
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 
@@ -36,10 +37,12 @@ pub async fn run(addr: &str, command: &TaskCommand) -> Result<Outcome> {
 }
 
 /// `task add`: one spec from `--args`, or one per line of `--args-file`; prints the new ids one
-/// per line and nothing else on stdout.
+/// per line and nothing else on stdout. Each batch carries a key: if the connection drops
+/// before its answer, the client connects again and re-sends it with the same key (for up to
+/// `ADD_RECONNECT_LIMIT`), so a lost acknowledgement creates nothing twice.
 async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
     let specs = specs(args)?;
-    let mut client = connect(addr).await?;
+    let client = connect(addr, true).await?;
     let mut stdout = String::new();
     for batch in batches(specs) {
         match client.add(batch, args.play).await {
@@ -48,19 +51,31 @@ async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
                     stdout.push_str(&format!("{id}\n"));
                 }
             }
-            Err(err) if !stdout.is_empty() => {
+            Err(err) => {
+                let why = add_failure(&err);
+                if stdout.is_empty() {
+                    return Err(anyhow::Error::msg(why));
+                }
                 // Earlier batches are durable: say which ids exist rather than hide them.
-                let why = sentence(&err.into());
                 return Ok(Outcome {
                     stdout,
-                    stderr: vec![format!("{why}; only the ids printed above were added")],
+                    stderr: vec![format!("{why}; the ids printed above were added")],
                     exit: Exit::Failure,
                 });
             }
-            Err(err) => return Err(err.into()),
         }
     }
     Ok(Outcome::success(stdout))
+}
+
+/// Why an add failed, and for a connection that did not come back, that its tasks may exist.
+fn add_failure(err: &ClientError) -> String {
+    match err {
+        ClientError::Lost { .. } => format!(
+            "{err}; the tasks of the unanswered add may have been created, so check `actionwurm task list` before adding them again"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The specs `task add` sends, checked before anything is sent.
@@ -113,7 +128,7 @@ impl Change {
 /// `task play` and `task kill`.
 async fn change(addr: &str, select: &SelectArgs, change: Change) -> Result<Outcome> {
     let chosen = selection(&select.ids, select.all);
-    let mut client = connect(addr).await?;
+    let client = connect(addr, false).await?;
     let changed = match change {
         Change::Play => client.play(chosen).await?,
         Change::Kill => client.kill(chosen).await?,
@@ -138,7 +153,7 @@ fn change_outcome(changed: &Changed, all: bool, change: Change) -> Outcome {
 
 /// `task list`: a table, or one JSON array with `--json`.
 async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
-    let mut client = connect(addr).await?;
+    let client = connect(addr, false).await?;
     let found = client.list(args.states.clone()).await?;
     if args.json {
         let json: Vec<TaskJson> = found
@@ -156,7 +171,7 @@ async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
 
 /// `task show`: one task in full, or one JSON object with `--json`.
 async fn show(addr: &str, args: &ShowArgs) -> Result<Outcome> {
-    let mut client = connect(addr).await?;
+    let client = connect(addr, false).await?;
     let info = client.show(TaskId(args.id)).await?;
     if args.json {
         return Ok(Outcome::success(to_json_text(&TaskJson::new(&info, true))?));
@@ -168,20 +183,82 @@ async fn show(addr: &str, args: &ShowArgs) -> Result<Outcome> {
 }
 
 /// `task wait`: until every selected task is finished, or `--timeout` seconds.
+///
+/// The exit status tells whether everything waited for completed. Named tasks that are
+/// `created` would never finish, so such a wait fails at once saying how to play them. With
+/// `-a`, tasks that had already failed or been killed before the wait began count too (they
+/// are not waited for, but they did not complete): a task that failed between `task add --play`
+/// and `task wait -a` makes the wait fail instead of reading as "no tasks to wait for".
 async fn wait(addr: &str, args: &WaitArgs) -> Result<Outcome> {
     let chosen = selection(&args.select.ids, args.select.all);
-    let mut client = connect(addr).await?;
-    let finished = match args.timeout {
-        None => client.wait(chosen).await?,
+    let client = connect(addr, false).await?;
+    if !args.select.all {
+        if let Some(outcome) = not_played(&client, &args.select.ids).await? {
+            return Ok(outcome);
+        }
+    }
+    let waiting = async {
+        let finished = client.wait(chosen).await?;
+        let earlier = if args.select.all {
+            earlier_failures(&client, &finished).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, ClientError>((finished, earlier))
+    };
+    let (finished, earlier) = match args.timeout {
+        None => waiting.await?,
         Some(secs) => {
             let limit = Duration::from_secs_f64(secs);
-            match tokio::time::timeout(limit, client.wait(chosen)).await {
+            match tokio::time::timeout(limit, waiting).await {
                 Ok(answer) => answer?,
                 Err(_) => return Ok(timed_out(secs, &args.select)),
             }
         }
     };
-    Ok(wait_outcome(&finished))
+    Ok(wait_outcome(&finished, &earlier))
+}
+
+/// A failure saying how to play them if any of `ids` is `created` (a wait for it would never
+/// end); `None` when none is.
+async fn not_played(client: &Client, ids: &[u64]) -> Result<Option<Outcome>> {
+    let asked: BTreeSet<u64> = ids.iter().copied().collect();
+    let created: Vec<String> = client
+        .list(vec![TaskState::Created])
+        .await?
+        .iter()
+        .filter(|info| asked.contains(&info.id.0))
+        .map(|info| info.id.to_string())
+        .collect();
+    if created.is_empty() {
+        return Ok(None);
+    }
+    let (which, them) = if created.len() == 1 {
+        (format!("task {} is", created[0]), "it")
+    } else {
+        (
+            format!("tasks {} are", capped(created.clone(), 10).join(", ")),
+            "them",
+        )
+    };
+    let play = capped(created, 10).join(" ");
+    Ok(Some(Outcome::error(format!(
+        "{which} created but not played, so waiting would never end; play {them} with `actionwurm task play {play}` (or add with --play), then wait"
+    ))))
+}
+
+/// Tasks that had failed or been killed before a `wait -a` began (not among `finished`).
+async fn earlier_failures(
+    client: &Client,
+    finished: &[TaskInfo],
+) -> Result<Vec<TaskInfo>, ClientError> {
+    let waited: BTreeSet<TaskId> = finished.iter().map(|info| info.id).collect();
+    Ok(client
+        .list(vec![TaskState::Failed, TaskState::Killed])
+        .await?
+        .into_iter()
+        .filter(|info| !waited.contains(&info.id))
+        .collect())
 }
 
 fn timed_out(secs: f64, select: &SelectArgs) -> Outcome {
@@ -202,12 +279,10 @@ fn timed_out(secs: f64, select: &SelectArgs) -> Outcome {
     }
 }
 
-/// A count per final state on stdout, a note per task that did not complete on stderr, and
-/// success only if every task completed.
-fn wait_outcome(finished: &[TaskInfo]) -> Outcome {
-    if finished.is_empty() {
-        return Outcome::success("no tasks to wait for\n".into());
-    }
+/// A count per final state on stdout, a note per task that did not complete on stderr (those
+/// of `earlier`, which had ended before the wait, too), and success only if every task
+/// completed and `earlier` is empty.
+fn wait_outcome(finished: &[TaskInfo], earlier: &[TaskInfo]) -> Outcome {
     let counts: Vec<String> = TaskState::ALL
         .iter()
         .filter_map(|state| {
@@ -215,23 +290,41 @@ fn wait_outcome(finished: &[TaskInfo]) -> Outcome {
             (count > 0).then(|| format!("{count} {state}"))
         })
         .collect();
-    let notes: Vec<String> = finished
+    let mut notes: Vec<String> = finished
         .iter()
         .filter(|t| t.state != TaskState::Completed)
         .map(wait_note)
         .collect();
-    Outcome {
-        stdout: format!(
+    notes.extend(earlier.iter().map(earlier_note));
+    let stdout = if finished.is_empty() {
+        "no tasks to wait for\n".to_string()
+    } else {
+        format!(
             "waited for {}: {}\n",
             tasks(finished.len()),
             counts.join(", ")
-        ),
+        )
+    };
+    Outcome {
+        stdout,
         exit: if notes.is_empty() {
             Exit::Success
         } else {
             Exit::Failure
         },
         stderr: capped(notes, NOTES),
+    }
+}
+
+/// Why a task that ended before a `wait -a` counts against success.
+fn earlier_note(info: &TaskInfo) -> String {
+    match (&info.state, &info.error) {
+        (TaskState::Failed, Some(error)) => format!(
+            "task {} had already failed: {}: {}",
+            info.id, error.kind, error.message
+        ),
+        (TaskState::Killed, _) => format!("task {} had already been killed", info.id),
+        (state, _) => format!("task {} had already ended {state}", info.id),
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 /// Lists the workers connected to the coordinator at `addr`.
 pub async fn list(addr: &str, json: bool) -> Result<Outcome> {
-    let mut client = connect(addr).await?;
+    let client = connect(addr, false).await?;
     let workers = client.workers().await?;
     if json {
         let json: Vec<WorkerJson> = workers.iter().map(WorkerJson::new).collect();
@@ -28,7 +28,7 @@ pub async fn list(addr: &str, json: bool) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_coordinator::{FakeCoordinator, Step};
+    use tatzelwurm_client::fake_coordinator::{FakeCoordinator, Step};
     use tatzelwurm_proto::actioner::{Reply, WorkerInfo};
     use tatzelwurm_proto::task::Timestamp;
     use tatzelwurm_proto::WorkerId;

@@ -2,7 +2,8 @@
 //! reads, and the exit code.
 
 use super::*;
-use crate::fake_coordinator::{shown_task, task, FakeCoordinator, Step};
+use crate::output::sentence;
+use tatzelwurm_client::fake_coordinator::{shown_task, task, FakeCoordinator, Step};
 use tatzelwurm_proto::actioner::{Command, Reply, Selection};
 use tatzelwurm_proto::task::TaskPolicy;
 
@@ -28,11 +29,16 @@ fn select(ids: &[u64], all: bool) -> SelectArgs {
     }
 }
 
-/// Answers each `Add` with consecutive ids starting at 1.
+/// Answers each `Add` (which must carry a key) with consecutive ids starting at 1.
 fn numbering() -> impl FnMut(&Command) -> Vec<Step> + Send + 'static {
     let mut next = 1;
     move |command| {
-        let Command::Add { tasks, .. } = command else {
+        let Command::Add {
+            tasks,
+            key: Some(_),
+            ..
+        } = command
+        else {
             panic!("unexpected {command:?}");
         };
         let ids = (next..next + tasks.len() as u64).map(TaskId).collect();
@@ -268,12 +274,16 @@ async fn show_unknown_task() {
 /// A wait where one task failed and one was killed exits 1 and names both.
 #[tokio::test]
 async fn wait_names_what_did_not_complete() {
-    let fake = FakeCoordinator::start(|_| {
-        vec![Step::Reply(Reply::Waited(vec![
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::List { .. } => vec![Step::Reply(Reply::Tasks {
+            tasks: vec![task(9, TaskState::Created)],
+            more: false,
+        })],
+        _ => vec![Step::Reply(Reply::Waited(vec![
             task(1, TaskState::Completed),
             task(2, TaskState::Failed),
             task(3, TaskState::Killed),
-        ]))]
+        ]))],
     })
     .await;
     let args = WaitArgs {
@@ -295,18 +305,31 @@ async fn wait_names_what_did_not_complete() {
 /// A wait where every task completed exits 0.
 #[test]
 fn wait_success() {
-    let outcome = wait_outcome(&[task(1, TaskState::Completed), task(2, TaskState::Completed)]);
+    let outcome = wait_outcome(
+        &[task(1, TaskState::Completed), task(2, TaskState::Completed)],
+        &[],
+    );
     assert_eq!(
         outcome,
         Outcome::success("waited for 2 tasks: 2 completed\n".into())
     );
-    assert_eq!(wait_outcome(&[]).exit, Exit::Success);
+    assert_eq!(
+        wait_outcome(&[], &[]),
+        Outcome::success("no tasks to wait for\n".into())
+    );
 }
 
 /// A wait that outlasts --timeout ends with exit 2 and says so, without hanging.
 #[tokio::test]
 async fn wait_times_out() {
-    let fake = FakeCoordinator::start(|_| vec![]).await;
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::List { .. } => vec![Step::Reply(Reply::Tasks {
+            tasks: vec![],
+            more: false,
+        })],
+        _ => vec![],
+    })
+    .await;
     let args = WaitArgs {
         select: select(&[7, 8], false),
         timeout: Some(0.2),
@@ -334,15 +357,109 @@ fn wait_all_times_out_naming_waiting() {
 /// count as success.
 #[test]
 fn wait_counts_waiting_tasks() {
-    let outcome = wait_outcome(&[
-        task(1, TaskState::Completed),
-        task(2, TaskState::Waiting),
-        task(3, TaskState::Completed),
-    ]);
+    let outcome = wait_outcome(
+        &[
+            task(1, TaskState::Completed),
+            task(2, TaskState::Waiting),
+            task(3, TaskState::Completed),
+        ],
+        &[],
+    );
     assert_eq!(
         outcome.stdout,
         "waited for 3 tasks: 1 waiting, 2 completed\n"
     );
     assert_eq!(outcome.stderr, vec!["task 2 is waiting"]);
     assert_eq!(outcome.exit, Exit::Failure);
+}
+
+/// A wait for a `created` task fails at once, saying how to play it, and never sends the wait.
+#[tokio::test]
+async fn wait_for_a_created_task_fails_at_once() {
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::List { states } => {
+            assert_eq!(states, &vec![TaskState::Created]);
+            vec![Step::Reply(Reply::Tasks {
+                tasks: vec![task(4, TaskState::Created), task(5, TaskState::Created)],
+                more: false,
+            })]
+        }
+        other => panic!("sent {other:?}"),
+    })
+    .await;
+    let args = WaitArgs {
+        select: select(&[3, 5], false),
+        timeout: None,
+    };
+    let outcome = wait(&fake.addr, &args).await.unwrap();
+    assert_eq!(outcome.exit, Exit::Failure);
+    assert_eq!(
+        outcome.stderr,
+        vec!["task 5 is created but not played, so waiting would never end; play it with `actionwurm task play 5` (or add with --play), then wait"]
+    );
+    assert_eq!(fake.requests().await.len(), 1, "no wait was sent");
+}
+
+/// `wait -a` with nothing left to wait for, after a task failed and one was killed, exits 1
+/// and names both, instead of reading as a success.
+#[tokio::test]
+async fn wait_all_counts_failures_from_before_the_wait() {
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::Wait(Selection::All) => {
+            vec![Step::Reply(Reply::Waited(vec![task(3, TaskState::Failed)]))]
+        }
+        Command::List { states } => {
+            assert_eq!(states, &vec![TaskState::Failed, TaskState::Killed]);
+            vec![Step::Reply(Reply::Tasks {
+                tasks: vec![
+                    task(1, TaskState::Failed),
+                    task(2, TaskState::Killed),
+                    task(3, TaskState::Failed),
+                ],
+                more: false,
+            })]
+        }
+        other => panic!("sent {other:?}"),
+    })
+    .await;
+    let args = WaitArgs {
+        select: select(&[], true),
+        timeout: Some(10.0),
+    };
+    let outcome = wait(&fake.addr, &args).await.unwrap();
+    assert_eq!(outcome.exit, Exit::Failure);
+    assert_eq!(outcome.stdout, "waited for 1 task: 1 failed\n");
+    assert_eq!(
+        outcome.stderr,
+        vec![
+            "task 3 failed: ValueError: bad value",
+            "task 1 had already failed: ValueError: bad value",
+            "task 2 had already been killed",
+        ]
+    );
+    let nothing = wait_outcome(&[], &[task(1, TaskState::Failed)]);
+    assert_eq!(nothing.stdout, "no tasks to wait for\n");
+    assert_eq!(nothing.exit, Exit::Failure);
+}
+
+/// An add whose connection drops before the answer is sent again with the same key, and the
+/// ids are printed once.
+#[tokio::test]
+async fn add_is_resent_with_its_key_after_a_drop() {
+    use tatzelwurm_client::fake_coordinator::{Greeting, Seen};
+    let fake = FakeCoordinator::serve(Greeting::Welcome, 2, |seen: Seen<'_>| {
+        match (seen.connection, &seen.message.command) {
+            (0, Command::Add { .. }) => vec![Step::Close],
+            (1, Command::Add { tasks, .. }) => vec![Step::Reply(Reply::Added(
+                (0..tasks.len() as u64).map(|i| TaskId(7 + i)).collect(),
+            ))],
+            other => panic!("{:?}", other.1),
+        }
+    })
+    .await;
+    let outcome = add(&fake.addr, &add_args("m:f")).await.unwrap();
+    assert_eq!(outcome, Outcome::success("7\n".into()));
+    let seen = fake.requests().await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].command, seen[1].command, "the same add, same key");
 }

@@ -1,0 +1,235 @@
+//! `Client`: the handle every actioner holds — one connection to the coordinator, shared by
+//! clones across tasks and threads, with a typed method per request. Requests go to the
+//! session task, so many are under way at once (a long `wait` does not hold up an `add`).
+//! Knows nothing of terminals: it never prints, and every failure is a `ClientError`.
+
+use crate::backoff::random_key;
+use crate::connect::connect_once;
+use crate::error::ClientError;
+use crate::options::{ConnectOptions, Tuning};
+use crate::pipeline::{Event, Pipeline};
+use crate::session::{Responder, Session, Shared, ToSession};
+use crate::size::check_size;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tatzelwurm_proto::actioner::{AddKey, Command, Reply, Selection, WorkerInfo};
+use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
+use tatzelwurm_proto::TaskId;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+/// What a play or a kill did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Tasks that moved.
+    pub changed: Vec<TaskId>,
+    /// Tasks the command did not apply to, with the state that kept them.
+    pub unchanged: Vec<(TaskId, TaskState)>,
+}
+
+/// One connection, shared: `Clone + Send + Sync`; many requests in flight at once.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where it connects, for messages.
+    address: String,
+    /// Requests to the session.
+    to_session: UnboundedSender<ToSession>,
+    /// The pipeline's state, shared with the session.
+    shared: Arc<Shared>,
+    /// The pipeline's events, until `pipeline` hands them out.
+    events: Mutex<Option<UnboundedReceiver<Event>>>,
+}
+
+impl Client {
+    /// Connects (bounded by `opts.connect_timeout`) and starts the session on the caller's
+    /// runtime.
+    pub async fn connect(opts: ConnectOptions) -> Result<Client, ClientError> {
+        Client::connect_tuned(opts, Tuning::default()).await
+    }
+
+    /// `connect` with other limits (shorter ones in tests).
+    #[doc(hidden)]
+    pub async fn connect_tuned(
+        opts: ConnectOptions,
+        tuning: Tuning,
+    ) -> Result<Client, ClientError> {
+        let conn = connect_once(&opts).await?;
+        let (to_session, handles) = unbounded_channel();
+        let (events_tx, events_rx) = unbounded_channel();
+        let shared = Arc::new(Shared::new(tuning.adds_in_flight));
+        let address = opts.address.clone();
+        Session::spawn(opts, tuning, conn, handles, Arc::clone(&shared), events_tx);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                address,
+                to_session,
+                shared,
+                events: Mutex::new(Some(events_rx)),
+            }),
+        })
+    }
+
+    /// The address this client talks to.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// Sends one command and returns its whole answer: a list's pages as one `Reply::Tasks`,
+    /// `Reply::Error` as `ClientError::Rejected`. A command too large for a frame is refused
+    /// before anything is sent.
+    pub async fn request(&self, command: Command) -> Result<Reply, ClientError> {
+        check_size(&command)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(ToSession::Request {
+            command,
+            to: Responder::Caller(tx),
+        })?;
+        rx.await.map_err(|_| self.closed())?
+    }
+
+    /// Adds tasks (started `ready` with `play`, else `created`) and returns their ids in the
+    /// order given, once durable. Keyed: if the connection drops and comes back, the add is
+    /// sent again and the coordinator answers with the ids it already created.
+    pub async fn add(&self, tasks: Vec<TaskSpec>, play: bool) -> Result<Vec<TaskId>, ClientError> {
+        let command = Command::Add {
+            tasks,
+            play,
+            key: Some(AddKey(random_key())),
+            watch: false,
+        };
+        match self.request(command).await? {
+            Reply::Added(ids) => Ok(ids),
+            other => Err(self.unexpected(&other, "Added")),
+        }
+    }
+
+    /// Moves `created` tasks to `ready`.
+    pub async fn play(&self, sel: Selection) -> Result<Changed, ClientError> {
+        let reply = self.request(Command::Play(sel)).await?;
+        self.changed(reply)
+    }
+
+    /// Ends unfinished tasks; a running one is stopped by its worker.
+    pub async fn kill(&self, sel: Selection) -> Result<Changed, ClientError> {
+        let reply = self.request(Command::Kill(sel)).await?;
+        self.changed(reply)
+    }
+
+    /// Every task in one of `states` (all when empty), in id order, without output.
+    pub async fn list(&self, states: Vec<TaskState>) -> Result<Vec<TaskInfo>, ClientError> {
+        match self.request(Command::List { states }).await? {
+            Reply::Tasks { tasks, .. } => Ok(tasks),
+            other => Err(self.unexpected(&other, "Tasks")),
+        }
+    }
+
+    /// One task with its captured output.
+    pub async fn show(&self, id: TaskId) -> Result<TaskInfo, ClientError> {
+        match self.request(Command::Show(id)).await? {
+            Reply::Task(info) => Ok(*info),
+            other => Err(self.unexpected(&other, "Task")),
+        }
+    }
+
+    /// Waits until every selected task is finished and returns them (without output).
+    /// Unbounded: wrap it in `tokio::time::timeout` for a limit.
+    pub async fn wait(&self, sel: Selection) -> Result<Vec<TaskInfo>, ClientError> {
+        match self.request(Command::Wait(sel)).await? {
+            Reply::Waited(tasks) => Ok(tasks),
+            other => Err(self.unexpected(&other, "Waited")),
+        }
+    }
+
+    /// The workers connected now.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, ClientError> {
+        match self.request(Command::Workers).await? {
+            Reply::Workers(workers) => Ok(workers),
+            other => Err(self.unexpected(&other, "Workers")),
+        }
+    }
+
+    /// The pipeline of this client and its events; a second call returns `None`. `window`
+    /// bounds the tasks submitted and not yet acknowledged.
+    pub fn pipeline(&self, window: usize) -> Option<(Pipeline, UnboundedReceiver<Event>)> {
+        let events = self
+            .inner
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        self.inner.shared.batcher().set_window(window);
+        self.inner.shared.events_on.store(true, Ordering::Release);
+        Some((Pipeline::new(self.clone()), events))
+    }
+
+    /// Stops reconnecting and closes the connection: requests under way and queued submits
+    /// fail with `ClientClosed`, and so does every later one.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(ToSession::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Hands a message to the session.
+    pub(crate) fn send(&self, message: ToSession) -> Result<(), ClientError> {
+        self.inner
+            .to_session
+            .send(message)
+            .map_err(|_| self.closed())
+    }
+
+    fn closed(&self) -> ClientError {
+        ClientError::ClientClosed {
+            addr: self.inner.address.clone(),
+        }
+    }
+
+    fn changed(&self, reply: Reply) -> Result<Changed, ClientError> {
+        match reply {
+            Reply::Changed { changed, unchanged } => Ok(Changed { changed, unchanged }),
+            other => Err(self.unexpected(&other, "Changed")),
+        }
+    }
+
+    pub(crate) fn unexpected(&self, reply: &Reply, expected: &str) -> ClientError {
+        unexpected(&self.inner.address, reply, expected)
+    }
+}
+
+/// A reply of the wrong kind, naming both kinds.
+pub(crate) fn unexpected(addr: &str, reply: &Reply, expected: &str) -> ClientError {
+    ClientError::Unexpected {
+        addr: addr.into(),
+        detail: format!(
+            "answered {} where {expected} was expected",
+            reply_kind(reply)
+        ),
+    }
+}
+
+/// The name of a reply's variant.
+fn reply_kind(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Added(_) => "Added",
+        Reply::Changed { .. } => "Changed",
+        Reply::Tasks { .. } => "Tasks",
+        Reply::Task(_) => "Task",
+        Reply::Waited(_) => "Waited",
+        Reply::Workers(_) => "Workers",
+        Reply::Watching => "Watching",
+        Reply::Finished(_) => "Finished",
+        Reply::Error(_) => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests;

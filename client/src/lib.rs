@@ -1,0 +1,38 @@
+//! The tatzelwurm client: one connection to the coordinator, shared by every task and thread
+//! of a program, for the command line (actionwurm) and the Python package alike. Pure Rust on
+//! the caller's tokio runtime; it never prints.
+//!
+//! Layout:
+//! - [`options`]: `ConnectOptions` (address, token, name, timeouts, reconnect) and `Tuning`.
+//! - [`client`]: `Client`, the cloneable handle with a typed method per request.
+//! - [`pipeline`]: `Pipeline` and `Event`: queued submits sent as one watched, keyed `Add` per
+//!   batch, a window of unacknowledged tasks, flush, watch, pushed completions.
+//! - [`error`]: `ClientError` (one sentence each) and `ErrorClass` (for programs).
+//! - `session`: the task that owns the connection: routing, reconnect, re-sending.
+//! - `routes`: which answer goes to whom, and which finished tasks are news (a plain struct).
+//! - `batcher`: the pipeline's queue, batches and window (a plain struct).
+//! - `connect`: one connect and handshake; `size`: the frame limit checked before sending;
+//!   `backoff`: reconnect pauses and random add keys.
+//! - [`fake_coordinator`] (tests, or the `fake-coordinator` feature): a scripted coordinator.
+
+mod backoff;
+mod batcher;
+pub mod client;
+mod connect;
+pub mod error;
+#[cfg(any(test, feature = "fake-coordinator"))]
+pub mod fake_coordinator;
+pub mod options;
+pub mod pipeline;
+mod routes;
+mod session;
+mod size;
+
+pub use batcher::Ticket;
+pub use client::{Changed, Client};
+pub use error::{ClientError, ErrorClass};
+pub use options::{ConnectOptions, Tuning, DEFAULT_CONNECT_TIMEOUT, RECONNECT_LIMIT};
+pub use pipeline::{Event, Pipeline};
+pub use tatzelwurm_proto::actioner::{Selection, WorkerInfo};
+pub use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
+pub use tatzelwurm_proto::TaskId;
