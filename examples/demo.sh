@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The tatzelwurm demo: builds the three programs, starts a coordinator and two workers on
-# loopback in a temporary directory, adds and plays tasks from examples/tasks.py, and shows
-# their results. Everything it starts is stopped when it ends, however it ends.
+# The tatzelwurm demo: installs the Python package into a venv the way a user does
+# (`pip install .`, kept in target/demo-venv for the next run), starts a coordinator and two
+# workers from that venv on loopback in a temporary directory, submits tasks from Python
+# (examples/demo.py), then drives the same coordinator with the command line. Everything it
+# starts is stopped when it ends, however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --workspace --bins
-bin="$PWD/target/release"
+venv="$PWD/target/demo-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+echo "installing the package into $venv (the first build compiles for a few minutes)"
+MATURIN_NO_INSTALL_RUST=1 "$venv/bin/pip" install --quiet .
+bin="$venv/bin"
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -30,7 +35,7 @@ addr="$(sed -n 's/^listening on //p' "$work/coordinator.out")"
 export TATZELWURM_COORDINATOR="$addr"
 echo "coordinator at $addr"
 
-say "starting two workers with two slots each (they run tasks in $(command -v python3))"
+say "starting two workers with two slots each (their slots run the venv's python)"
 "$bin/workwurm" --slots 2 --name worker-a --path examples 2>"$work/worker-a.log" &
 pids+=($!)
 "$bin/workwurm" --slots 2 --name worker-b --path examples 2>"$work/worker-b.log" &
@@ -41,7 +46,10 @@ for _ in $(seq 100); do
 done
 "$bin/actionwurm" worker list
 
-say "adding tasks (created, not yet played)"
+say "the Python client (examples/demo.py)"
+"$bin/python" examples/demo.py
+
+say "the command line: adding tasks (created, not yet played)"
 "$bin/actionwurm" task add tasks:word_count --args '["the quick brown fox jumps over the lazy dog and the cat"]'
 "$bin/actionwurm" task add examples/tasks.py:primes --args '[60]'
 seq 1 12 | sed 's/.*/[&]/' >"$work/squares.jsonl"
@@ -56,7 +64,7 @@ say "playing every created task and waiting for them"
 
 say "results"
 "$bin/actionwurm" task list
-failed="$("$bin/actionwurm" task list --state failed --json | sed -n 's/^ *"id": \([0-9]*\).*/\1/p' | head -n 1)"
+failed="$("$bin/actionwurm" task list --state failed --json | sed -n 's/^ *"id": \([0-9]*\).*/\1/p' | tail -n 1)"
 say "the failed task, with its traceback"
 "$bin/actionwurm" task show "$failed"
 

@@ -51,11 +51,20 @@ async fn start(cli: Cli) -> i32 {
             return 1;
         }
     };
+    // The handlers are in place before the address is announced: a SIGTERM sent as soon as a
+    // script reads `listening on` must stop the coordinator cleanly, not kill it by default.
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("tatzelwurm: cannot install the SIGINT and SIGTERM handlers: {err}");
+            return 1;
+        }
+    };
     if let Err(err) = announce(&listener) {
         eprintln!("tatzelwurm: cannot write the address to stdout: {err}");
         return 1;
     }
-    match crate::run(cli.config(), store, listener, shutdown_signal()).await {
+    match crate::run(cli.config(), store, listener, shutdown).await {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("tatzelwurm: {err}");
@@ -72,16 +81,18 @@ fn announce(listener: &tokio::net::TcpListener) -> std::io::Result<()> {
     stdout.flush()
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Installs the SIGINT and SIGTERM handlers now (`signal` registers when called, unlike
+/// `tokio::signal::ctrl_c`, which registers when first polled) and returns a future that
+/// completes on the first of either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 #[cfg(test)]

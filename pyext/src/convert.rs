@@ -1,0 +1,135 @@
+//! Rust values as the Python layer reads them: task and worker descriptions as dicts (the keys
+//! are the fields of `tatzelwurm.TaskInfo`/`WorkerInfo`), pipeline events as small tuples, and
+//! client errors as the exception classes of `tatzelwurm.errors`, found by the `ErrorClass` name.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use tatzelwurm_client::{ClientError, ErrorClass, Event};
+use tatzelwurm_proto::actioner::WorkerInfo;
+use tatzelwurm_proto::task::{TaskInfo, Timestamp};
+
+/// The tags of event tuples; python/tatzelwurm/client.py reads the same numbers.
+const ADDED: u8 = 0;
+const ADD_FAILED: u8 = 1;
+const FINISHED: u8 = 2;
+const DISCONNECTED: u8 = 3;
+const RECONNECTED: u8 = 4;
+
+/// The name `tatzelwurm.errors._by_class` maps to an exception class.
+pub fn class_name(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Unavailable => "Unavailable",
+        ErrorClass::Refused => "Refused",
+        ErrorClass::UnknownTask => "UnknownTask",
+        ErrorClass::BadRequest => "BadRequest",
+        ErrorClass::TooLarge => "TooLarge",
+        ErrorClass::Internal => "Internal",
+    }
+}
+
+/// A client error as the Python exception of its class.
+pub fn client_error(py: Python<'_>, err: &ClientError) -> PyErr {
+    error(py, class_name(err.class()), err.to_string())
+}
+
+/// The Python exception of class `class` (a name `class_name` returns) saying `message`.
+pub fn error(py: Python<'_>, class: &str, message: String) -> PyErr {
+    let made = py
+        .import(intern!(py, "tatzelwurm.errors"))
+        .and_then(|errors| errors.getattr(intern!(py, "_native_error")))
+        .and_then(|make| make.call1((class, message.as_str())));
+    match made {
+        Ok(value) => PyErr::from_value(value),
+        Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// Seconds since the epoch, as Python's `time.time()` counts.
+fn secs(at: Timestamp) -> f64 {
+    at.as_secs_f64()
+}
+
+/// One task as a dict (`output` is `(stdout, stderr)` or None, `error` `(kind, message,
+/// traceback)` or None).
+pub fn task_info<'py>(py: Python<'py>, info: TaskInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "id"), info.id.0)?;
+    d.set_item(intern!(py, "state"), info.state.as_str())?;
+    d.set_item(intern!(py, "function"), info.spec.function)?;
+    d.set_item(intern!(py, "args"), info.spec.args)?;
+    d.set_item(intern!(py, "kwargs"), info.spec.kwargs)?;
+    d.set_item(intern!(py, "result"), info.result)?;
+    d.set_item(
+        intern!(py, "error"),
+        info.error.map(|e| (e.kind, e.message, e.traceback)),
+    )?;
+    d.set_item(intern!(py, "worker"), info.worker)?;
+    d.set_item(intern!(py, "attempts"), info.attempts.0)?;
+    d.set_item(intern!(py, "failures"), info.failures)?;
+    d.set_item(intern!(py, "crashes"), info.crashes)?;
+    d.set_item(intern!(py, "retry_at"), info.retry_at.map(secs))?;
+    d.set_item(intern!(py, "created_at"), secs(info.created_at))?;
+    d.set_item(intern!(py, "started_at"), info.started_at.map(secs))?;
+    d.set_item(intern!(py, "finished_at"), info.finished_at.map(secs))?;
+    d.set_item(
+        intern!(py, "output"),
+        info.output.map(|o| (o.stdout, o.stderr)),
+    )?;
+    Ok(d)
+}
+
+/// Tasks as a list of dicts.
+pub fn task_infos<'py>(py: Python<'py>, infos: Vec<TaskInfo>) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for info in infos {
+        list.append(task_info(py, info)?)?;
+    }
+    Ok(list)
+}
+
+/// One worker as a dict with the fields of `tatzelwurm.WorkerInfo`.
+pub fn worker_info<'py>(py: Python<'py>, w: WorkerInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", w.id.0)?;
+    d.set_item("name", w.name)?;
+    d.set_item("address", w.address)?;
+    d.set_item("slots", w.slots)?;
+    d.set_item("running", w.running)?;
+    d.set_item("done", w.done)?;
+    d.set_item("python", w.python)?;
+    d.set_item("connected_at", secs(w.connected_at))?;
+    d.set_item("draining", w.draining)?;
+    Ok(d)
+}
+
+/// One pipeline event as the tuple the dispatcher thread reads:
+/// `(ADDED, first_ticket, [ids])`, `(ADD_FAILED, first_ticket, count, class, message)`,
+/// `(FINISHED, [task dicts])`, `(DISCONNECTED, reason)`, `(RECONNECTED,)`.
+pub fn event(py: Python<'_>, event: Event) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match event {
+        Event::Added { first, ids } => {
+            let ids: Vec<u64> = ids.into_iter().map(|id| id.0).collect();
+            (ADDED, first, ids).into_pyobject(py)?.into_any()
+        }
+        Event::AddFailed {
+            first,
+            count,
+            error,
+        } => (
+            ADD_FAILED,
+            first,
+            count,
+            class_name(error.class()),
+            error.to_string(),
+        )
+            .into_pyobject(py)?
+            .into_any(),
+        Event::Finished(infos) => (FINISHED, task_infos(py, infos)?)
+            .into_pyobject(py)?
+            .into_any(),
+        Event::Disconnected(reason) => (DISCONNECTED, reason).into_pyobject(py)?.into_any(),
+        Event::Reconnected => (RECONNECTED,).into_pyobject(py)?.into_any(),
+    })
+}

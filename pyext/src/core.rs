@@ -1,0 +1,319 @@
+//! `Core`: one connection to the coordinator (a `tatzelwurm_client::Client` on the extension's
+//! runtime), its pipeline, and the stream of its events, for `tatzelwurm.Client`.
+//!
+//! Every call that can wait releases the GIL: connecting, a submit while the window is full,
+//! the dispatcher thread's wait for events, and every request. A submit with room in the window
+//! only queues (a lock and a push), so it keeps the GIL: releasing it would cost more.
+
+use crate::convert::{client_error, error, event, task_info, task_infos, worker_info};
+use crate::options::Options;
+use crate::runtime::runtime;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tatzelwurm_client::{Changed, Client, ClientError, ConnectOptions, Event, Pipeline};
+use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::function::check_function;
+use tatzelwurm_proto::task::{TaskSpec, TaskState};
+use tatzelwurm_proto::TaskId;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long the first connect and handshake may take before `CoordinatorUnavailable`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the dispatcher's wait lingers after the first event, gathering more.
+const COALESCE: Duration = Duration::from_millis(1);
+
+/// What a kill or play did, for Python: the ids changed, and `(id, state)` of those unchanged.
+type ChangedIds = (Vec<u64>, Vec<(u64, String)>);
+
+/// One client connection, shared by every thread of the Python client.
+#[pyclass(frozen, module = "tatzelwurm._native")]
+pub struct Core {
+    client: Client,
+    pipeline: Pipeline,
+    /// The pipeline's events; only the dispatcher thread takes them.
+    events: Mutex<UnboundedReceiver<Event>>,
+    /// Set by `close`: the dispatcher's next wait returns None.
+    closed: AtomicBool,
+}
+
+#[pymethods]
+impl Core {
+    /// Connects (address: given > $TATZELWURM_COORDINATOR > 127.0.0.1:5677; token from
+    /// $TATZELWURM_TOKEN) within 2 s, reconnecting later drops by itself.
+    #[staticmethod]
+    fn connect(
+        py: Python<'_>,
+        address: Option<String>,
+        name: String,
+        window: usize,
+    ) -> PyResult<Core> {
+        let mut opts = ConnectOptions::from_env(address.as_deref(), &name);
+        opts.connect_timeout = CONNECT_TIMEOUT;
+        opts.reconnect = true;
+        let connected = py.detach(|| {
+            runtime().block_on(async move {
+                let client = Client::connect(opts).await?;
+                let (pipeline, events) = client
+                    .pipeline(window.max(1))
+                    .expect("a new client has its pipeline");
+                Ok::<_, ClientError>((client, pipeline, events))
+            })
+        });
+        let (client, pipeline, events) = connected.map_err(|e| client_error(py, &e))?;
+        Ok(Core {
+            client,
+            pipeline,
+            events: Mutex::new(events),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// `host:port` of the coordinator.
+    #[getter]
+    fn address(&self) -> String {
+        self.client.address().to_string()
+    }
+
+    /// Queues one task; returns its ticket. Blocks (GIL released) while the window is full.
+    fn submit(
+        &self,
+        py: Python<'_>,
+        function: String,
+        args: String,
+        kwargs: String,
+        options: &Bound<'_, Options>,
+    ) -> PyResult<u64> {
+        let options = options.get();
+        let spec = spec(py, function, args, kwargs, options)?;
+        match self.pipeline.try_submit(spec, options.play) {
+            Ok(ticket) => Ok(ticket),
+            Err(spec) => {
+                let pipeline = &self.pipeline;
+                let play = options.play;
+                py.detach(|| pipeline.submit_blocking(spec, play))
+                    .map_err(|e| client_error(py, &e))
+            }
+        }
+    }
+
+    /// Queues one task if the window has room (its ticket), else None; never blocks.
+    fn try_submit(
+        &self,
+        py: Python<'_>,
+        function: String,
+        args: String,
+        kwargs: String,
+        options: &Bound<'_, Options>,
+    ) -> PyResult<Option<u64>> {
+        let options = options.get();
+        let spec = spec(py, function, args, kwargs, options)?;
+        Ok(self.pipeline.try_submit(spec, options.play).ok())
+    }
+
+    /// Queues one task per (args, kwargs) pair, consecutive tickets; returns the first.
+    fn submit_many(
+        &self,
+        py: Python<'_>,
+        function: String,
+        args: Vec<String>,
+        kwargs: Vec<String>,
+        options: &Bound<'_, Options>,
+    ) -> PyResult<u64> {
+        let options = options.get();
+        check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
+        let specs: Vec<TaskSpec> = args
+            .into_iter()
+            .zip(kwargs)
+            .map(|(args, kwargs)| TaskSpec {
+                function: function.clone(),
+                args,
+                kwargs,
+                policy: options.policy,
+            })
+            .collect();
+        let pipeline = &self.pipeline;
+        let play = options.play;
+        py.detach(|| pipeline.submit_many_blocking(specs, play))
+            .map_err(|e| client_error(py, &e))
+    }
+
+    /// Up to `max` events, waiting up to `timeout` seconds for the first (GIL released); an
+    /// empty list when none came, None once the client is closed.
+    fn next_events<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: f64,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let wait = Duration::from_secs_f64(timeout.max(0.0));
+        let batch = py.detach(|| {
+            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            let first =
+                runtime().block_on(async { tokio::time::timeout(wait, events.recv()).await });
+            match first {
+                Err(_) => Some(Vec::new()),
+                Ok(None) => None,
+                Ok(Some(first)) => {
+                    // Let the events of the next millisecond join this batch: the dispatcher
+                    // then takes the GIL once per batch, not once per completion.
+                    runtime().block_on(async { tokio::time::sleep(COALESCE).await });
+                    let mut batch = vec![first];
+                    while batch.len() < max {
+                        match events.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    Some(batch)
+                }
+            }
+        });
+        let Some(batch) = batch else {
+            return Ok(None);
+        };
+        let list = PyList::empty(py);
+        for e in batch {
+            list.append(event(py, e)?)?;
+        }
+        Ok(Some(list))
+    }
+
+    /// Waits until every ticket so far is acknowledged; false when `timeout` seconds passed first.
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let pipeline = &self.pipeline;
+        let outcome = py.detach(|| {
+            runtime().block_on(async {
+                match timeout {
+                    None => Some(pipeline.flush().await),
+                    Some(secs) => tokio::time::timeout(
+                        Duration::from_secs_f64(secs.max(0.0)),
+                        pipeline.flush(),
+                    )
+                    .await
+                    .ok(),
+                }
+            })
+        });
+        match outcome {
+            None => Ok(false),
+            Some(result) => result.map(|()| true).map_err(|e| client_error(py, &e)),
+        }
+    }
+
+    /// Watches existing tasks: their completions come as events. UnknownTask at once.
+    fn watch(&self, py: Python<'_>, ids: Vec<u64>) -> PyResult<()> {
+        let pipeline = &self.pipeline;
+        let ids = ids.into_iter().map(TaskId).collect();
+        py.detach(|| runtime().block_on(pipeline.watch(ids)))
+            .map_err(|e| client_error(py, &e))
+    }
+
+    /// One task with its output, as a dict.
+    fn show<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyAny>> {
+        let client = &self.client;
+        let info = py
+            .detach(|| runtime().block_on(client.show(TaskId(id))))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(task_info(py, info)?.into_any())
+    }
+
+    /// Tasks in any of these states (all when empty), as dicts.
+    fn list<'py>(&self, py: Python<'py>, states: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+        let states = states
+            .iter()
+            .map(|s| s.parse::<TaskState>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| error(py, "BadRequest", m))?;
+        let client = &self.client;
+        let infos = py
+            .detach(|| runtime().block_on(client.list(states)))
+            .map_err(|e| client_error(py, &e))?;
+        task_infos(py, infos)
+    }
+
+    /// The connected workers, as dicts.
+    fn workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let client = &self.client;
+        let workers = py
+            .detach(|| runtime().block_on(client.workers()))
+            .map_err(|e| client_error(py, &e))?;
+        let list = PyList::empty(py);
+        for w in workers {
+            list.append(worker_info(py, w)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Kills these tasks (all unfinished ones when None): `(changed, [(id, state)])`.
+    #[pyo3(signature = (ids=None))]
+    fn kill(&self, py: Python<'_>, ids: Option<Vec<u64>>) -> PyResult<ChangedIds> {
+        let client = &self.client;
+        let sel = selection(ids);
+        let changed = py
+            .detach(|| runtime().block_on(client.kill(sel)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(changed_tuple(changed))
+    }
+
+    /// Plays these created tasks (all when None): `(changed, [(id, state)])`.
+    #[pyo3(signature = (ids=None))]
+    fn play(&self, py: Python<'_>, ids: Option<Vec<u64>>) -> PyResult<ChangedIds> {
+        let client = &self.client;
+        let sel = selection(ids);
+        let changed = py
+            .detach(|| runtime().block_on(client.play(sel)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(changed_tuple(changed))
+    }
+
+    /// Stops reconnecting and closes the connection; the dispatcher's next wait returns None.
+    fn close(&self, py: Python<'_>) {
+        self.closed.store(true, Ordering::Release);
+        let client = &self.client;
+        py.detach(|| runtime().block_on(client.close()));
+    }
+}
+
+/// A task spec, its function name checked by the one rule (`InvalidRequest` otherwise), so a
+/// bad name fails its own submit instead of the whole add frame it would travel in.
+fn spec(
+    py: Python<'_>,
+    function: String,
+    args: String,
+    kwargs: String,
+    options: &Options,
+) -> PyResult<TaskSpec> {
+    check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
+    Ok(TaskSpec {
+        function,
+        args,
+        kwargs,
+        policy: options.policy,
+    })
+}
+
+fn selection(ids: Option<Vec<u64>>) -> Selection {
+    match ids {
+        Some(ids) => Selection::Ids(ids.into_iter().map(TaskId).collect()),
+        None => Selection::All,
+    }
+}
+
+fn changed_tuple(changed: Changed) -> ChangedIds {
+    (
+        changed.changed.into_iter().map(|id| id.0).collect(),
+        changed
+            .unchanged
+            .into_iter()
+            .map(|(id, state)| (id.0, state.as_str().to_string()))
+            .collect(),
+    )
+}

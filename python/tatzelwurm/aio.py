@@ -1,0 +1,189 @@
+"""The asyncio client: the same methods as :class:`Client`, as coroutines.
+
+A submit awaits only when the send window is full (then a thread waits for room, so the event
+loop never blocks); requests run in the loop's default executor with the GIL released inside.
+Handles are the same :class:`TaskHandle` objects: ``await handle`` gives the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
+from collections import deque
+
+from .client import Client, Function
+from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo
+from .serialize import dumps_arguments
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A coroutine face of :class:`Client`: ``async with AsyncClient() as ac: h = await
+    ac.submit(fn, 1, 2); print(await h)``.
+
+    The arguments are those of :class:`Client`. The connection is made by ``async with`` or
+    ``await AsyncClient.connect(...)``, off the event loop.
+    """
+
+    def __init__(
+        self,
+        address: Optional[str] = None,
+        *,
+        window: int = 50_000,
+        name: Optional[str] = None,
+        id_timeout: float = 60.0,
+        _client: Optional[Client] = None,
+    ) -> None:
+        self._settings: Dict[str, Any] = dict(
+            address=address, window=window, name=name, id_timeout=id_timeout
+        )
+        self._client: Optional[Client] = _client
+
+    @classmethod
+    async def connect(
+        cls,
+        address: Optional[str] = None,
+        *,
+        window: int = 50_000,
+        name: Optional[str] = None,
+        id_timeout: float = 60.0,
+    ) -> "AsyncClient":
+        """A connected client (:class:`CoordinatorUnavailable` within 2 s if nothing answers)."""
+        ac = cls(address, window=window, name=name, id_timeout=id_timeout)
+        await ac._connect()
+        return ac
+
+    async def _connect(self) -> None:
+        if self._client is None:
+            settings = self._settings
+            self._client = await _run(
+                functools.partial(
+                    Client,
+                    settings["address"],
+                    window=settings["window"],
+                    name=settings["name"],
+                    id_timeout=settings["id_timeout"],
+                )
+            )
+
+    @property
+    def client(self) -> Client:
+        """The synchronous client underneath (same connection)."""
+        if self._client is None:
+            raise RuntimeError("the AsyncClient is not connected; use `async with` or connect()")
+        return self._client
+
+    @property
+    def address(self) -> str:
+        """The coordinator's address."""
+        return self.client.address
+
+    def options(self, **options: Any) -> "AsyncClient":
+        """A view on the same connection whose submits carry these options (see
+        :meth:`Client.options`)."""
+        return AsyncClient(_client=self.client.options(**options))
+
+    async def submit(self, function: Function, /, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
+        """Submits one task; awaits only while the send window is full."""
+        client = self.client
+        name, opts = client._resolve(function)
+        args_json, kwargs_json = dumps_arguments(args, kwargs)
+        core = client._core
+        handle = core.try_submit(name, args_json, kwargs_json, opts)
+        if handle is None:
+            handle = await _run(functools.partial(core.submit, name, args_json, kwargs_json, opts))
+        return handle
+
+    async def submit_many(
+        self,
+        function: Function,
+        items: Iterable[Any],
+        *,
+        kwargs: Optional[Iterable[Dict[str, Any]]] = None,
+    ) -> List[TaskHandle[Any]]:
+        """See :meth:`Client.submit_many`."""
+        items = list(items)
+        return await _run(functools.partial(self.client.submit_many, function, items, kwargs=kwargs))
+
+    async def map(
+        self,
+        function: Function,
+        *iterables: Iterable[Any],
+        window: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> AsyncIterator[Any]:
+        """Yields the results in input order, at most ``window`` tasks in flight."""
+        limit = window if window is not None else min(10_000, self.client._core.window)
+        pending: Deque[TaskHandle[Any]] = deque()
+        for items in zip(*iterables):
+            pending.append(await self.submit(function, *items))
+            if len(pending) >= limit:
+                yield await asyncio.wait_for(asyncio.wrap_future(pending.popleft()), timeout)
+        while pending:
+            yield await asyncio.wait_for(asyncio.wrap_future(pending.popleft()), timeout)
+
+    async def flush(self, timeout: Optional[float] = None) -> None:
+        """Returns once everything submitted so far is durable."""
+        await _run(functools.partial(self.client.flush, timeout))
+
+    async def get(self, task_id: int) -> TaskHandle[Any]:
+        """A handle on an existing task; :class:`UnknownTask` for an id that never existed."""
+        return await _run(functools.partial(self.client.get, task_id))
+
+    async def info(self, task_id: int) -> TaskInfo:
+        """Everything the coordinator tells about one task, with its output."""
+        return await _run(functools.partial(self.client.info, task_id))
+
+    async def list(
+        self, state: Union[None, str, Sequence[str]] = None, limit: Optional[int] = None
+    ) -> List[TaskInfo]:
+        """See :meth:`Client.list`."""
+        return await _run(functools.partial(self.client.list, state, limit))
+
+    async def workers(self) -> List[WorkerInfo]:
+        """The connected workers."""
+        return await _run(self.client.workers)
+
+    async def kill(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """See :meth:`Client.kill`."""
+        return await _run(functools.partial(self.client.kill, *tasks, all=all))
+
+    async def play(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """See :meth:`Client.play`."""
+        return await _run(functools.partial(self.client.play, *tasks, all=all))
+
+    async def close(self) -> None:
+        """Closes the connection."""
+        if self._client is not None:
+            await _run(self._client.close)
+
+    async def __aenter__(self) -> "AsyncClient":
+        await self._connect()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                await self.flush()
+        finally:
+            await self.close()
+
+
+async def _run(call: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, call)

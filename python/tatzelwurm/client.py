@@ -1,0 +1,544 @@
+"""The synchronous client: one connection to the coordinator shared by every thread.
+
+Threads:
+- the caller's threads submit: a submit encodes its arguments (one ``json.dumps``), makes a
+  handle and hands the task to the native pipeline, which queues it without waiting for the
+  network (it blocks, with the GIL released, only while the send window is full);
+- the native side (a tokio runtime owned by the extension) sends everything queued as one add
+  frame while earlier frames are in flight, and reconnects with backoff when the connection
+  drops, re-sending unacknowledged adds under their keys and re-registering watches;
+- one dispatcher thread per client pulls batches of events from the native side (the GIL
+  released while it waits) and resolves handles: ``Added`` gives them their ids, ``Finished``
+  (pushed by the coordinator, never polled) their results.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from . import _native
+from .errors import SerializationError, TatzelwurmError, _native_error
+from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo, as_completed, wait
+from .serialize import dumps_arguments
+from .task import Task, check_options, function_name
+
+__all__ = ["Client", "default_client", "DEFAULT_ADDRESS"]
+
+log = logging.getLogger("tatzelwurm")
+
+R = TypeVar("R")
+
+#: Where a client connects when neither an address nor ``TATZELWURM_COORDINATOR`` is given.
+DEFAULT_ADDRESS = "127.0.0.1:5677"
+
+#: A function to run: its import name, a function object, or an ``@task`` function.
+Function = Union[str, Callable[..., Any], Task]
+
+_EVENT_ADDED, _EVENT_ADD_FAILED, _EVENT_FINISHED, _EVENT_DISCONNECTED, _EVENT_RECONNECTED = range(5)
+
+
+def _native_options(options: Dict[str, Any]) -> Any:
+    """The native form of checked options (seconds become milliseconds)."""
+    backoff = options.get("backoff")
+    timeout = options.get("timeout")
+    return _native.Options(
+        retries=options.get("retries"),
+        backoff_ms=None if backoff is None else int(round(backoff * 1000)),
+        timeout_ms=None if timeout is None else max(1, int(round(timeout * 1000))),
+        at_most_once=options.get("at_most_once"),
+        crash_limit=options.get("crash_limit"),
+        play=options.get("play", True),
+    )
+
+
+class _Core:
+    """What every view of one client shares: the native connection, the handles waiting for
+    their ids (by ticket) and for their completions (by task id), and the dispatcher thread."""
+
+    def __init__(self, address: Optional[str], window: int, name: str, id_timeout: float) -> None:
+        self.native = _native.Core.connect(address, name, window)
+        self.address: str = self.native.address
+        self.window = window
+        self.id_timeout = id_timeout
+        self.lock = threading.Lock()
+        #: Handles whose add is not acknowledged yet, by the pipeline's ticket.
+        self.by_ticket: Dict[int, TaskHandle[Any]] = {}
+        #: Handles waiting for their task to finish, by task id.
+        self.by_id: Dict[int, TaskHandle[Any]] = {}
+        #: Completions that came before the ``Added`` of their own add.
+        self.early: Dict[int, dict] = {}
+        self.closed = False
+        self.dispatcher = threading.Thread(
+            target=self._dispatch, name=f"tatzelwurm-dispatcher {self.address}", daemon=True
+        )
+        self.dispatcher.start()
+        _live.add(self)
+
+    # -- submitting -------------------------------------------------------------------------
+    def submit(self, function: str, args_json: str, kwargs_json: str, options: Any) -> TaskHandle[Any]:
+        handle: TaskHandle = TaskHandle(self)
+        with self.lock:
+            ticket = self.native.submit(function, args_json, kwargs_json, options)
+            self.by_ticket[ticket] = handle
+        return handle
+
+    def try_submit(
+        self, function: str, args_json: str, kwargs_json: str, options: Any
+    ) -> Optional[TaskHandle[Any]]:
+        handle: TaskHandle = TaskHandle(self)
+        with self.lock:
+            ticket = self.native.try_submit(function, args_json, kwargs_json, options)
+            if ticket is None:
+                return None
+            self.by_ticket[ticket] = handle
+        return handle
+
+    def submit_many(
+        self, function: str, args: List[str], kwargs: List[str], options: Any
+    ) -> List[TaskHandle[Any]]:
+        handles: List[TaskHandle[Any]] = [TaskHandle(self) for _ in args]
+        if not handles:
+            return handles
+        with self.lock:
+            first = self.native.submit_many(function, args, kwargs, options)
+            by_ticket = self.by_ticket
+            for offset, handle in enumerate(handles):
+                by_ticket[first + offset] = handle
+        return handles
+
+    def watch(self, task_id: int) -> TaskHandle[Any]:
+        with self.lock:
+            handle = self.by_id.get(task_id)
+            if handle is not None:
+                return handle
+            handle = TaskHandle(self, task_id)
+            self.by_id[task_id] = handle
+        try:
+            self.native.watch([task_id])
+        except BaseException:
+            with self.lock:
+                if self.by_id.get(task_id) is handle:
+                    del self.by_id[task_id]
+            raise
+        return handle
+
+    # -- requests -------------------------------------------------------------------------
+    def info(self, task_id: int) -> TaskInfo:
+        return TaskInfo._from_native(self.native.show(task_id))
+
+    def kill(self, ids: Optional[List[int]]) -> Changed:
+        changed, unchanged = self.native.kill(ids)
+        return Changed(changed, unchanged)
+
+    def play(self, ids: Optional[List[int]]) -> Changed:
+        changed, unchanged = self.native.play(ids)
+        return Changed(changed, unchanged)
+
+    def flush(self, timeout: Optional[float]) -> None:
+        if not self.native.flush(timeout):
+            raise TimeoutError(
+                f"the coordinator at {self.address} did not acknowledge every add within "
+                f"{timeout} s"
+            )
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.native.close()
+        if threading.current_thread() is not self.dispatcher:
+            self.dispatcher.join(5)
+        with self.lock:
+            waiting = list(self.by_ticket.values()) + list(self.by_id.values())
+            self.by_ticket.clear()
+            self.by_id.clear()
+        for handle in waiting:
+            if not handle.done():
+                ident = handle._task_id
+                what = f"task {ident}" if ident is not None else "a task not yet added"
+                handle.set_exception(
+                    TatzelwurmError(
+                        f"the client was closed before {what} finished; read it with "
+                        "Client().get(id) from a new client"
+                    )
+                )
+        _live.discard(self)
+
+    # -- the dispatcher thread ------------------------------------------------------------
+    def _dispatch(self) -> None:
+        native = self.native
+        while True:
+            try:
+                events = native.next_events(4096, 0.25)
+            except BaseException as err:  # noqa: BLE001 - a dispatcher must not die silently
+                log.error("tatzelwurm dispatcher stopped: %s", err)
+                return
+            if events is None:
+                return
+            if events:
+                self._apply(events)
+
+    def _apply(self, events: List[tuple]) -> None:
+        finished: List[Tuple[TaskHandle[Any], dict]] = []
+        failed: List[Tuple[TaskHandle[Any], BaseException]] = []
+        with self.lock:
+            by_ticket, by_id, early = self.by_ticket, self.by_id, self.early
+            for event in events:
+                kind = event[0]
+                if kind == _EVENT_FINISHED:
+                    for raw in event[1]:
+                        task_id = raw["id"]
+                        handle = by_id.pop(task_id, None)
+                        if handle is not None:
+                            finished.append((handle, raw))
+                        elif by_ticket:
+                            early[task_id] = raw
+                elif kind == _EVENT_ADDED:
+                    ticket = event[1]
+                    for task_id in event[2]:
+                        handle = by_ticket.pop(ticket, None)
+                        ticket += 1
+                        if handle is None:
+                            continue
+                        handle._set_id(task_id)
+                        raw = early.pop(task_id, None) if early else None
+                        if raw is not None:
+                            finished.append((handle, raw))
+                        else:
+                            by_id[task_id] = handle
+                elif kind == _EVENT_ADD_FAILED:
+                    _, first, count, class_name, message = event
+                    error = _native_error(class_name, message)
+                    for ticket in range(first, first + count):
+                        handle = by_ticket.pop(ticket, None)
+                        if handle is not None:
+                            failed.append((handle, error))
+                elif kind == _EVENT_DISCONNECTED:
+                    log.warning("%s", event[1])
+                elif kind == _EVENT_RECONNECTED:
+                    log.info("reconnected to the coordinator at %s", self.address)
+            if early and not by_ticket:
+                early.clear()
+        # Outside the lock: resolving runs the handles' callbacks.
+        for handle, refusal in failed:
+            handle._set_add_error(refusal)
+        for handle, raw in finished:
+            handle._finish(raw)
+
+
+#: Cores not yet closed, so that an exiting interpreter flushes and closes them.
+_live: "weakref.WeakSet[_Core]" = weakref.WeakSet()
+
+
+class _Forked:
+    """Stands in for the native connection of a client made before a fork, in the child: the
+    connection's threads stayed in the parent, so every use says what to do instead of
+    hanging. (A new client in the child works.)"""
+
+    def __init__(self, address: str) -> None:
+        self._message = (
+            f"this client of {address} was made in the parent process before a fork; make a "
+            "new tatzelwurm.Client in the child"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            if name in ("close", "next_events"):
+                return None
+            raise TatzelwurmError(self._message)
+
+        return refuse
+
+
+def _after_fork_in_child() -> None:
+    global _default
+    for core in list(_live):
+        core.native = _Forked(core.address)  # type: ignore[assignment]
+        core.closed = True
+        core.lock = threading.Lock()
+        core.by_ticket.clear()
+        core.by_id.clear()
+    _live.clear()
+    _default = None
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@atexit.register
+def _close_all() -> None:
+    for core in list(_live):
+        try:
+            core.native.flush(5.0)
+            core.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+class Client:
+    """A connection to the coordinator, shared by every thread that uses it.
+
+    ``address`` is ``host:port``; without it, ``$TATZELWURM_COORDINATOR``, else
+    ``127.0.0.1:5677``. The token comes from ``$TATZELWURM_TOKEN``. Raises
+    :class:`CoordinatorUnavailable` within 2 s when nothing answers there.
+
+    ``window`` bounds the tasks submitted but not yet acknowledged: a submit blocks (releasing
+    the GIL) while it is full. ``id_timeout`` bounds how long ``handle.id`` waits for the
+    acknowledgement. Use it as a context manager: leaving it flushes and closes.
+    """
+
+    def __init__(
+        self,
+        address: Optional[str] = None,
+        *,
+        window: int = 50_000,
+        name: Optional[str] = None,
+        id_timeout: float = 60.0,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        client_name = name or f"python:{os.getpid()}"
+        self._core = _Core(address, window, client_name, id_timeout)
+        self._options: Dict[str, Any] = {}
+        self._native_opts = _native_options({})
+        self._task_opts: Dict[Task, Any] = {}
+
+    @property
+    def address(self) -> str:
+        """The coordinator's address, ``host:port``."""
+        return self._core.address
+
+    # -- views ----------------------------------------------------------------------------
+    def options(
+        self,
+        *,
+        retries: Optional[int] = None,
+        backoff: Optional[float] = None,
+        timeout: Optional[float] = None,
+        at_most_once: Optional[bool] = None,
+        crash_limit: Optional[int] = None,
+        play: Optional[bool] = None,
+    ) -> "Client":
+        """A view of this client on the same connection whose submits carry these options.
+
+        ``retries``: further attempts after a failure; ``backoff``: seconds before the first
+        retry (doubling, with jitter); ``timeout``: seconds an attempt may run; ``at_most_once``:
+        never start it twice (a lost worker fails it); ``crash_limit``: attempts that may be
+        lost with their worker; ``play``: start ready (True, the default) or ``created``. The
+        task's own keyword arguments are never read as options.
+        """
+        given = {
+            "retries": retries,
+            "backoff": backoff,
+            "timeout": timeout,
+            "at_most_once": at_most_once,
+            "crash_limit": crash_limit,
+            "play": play,
+        }
+        merged = dict(self._options)
+        merged.update(check_options({k: v for k, v in given.items() if v is not None}))
+        view = Client.__new__(Client)
+        view._core = self._core
+        view._options = merged
+        view._native_opts = _native_options(merged)
+        view._task_opts = {}
+        return view
+
+    def _resolve(self, function: Function) -> Tuple[str, Any]:
+        if type(function) is str:
+            return function, self._native_opts
+        if isinstance(function, Task):
+            if not function.task_options:
+                return function.name, self._native_opts
+            opts = self._task_opts.get(function)
+            if opts is None:
+                merged = dict(function.task_options)
+                merged.update(self._options)
+                opts = self._task_opts[function] = _native_options(merged)
+            return function.name, opts
+        return function_name(function), self._native_opts
+
+    # -- submitting -----------------------------------------------------------------------
+    def submit(self, function: Function, /, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
+        """Submits one task and returns its handle at once (the add travels with others in the
+        next frame). ``function`` is ``"package.module:function"``, ``"/abs/file.py:function"``,
+        a module-level function or an ``@task`` function. Arguments must be JSON
+        (:class:`SerializationError` otherwise, and nothing is sent)."""
+        name, opts = self._resolve(function)
+        args_json, kwargs_json = dumps_arguments(args, kwargs)
+        return self._core.submit(name, args_json, kwargs_json, opts)
+
+    def submit_many(
+        self,
+        function: Function,
+        items: Iterable[Any],
+        *,
+        kwargs: Optional[Iterable[Dict[str, Any]]] = None,
+    ) -> List[TaskHandle[Any]]:
+        """Submits one task per item in one frame (as few as the window allows) and returns
+        their handles in order. A tuple item is the positional arguments, any other item the one
+        argument; ``kwargs`` (one dict per item) gives keyword arguments."""
+        name, opts = self._resolve(function)
+        args_texts: List[str] = []
+        kwargs_texts: List[str] = []
+        kwargs_iter = iter(kwargs) if kwargs is not None else None
+        for index, item in enumerate(items):
+            args = item if isinstance(item, tuple) else (item,)
+            kw = next(kwargs_iter) if kwargs_iter is not None else None
+            try:
+                a, k = dumps_arguments(args, kw)
+            except SerializationError as err:
+                raise SerializationError(f"item {index}: {err}", err.path) from None
+            args_texts.append(a)
+            kwargs_texts.append(k)
+        return self._core.submit_many(name, args_texts, kwargs_texts, opts)
+
+    def map(
+        self,
+        function: Function,
+        *iterables: Iterable[Any],
+        window: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> Iterator[Any]:
+        """Runs ``function`` on each item (zipped across ``iterables``) and yields the results
+        in input order. Lazy and bounded: at most ``window`` tasks (default 10,000) are
+        submitted and not yet yielded. A failed task raises its :class:`TaskFailed` where its
+        result would be; ``timeout`` bounds each wait."""
+        limit = window if window is not None else min(10_000, self._core.window)
+        if limit < 1:
+            raise ValueError("window must be at least 1")
+        submit = self.submit
+
+        def results() -> Iterator[Any]:
+            pending: Deque[TaskHandle[Any]] = deque()
+            for items in zip(*iterables):
+                pending.append(submit(function, *items))
+                if len(pending) >= limit:
+                    yield pending.popleft().result(timeout)
+            while pending:
+                yield pending.popleft().result(timeout)
+
+        return results()
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Returns once everything submitted so far is durable (acknowledged by the
+        coordinator); :class:`TimeoutError` after ``timeout`` seconds."""
+        self._core.flush(timeout)
+
+    # -- reading and steering -------------------------------------------------------------
+    def get(self, task_id: int) -> TaskHandle[Any]:
+        """A handle on an existing task, from any process and after any restart; its result is
+        pushed when the task finishes (at once if it has). :class:`UnknownTask` at once for an
+        id that never existed."""
+        return self._core.watch(int(task_id))
+
+    def info(self, task_id: int) -> TaskInfo:
+        """Everything the coordinator tells about one task, with its output."""
+        return self._core.info(int(task_id))
+
+    def list(
+        self,
+        state: Union[None, str, Sequence[str]] = None,
+        limit: Optional[int] = None,
+    ) -> List[TaskInfo]:
+        """Tasks in ``state`` (a state name or several; all when None), in id order, at most
+        ``limit`` of them, without their output."""
+        if state is None:
+            states: List[str] = []
+        elif isinstance(state, str):
+            states = [state]
+        else:
+            states = list(state)
+        raw = self._core.native.list(states)
+        if limit is not None:
+            raw = raw[:limit]
+        return [TaskInfo._from_native(r) for r in raw]
+
+    def workers(self) -> List[WorkerInfo]:
+        """The connected workers."""
+        return [WorkerInfo(**w) for w in self._core.native.workers()]
+
+    def kill(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """Ends these tasks (handles or ids) if they are not finished, or every unfinished task
+        with ``all=True``. Their handles then raise :class:`TaskKilled`."""
+        return self._core.kill(_ids(tasks, all, "kill"))
+
+    def play(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """Moves these ``created`` tasks (submitted with ``play=False``) to ``ready``, or every
+        created task with ``all=True``."""
+        return self._core.play(_ids(tasks, all, "play"))
+
+    def as_completed(
+        self, handles: Iterable[TaskHandle[Any]], timeout: Optional[float] = None
+    ) -> Iterator[TaskHandle[Any]]:
+        """The same as :func:`tatzelwurm.as_completed`."""
+        return as_completed(handles, timeout)
+
+    def wait(self, handles: Iterable[TaskHandle[Any]], timeout: Optional[float] = None) -> Any:
+        """The same as :func:`tatzelwurm.wait`."""
+        return wait(handles, timeout)
+
+    # -- closing --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Closes the connection (of every view of this client). Handles still waiting raise
+        an error saying so; the tasks themselves go on."""
+        self._core.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<tatzelwurm.Client {self.address}{' ' + repr(self._options) if self._options else ''}>"
+
+
+def _ids(tasks: Sequence[Union[int, TaskHandle[Any]]], all: bool, verb: str) -> Optional[List[int]]:
+    if all:
+        if tasks:
+            raise ValueError(f"{verb}: give tasks or all=True, not both")
+        return None
+    if not tasks:
+        raise ValueError(f"{verb}: name the tasks (handles or ids), or pass all=True")
+    return [t.id if isinstance(t, TaskHandle) else int(t) for t in tasks]
+
+
+_default: Optional[Client] = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client ``@task`` functions submit through: made on first use from
+    ``$TATZELWURM_COORDINATOR`` (or 127.0.0.1:5677)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._core.closed:
+            _default = Client()
+        return _default

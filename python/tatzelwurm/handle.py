@@ -1,0 +1,353 @@
+"""Task handles (``concurrent.futures.Future`` subclasses) and what the coordinator says about
+tasks and workers.
+
+A handle is resolved by the client's dispatcher thread when the coordinator pushes its task's
+completion; nothing polls. Its result stays readable: reading it never consumes anything, and
+another process reads the same result by id with ``Client.get``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as futures
+import threading
+from dataclasses import dataclass
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generator,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+)
+
+from .errors import TaskFailed, TaskKilled, TaskTimedOut, TatzelwurmError
+from .serialize import loads_result
+
+if TYPE_CHECKING:
+    from .client import _Core
+
+__all__ = [
+    "TaskHandle",
+    "TaskInfo",
+    "TaskError",
+    "TaskOutput",
+    "WorkerInfo",
+    "Changed",
+    "as_completed",
+    "wait",
+    "DoneAndNotDone",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ALL_COMPLETED",
+]
+
+R = TypeVar("R")
+
+FIRST_COMPLETED = futures.FIRST_COMPLETED
+FIRST_EXCEPTION = futures.FIRST_EXCEPTION
+ALL_COMPLETED = futures.ALL_COMPLETED
+
+#: Before Python 3.11 ``concurrent.futures.TimeoutError`` is not the builtin one.
+_FUTURES_TIMEOUT = futures.TimeoutError
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """Why a task failed, as the worker reported it."""
+
+    #: The exception's type, such as ``ValueError``, or ``SlotCrashed``, ``Timeout``.
+    kind: str
+    #: The exception's message.
+    message: str
+    #: The remote traceback as text.
+    traceback: str
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """What a task's latest attempt wrote (the tail of long output)."""
+
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """Everything the coordinator tells about one task. Times are seconds since the epoch."""
+
+    id: int
+    #: ``created``, ``ready``, ``running``, ``waiting``, ``completed``, ``failed`` or ``killed``.
+    state: str
+    function: str
+    #: The positional arguments' JSON text.
+    args: str
+    #: The keyword arguments' JSON text.
+    kwargs: str
+    #: The result's JSON text, once completed (see :meth:`value`).
+    result: Optional[str]
+    error: Optional[TaskError]
+    worker: Optional[str]
+    attempts: int
+    failures: int
+    crashes: int
+    retry_at: Optional[float]
+    created_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    #: Only from ``TaskHandle.info()``/``Client.info``; lists leave it out.
+    output: Optional[TaskOutput]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the task reached a final state (completed, failed or killed)."""
+        return self.state in ("completed", "failed", "killed")
+
+    def value(self) -> Any:
+        """The result as a Python value (None when there is none yet)."""
+        return None if self.result is None else loads_result(self.result)
+
+    @classmethod
+    def _from_native(cls, raw: dict) -> "TaskInfo":
+        error = raw["error"]
+        output = raw["output"]
+        return cls(
+            id=raw["id"],
+            state=raw["state"],
+            function=raw["function"],
+            args=raw["args"],
+            kwargs=raw["kwargs"],
+            result=raw["result"],
+            error=None if error is None else TaskError(*error),
+            worker=raw["worker"],
+            attempts=raw["attempts"],
+            failures=raw["failures"],
+            crashes=raw["crashes"],
+            retry_at=raw["retry_at"],
+            created_at=raw["created_at"],
+            started_at=raw["started_at"],
+            finished_at=raw["finished_at"],
+            output=None if output is None else TaskOutput(*output),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One connected worker."""
+
+    id: int
+    name: str
+    address: str
+    slots: int
+    running: int
+    done: int
+    python: str
+    connected_at: float
+    draining: bool
+
+
+class Changed(NamedTuple):
+    """What a kill or a play did: ``changed`` moved; ``unchanged`` were in a state the command
+    does not apply to, named with that state."""
+
+    changed: List[int]
+    unchanged: List[Tuple[int, str]]
+
+
+def _failure(info: "TaskInfo | dict") -> TaskFailed:
+    """The error a finished task without a result raises."""
+    if isinstance(info, dict):
+        task_id, state, error, attempts = (
+            info["id"],
+            info["state"],
+            info["error"],
+            info["attempts"],
+        )
+        kind, message, trace = error if error is not None else ("", "", "")
+    else:
+        task_id, state, attempts = info.id, info.state, info.attempts
+        kind, message, trace = (
+            (info.error.kind, info.error.message, info.error.traceback)
+            if info.error
+            else ("", "", "")
+        )
+    if state == "killed":
+        return TaskKilled(
+            f"task {task_id} was killed before it finished", task_id, kind, message, trace, attempts
+        )
+    if kind == "Timeout":
+        return TaskTimedOut(
+            f"task {task_id} timed out: {message}", task_id, kind, message, trace, attempts
+        )
+    if kind:
+        text = f"task {task_id} failed after {attempts} attempt(s) with {kind}: {message}"
+    else:
+        text = f"task {task_id} failed after {attempts} attempt(s)"
+    return TaskFailed(text, task_id, kind, message, trace, attempts)
+
+
+class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
+    """A submitted task: a :class:`concurrent.futures.Future` that resolves when the task
+    finishes, so ``concurrent.futures.as_completed``/``wait`` and ``asyncio.wrap_future`` work on
+    it, and ``await handle`` gives its result inside a coroutine.
+
+    Its result is the task's return value; a task that failed raises :class:`TaskFailed`
+    (:class:`TaskKilled`, :class:`TaskTimedOut`). ``cancel()`` does not stop a task (it returns
+    False); use :meth:`kill`.
+    """
+
+    # __slots__ would save little: Future has a __dict__ anyway.
+
+    def __init__(self, core: "_Core", task_id: Optional[int] = None) -> None:
+        super().__init__()
+        self._core = core
+        self._task_id = task_id
+        self._add_error: Optional[BaseException] = None
+        self._id_event: Optional[threading.Event] = None
+        self._final: Optional[dict] = None
+
+    # -- the id ---------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """The task's id; blocks until the add is durable (raises the add's error if it was
+        refused, or :class:`TimeoutError` after the client's ``id_timeout``)."""
+        task_id = self._task_id
+        if task_id is not None:
+            return task_id
+        # The future's own condition must not be notified for the id: that would wake result()
+        # waiters early. An event is made only for a handle whose id is awaited.
+        with self._condition:
+            if self._task_id is None and self._add_error is None and self._id_event is None:
+                self._id_event = threading.Event()
+            event = self._id_event
+        # _set_id stores the id before it looks for the event, so reading the id again after
+        # making the event cannot miss both.
+        if self._task_id is not None:
+            return self._task_id
+        if event is not None and not event.wait(self._core.id_timeout):
+            raise TimeoutError(
+                "the coordinator has not acknowledged this task's add yet; check that it is running"
+            )
+        if self._task_id is None:
+            assert self._add_error is not None
+            raise self._add_error
+        return self._task_id
+
+    def _set_id(self, task_id: int) -> None:
+        # No lock (the dispatcher calls this for every task): the id is stored first, and
+        # `id` checks it again after making its event.
+        self._task_id = task_id
+        event = self._id_event
+        if event is not None:
+            event.set()
+
+    def _set_add_error(self, error: BaseException) -> None:
+        with self._condition:
+            self._add_error = error
+            event = self._id_event
+        if event is not None:
+            event.set()
+        self.set_exception(error)
+
+    def _finish(self, raw: dict) -> None:
+        """Resolves the handle from a task's final state (a native info dict)."""
+        if self.done():
+            return
+        self._final = raw
+        if raw["state"] == "completed":
+            try:
+                value = loads_result(raw["result"] or "null")
+            except ValueError as err:
+                self.set_exception(TatzelwurmError(f"task {raw['id']}'s result is not JSON: {err}"))
+                return
+            self.set_result(value)
+        else:
+            self.set_exception(_failure(raw))
+
+    # -- futures API, with the builtin TimeoutError ----------------------------------------
+    def result(self, timeout: Optional[float] = None) -> R:
+        """The task's return value, waiting up to ``timeout`` seconds (builtin
+        :class:`TimeoutError` when it runs out)."""
+        try:
+            return super().result(timeout)
+        except _FUTURES_TIMEOUT:
+            raise TimeoutError(
+                f"task {self._task_id if self._task_id is not None else '(not yet added)'} "
+                f"did not finish within {timeout} s"
+            ) from None
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """The task's error (None if it completed), waiting up to ``timeout`` seconds."""
+        try:
+            return super().exception(timeout)
+        except _FUTURES_TIMEOUT:
+            raise TimeoutError(f"task did not finish within {timeout} s") from None
+
+    def cancel(self) -> bool:
+        """Returns False: a submitted task is not cancelled by its handle; use :meth:`kill`."""
+        return False
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await handle`` gives the result without blocking the event loop."""
+        return asyncio.wrap_future(self).__await__()
+
+    # -- asking the coordinator ------------------------------------------------------------
+    def state(self) -> str:
+        """The task's state now (``created``, ``ready``, ``running``, ``waiting``,
+        ``completed``, ``failed`` or ``killed``)."""
+        if self._final is not None:
+            return str(self._final["state"])
+        return self.info().state
+
+    def info(self) -> TaskInfo:
+        """Everything the coordinator tells about the task, with its output."""
+        return self._core.info(self.id)
+
+    def kill(self) -> Changed:
+        """Ends the task if it is not finished; its handle then raises :class:`TaskKilled`."""
+        return self._core.kill([self.id])
+
+    def __repr__(self) -> str:
+        ident = self._task_id if self._task_id is not None else "?"
+        if self.done():
+            state = self._final["state"] if self._final else "failed"
+        else:
+            state = "pending"
+        return f"<TaskHandle {ident} {state}>"
+
+
+def as_completed(
+    handles: Iterable["futures.Future[Any]"], timeout: Optional[float] = None
+) -> Iterator[Any]:
+    """Yields each handle once, as it finishes; raises the builtin :class:`TimeoutError` when
+    ``timeout`` seconds pass first. Sends no request: completions are pushed."""
+    try:
+        yield from futures.as_completed(handles, timeout)
+    except _FUTURES_TIMEOUT:
+        raise TimeoutError(
+            f"not every task finished within {timeout} s; the rest are still running"
+        ) from None
+
+
+class DoneAndNotDone(NamedTuple):
+    """What :func:`wait` returns."""
+
+    done: Set[Any]
+    not_done: Set[Any]
+
+
+def wait(
+    handles: Iterable["futures.Future[Any]"],
+    timeout: Optional[float] = None,
+    return_when: str = ALL_COMPLETED,
+) -> DoneAndNotDone:
+    """Waits as ``concurrent.futures.wait`` does (``return_when``: FIRST_COMPLETED,
+    FIRST_EXCEPTION or ALL_COMPLETED) and returns ``(done, not_done)``."""
+    done, not_done = futures.wait(handles, timeout, return_when)
+    return DoneAndNotDone(done, not_done)
