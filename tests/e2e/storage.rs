@@ -132,9 +132,28 @@ fn a_db_of_a_newer_schema_is_refused_and_left_alone() {
     }
 }
 
+/// Opens the sled database at `path` in this process. sled's flusher thread may hold the file
+/// lock a moment after the previous `Db` of this process was dropped (another process never
+/// sees this), so a held lock is retried for a bounded time.
+fn open_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(err)
+                if err.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err) => panic!("cannot open the sled database at {}: {err}", path.display()),
+        }
+    }
+}
+
 /// Every tree of the sled database at `path` (the default tree included) with its entries.
 fn snapshot(path: &Path) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
-    let db = sled::open(path).unwrap();
+    let db = open_sled(path);
     db.tree_names()
         .into_iter()
         .map(|name| {
