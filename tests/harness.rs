@@ -41,7 +41,7 @@ pub use actionwurm::Action;
 pub use binaries::{Binaries, Profile};
 pub use cluster::{Cluster, ClusterOptions, Coordinator, Stop};
 pub use process::Proc;
-pub use procfs::{descendants, open_fds, pid_alive};
+pub use procfs::{descendants, open_fds, pid_alive, status_kib};
 pub use supervisor::Supervisor;
 pub use wait::{wait_for, wait_until};
 pub use worker::{Worker, WorkerSpec};

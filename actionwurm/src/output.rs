@@ -74,8 +74,11 @@ pub struct WorkerJson<'a> {
     done: u64,
     python: &'a str,
     connected_at: f64,
-    /// `active`, or `draining` while it finishes its tasks before leaving.
+    /// `active`, `draining` while it finishes its tasks before leaving, or `held off` while
+    /// it gets no tasks because its name keeps dropping its connections.
     state: &'static str,
+    /// Until when it is held off (seconds since the epoch), or null.
+    held_off_until: Option<f64>,
 }
 
 impl<'a> TaskJson<'a> {
@@ -122,6 +125,11 @@ impl PolicyJson {
 pub fn worker_state(info: &WorkerInfo) -> &'static str {
     if info.draining {
         "draining"
+    } else if info
+        .held_off_until
+        .is_some_and(|until| until > Timestamp::now())
+    {
+        "held off"
     } else {
         "active"
     }
@@ -155,6 +163,7 @@ impl<'a> WorkerJson<'a> {
             python: &info.python,
             connected_at: info.connected_at.as_secs_f64(),
             state: worker_state(info),
+            held_off_until: info.held_off_until.map(Timestamp::as_secs_f64),
         }
     }
 }
@@ -414,13 +423,14 @@ mod tests {
             python: "3.11.7".into(),
             connected_at: Timestamp(1_500),
             draining: true,
+            held_off_until: None,
         };
         let json = as_value(&WorkerJson::new(&info));
         assert_eq!(
             json,
             serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
                 "running": 1, "done": 10, "python": "3.11.7", "connected_at": 1.5,
-                "state": "draining"})
+                "state": "draining", "held_off_until": null})
         );
     }
 

@@ -395,6 +395,7 @@ mod tests {
             python: "3.12.1".into(),
             connected_at: Timestamp(1_795_484_412_000),
             draining: false,
+            held_off_until: None,
         };
         let text = render(worker_list(&[worker]));
         for cell in [

@@ -13,13 +13,14 @@ use crate::size::check_size;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tatzelwurm_proto::actioner::{AddKey, Command, Reply, Selection, WorkerInfo};
+use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD};
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
 use tatzelwurm_proto::TaskId;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 /// What a play or a kill did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changed {
     /// Tasks that moved.
     pub changed: Vec<TaskId>,
@@ -94,29 +95,45 @@ impl Client {
     /// Adds tasks (started `ready` with `play`, else `created`) and returns their ids in the
     /// order given, once durable. Keyed: if the connection drops and comes back, the add is
     /// sent again and the coordinator answers with the ids it already created.
+    ///
+    /// More than `MAX_TASKS_PER_ADD` tasks go as several adds, each with a key of its own.
     pub async fn add(&self, tasks: Vec<TaskSpec>, play: bool) -> Result<Vec<TaskId>, ClientError> {
-        let command = Command::Add {
-            tasks,
-            play,
-            key: Some(AddKey(random_key())),
-            watch: false,
-        };
-        match self.request(command).await? {
-            Reply::Added(ids) => Ok(ids),
-            other => Err(self.unexpected(&other, "Added")),
+        let mut all = Vec::with_capacity(tasks.len());
+        for tasks in chunks(tasks, MAX_TASKS_PER_ADD) {
+            let command = Command::Add {
+                tasks,
+                play,
+                key: Some(AddKey(random_key())),
+                watch: false,
+            };
+            match self.request(command).await? {
+                Reply::Added(ids) => all.extend(ids),
+                other => return Err(self.unexpected(&other, "Added")),
+            }
         }
+        Ok(all)
     }
 
-    /// Moves `created` tasks to `ready`.
+    /// Moves `created` tasks to `ready`. More ids than one request may carry
+    /// (`MAX_IDS_PER_REQUEST`) go as several requests, each applied on its own.
     pub async fn play(&self, sel: Selection) -> Result<Changed, ClientError> {
-        let reply = self.request(Command::Play(sel)).await?;
-        self.changed(reply)
+        let mut all = Changed::default();
+        for sel in selections(sel) {
+            let reply = self.request(Command::Play(sel)).await?;
+            all.extend(self.changed(reply)?);
+        }
+        Ok(all)
     }
 
-    /// Ends unfinished tasks; a running one is stopped by its worker.
+    /// Ends unfinished tasks; a running one is stopped by its worker. More ids than one
+    /// request may carry go as several requests, each applied on its own.
     pub async fn kill(&self, sel: Selection) -> Result<Changed, ClientError> {
-        let reply = self.request(Command::Kill(sel)).await?;
-        self.changed(reply)
+        let mut all = Changed::default();
+        for sel in selections(sel) {
+            let reply = self.request(Command::Kill(sel)).await?;
+            all.extend(self.changed(reply)?);
+        }
+        Ok(all)
     }
 
     /// Every task in one of `states` (all when empty), in id order, without output.
@@ -137,11 +154,17 @@ impl Client {
 
     /// Waits until every selected task is finished and returns them (without output).
     /// Unbounded: wrap it in `tokio::time::timeout` for a limit.
+    /// More ids than one request may carry are waited for in several requests, one after
+    /// the other.
     pub async fn wait(&self, sel: Selection) -> Result<Vec<TaskInfo>, ClientError> {
-        match self.request(Command::Wait(sel)).await? {
-            Reply::Waited(tasks) => Ok(tasks),
-            other => Err(self.unexpected(&other, "Waited")),
+        let mut all = Vec::new();
+        for sel in selections(sel) {
+            match self.request(Command::Wait(sel)).await? {
+                Reply::Waited(tasks) => all.extend(tasks),
+                other => return Err(self.unexpected(&other, "Waited")),
+            }
         }
+        Ok(all)
     }
 
     /// The workers connected now.
@@ -202,6 +225,37 @@ impl Client {
 
     pub(crate) fn unexpected(&self, reply: &Reply, expected: &str) -> ClientError {
         unexpected(&self.inner.address, reply, expected)
+    }
+}
+
+impl Changed {
+    fn extend(&mut self, other: Changed) {
+        self.changed.extend(other.changed);
+        self.unchanged.extend(other.unchanged);
+    }
+}
+
+/// `items` cut into pieces of at most `size` (one empty piece for an empty list).
+pub(crate) fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    if items.len() <= size {
+        return vec![items];
+    }
+    let mut rest = items.into_iter().peekable();
+    let mut out = Vec::new();
+    while rest.peek().is_some() {
+        out.push(rest.by_ref().take(size).collect());
+    }
+    out
+}
+
+/// A selection as requests within `MAX_IDS_PER_REQUEST` ids each.
+fn selections(sel: Selection) -> Vec<Selection> {
+    match sel {
+        Selection::All => vec![Selection::All],
+        Selection::Ids(ids) => chunks(ids, MAX_IDS_PER_REQUEST)
+            .into_iter()
+            .map(Selection::Ids)
+            .collect(),
     }
 }
 

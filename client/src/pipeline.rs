@@ -140,10 +140,15 @@ impl Pipeline {
 
     /// Watches existing tasks: their ends come as `Event::Finished` (at once for finished
     /// ones). An id that was never handed out fails the whole watch with `UnknownTask`.
+    /// More ids than one request may carry are watched in several requests.
     pub async fn watch(&self, ids: Vec<TaskId>) -> Result<(), ClientError> {
-        match self.client.request(Command::Watch(ids)).await? {
-            Reply::Watching => Ok(()),
-            other => Err(self.client.unexpected(&other, "Watching")),
+        let cap = tatzelwurm_proto::limits::MAX_IDS_PER_REQUEST;
+        for ids in crate::client::chunks(ids, cap) {
+            match self.client.request(Command::Watch(ids)).await? {
+                Reply::Watching => {}
+                other => return Err(self.client.unexpected(&other, "Watching")),
+            }
         }
+        Ok(())
     }
 }

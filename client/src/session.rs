@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::routes::{Routed, Routes};
 
 /// Most ids in one re-watch request.
-const WATCH_CHUNK: usize = 100_000;
+const WATCH_CHUNK: usize = tatzelwurm_proto::limits::MAX_IDS_PER_REQUEST;
 
 /// What a handle asks of the session.
 pub(crate) enum ToSession {

@@ -9,7 +9,12 @@
 //! unbounded push sink, so that the actor never waits on this actioner; a forwarder task moves
 //! them into the bounded reply queue. When the connection ends, the task actor is told to
 //! forget its watches.
+//!
+//! A request naming more ids or tasks than `proto::limits` allows is answered `TooLarge`
+//! without reaching the task actor. The connection's `Ticket` tells the admission table when
+//! it is busy or watching; when the table displaces it (idle at the connection cap), it closes.
 
+use crate::admission::Ticket;
 use crate::handshake::Greeting;
 use crate::paging;
 use crate::tasks::Origin;
@@ -18,14 +23,22 @@ use crate::Context;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tatzelwurm_proto::actioner::{Command, FromActioner, Reply, ToActioner};
+use tatzelwurm_proto::actioner::{
+    Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner,
+};
 use tatzelwurm_proto::handshake::{HelloReply, Welcome};
+use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 /// Requests one connection may have under way at once; more wait until one is answered.
 const MAX_REQUESTS_IN_FLIGHT: usize = 256;
+
+/// Ids and tasks one connection may have sent and the task actor not yet applied; its reader
+/// waits past that, so a client that sends faster than the actor applies (each request within
+/// its cap) makes the coordinator hold a bounded amount for it.
+const QUEUED_ITEMS: usize = 2 * MAX_IDS_PER_REQUEST;
 
 /// Tasks per `Reply::Tasks` page.
 const PAGE: usize = 5_000;
@@ -38,7 +51,7 @@ const ANSWER_GRACE: Duration = Duration::from_secs(2);
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Serves an actioner until its connection ends.
-pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
+pub async fn serve(mut conn: Greeting, name: String, ctx: Context, ticket: Ticket) {
     let peer = conn.peer();
     let welcome = HelloReply::Welcome(Welcome {
         worker_id: None,
@@ -67,11 +80,24 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
         })
     };
     let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    let queued = Arc::new(Semaphore::new(QUEUED_ITEMS));
     let mut answering = JoinSet::new();
+    let ticket = Arc::new(ticket);
     loop {
-        match reader.recv().await {
+        let next = tokio::select! {
+            next = reader.recv() => next,
+            () = ticket.evicted() => {
+                debug!(%peer, "actioner {name} closed: idle at the connection cap, another connection took its place");
+                break;
+            }
+        };
+        match next {
             Ok(Some(request)) => {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
+                let items = items(&request.command).clamp(1, QUEUED_ITEMS) as u32;
+                let Ok(held) = queued.clone().acquire_many_owned(items).await else {
                     break;
                 };
                 let ctx = ctx.clone();
@@ -81,8 +107,17 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
                     request: request.request,
                     pushes: pushes.clone(),
                 };
+                if matches!(
+                    request.command,
+                    Command::Watch(_) | Command::Add { watch: true, .. }
+                ) {
+                    ticket.pin();
+                }
+                ticket.busy(true);
+                let ticket = ticket.clone();
                 answering.spawn(async move {
-                    answer(request.command, origin, &ctx, &replies).await;
+                    answer(request.command, origin, held, &ctx, &replies).await;
+                    ticket.busy(false);
                     drop(permit);
                 });
                 // Reap the answered ones, so that a long-lived connection's set stays small.
@@ -90,7 +125,9 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
             }
             Ok(None) => break,
             Err(err) => {
-                warn!(%peer, "actioner {name} dropped: {err}");
+                if let Some(note) = ctx.peer_log.note("actioner dropped", peer.ip()) {
+                    warn!(%peer, "actioner {name} dropped: {err}{note}");
+                }
                 break;
             }
         }
@@ -114,13 +151,17 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context) {
 async fn answer(
     command: Command,
     origin: Origin,
+    held: crate::tasks::Held,
     ctx: &Context,
     replies: &mpsc::Sender<ToActioner>,
 ) {
     let request = origin.request;
-    let reply = match command {
-        Command::Workers => Reply::Workers(ctx.workers.list().await),
-        command => ctx.tasks.command(command, origin).await,
+    let reply = match too_large(&command) {
+        Some(failure) => Reply::Error(failure),
+        None => match command {
+            Command::Workers => Reply::Workers(ctx.workers.list().await),
+            command => ctx.tasks.command_held(command, origin, Some(held)).await,
+        },
     };
     let pages = match reply {
         Reply::Tasks { tasks, .. } => paginate(tasks),
@@ -132,6 +173,37 @@ async fn answer(
             return;
         }
     }
+}
+
+/// How many ids or tasks a request carries (as decoded: at most one past its cap).
+fn items(command: &Command) -> usize {
+    match command {
+        Command::Add { tasks, .. } => tasks.len(),
+        Command::Play(Selection::Ids(ids))
+        | Command::Kill(Selection::Ids(ids))
+        | Command::Wait(Selection::Ids(ids))
+        | Command::Watch(ids) => ids.len(),
+        _ => 1,
+    }
+}
+
+/// The refusal of a request that names more ids or tasks than one request may
+/// (`proto::limits`); decoding kept at most one past the cap, so the count is "more than".
+fn too_large(command: &Command) -> Option<Failure> {
+    let (count, cap, what) = match command {
+        Command::Add { tasks, .. } => (tasks.len(), MAX_TASKS_PER_ADD, "tasks"),
+        Command::Play(Selection::Ids(ids))
+        | Command::Kill(Selection::Ids(ids))
+        | Command::Wait(Selection::Ids(ids))
+        | Command::Watch(ids) => (ids.len(), MAX_IDS_PER_REQUEST, "task ids"),
+        _ => return None,
+    };
+    (count > cap).then(|| {
+        Failure::new(
+            FailureKind::TooLarge,
+            format!("this request carries more than {cap} {what}, the most one request may; send them in several requests of at most {cap}"),
+        )
+    })
 }
 
 /// A list as pages of at most `PAGE` tasks that each fit a frame; an empty list is one page.

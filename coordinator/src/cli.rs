@@ -30,6 +30,10 @@ pub struct Cli {
     /// Seconds a new connection may take to introduce itself before it is closed.
     #[arg(long, default_value_t = 5.0, value_parser = seconds::positive)]
     pub handshake_timeout: f64,
+    /// Open connections at most. At the cap, a new connection displaces the actioner idle
+    /// longest (no request under way, no watch); workers are never displaced.
+    #[arg(long, default_value_t = crate::listener::MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl Cli {
@@ -41,6 +45,7 @@ impl Cli {
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
             token: token_from_env(),
+            max_connections: self.max_connections as usize,
         }
     }
 }

@@ -5,11 +5,14 @@
 //!   [`cli`]: the command line (`--bind`, `--db`, timings).
 //! - [`store`]: the only module that knows sled; [`record`]: the stored `TaskRecord`.
 //! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
+//! - [`flaps`]: workers that keep connecting and dropping, held off with a backoff.
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
 //! - [`tasks`] and [`workers`]: the two actors that own those tables, and their handles.
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
 //!   when they finish. Both held by the task actor.
+//! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
 //! - [`retry`]: how long a failed attempt waits before its retry (backoff with jitter).
+//! - [`admission`]: who gets a connection at the cap (idle actioners make room).
 //! - [`listener`], [`handshake`], [`worker_conn`], [`actioner_conn`]: the network side;
 //!   [`paging`]: cutting task lists into frames that fit.
 //!
@@ -18,10 +21,13 @@
 
 pub mod actioner_conn;
 pub mod add_keys;
+pub mod admission;
 pub mod cli;
 pub mod entry;
+pub mod flaps;
 pub mod handshake;
 pub mod listener;
+pub mod log_limit;
 pub mod paging;
 pub mod record;
 pub mod retry;
@@ -81,6 +87,9 @@ pub struct Config {
     /// The shared secret every peer must show in its hello (`TATZELWURM_TOKEN`); `None` lets
     /// every peer in.
     pub token: Option<String>,
+    /// Open connections at most; at the cap a new one displaces the longest-idle actioner
+    /// (see `admission`).
+    pub max_connections: usize,
 }
 
 /// What every connection needs: the two actors and the configuration. Cheap to clone.
@@ -92,6 +101,8 @@ pub struct Context {
     pub workers: WorkersHandle,
     /// Timings.
     pub config: Config,
+    /// Connection-level warnings, aggregated per address and kind.
+    pub peer_log: std::sync::Arc<log_limit::PeerLog>,
 }
 
 /// Loads the store, starts the actors and serves `listener` until `shutdown` completes, or
@@ -130,6 +141,7 @@ pub async fn run(
         tasks,
         workers,
         config,
+        peer_log: Default::default(),
     };
     tokio::select! {
         _ = listener::accept_loop(listener, ctx) => {}

@@ -1,18 +1,19 @@
 //! The accept loop: frames every new socket, greets it, and hands it to the worker or actioner
 //! connection by its role. Each connection is its own task; its failure is logged once with the
 //! peer's address and never reaches the loop. The number of open connections is capped so that
-//! a flood of idle sockets cannot exhaust memory; the hello time limit frees silent ones.
+//! a flood of idle sockets cannot exhaust memory; the hello time limit frees silent ones, and at
+//! the cap a new connection displaces the longest-idle actioner (`admission`). Repeated
+//! warnings about one address are aggregated (`log_limit::PeerLog`).
 
+use crate::admission::{Admission, Permit};
 use crate::handshake::{greet, Greeting};
 use crate::{actioner_conn, worker_conn, Context};
-use std::sync::Arc;
 use tatzelwurm_proto::handshake::Role;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-/// Open connections at most; past it the loop stops accepting until one closes.
-const MAX_CONNECTIONS: usize = 4096;
+/// Open connections at most unless `--max-connections` says otherwise.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Connections the kernel queues before we accept them. tokio's default of 128 overflowed under
 /// a burst of connects, and each dropped SYN cost its client a second before the retry.
@@ -71,17 +72,17 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Accepts connections until the future that owns this loop is dropped.
 pub async fn accept_loop(listener: TcpListener, ctx: Context) {
-    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new(ctx.config.max_connections);
     loop {
-        let Ok(permit) = open.clone().acquire_owned().await else {
-            return;
-        };
         match listener.accept().await {
             Ok((socket, _)) => {
+                // At the cap this displaces an idle actioner, or waits (holding this one socket)
+                // until a connection closes; the kernel queues the next ones meanwhile.
+                let permit = admission.admit().await;
                 let ctx = ctx.clone();
+                let admission = admission.clone();
                 tokio::spawn(async move {
-                    serve(socket, ctx).await;
-                    drop(permit);
+                    serve(socket, ctx, admission, permit).await;
                 });
             }
             Err(err) => {
@@ -93,11 +94,18 @@ pub async fn accept_loop(listener: TcpListener, ctx: Context) {
     }
 }
 
-async fn serve(socket: TcpStream, ctx: Context) {
+async fn serve(socket: TcpStream, ctx: Context, admission: Admission, permit: Permit) {
+    let ip = socket.peer_addr().map(|a| a.ip());
     let mut conn = match Greeting::new(socket) {
         Ok(conn) => conn,
         Err(err) => {
-            warn!("a new connection failed before its hello: {err}");
+            let note = match ip {
+                Ok(ip) => ctx.peer_log.note("failed before its hello", ip),
+                Err(_) => Some(String::new()),
+            };
+            if let Some(note) = note {
+                warn!("a new connection failed before its hello: {err}{note}");
+            }
             return;
         }
     };
@@ -105,7 +113,15 @@ async fn serve(socket: TcpStream, ctx: Context) {
     let token = ctx.config.token.as_deref();
     match greet(&mut conn, ctx.config.handshake_timeout, token).await {
         Ok(Role::Worker(hello)) => worker_conn::serve(conn, hello, ctx).await,
-        Ok(Role::Actioner { name }) => actioner_conn::serve(conn, name, ctx).await,
-        Err(reason) => info!(%peer, "refused a connection: {reason}"),
+        Ok(Role::Actioner { name }) => {
+            let ticket = admission.actioner();
+            actioner_conn::serve(conn, name, ctx, ticket).await
+        }
+        Err(reason) => {
+            if let Some(note) = ctx.peer_log.note("refused", peer.ip()) {
+                info!(%peer, "refused a connection: {reason}{note}");
+            }
+        }
     }
+    drop(permit);
 }

@@ -120,6 +120,17 @@ pub struct LostEffect {
     pub requeued: usize,
     /// Tasks ended `failed` instead: at-most-once, or past their crash limit.
     pub failed: usize,
+    /// Of the requeued, those whose attempt had not started (no crash counted).
+    pub unstarted: usize,
+}
+
+/// An attempt handed to a worker and not yet reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flight {
+    /// The worker connection that holds a slot for it.
+    worker: WorkerId,
+    /// The worker said it started (`Started`, or a report): only then can its loss be a crash.
+    started: bool,
 }
 
 /// The task state machine. See the module comment.
@@ -133,7 +144,7 @@ pub struct TaskTable {
     next_id: u64,
     /// Attempts handed to a worker and not yet reported, with the worker that holds a slot for
     /// each. A killed task stays here until its worker confirms, so its slot is not reused early.
-    flights: HashMap<(TaskId, Attempt), WorkerId>,
+    flights: HashMap<(TaskId, Attempt), Flight>,
     /// Tasks changed since the last `take_changes`.
     dirty: BTreeSet<TaskId>,
     /// Outputs reported since the last `take_changes`; they go to the store and are not kept.
@@ -244,9 +255,9 @@ impl TaskTable {
             }
             left_ready |= record.state == TaskState::Ready;
             if record.state == TaskState::Running {
-                if let Some(worker) = self.flights.get(&(id, record.attempt)) {
+                if let Some(flight) = self.flights.get(&(id, record.attempt)) {
                     orders.push(KillOrder {
-                        worker: *worker,
+                        worker: flight.worker,
                         task: id,
                         attempt: record.attempt,
                     });
@@ -294,7 +305,9 @@ impl TaskTable {
             record.state = TaskState::Running;
             record.worker = Some(worker_name.to_string());
             record.started_at = Some(now);
-            self.flights.insert((id, record.attempt), worker);
+            let started = false;
+            self.flights
+                .insert((id, record.attempt), Flight { worker, started });
             self.dirty.insert(id);
             handed.push(Assignment {
                 task: id,
@@ -311,7 +324,7 @@ impl TaskTable {
     /// attempt with retries left makes the task `waiting` until its backoff has passed.
     pub fn report(&mut self, worker: WorkerId, mut report: Report, now: Timestamp) -> ReportEffect {
         let key = (report.task, report.attempt);
-        let freed_slot = self.flights.get(&key) == Some(&worker);
+        let freed_slot = self.flights.get(&key).map(|f| f.worker) == Some(worker);
         if freed_slot {
             self.flights.remove(&key);
         }
@@ -412,9 +425,22 @@ impl TaskTable {
     ) -> Vec<(TaskId, Attempt)> {
         running
             .iter()
-            .filter(|key| self.flights.get(key) != Some(&worker))
+            .filter(|key| self.flights.get(key).map(|f| f.worker) != Some(worker))
             .copied()
             .collect()
+    }
+
+    /// The worker says these attempts start now: from here on, losing the worker counts as a
+    /// crash of their tasks. Returns those that are not handed to it (ignored).
+    pub fn started(&mut self, worker: WorkerId, attempts: &[(TaskId, Attempt)]) -> usize {
+        let mut ignored = 0;
+        for key in attempts {
+            match self.flights.get_mut(key) {
+                Some(flight) if flight.worker == worker => flight.started = true,
+                _ => ignored += 1,
+            }
+        }
+        ignored
     }
 
     /// The task's state and current attempt, for log lines about ignored messages.
@@ -422,25 +448,36 @@ impl TaskTable {
         self.tasks.get(&id).map(|t| (t.state, t.attempt))
     }
 
-    /// A worker's connection is gone. Each attempt it ran counts as a crash of its task: the
-    /// task goes back to `ready`, ahead of newer tasks, unless it is at-most-once (it may have
-    /// started, so it ends `failed`) or has reached its crash limit.
+    /// A worker's connection is gone. An attempt it had not started (it never said `Started`)
+    /// puts its task back to `ready` with no crash counted. Each attempt it had started counts
+    /// as a crash of its task: the task goes back to `ready`, ahead of newer tasks, unless it
+    /// has reached its crash limit. An at-most-once task ends `failed` either way: a `Started`
+    /// may have been lost on its way (a cut network) after the slot began, and such a task must
+    /// never start twice.
     pub fn worker_lost(&mut self, worker: WorkerId, now: Timestamp) -> LostEffect {
-        let lost: Vec<(TaskId, Attempt)> = self
+        let lost: Vec<((TaskId, Attempt), bool)> = self
             .flights
             .iter()
-            .filter(|(_, w)| **w == worker)
-            .map(|(key, _)| *key)
+            .filter(|(_, f)| f.worker == worker)
+            .map(|(key, f)| (*key, f.started))
             .collect();
         let mut effect = LostEffect::default();
         let mut requeued = Vec::new();
-        for key in lost {
+        for (key, started) in lost {
             self.flights.remove(&key);
             let record = self.tasks.get_mut(&key.0).expect("flights name tasks");
             if record.state != TaskState::Running || record.attempt != key.1 {
                 continue;
             }
             self.dirty.insert(key.0);
+            if !started && !record.spec.policy.at_most_once {
+                record.state = TaskState::Ready;
+                record.worker = None;
+                record.started_at = None;
+                requeued.push(key.0);
+                effect.unstarted += 1;
+                continue;
+            }
             record.crashes += 1;
             let policy = record.spec.policy;
             if policy.at_most_once {

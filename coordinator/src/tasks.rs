@@ -15,6 +15,7 @@
 //! returns it; the binary exits 2) and stops: every later request is answered `Stopping`.
 
 use crate::add_keys::AddKeys;
+use crate::log_limit::{self, Decision, LogLimit};
 use crate::paging;
 use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
@@ -45,31 +46,98 @@ pub struct Origin {
     pub pushes: PushSink,
 }
 
+/// A connection's permit for the items of one message, given back when the actor has applied
+/// it: a connection's reader waits for permits, so what one peer has queued here is bounded
+/// (see `worker_conn` and `actioner_conn`) however fast it sends.
+pub type Held = tokio::sync::OwnedSemaphorePermit;
+
 /// Receives the store error that stopped the task actor, if one does.
 pub type Failed = oneshot::Receiver<StoreError>;
 
 /// How many messages one round takes at most, so that replies are never held back for long.
 const MAX_ROUND: usize = 4096;
 
+/// How many items (ids, tasks, reports, attempts) one round takes at most: a round ends after
+/// the message that passes it. With every message capped (`proto::limits`), no round holds the
+/// actor for long however many large messages are queued; the rest form the next rounds.
+const ROUND_ITEMS: usize = 20_000;
+
+/// How long the log aggregates repeated warnings of one worker and kind (see `log_limit`).
+const LOG_INTERVAL_MS: u64 = 10_000;
+
+/// Workers whose warnings are tracked one by one; more share one count.
+const LOG_KEYS: usize = 64;
+
 enum TaskMsg {
     Command {
         command: Command,
         origin: Origin,
         reply: oneshot::Sender<Reply>,
+        _held: Option<Held>,
     },
     Forget(ConnId),
     Reports {
         worker: WorkerId,
         sender: WorkerSender,
         reports: Vec<Report>,
+        _held: Held,
     },
     Heartbeat {
         worker: WorkerId,
         sender: WorkerSender,
         running: Vec<(TaskId, Attempt)>,
+        _held: Held,
+    },
+    Started {
+        worker: WorkerId,
+        attempts: Vec<(TaskId, Attempt)>,
+        _held: Held,
     },
     WorkerLost(WorkerId),
     Wake,
+}
+
+impl TaskMsg {
+    /// How many items the message carries, for the round's budget (`ROUND_ITEMS`).
+    fn items(&self) -> usize {
+        match self {
+            TaskMsg::Command { command, .. } => match command {
+                Command::Add { tasks, .. } => tasks.len(),
+                Command::Play(sel) | Command::Kill(sel) | Command::Wait(sel) => match sel {
+                    tatzelwurm_proto::actioner::Selection::Ids(ids) => ids.len(),
+                    tatzelwurm_proto::actioner::Selection::All => 1,
+                },
+                Command::Watch(ids) => ids.len(),
+                _ => 1,
+            },
+            TaskMsg::Reports { reports, .. } => reports.len(),
+            TaskMsg::Heartbeat { running, .. } => running.len(),
+            TaskMsg::Started { attempts, .. } => attempts.len(),
+            _ => 1,
+        }
+        .max(1)
+    }
+}
+
+/// The kinds of warning the task actor aggregates per worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Ignored {
+    Report,
+    Heartbeat,
+    Started,
+    /// Not a warning: the info line of a lost worker's requeued tasks.
+    Lost,
+}
+
+impl Ignored {
+    fn what(self) -> &'static str {
+        match self {
+            Ignored::Report => "ignored report",
+            Ignored::Heartbeat => "ignored heartbeat",
+            Ignored::Started => "ignored start",
+            Ignored::Lost => "lost worker",
+        }
+    }
 }
 
 /// A cheap, cloneable way to talk to the task actor. The actor stops when every handle is
@@ -130,6 +198,8 @@ struct TasksActor {
     senders: HashMap<WorkerId, WorkerSender>,
     /// Where a failed flush is reported; taken when used.
     failed: Option<oneshot::Sender<StoreError>>,
+    /// Aggregates repeated warnings per worker and kind.
+    log_limit: LogLimit<(Ignored, WorkerId)>,
 }
 
 impl TasksHandle {
@@ -154,6 +224,7 @@ impl TasksHandle {
             sinks: HashMap::new(),
             senders: HashMap::new(),
             failed: Some(failed),
+            log_limit: LogLimit::new(LOG_INTERVAL_MS, LOG_KEYS),
         };
         tokio::spawn(actor.run());
         (TasksHandle { sender }, failure)
@@ -162,11 +233,22 @@ impl TasksHandle {
     /// Carries out an actioner's command; the answer comes once its effects are durable.
     /// Pushes for its watches go to `origin`'s sink.
     pub async fn command(&self, command: Command, origin: Origin) -> Reply {
+        self.command_held(command, origin, None).await
+    }
+
+    /// `command`, with the connection's permit for its items, given back once it is applied.
+    pub async fn command_held(
+        &self,
+        command: Command,
+        origin: Origin,
+        held: Option<Held>,
+    ) -> Reply {
         let (reply, answer) = oneshot::channel();
         let msg = TaskMsg::Command {
             command,
             origin,
             reply,
+            _held: held,
         };
         if self.sender.send(msg).await.is_err() {
             return stopping();
@@ -180,13 +262,20 @@ impl TasksHandle {
     }
 
     /// Hands over a worker's reports; `sender` is where their acknowledgement goes.
-    pub async fn reports(&self, worker: WorkerId, sender: WorkerSender, reports: Vec<Report>) {
+    pub async fn reports(
+        &self,
+        worker: WorkerId,
+        sender: WorkerSender,
+        reports: Vec<Report>,
+        held: Held,
+    ) {
         let _ = self
             .sender
             .send(TaskMsg::Reports {
                 worker,
                 sender,
                 reports,
+                _held: held,
             })
             .await;
     }
@@ -197,6 +286,7 @@ impl TasksHandle {
         worker: WorkerId,
         sender: WorkerSender,
         running: Vec<(TaskId, Attempt)>,
+        held: Held,
     ) {
         let _ = self
             .sender
@@ -204,6 +294,19 @@ impl TasksHandle {
                 worker,
                 sender,
                 running,
+                _held: held,
+            })
+            .await;
+    }
+
+    /// A worker says these attempts start now in its slots (see `TaskTable::started`).
+    pub async fn started(&self, worker: WorkerId, attempts: Vec<(TaskId, Attempt)>, held: Held) {
+        let _ = self
+            .sender
+            .send(TaskMsg::Started {
+                worker,
+                attempts,
+                _held: held,
             })
             .await;
     }
@@ -240,15 +343,24 @@ impl TasksActor {
             };
             let mut round = Round::default();
             let now = Timestamp::now();
+            let mut items = 0;
             if let Some(first) = first {
+                items += first.items();
                 self.handle(first, &mut round, now);
             }
             for _ in 1..MAX_ROUND {
+                if items >= ROUND_ITEMS {
+                    break;
+                }
                 match self.receiver.try_recv() {
-                    Ok(msg) => self.handle(msg, &mut round, now),
+                    Ok(msg) => {
+                        items += msg.items();
+                        self.handle(msg, &mut round, now);
+                    }
                     Err(_) => break,
                 }
             }
+            self.sweep_log();
             if self.table.promote_due(now) > 0 {
                 round.may_dispatch = true;
             }
@@ -278,6 +390,7 @@ impl TasksActor {
                 command,
                 origin,
                 reply,
+                ..
             } => {
                 if let Some(answer) = self.command(command, origin, reply, round, now) {
                     round.replies.push(answer);
@@ -291,6 +404,7 @@ impl TasksActor {
                 worker,
                 sender,
                 reports,
+                ..
             } => {
                 self.senders.insert(worker, sender);
                 let out = round.outgoing.entry(worker).or_default();
@@ -302,12 +416,14 @@ impl TasksActor {
                         round.may_dispatch = true;
                     }
                     if effect.stale {
-                        warn!(
-                            "ignored report of task {} attempt {} from worker {worker}: {}",
-                            key.0,
-                            key.1,
-                            self.why_not_current(key.0)
-                        );
+                        if let Some(note) = self.loud(Ignored::Report, worker) {
+                            warn!(
+                                "ignored report of task {} attempt {} from worker {worker}: {}{note}",
+                                key.0,
+                                key.1,
+                                self.why_not_current(key.0)
+                            );
+                        }
                     }
                     out.recorded.push(key);
                 }
@@ -316,17 +432,30 @@ impl TasksActor {
                 worker,
                 sender,
                 running,
+                ..
             } => {
                 let stale = self.table.stale_attempts(worker, &running);
                 if !stale.is_empty() {
                     for (task, attempt) in &stale {
-                        warn!(
-                            "ignored heartbeat for task {task} attempt {attempt} from worker {worker}: {}; telling the worker to stop it",
-                            self.why_not_current(*task)
-                        );
+                        if let Some(note) = self.loud(Ignored::Heartbeat, worker) {
+                            warn!(
+                                "ignored heartbeat for task {task} attempt {attempt} from worker {worker}: {}; telling the worker to stop it{note}",
+                                self.why_not_current(*task)
+                            );
+                        }
                     }
                     self.senders.insert(worker, sender);
                     round.outgoing.entry(worker).or_default().kill.extend(stale);
+                }
+            }
+            TaskMsg::Started {
+                worker, attempts, ..
+            } => {
+                let ignored = self.table.started(worker, &attempts);
+                if ignored > 0 {
+                    if let Some(note) = self.loud(Ignored::Started, worker) {
+                        warn!("ignored {ignored} of {} attempts worker {worker} said it started: they are not handed to it{note}", attempts.len());
+                    }
                 }
             }
             TaskMsg::WorkerLost(worker) => {
@@ -334,12 +463,16 @@ impl TasksActor {
                 round.outgoing.remove(&worker);
                 let lost = self.table.worker_lost(worker, now);
                 if lost.requeued > 0 || lost.failed > 0 {
-                    info!(
-                        %worker,
-                        requeued = lost.requeued,
-                        failed = lost.failed,
-                        "worker lost; its tasks are ready again unless at-most-once or past their crash limit"
-                    );
+                    // One key for every worker: connections that come and go get new ids.
+                    if let Some(note) = self.loud(Ignored::Lost, WorkerId(0)) {
+                        info!(
+                            %worker,
+                            requeued = lost.requeued,
+                            unstarted = lost.unstarted,
+                            failed = lost.failed,
+                            "worker lost; its tasks are ready again unless at-most-once or past their crash limit{note}"
+                        );
+                    }
                     round.may_dispatch = true;
                 }
             }
@@ -438,6 +571,39 @@ impl TasksActor {
         match self.table.unsaved_output(id) {
             Some(output) => Ok(output.clone()),
             None => self.store.output(id),
+        }
+    }
+
+    /// Whether a warning of `kind` about `worker` is logged now: `Some` with the note to add
+    /// (how many like it were left out), `None` to count it only.
+    fn loud(&mut self, kind: Ignored, worker: WorkerId) -> Option<String> {
+        match self.log_limit.check(&(kind, worker), log_limit::now_ms()) {
+            Decision::Log { left_out } => Some(log_limit::left_out_note(left_out, LOG_INTERVAL_MS)),
+            Decision::Quiet => None,
+        }
+    }
+
+    /// Logs the counts of warnings left out for workers that went quiet.
+    fn sweep_log(&mut self) {
+        if self.log_limit.is_empty() {
+            return;
+        }
+        for (key, count) in self.log_limit.sweep(log_limit::now_ms()) {
+            match key {
+                Some((Ignored::Lost, _)) => info!(
+                    "{count} more lines about lost workers' tasks were not logged in the last {} s",
+                    LOG_INTERVAL_MS / 1000
+                ),
+                Some((kind, worker)) => warn!(
+                    "{count} more lines of an {} from worker {worker} were not logged in the last {} s",
+                    kind.what(),
+                    LOG_INTERVAL_MS / 1000
+                ),
+                None => warn!(
+                    "{count} more warnings about other workers were not logged in the last {} s",
+                    LOG_INTERVAL_MS / 1000
+                ),
+            }
         }
     }
 

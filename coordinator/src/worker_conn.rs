@@ -6,13 +6,27 @@
 //! removed first and then reported lost, so that no new task is granted to it after its tasks
 //! were requeued. A worker that says `Draining` gets no new tasks from then on; it leaves once
 //! what it holds is reported and recorded.
+//!
+//! A frame naming more reports or attempts than `proto::limits` allows ends the connection
+//! with a warning (an honest worker cuts its frames at those caps). A worker whose name keeps
+//! dropping its connections is welcomed but held off (`flaps`): it gets tasks only once its
+//! hold-off ends, when this connection wakes the task actor.
 
 use crate::handshake::Greeting;
 use crate::Context;
+use std::sync::Arc;
 use tatzelwurm_proto::handshake::{HelloReply, Welcome, WorkerHello};
+use tatzelwurm_proto::limits::{MAX_ATTEMPTS_PER_FRAME, MAX_REPORTS_PER_FRAME};
+use tatzelwurm_proto::task::Timestamp;
 use tatzelwurm_proto::worker::{FromWorker, ToWorker};
-use tokio::sync::mpsc;
+use tatzelwurm_proto::FrameWriter;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, warn};
+
+/// Reports and attempts one worker may have queued at the task actor and not yet applied; its
+/// reader waits past that. Bounds what a worker that sends faster than the actor applies can
+/// make the coordinator hold (about 150 bytes a report in memory) to a few MiB.
+const QUEUED_ITEMS: usize = 2 * MAX_REPORTS_PER_FRAME;
 
 /// Serves a worker until its connection ends.
 pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
@@ -20,7 +34,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     let (sender, outgoing) = mpsc::unbounded_channel();
     let name = hello.name.clone();
     let slots = hello.slots;
-    let Some(id) = ctx
+    let Some((id, held_off_until)) = ctx
         .workers
         .register(hello, peer.to_string(), sender.clone())
         .await
@@ -36,23 +50,62 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
         ctx.workers.remove(id).await;
         return;
     }
-    info!(worker = %id, %peer, slots, "worker {name} joined");
+    if let Some(note) = ctx.peer_log.note("worker joined", peer.ip()) {
+        info!(worker = %id, %peer, slots, "worker {name} joined{note}");
+    }
+    let mut hold_off = None;
+    if let Some(until) = held_off_until {
+        let wait = until.0.saturating_sub(Timestamp::now().0);
+        if let Some(note) = ctx.peer_log.note("held off", peer.ip()) {
+            warn!(worker = %id, %peer, "worker {name} keeps dropping its connections soon after joining; it gets no tasks for {:.1} s{note}", wait as f64 / 1000.0);
+        }
+        let tasks = ctx.tasks.clone();
+        hold_off = Some(AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            tasks.wake().await;
+        })));
+    }
     let (mut reader, writer) = conn.retype::<FromWorker, ToWorker>().split();
+    let lease = ctx.config.lease;
     let mut writing = tokio::spawn(async move {
         let (mut writer, mut outgoing) = (writer, outgoing);
-        writer.drain(&mut outgoing).await
+        write_within(&mut writer, &mut outgoing, lease).await
     });
     ctx.tasks.wake().await;
     let mut draining = false;
+    let queued = Arc::new(Semaphore::new(QUEUED_ITEMS));
+    // Waits for room for `n` items (each frame is within its cap, so within QUEUED_ITEMS).
+    let hold = |n: usize| {
+        queued
+            .clone()
+            .acquire_many_owned(n.clamp(1, QUEUED_ITEMS) as u32)
+    };
     let ended = loop {
         tokio::select! {
             frame = tokio::time::timeout(ctx.config.lease, reader.recv()) => match frame {
                 Ok(Ok(Some(FromWorker::Reports(reports)))) => {
-                    ctx.tasks.reports(id, sender.clone(), reports).await;
+                    if reports.len() > MAX_REPORTS_PER_FRAME {
+                        break format!("sent a frame of more than {MAX_REPORTS_PER_FRAME} reports, past the protocol's limit");
+                    }
+                    let Ok(held) = hold(reports.len()).await else { break "closed".into() };
+                    ctx.tasks.reports(id, sender.clone(), reports, held).await;
                 }
                 Ok(Ok(Some(FromWorker::Heartbeat { running }))) => {
+                    if running.len() > MAX_ATTEMPTS_PER_FRAME {
+                        break format!("sent a heartbeat naming more than {MAX_ATTEMPTS_PER_FRAME} attempts, past the protocol's limit");
+                    }
                     if !running.is_empty() {
-                        ctx.tasks.heartbeat(id, sender.clone(), running).await;
+                        let Ok(held) = hold(running.len()).await else { break "closed".into() };
+                        ctx.tasks.heartbeat(id, sender.clone(), running, held).await;
+                    }
+                }
+                Ok(Ok(Some(FromWorker::Started(attempts)))) => {
+                    if attempts.len() > MAX_ATTEMPTS_PER_FRAME {
+                        break format!("said it started more than {MAX_ATTEMPTS_PER_FRAME} attempts in one frame, past the protocol's limit");
+                    }
+                    if !attempts.is_empty() {
+                        let Ok(held) = hold(attempts.len()).await else { break "closed".into() };
+                        ctx.tasks.started(id, attempts, held).await;
                     }
                 }
                 Ok(Ok(Some(FromWorker::Draining))) => {
@@ -71,18 +124,58 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
             },
             written = &mut writing => {
                 break match written {
-                    Ok(Err(err)) => format!("could not be written to: {err}"),
+                    Ok(Err(err)) => err,
                     _ => "lost its writer".to_string(),
                 };
             }
         }
     };
     writing.abort();
+    drop(hold_off);
     ctx.workers.remove(id).await;
     ctx.tasks.worker_lost(id).await;
     if draining {
         info!(worker = %id, %peer, "worker {name} left after draining: {ended}");
-    } else {
-        warn!(worker = %id, %peer, "worker {name} left: {ended}");
+    } else if let Some(note) = ctx.peer_log.note("worker left", peer.ip()) {
+        warn!(worker = %id, %peer, "worker {name} left: {ended}{note}");
+    }
+}
+
+/// Writes what the actors queue for the worker, as many frames per flush as are ready. A worker
+/// that does not take what it is sent within `limit` (its lease) is dropped: its queue here is
+/// unbounded (runs, kills and acknowledgements answer what it sent), so it must be read.
+async fn write_within(
+    writer: &mut FrameWriter<ToWorker>,
+    outgoing: &mut mpsc::UnboundedReceiver<ToWorker>,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    while let Some(first) = outgoing.recv().await {
+        let burst = async {
+            writer.feed(&first).await?;
+            while let Ok(more) = outgoing.try_recv() {
+                writer.feed(&more).await?;
+            }
+            writer.flush().await
+        };
+        match tokio::time::timeout(limit, burst).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(format!("could not be written to: {err}")),
+            Err(_) => {
+                return Err(format!(
+                    "did not read what it was sent for {:.1} s, its lease",
+                    limit.as_secs_f64()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aborts a task when dropped: the hold-off's wake ends with the connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

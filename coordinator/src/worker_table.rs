@@ -4,6 +4,7 @@
 //! back), so that a batch of ready tasks spreads over all workers instead of piling onto the one
 //! that happened to be asked first. Only the worker actor (`workers.rs`) holds one.
 
+use crate::flaps::Flaps;
 use std::collections::BTreeMap;
 use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::handshake::WorkerHello;
@@ -26,6 +27,8 @@ pub struct WorkerEntry<S> {
     pub done: u64,
     /// It is shutting down gently: it finishes what it holds and gets nothing new.
     pub draining: bool,
+    /// Its name keeps dropping its connections (see `flaps`): no grant before this time.
+    pub held_off_until: Option<Timestamp>,
     /// Its connection's outgoing queue.
     pub sender: S,
 }
@@ -50,6 +53,8 @@ pub struct WorkerTable<S> {
     next_id: u64,
     /// The worker chosen last; ties in load go to the next one after it, so they rotate.
     last_chosen: WorkerId,
+    /// Names that keep connecting and dropping, held off for a while.
+    flaps: Flaps,
 }
 
 impl<S: Clone> Default for WorkerTable<S> {
@@ -58,6 +63,7 @@ impl<S: Clone> Default for WorkerTable<S> {
             workers: BTreeMap::new(),
             next_id: 1,
             last_chosen: WorkerId(0),
+            flaps: Flaps::default(),
         }
     }
 }
@@ -73,6 +79,7 @@ impl<S: Clone> WorkerTable<S> {
     ) -> WorkerId {
         let id = WorkerId(self.next_id);
         self.next_id += 1;
+        let held_off_until = self.flaps.held_until(&hello.name, now);
         self.workers.insert(
             id,
             WorkerEntry {
@@ -82,24 +89,35 @@ impl<S: Clone> WorkerTable<S> {
                 assigned: 0,
                 done: 0,
                 draining: false,
+                held_off_until,
                 sender,
             },
         );
         id
     }
 
-    /// Forgets a worker whose connection ended.
-    pub fn remove(&mut self, id: WorkerId) {
-        self.workers.remove(&id);
+    /// Until when a registered worker gets no task (its name keeps dropping), if it is held.
+    pub fn held_off_until(&self, id: WorkerId) -> Option<Timestamp> {
+        self.workers.get(&id)?.held_off_until
+    }
+
+    /// Forgets a worker whose connection ended at `now`; a quick end without a drain counts
+    /// against its name (`flaps`).
+    pub fn remove(&mut self, id: WorkerId, now: Timestamp) {
+        if let Some(entry) = self.workers.remove(&id) {
+            self.flaps
+                .ended(&entry.hello.name, entry.connected_at, now, entry.draining);
+        }
     }
 
     /// Chooses workers for up to `want` tasks, one slot at a time, always the least-loaded
     /// worker (running / slots) with a free slot; ties go to the next worker after the last one
-    /// chosen. Never grants more than a worker's free slots.
-    pub fn reserve(&mut self, want: usize) -> Vec<Grant<S>> {
+    /// chosen. Never grants more than a worker's free slots, nor anything to a worker that is
+    /// draining or held off at `now`.
+    pub fn reserve(&mut self, want: usize, now: Timestamp) -> Vec<Grant<S>> {
         let mut counts: BTreeMap<WorkerId, usize> = BTreeMap::new();
         for _ in 0..want {
-            let Some(id) = self.least_loaded() else {
+            let Some(id) = self.least_loaded(now) else {
                 break;
             };
             self.workers.get_mut(&id).expect("chosen exists").assigned += 1;
@@ -157,17 +175,19 @@ impl<S: Clone> WorkerTable<S> {
                 python: w.hello.python.clone(),
                 connected_at: w.connected_at,
                 draining: w.draining,
+                held_off_until: w.held_off_until,
             })
             .collect()
     }
 
     /// The worker with a free slot and the lowest load, draining ones aside; among equals, the
     /// first after `last_chosen` in id order (wrapping around).
-    fn least_loaded(&self) -> Option<WorkerId> {
-        let free = self
-            .workers
-            .iter()
-            .filter(|(_, w)| !w.draining && w.assigned < w.hello.slots);
+    fn least_loaded(&self, now: Timestamp) -> Option<WorkerId> {
+        let free = self.workers.iter().filter(|(_, w)| {
+            !w.draining
+                && w.assigned < w.hello.slots
+                && w.held_off_until.is_none_or(|until| until <= now)
+        });
         let after = free
             .clone()
             .filter(|(id, _)| **id > self.last_chosen)
@@ -218,25 +238,31 @@ mod tests {
     #[test]
     fn batch_spreads_over_workers() {
         let mut workers = table(&[2, 2]);
-        assert_eq!(counts(&workers.reserve(200)), vec![(1, 2), (2, 2)]);
-        assert!(workers.reserve(1).is_empty());
+        assert_eq!(
+            counts(&workers.reserve(200, Timestamp(0))),
+            vec![(1, 2), (2, 2)]
+        );
+        assert!(workers.reserve(1, Timestamp(0)).is_empty());
     }
 
     /// Load is running / slots: a worker with more slots takes proportionally more.
     #[test]
     fn load_is_relative_to_slots() {
         let mut workers = table(&[1, 3]);
-        assert_eq!(counts(&workers.reserve(2)), vec![(1, 1), (2, 1)]);
-        assert_eq!(counts(&workers.reserve(1)), vec![(2, 1)]);
+        assert_eq!(
+            counts(&workers.reserve(2, Timestamp(0))),
+            vec![(1, 1), (2, 1)]
+        );
+        assert_eq!(counts(&workers.reserve(1, Timestamp(0))), vec![(2, 1)]);
     }
 
     /// Ties rotate: single tasks alternate between idle workers instead of always the first.
     #[test]
     fn ties_rotate() {
         let mut workers = table(&[4, 4]);
-        let first = workers.reserve(1)[0].worker;
+        let first = workers.reserve(1, Timestamp(0))[0].worker;
         workers.release(first);
-        let second = workers.reserve(1)[0].worker;
+        let second = workers.reserve(1, Timestamp(0))[0].worker;
         assert_ne!(first, second);
     }
 
@@ -244,10 +270,10 @@ mod tests {
     #[test]
     fn release_and_remove() {
         let mut workers = table(&[1, 1]);
-        workers.reserve(2);
+        workers.reserve(2, Timestamp(0));
         workers.release(WorkerId(1));
-        workers.remove(WorkerId(2));
-        assert_eq!(counts(&workers.reserve(5)), vec![(1, 1)]);
+        workers.remove(WorkerId(2), Timestamp(0));
+        assert_eq!(counts(&workers.reserve(5, Timestamp(0))), vec![(1, 1)]);
         let list = workers.list();
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].running, list[0].done), (1, 1));
@@ -258,13 +284,37 @@ mod tests {
     #[test]
     fn a_draining_worker_gets_nothing_new() {
         let mut workers = table(&[2, 2]);
-        assert_eq!(counts(&workers.reserve(2)), vec![(1, 1), (2, 1)]);
+        assert_eq!(
+            counts(&workers.reserve(2, Timestamp(0))),
+            vec![(1, 1), (2, 1)]
+        );
         assert_eq!(workers.drain(WorkerId(1)), Some(1));
         assert_eq!(workers.drain(WorkerId(9)), None);
-        assert_eq!(counts(&workers.reserve(5)), vec![(2, 1)]);
+        assert_eq!(counts(&workers.reserve(5, Timestamp(0))), vec![(2, 1)]);
         workers.release(WorkerId(1));
-        assert!(workers.reserve(5).is_empty());
+        assert!(workers.reserve(5, Timestamp(0)).is_empty());
         let list = workers.list();
         assert!(list[0].draining && !list[1].draining, "{list:?}");
+    }
+
+    /// A name that dropped twice quickly is registered held off: no grant until the hold-off
+    /// ends, and the list says until when; another name is served meanwhile.
+    #[test]
+    fn a_flapping_name_is_held_off() {
+        let mut workers: WorkerTable<()> = WorkerTable::default();
+        for at in [0, 100] {
+            let id = workers.register(hello("flap", 4), "a".into(), (), Timestamp(at));
+            workers.remove(id, Timestamp(at + 50));
+        }
+        let flap = workers.register(hello("flap", 4), "a".into(), (), Timestamp(200));
+        let until = workers.held_off_until(flap).expect("held off");
+        assert_eq!(until, Timestamp(150 + crate::flaps::BASE_MS));
+        let real = workers.register(hello("real", 1), "a".into(), (), Timestamp(200));
+        assert_eq!(
+            counts(&workers.reserve(5, Timestamp(300))),
+            vec![(real.0, 1)]
+        );
+        assert_eq!(workers.list()[0].held_off_until, Some(until));
+        assert_eq!(counts(&workers.reserve(5, until)), vec![(flap.0, 4)]);
     }
 }

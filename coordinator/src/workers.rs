@@ -22,7 +22,7 @@ enum WorkersMsg {
         hello: WorkerHello,
         address: String,
         sender: WorkerSender,
-        reply: oneshot::Sender<WorkerId>,
+        reply: oneshot::Sender<(WorkerId, Option<Timestamp>)>,
     },
     Remove {
         id: WorkerId,
@@ -66,13 +66,14 @@ impl WorkersHandle {
         WorkersHandle { sender }
     }
 
-    /// Adds a worker and returns its connection id.
+    /// Adds a worker and returns its connection id, and until when it gets no task if its name
+    /// keeps dropping its connections.
     pub async fn register(
         &self,
         hello: WorkerHello,
         address: String,
         sender: WorkerSender,
-    ) -> Option<WorkerId> {
+    ) -> Option<(WorkerId, Option<Timestamp>)> {
         let (reply, answer) = oneshot::channel();
         self.send(WorkersMsg::Register {
             hello,
@@ -150,14 +151,14 @@ impl WorkersActor {
                 let id = self
                     .table
                     .register(hello, address, sender, Timestamp::now());
-                let _ = reply.send(id);
+                let _ = reply.send((id, self.table.held_off_until(id)));
             }
             WorkersMsg::Remove { id, reply } => {
-                self.table.remove(id);
+                self.table.remove(id, Timestamp::now());
                 let _ = reply.send(());
             }
             WorkersMsg::Reserve { want, reply } => {
-                let _ = reply.send(self.table.reserve(want));
+                let _ = reply.send(self.table.reserve(want, Timestamp::now()));
             }
             WorkersMsg::Release(ids) => ids.into_iter().for_each(|id| self.table.release(id)),
             WorkersMsg::Unreserve(id, count) => self.table.unreserve(id, count),

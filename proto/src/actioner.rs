@@ -28,8 +28,9 @@ pub struct FromActioner {
 /// Which tasks a command is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Selection {
-    /// Exactly these; an unknown id fails the whole command and changes nothing.
-    Ids(Vec<TaskId>),
+    /// Exactly these; an unknown id fails the whole command and changes nothing. At most
+    /// `limits::MAX_IDS_PER_REQUEST`.
+    Ids(#[serde(deserialize_with = "crate::limits::ids")] Vec<TaskId>),
     /// Every task the command applies to: `created` ones for play, unfinished ones for kill, and
     /// for wait every task that is neither finished nor `created` when the wait begins.
     All,
@@ -42,6 +43,8 @@ pub enum Command {
     /// durable. With `watch`, each task's final state is pushed (`Finished`) when it finishes,
     /// so no completion can slip between the add and a later watch.
     Add {
+        /// At most `limits::MAX_TASKS_PER_ADD`.
+        #[serde(deserialize_with = "crate::limits::tasks")]
         tasks: Vec<TaskSpec>,
         play: bool,
         /// Made by the client, the same when an add is re-sent after a dropped connection: an
@@ -66,8 +69,9 @@ pub enum Command {
     Workers,
     /// Push `Finished` for each of these tasks when it finishes (at once for finished ones).
     /// Answered `Watching` when every id exists; an id that was never handed out fails the
-    /// whole watch with `UnknownTask` and registers nothing.
-    Watch(Vec<TaskId>),
+    /// whole watch with `UnknownTask` and registers nothing. At most
+    /// `limits::MAX_IDS_PER_REQUEST` ids.
+    Watch(#[serde(deserialize_with = "crate::limits::ids")] Vec<TaskId>),
 }
 
 /// An add's idempotency key: 16 bytes the client draws at random (or derives from a random
@@ -184,4 +188,8 @@ pub struct WorkerInfo {
     pub connected_at: Timestamp,
     /// Whether it is draining: finishing what it holds before it leaves, given nothing new.
     pub draining: bool,
+    /// Until when this connection gets no tasks because its name kept connecting and dropping
+    /// (a backoff that grows with each quick drop); it stays listed after it has passed.
+    /// `None` when the connection was not held off.
+    pub held_off_until: Option<Timestamp>,
 }

@@ -93,11 +93,21 @@ pub struct Connection<In, Out> {
     peer: SocketAddr,
 }
 
-impl<In: DeserializeOwned> FrameReader<In> {
+/// Frames larger than this are decoded on tokio's blocking pool: decoding 64 MiB takes long
+/// enough to stall the other tasks of a runtime thread (a coordinator's other connections).
+const DECODE_INLINE: usize = 1 << 20;
+
+impl<In: DeserializeOwned + Send + 'static> FrameReader<In> {
     /// The next message; `Ok(None)` when the peer closed the connection between frames.
     pub async fn recv(&mut self) -> Result<Option<In>, ProtoError> {
         match self.frames.next().await {
             None => Ok(None),
+            Some(Ok(body)) if body.len() > DECODE_INLINE => {
+                tokio::task::spawn_blocking(move || decode(&body))
+                    .await
+                    .map_err(|e| ProtoError::Undecodable(format!("decoding failed: {e}")))?
+                    .map(Some)
+            }
             Some(Ok(body)) => decode(&body).map(Some),
             Some(Err(err)) => Err(err),
         }
@@ -185,7 +195,7 @@ impl<T: Send> Outbound<T> for mpsc::UnboundedReceiver<T> {
     }
 }
 
-impl<In: DeserializeOwned, Out: Serialize> Connection<In, Out> {
+impl<In: DeserializeOwned + Send + 'static, Out: Serialize> Connection<In, Out> {
     /// Frames an accepted or connected socket.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         let peer = stream.peer_addr()?;

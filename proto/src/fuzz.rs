@@ -222,6 +222,7 @@ fn from_worker() -> impl Strategy<Value = FromWorker> {
         vec(report(), 0..3).prop_map(FromWorker::Reports),
         vec((task_id(), attempt()), 0..4).prop_map(|running| FromWorker::Heartbeat { running }),
         Just(FromWorker::Draining),
+        vec((task_id(), attempt()), 0..4).prop_map(FromWorker::Started),
     ]
 }
 
@@ -302,6 +303,7 @@ fn worker_info() -> impl Strategy<Value = WorkerInfo> {
                     done,
                     python,
                     connected_at,
+                    held_off_until: draining.then_some(connected_at),
                     draining,
                 }
             },

@@ -133,9 +133,26 @@ impl Hello {
                 crate::PROTOCOL_VERSION
             ));
         }
+        let (what, text) = match &self.role {
+            Role::Worker(hello) if hello.python.len() > MAX_NAME_LEN => {
+                ("Python version", &hello.python)
+            }
+            Role::Worker(hello) => ("name", &hello.name),
+            Role::Actioner { name } => ("name", name),
+        };
+        if text.len() > MAX_NAME_LEN {
+            return Err(format!(
+                "a {what} of {} bytes is longer than the {MAX_NAME_LEN} bytes a peer's hello may give; choose a shorter one",
+                text.len()
+            ));
+        }
         Ok(())
     }
 }
+
+/// The longest name (and Python version) a hello may carry: names appear in log lines and in
+/// `worker list`, which must not grow with what a peer chooses to send.
+pub const MAX_NAME_LEN: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -143,6 +160,19 @@ mod tests {
 
     fn hello(token: Option<&str>) -> Hello {
         Hello::new(Role::Actioner { name: "t".into() }).with_token(token)
+    }
+
+    /// A name past `MAX_NAME_LEN` is refused with its length; one at the limit passes.
+    #[test]
+    fn long_names_are_refused() {
+        let named = |n: usize| {
+            Hello::new(Role::Actioner {
+                name: "x".repeat(n),
+            })
+        };
+        assert!(named(MAX_NAME_LEN).check().is_ok());
+        let err = named(60_000).check().unwrap_err();
+        assert!(err.starts_with("a name of 60000 bytes is longer"), "{err}");
     }
 
     /// Without a coordinator token every hello passes; with one, only the same token does, and

@@ -9,6 +9,8 @@
 //! - [`worker`]: the messages between the coordinator and a worker after the handshake.
 //! - [`actioner`]: the requests of an actioner (the CLI, or a Python client) and their replies.
 //! - [`batch`]: cutting long lists into batches that fit a frame.
+//! - [`limits`]: how many ids, tasks and reports one request or frame may carry, and the
+//!   decoding that keeps an oversized list from costing memory.
 //! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
@@ -30,6 +32,7 @@ pub mod function;
 mod fuzz;
 pub mod handshake;
 pub mod ids;
+pub mod limits;
 pub mod seconds;
 pub mod task;
 pub mod worker;

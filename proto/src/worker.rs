@@ -45,15 +45,21 @@ pub enum ToWorker {
 /// What a worker sends the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// Attempts that ended; each frees one slot.
-    Reports(Vec<Report>),
+    /// Attempts that ended; each frees one slot. At most `limits::MAX_REPORTS_PER_FRAME`.
+    Reports(#[serde(deserialize_with = "crate::limits::reports")] Vec<Report>),
     /// The worker is alive; these are the attempts it is running now.
     Heartbeat {
         /// The attempts running in its slots.
+        #[serde(deserialize_with = "crate::limits::attempts")]
         running: Vec<(TaskId, Attempt)>,
     },
     /// The worker is shutting down gently (its first SIGTERM or ctrl-c): hand it no more tasks;
     /// it finishes those it holds, waits until their reports are `Recorded`, then disconnects.
     /// Sent again after a reconnect, since the new connection starts as an ordinary worker.
     Draining,
+    /// These attempts are about to start in a slot (sent before the slot gets them). Only a
+    /// started attempt counts as a crash of its task when the worker is lost; one the worker
+    /// never started goes back to `ready` with no crash (an at-most-once task fails either
+    /// way). A report implies it.
+    Started(#[serde(deserialize_with = "crate::limits::attempts")] Vec<(TaskId, Attempt)>),
 }

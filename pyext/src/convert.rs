@@ -101,6 +101,7 @@ pub fn worker_info<'py>(py: Python<'py>, w: WorkerInfo) -> PyResult<Bound<'py, P
     d.set_item("python", w.python)?;
     d.set_item("connected_at", secs(w.connected_at))?;
     d.set_item("draining", w.draining)?;
+    d.set_item("held_off_until", w.held_off_until.map(secs))?;
     Ok(d)
 }
 

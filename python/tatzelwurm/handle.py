@@ -150,6 +150,9 @@ class WorkerInfo:
     python: str
     connected_at: float
     draining: bool
+    held_off_until: Optional[float] = None
+    """Set while the coordinator holds this worker off (it kept dropping its connection):
+    when it gets tasks again, in seconds since the epoch."""
 
 
 class Changed(NamedTuple):

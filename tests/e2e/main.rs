@@ -2,7 +2,7 @@
 //! harness (a cluster of its own in a temp dir) and checks one behaviour a user relies on.
 //!
 //! Build the binaries first: `cargo build --workspace --bins && cargo test -p tatzelwurm-e2e`.
-//! On 2 cores the suite takes about 32 s with the default test threads, most of it the soak
+//! On 2 cores the suite takes about 75 s with the default test threads, most of it the soak
 //! test; the other tests start at most a coordinator, three workers and their slots.
 //!
 //! Layout, one behaviour per module:
@@ -25,6 +25,8 @@
 //! - [`leases`]: dead and hung (SIGSTOP) workers, fencing of late reports, at-most-once tasks.
 //! - [`retries`]: retries with backoff, the crash limit, timeouts.
 //! - [`recovery`]: a coordinator killed under load, and the actioners waiting on it.
+//! - [`hostile`]: hostile peers: frames past the item caps, log floods, idle connections at
+//!   the cap, a flapping worker, adds re-sent across `kill -9`s.
 //! - [`bad_input`]: silence, slow hellos, wrong-role frames, 2,000 idle connections, cut frames
 //!   after the welcome.
 //! - [`storage`]: a `--db` that is a file, in use, or of a newer schema.
@@ -43,6 +45,7 @@ mod cli_semantics;
 mod drain;
 mod failures;
 mod garbage;
+mod hostile;
 mod kill;
 mod leases;
 mod leftovers;

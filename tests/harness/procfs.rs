@@ -20,6 +20,19 @@ pub fn open_fds(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// A field of `/proc/PID/status` in KiB, such as `VmHWM` (the peak resident set) or `VmRSS`;
+/// 0 when the process or the field is gone.
+pub fn status_kib(pid: i32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+            rest.trim().trim_end_matches("kB").trim().parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Every process started by `pid`, directly or not, read from `/proc`.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();

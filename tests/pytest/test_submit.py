@@ -204,7 +204,9 @@ def test_list_and_workers(client: tw.Client) -> None:
     completed = client.list(state="completed", limit=5)
     assert 1 <= len(completed) <= 5
     assert all(t.state == "completed" for t in completed)
-    names = sorted(w.name for w in client.workers())
+    workers = client.workers()
+    names = sorted(w.name for w in workers)
     assert names[:2] == ["pytest-0", "pytest-1"]
+    assert all(w.held_off_until is None and not w.draining for w in workers)
     with pytest.raises(tw.InvalidRequest, match="completed"):
         client.list(state="done")

@@ -55,7 +55,12 @@ impl Outbox {
 /// Cuts reports into frames of at most `FRAME_BUDGET` bytes of task data each (a single larger
 /// report gets a frame of its own), keeping their order.
 pub fn into_frames(reports: Vec<Report>) -> Vec<Vec<Report>> {
-    tatzelwurm_proto::batch::batches(reports, usize::MAX, FRAME_BUDGET, weight)
+    tatzelwurm_proto::batch::batches(
+        reports,
+        tatzelwurm_proto::limits::MAX_REPORTS_PER_FRAME,
+        FRAME_BUDGET,
+        weight,
+    )
 }
 
 /// About how many bytes a report takes on the wire.

@@ -202,6 +202,13 @@ impl Session<'_> {
                     Ok(Stop::Now) | Err(_) => break End::Shutdown,
                 },
                 message = from_reader.recv() => match message {
+                    Some(Ok(ToWorker::Run(assignments))) => {
+                        // Said before the slots get them: only a started attempt may count as
+                        // a crash of its task if this worker is lost.
+                        let started = assignments.iter().map(|a| (a.task, a.attempt)).collect();
+                        let _ = to_writer.send(FromWorker::Started(started)).await;
+                        self.on_message(ToWorker::Run(assignments), outbox).await;
+                    }
                     Some(Ok(message)) => self.on_message(message, outbox).await,
                     Some(Err(reason)) => break End::Lost(reason),
                     None => break End::Lost("the connection's reader stopped".into()),

@@ -46,6 +46,7 @@ mod tests {
             python: "3.11.2".into(),
             connected_at: Timestamp(0),
             draining: false,
+            held_off_until: None,
         };
         let fake = FakeCoordinator::start(move |_| {
             vec![Step::Reply(Reply::Workers(vec![worker(1), worker(2)]))]

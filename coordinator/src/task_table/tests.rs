@@ -314,7 +314,7 @@ fn at_most_once_task_fails_when_its_worker_is_lost() {
         at_most_once: true,
         ..TaskPolicy::default()
     });
-    table.assign(W1, "w1", 1, NOW);
+    start_all(&mut table, W1, "w1", 1);
     let lost = table.worker_lost(W1, NOW);
     assert_eq!((lost.requeued, lost.failed), (0, 1));
     let info = table.show(TaskId(1)).unwrap();
@@ -330,9 +330,9 @@ fn crash_limit_ends_a_task_that_keeps_losing_its_worker() {
         crash_limit: 2,
         ..TaskPolicy::default()
     });
-    table.assign(W1, "w1", 1, NOW);
+    start_all(&mut table, W1, "w1", 1);
     assert_eq!(table.worker_lost(W1, NOW).requeued, 1);
-    table.assign(W2, "w2", 1, NOW);
+    start_all(&mut table, W2, "w2", 1);
     assert_eq!(table.worker_lost(W2, NOW).failed, 1);
     let info = table.show(TaskId(1)).unwrap();
     assert_eq!((info.state, info.crashes), (TaskState::Failed, 2));
@@ -457,4 +457,46 @@ fn unknown_ids_are_named_briefly() {
             == vec![TaskId(1), TaskId(2)]
     );
     assert!(table.watch_targets(&[TaskId(3)]).is_err());
+}
+
+/// Assigns up to `count` ready tasks to `worker` and marks them started, as a real worker says.
+fn start_all(table: &mut TaskTable, worker: WorkerId, name: &str, count: usize) {
+    let handed = table.assign(worker, name, count, NOW);
+    let keys: Vec<(TaskId, Attempt)> = handed.iter().map(|a| (a.task, a.attempt)).collect();
+    assert_eq!(table.started(worker, &keys), 0);
+}
+
+/// Attempts a worker never started (it dropped before saying `Started`) go back to `ready`
+/// without a crash, however often it happens; a started one counts; `Started` from another
+/// worker is ignored. An at-most-once task fails either way (a `Started` may have been lost).
+#[test]
+fn only_started_attempts_count_as_crashes() {
+    let mut table = with_policy(TaskPolicy {
+        crash_limit: 2,
+        at_most_once: false,
+        ..TaskPolicy::default()
+    });
+    for _ in 0..5 {
+        table.assign(W1, "w1", 1, NOW);
+        let lost = table.worker_lost(W1, NOW);
+        assert_eq!((lost.requeued, lost.unstarted, lost.failed), (1, 1, 0));
+    }
+    let info = table.show(TaskId(1)).unwrap();
+    assert_eq!((info.state, info.crashes), (TaskState::Ready, 0));
+    let handed = table.assign(W1, "w1", 1, NOW);
+    let key = (handed[0].task, handed[0].attempt);
+    assert_eq!(table.started(W2, &[key]), 1);
+    assert_eq!(table.started(W1, &[key]), 0);
+    let lost = table.worker_lost(W1, NOW);
+    assert_eq!((lost.requeued, lost.unstarted), (1, 0));
+    assert_eq!(table.show(TaskId(1)).unwrap().crashes, 1);
+
+    let mut once = with_policy(TaskPolicy {
+        at_most_once: true,
+        ..TaskPolicy::default()
+    });
+    once.assign(W1, "w1", 1, NOW);
+    let lost = once.worker_lost(W1, NOW);
+    assert_eq!((lost.unstarted, lost.failed), (0, 1));
+    assert_eq!(state(&once, TaskId(1)), TaskState::Failed);
 }

@@ -229,7 +229,7 @@ async fn a_drain_finishes_the_running_task_then_leaves() {
         {
             Ok(Some(FromWorker::Draining)) => said_draining = true,
             Ok(Some(FromWorker::Reports(reports))) => break reports[0].clone(),
-            Ok(Some(FromWorker::Heartbeat { .. })) => {}
+            Ok(Some(FromWorker::Heartbeat { .. } | FromWorker::Started(_))) => {}
             other => panic!("the worker ended before it reported: {other:?}"),
         }
     };
