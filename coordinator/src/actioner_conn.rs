@@ -1,5 +1,7 @@
 //! One actioner's connection (the CLI or a Python client), after its hello: reads requests,
-//! answers each in its own task so that a long `Wait` does not hold up later requests, and
+//! queues each at the task actor in the order it arrived (so one client's adds get their ids,
+//! and run, in the order it sent them), awaits each answer in its own task so that a long
+//! `Wait` does not hold up later requests, and
 //! writes the replies through one bounded queue. A task list is sent in pages so that no frame
 //! grows with the size of the table. When the actioner goes away, answers under way get a short
 //! grace to be written and are then dropped: a `Wait` on a task that runs for days must not keep
@@ -20,6 +22,8 @@ use crate::paging;
 use crate::tasks::Origin;
 use crate::watchers::ConnId;
 use crate::Context;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,7 @@ use tatzelwurm_proto::actioner::{
 };
 use tatzelwurm_proto::handshake::{HelloReply, Welcome};
 use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD};
+use tatzelwurm_proto::RequestId;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -114,9 +119,11 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context, ticket: Ticke
                     ticket.pin();
                 }
                 ticket.busy(true);
+                // Queued at the task actor here, in arrival order; answered in its own task.
+                let pending = queue(request.command, origin, held, &ctx).await;
                 let ticket = ticket.clone();
                 answering.spawn(async move {
-                    answer(request.command, origin, held, &ctx, &replies).await;
+                    answer(request.request, pending, &ctx, &replies).await;
                     ticket.busy(false);
                     drop(permit);
                 });
@@ -148,20 +155,46 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context, ticket: Ticke
     debug!(%peer, "actioner {name} disconnected");
 }
 
-async fn answer(
+/// A request on its way to an answer.
+enum Pending {
+    /// Answered without the task actor (a request over its cap).
+    Ready(Reply),
+    /// Answered by the worker actor.
+    Workers,
+    /// Queued at the task actor; its answer comes from this future.
+    Actor(Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
+/// Sends a request where it is answered: refused at once past its cap, to the worker actor for
+/// `Workers`, else queued at the task actor now, so that one connection's commands reach it in
+/// the order they were sent.
+async fn queue(
     command: Command,
     origin: Origin,
     held: crate::tasks::Held,
     ctx: &Context,
+) -> Pending {
+    match too_large(&command) {
+        Some(failure) => Pending::Ready(Reply::Error(failure)),
+        None => match command {
+            Command::Workers => Pending::Workers,
+            command => Pending::Actor(Box::pin(
+                ctx.tasks.send_command(command, origin, Some(held)).await,
+            )),
+        },
+    }
+}
+
+async fn answer(
+    request: RequestId,
+    pending: Pending,
+    ctx: &Context,
     replies: &mpsc::Sender<ToActioner>,
 ) {
-    let request = origin.request;
-    let reply = match too_large(&command) {
-        Some(failure) => Reply::Error(failure),
-        None => match command {
-            Command::Workers => Reply::Workers(ctx.workers.list().await),
-            command => ctx.tasks.command_held(command, origin, Some(held)).await,
-        },
+    let reply = match pending {
+        Pending::Ready(reply) => reply,
+        Pending::Workers => Reply::Workers(ctx.workers.list().await),
+        Pending::Actor(answer) => answer.await,
     };
     let pages = match reply {
         Reply::Tasks { tasks, .. } => paginate(tasks),

@@ -243,6 +243,19 @@ impl TasksHandle {
         origin: Origin,
         held: Option<Held>,
     ) -> Reply {
+        self.send_command(command, origin, held).await.await
+    }
+
+    /// Queues `command` at the actor now and returns its answer to await later. A connection
+    /// queues its requests in the order they arrived, so that the adds of one client are
+    /// applied (and get their ids, and are dispatched) in the order it sent them, while their
+    /// answers are still awaited side by side.
+    pub async fn send_command(
+        &self,
+        command: Command,
+        origin: Origin,
+        held: Option<Held>,
+    ) -> impl std::future::Future<Output = Reply> {
         let (reply, answer) = oneshot::channel();
         let msg = TaskMsg::Command {
             command,
@@ -250,10 +263,13 @@ impl TasksHandle {
             reply,
             _held: held,
         };
-        if self.sender.send(msg).await.is_err() {
-            return stopping();
+        let sent = self.sender.send(msg).await.is_ok();
+        async move {
+            if !sent {
+                return stopping();
+            }
+            answer.await.unwrap_or_else(|_| stopping())
         }
-        answer.await.unwrap_or_else(|_| stopping())
     }
 
     /// An actioner connection ended: forget its watches and its push sink.
