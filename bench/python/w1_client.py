@@ -8,7 +8,9 @@ python running it (a venv where `pip install .` was run), on 127.0.0.1 with a fr
     v/bin/python bench/python/w1_client.py [--tasks 10000] [--workers 2] [--slots 1]
 
 Targets (issue 8): submit >= 50,000 tasks/s; end to end as fast as the coordinator allows (the
-command line's W1 is 2,400-2,600 tasks/s on the 2-core machine).
+command line's W1 is 2,400-2,600 tasks/s on the 2-core machine). The same invocation runs the
+baseline the peers were measured against: `multiprocessing.Pool(2)` with one `apply_async` per
+task (no queue, nothing durable), because this machine is too noisy to compare across runs.
 """
 
 from __future__ import annotations
@@ -73,6 +75,21 @@ def run(client: tw.Client, n: int, many: bool) -> "tuple[float, float]":
     return n / (submitted - started), n / (finished - started)
 
 
+def pool_baseline(n: int, processes: int) -> float:
+    """`multiprocessing.Pool(processes)`, one `apply_async` of `noop` per task: tasks/s."""
+    import multiprocessing
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import tasks  # examples/tasks.py, the same noop the workers run
+
+    with multiprocessing.Pool(processes) as pool:
+        pool.apply(tasks.noop, (0,))  # the processes are up before the clock starts
+        started = time.perf_counter()
+        results = [pool.apply_async(tasks.noop, (x,)) for x in range(n)]
+        assert [r.get(timeout=600) for r in results] == list(range(n))
+        return n / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -118,6 +135,11 @@ def main() -> None:
                     f"  {how}: submit {submit_rate:>10,.0f} tasks/s   "
                     f"end to end {end_to_end:>8,.0f} tasks/s"
                 )
+        processes = options.workers * options.slots
+        print(
+            f"  baseline, multiprocessing.Pool({processes}), one apply_async per task: "
+            f"{pool_baseline(options.tasks, processes):>8,.0f} tasks/s"
+        )
     finally:
         for proc in reversed(procs):
             try:
