@@ -3,7 +3,7 @@
 //! session task, so many are under way at once (a long `wait` does not hold up an `add`).
 //! Knows nothing of terminals: it never prints, and every failure is a `ClientError`.
 
-use crate::backoff::random_key;
+use crate::key::random_key;
 use crate::connect::connect_once;
 use crate::error::ClientError;
 use crate::options::{ConnectOptions, Tuning};

@@ -12,10 +12,10 @@
 //! - `routes`: which answer goes to whom, and which finished tasks are news (a plain struct).
 //! - `batcher`: the pipeline's queue, batches and window (a plain struct).
 //! - `connect`: one connect and handshake; `size`: the frame limit checked before sending;
-//!   `backoff`: reconnect pauses and random add keys.
+//!   `key`: random add keys.
 //! - [`fake_coordinator`] (tests, or the `fake-coordinator` feature): a scripted coordinator.
 
-mod backoff;
+mod key;
 mod batcher;
 pub mod client;
 mod connect;

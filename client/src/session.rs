@@ -11,7 +11,8 @@
 //!
 //! It stops when every handle is gone; `Client::close` ends the connection before that.
 
-use crate::backoff::{pause, random_key};
+use crate::key::random_key;
+use tatzelwurm_proto::backoff::{Curve, Jitter};
 use crate::batcher::{Batcher, Ticket};
 use crate::connect::{connect_once, ActionerConnection};
 use crate::error::ClientError;
@@ -145,6 +146,9 @@ pub(crate) struct Session {
     shared: Arc<Shared>,
     /// The pipeline's events.
     events: UnboundedSender<Event>,
+    /// Jitter of the reconnect pauses, so that many clients of a restarted coordinator do not
+    /// knock all at once.
+    jitter: Jitter,
 }
 
 impl Session {
@@ -173,6 +177,7 @@ impl Session {
             handles,
             shared,
             events,
+            jitter: Jitter::new(0.25),
         };
         session.up(conn);
         tokio::spawn(session.run());
@@ -362,7 +367,7 @@ impl Session {
         self.link = Link::Down {
             reason: err.reason(),
             attempts: 0,
-            retry_at: Some(now + pause(0, self.tuning.min_backoff, self.tuning.max_backoff)),
+            retry_at: Some(now + self.pause(0)),
         };
         self.emit(Event::Disconnected(format!(
             "lost the connection to the coordinator at {} ({}); reconnecting",
@@ -390,8 +395,22 @@ impl Session {
         self.pump();
     }
 
+    /// The pause before reconnect attempt `attempts` (0 for the first after a drop): the
+    /// tuning's backoff curve, jittered.
+    fn pause(&mut self, attempts: u32) -> Duration {
+        let curve = Curve {
+            first: self.tuning.min_backoff,
+            max: self.tuning.max_backoff,
+        };
+        curve.jittered(attempts.saturating_add(1), self.jitter.factor())
+    }
+
     fn on_connect_failed(&mut self, err: ClientError) {
-        let (min, max) = (self.tuning.min_backoff, self.tuning.max_backoff);
+        let attempts_so_far = match &self.link {
+            Link::Down { attempts, .. } => *attempts + 1,
+            _ => 1,
+        };
+        let pause = self.pause(attempts_so_far);
         if let Link::Down {
             reason,
             attempts,
@@ -401,7 +420,7 @@ impl Session {
             debug!("reconnecting failed: {err}");
             *attempts += 1;
             *reason = err.reason();
-            *retry_at = Some(Instant::now() + pause(*attempts, min, max));
+            *retry_at = Some(Instant::now() + pause);
         }
     }
 

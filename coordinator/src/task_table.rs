@@ -6,7 +6,7 @@
 //! (as HyperQueue tests its scheduler). Only the task actor (`tasks.rs`) holds one.
 
 use crate::record::TaskRecord;
-use crate::retry::{self, Jitter};
+use crate::retry::{self, RetryJitter};
 use crate::store::Batch;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use tatzelwurm_proto::actioner::{Failure, FailureKind, Selection};
@@ -157,7 +157,7 @@ pub struct TaskTable {
     /// otherwise (killed) are skipped when they come due.
     waiting: BTreeSet<(Timestamp, TaskId)>,
     /// Spreads retry delays.
-    jitter: Jitter,
+    jitter: RetryJitter,
 }
 
 impl TaskTable {

@@ -15,14 +15,16 @@
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
 //! - [`function`]: the rule for naming a task's function (`package.module:function`).
+//! - [`backoff`]: the one backoff curve with jitter (reconnects, slot restarts, retries).
 //! - [`address`]: the rule for the coordinator's address a peer is given (HOST:PORT).
 //! - [`seconds`]: spans of seconds as every command line reads them (not on the wire).
 //!
-//! Every type in this crate (but `seconds`, `function` and `address`) crosses the wire: changing one breaks compatibility with programs
+//! Every type in this crate (but `seconds`, `function`, `address` and `backoff`) crosses the wire: changing one breaks compatibility with programs
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
 pub mod address;
+pub mod backoff;
 pub mod batch;
 pub mod codec;
 pub mod error;

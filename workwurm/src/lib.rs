@@ -22,14 +22,12 @@
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
 //!   `python/tatzelwurm/slot.py`, the slot loop carried in this binary (and run as
 //!   `python -m tatzelwurm.slot` by the Python package).
-//! - [`backoff`]: how long to wait before retrying a connection or restarting a dying slot.
 //! - [`stop`]: the first SIGTERM or ctrl-c drains (finish what is running, take nothing new), the
 //!   second one or `--drain-timeout` stops at once.
 //!
 //! Data flow: session → `SlotsHandle::run` → a slot's pipe → slot.py runs the task → the slot's
 //! watcher → the pool → a report on a channel → the session's outbox → the coordinator.
 
-pub mod backoff;
 pub mod captured;
 pub mod cli;
 pub mod entry;

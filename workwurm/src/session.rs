@@ -10,7 +10,7 @@
 //! ends the session. While draining it says `Draining` on every connection and ends once nothing
 //! runs and every report is recorded.
 
-use crate::backoff::Backoff;
+use tatzelwurm_proto::backoff::{Backoff, Curve};
 use crate::outbox::{into_frames, Outbox};
 use crate::slots::SlotsHandle;
 use crate::stop::Stop;
@@ -24,6 +24,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
+
+/// Waits between attempts to reach the coordinator: 100 ms doubling to 5 s, ±25 % jitter, so
+/// that workers cut off together do not all come back in the same millisecond.
+const RECONNECT: Curve = Curve {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 /// How long connecting and the handshake may take before the attempt counts as failed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames waiting for the writer; the session loop waits when the socket is this far behind.
@@ -84,7 +91,7 @@ impl Session<'_> {
     /// worker (`Err`); every other failure is retried.
     pub async fn serve(mut self, mut stop: watch::Receiver<Stop>) -> Result<(), SessionError> {
         let mut outbox = Outbox::default();
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(RECONNECT, 0.25);
         loop {
             let level = *stop.borrow_and_update();
             if level == Stop::Now {

@@ -15,7 +15,7 @@
 //! slot's process group) and reported `Failed` with kind `Timeout`, with the output it wrote so
 //! far (`captured`); then a fresh slot is started.
 
-use crate::backoff;
+use tatzelwurm_proto::backoff::Curve;
 use crate::captured::Captured;
 use crate::failures;
 use crate::slot_channel::{encode_run, FromSlot};
@@ -33,6 +33,13 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+
+/// Waits before restarting a slot that keeps dying without running a task: 100 ms doubling to
+/// 5 s, so a broken interpreter is retried slowly instead of in a hot loop.
+const RESTART: Curve = Curve {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 /// How many commands may wait for the pool; the session waits when it is full.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -456,7 +463,7 @@ impl Pool {
     fn start_slot(&mut self, index: usize) -> Duration {
         let slot = &mut self.slots[index];
         slot.generation += 1;
-        let delay = backoff::delay(slot.failures);
+        let delay = RESTART.delay(slot.failures);
         let (command, events, generation) =
             (self.command.clone(), self.events.clone(), slot.generation);
         let starter = tokio::spawn(async move {
