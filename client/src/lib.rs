@@ -15,13 +15,13 @@
 //!   `key`: random add keys.
 //! - [`fake_coordinator`] (tests, or the `fake-coordinator` feature): a scripted coordinator.
 
-mod key;
 mod batcher;
 pub mod client;
 mod connect;
 pub mod error;
 #[cfg(any(test, feature = "fake-coordinator"))]
 pub mod fake_coordinator;
+mod key;
 pub mod options;
 pub mod pipeline;
 mod routes;

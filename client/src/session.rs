@@ -11,11 +11,10 @@
 //!
 //! It stops when every handle is gone; `Client::close` ends the connection before that.
 
-use crate::key::random_key;
-use tatzelwurm_proto::backoff::{Curve, Jitter};
 use crate::batcher::{Batcher, Ticket};
 use crate::connect::{connect_once, ActionerConnection};
 use crate::error::ClientError;
+use crate::key::random_key;
 use crate::options::{ConnectOptions, Tuning};
 use crate::pipeline::Event;
 use crate::size::check_size;
@@ -23,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{AddKey, Command, FromActioner, Reply, ToActioner};
+use tatzelwurm_proto::backoff::{Curve, Jitter};
 use tatzelwurm_proto::{FrameReader, FrameWriter};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, Notify};

@@ -20,6 +20,11 @@ pub struct Cli {
     /// Directory of the task database; created if missing.
     #[arg(long, default_value = "tatzelwurm.db")]
     pub db: PathBuf,
+    /// Database backend of a new --db: fjall (fsync per commit) or sled. An existing --db
+    /// keeps the backend that wrote it; naming another one is refused. [default for a new
+    /// --db: fjall]
+    #[arg(long, value_enum)]
+    pub store: Option<crate::store::StoreKind>,
     /// Seconds between a worker's heartbeats.
     #[arg(long, default_value_t = 1.0, value_parser = seconds::positive)]
     pub heartbeat: f64,

@@ -44,7 +44,7 @@ async fn start(cli: Cli) -> i32 {
             return 1;
         }
     };
-    let store = match Store::open(&cli.db) {
+    let store = match Store::open(&cli.db, cli.store) {
         Ok(store) => store,
         Err(err) => {
             eprintln!("tatzelwurm: {err}");

@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`entry`]: `main(argv)`, what the binary and the Python package's entry point call;
 //!   [`cli`]: the command line (`--bind`, `--db`, timings).
-//! - [`store`]: the only module that knows sled; [`record`]: the stored `TaskRecord`.
+//! - [`store`]: the durable store, the only module that knows its backends (sled, fjall);
+//!   [`record`]: the stored `TaskRecord`.
 //! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
 //! - [`flaps`]: workers that keep connecting and dropping, held off with a backoff.
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.

@@ -1,55 +1,86 @@
-//! The durable store: the only module that knows sled.
+//! The durable store: the only module that knows which database backends exist.
 //!
-//! Layout (schema version 3), in one sled database directory:
-//! - tree `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian.
-//! - tree `records`: task id as u64 big-endian (so keys sort by id) → bincode of `TaskRecord`.
-//! - tree `outputs`: task id as u64 big-endian → bincode of the `TaskOutput` of the task's
-//!   latest reported attempt. Kept apart from the records so that the coordinator never holds
-//!   output in memory: up to 512 KiB per task, read only by `task show`.
-//! - tree `add_keys` (new in schema 3): an add's idempotency key (16 bytes) → 24 bytes, three
-//!   u64 big-endian: the first id the add got, how many tasks it added, and when (ms since the
-//!   epoch). See `add_keys.rs` for how long keys are kept.
+//! Every backend holds the same logical layout (schema version 3), in four key spaces:
+//! - `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian.
+//! - `records`: task id as u64 big-endian (so keys sort by id) → bincode of `TaskRecord`.
+//! - `outputs`: task id as u64 big-endian → bincode of the `TaskOutput` of the task's latest
+//!   reported attempt. Kept apart from the records so that the coordinator never holds output
+//!   in memory: up to 512 KiB per task, read only by `task show`.
+//! - `add_keys`: an add's idempotency key (16 bytes) → 24 bytes, three u64 big-endian: the first
+//!   id the add got, how many tasks it added, and when (ms since the epoch). See `add_keys.rs`.
 //!
-//! Schema 1 kept the output inside each record (tree `tasks`); schema 2 had no `add_keys`.
-//! `migrate` moves such a database to schema 3 when it is opened.
+//! Backends ([`Backend`], one file each): `sled` (sled trees, schema 1 and 2 migrated, see
+//! `sled/migrate.rs`) and `fjall` (fjall partitions in `keyspace/`). The directory's `backend`
+//! file names the backend that created it (a sled directory of an older tatzelwurm has none and
+//! is known by sled's `conf` file); a directory is opened only by the backend that wrote it.
 //!
-//! The interface is deliberately narrow — open, load every record, read one output, apply a
-//! batch durably — so a second backend fits in one file. `apply` returns only after sled's flush covers the batch:
-//! that is the moment a change may be told to anyone. A batch that records add keys writes them,
-//! the records and the id counter in one sled transaction, which sled recovers all or nothing:
-//! a key is never durable without its tasks, nor tasks without their key. sled's flush is
-//! `sync_file_range`, which survives a killed process but not a power cut (see DESIGN.md).
+//! Writes run on a dedicated store thread that owns the writing side of the backend: `apply`
+//! sends the batch there and waits on a oneshot, so a flush (an fsync for fjall) never blocks
+//! the async runtime. `apply` returns only after the flush covers the batch: that is the moment
+//! a change may be told to anyone. Tasks, outputs, the id counter and add keys of one batch
+//! become durable all together or not at all, in both backends.
 
-mod migrate;
+mod fjall;
+mod sled;
+
+#[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod cost;
 
 use crate::add_keys::{KeyChange, KeyedAdd};
 use crate::record::TaskRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{TransactionError, Transactional};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use tatzelwurm_proto::actioner::AddKey;
 use tatzelwurm_proto::task::{TaskOutput, Timestamp};
 use tatzelwurm_proto::TaskId;
 use thiserror::Error;
+use tokio::sync::oneshot;
 
 /// The schema this build writes. A database of a newer schema is refused, never rewritten; an
 /// older one is migrated.
 pub const SCHEMA_VERSION: u32 = 3;
 
-/// sled's page cache, instead of its default of 1 GiB. sled counts pages at their size on disk,
-/// so this bounds the cached records; a large value (an output) is held in memory beyond it
-/// once written or read until the coordinator restarts (measured: 500 outputs of 200 KB raised
-/// the resident size by 100 MB with this limit or one of 8 MiB).
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The backend a new `--db` directory gets when `--store` is not given (chosen by measuring,
+/// see DESIGN.md section 5).
+pub const DEFAULT_KIND: StoreKind = StoreKind::Fjall;
 
-/// Tree names of schema 3.
-const RECORDS_TREE: &str = "records";
-const OUTPUTS_TREE: &str = "outputs";
-const ADD_KEYS_TREE: &str = "add_keys";
+/// The file in the database directory that names its backend. Stored bytes: its content is
+/// the backend's name (`sled` or `fjall`) and a newline.
+const BACKEND_FILE: &str = "backend";
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const NEXT_ID_KEY: &[u8] = b"next_task_id";
+
+/// Which database backend a directory holds (`tatzelwurm --store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// sled 0.34: flushed with `sync_file_range`; survives a killed process, not a power cut.
+    Sled,
+    /// fjall 2: each batch is fsynced before it is acknowledged.
+    Fjall,
+}
+
+impl StoreKind {
+    /// The name on the command line and in the directory's `backend` file.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Sled => "sled",
+            StoreKind::Fjall => "fjall",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why the store failed; each reads as one sentence for the operator.
 #[derive(Debug, Error)]
@@ -60,15 +91,22 @@ pub enum StoreError {
     /// The database was written by a newer tatzelwurm.
     #[error("the database at {path} has schema version {found}, newer than the {SCHEMA_VERSION} this tatzelwurm understands; run the newer tatzelwurm that wrote it")]
     NewerSchema { path: PathBuf, found: u32 },
+    /// The database was written by another backend than the one asked for.
+    #[error("the database at {path} was written by the {found} backend, not by {asked} as --store asks; run with --store {found} (or without --store), or pass another --db")]
+    OtherBackend {
+        path: PathBuf,
+        found: StoreKind,
+        asked: StoreKind,
+    },
     /// The directory cannot be opened as a database.
     #[error("cannot open the database at {path}: {cause}; check that the path is a directory tatzelwurm may write")]
-    Open { path: PathBuf, cause: sled::Error },
+    Open { path: PathBuf, cause: String },
     /// A record on disk does not decode.
     #[error("the database holds a record that cannot be read ({0}); it may be damaged")]
     Corrupt(String),
     /// Reading or writing failed after opening.
     #[error("the database failed: {0}")]
-    Sled(#[from] sled::Error),
+    Failed(String),
 }
 
 /// Everything on disk, as loaded at start.
@@ -79,6 +117,22 @@ pub struct Loaded {
     pub next_task_id: u64,
     /// Every stored add key, in key order.
     pub add_keys: Vec<(AddKey, KeyedAdd)>,
+}
+
+impl Loaded {
+    /// What a backend read: the counter is never below the id after the last record.
+    fn new(
+        tasks: Vec<TaskRecord>,
+        stored_next: Option<u64>,
+        add_keys: Vec<(AddKey, KeyedAdd)>,
+    ) -> Loaded {
+        let after_last = tasks.last().map_or(1, |t: &TaskRecord| t.id.0 + 1);
+        Loaded {
+            tasks,
+            next_task_id: stored_next.unwrap_or(1).max(after_last),
+            add_keys,
+        }
+    }
 }
 
 /// A set of changes that become durable together.
@@ -104,13 +158,189 @@ impl Batch {
     }
 }
 
-/// The open database.
+/// What a database backend does for the store. Each implementation opens its directory
+/// itself (refusing a locked one and a newer schema, migrating an older one) and lives in one
+/// file under `store/`.
+trait Backend: Send + Sync {
+    /// Reads every task record (outputs stay on disk), the id counter and the add keys.
+    fn load(&self) -> Result<Loaded, StoreError>;
+    /// The stored output of task `id`, if any.
+    fn output(&self, id: TaskId) -> Result<Option<TaskOutput>, StoreError>;
+    /// Writes the batch atomically and returns once it is durable (the backend's flush).
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Overwrites the stored schema version and flushes; only for tests of the refusal.
+    #[cfg(test)]
+    fn force_schema(&self, version: u32) -> Result<(), StoreError>;
+}
+
+/// A batch for the store thread and where its outcome goes.
+struct Write {
+    batch: Batch,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The open database: reads go to the backend directly, writes through the store thread.
 pub struct Store {
-    db: sled::Db,
-    meta: sled::Tree,
-    records: sled::Tree,
-    outputs: sled::Tree,
-    add_keys: sled::Tree,
+    kind: StoreKind,
+    backend: Arc<dyn Backend>,
+    /// `None` only while dropping: closing it ends the store thread.
+    writes: Option<mpsc::Sender<Write>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`. `asked` is `--store`: a new directory gets it
+    /// (or [`DEFAULT_KIND`]); an existing one is opened by the backend that wrote it, and
+    /// refused when `asked` names another. A locked database and a newer schema are refused.
+    pub fn open(dir: &Path, asked: Option<StoreKind>) -> Result<Store, StoreError> {
+        let found = detect(dir)?;
+        let kind = match (found, asked) {
+            (Some(found), Some(asked)) if found != asked => {
+                return Err(StoreError::OtherBackend {
+                    path: dir.to_path_buf(),
+                    found,
+                    asked,
+                })
+            }
+            (Some(found), _) => found,
+            (None, asked) => {
+                let kind = asked.unwrap_or(DEFAULT_KIND);
+                write_backend_file(dir, kind)?;
+                kind
+            }
+        };
+        let backend: Arc<dyn Backend> = match kind {
+            StoreKind::Sled => Arc::new(sled::SledBackend::open(dir)?),
+            StoreKind::Fjall => Arc::new(fjall::FjallBackend::open(dir)?),
+        };
+        let (writes, queue) = mpsc::channel::<Write>();
+        let writer = backend.clone();
+        let thread = std::thread::Builder::new()
+            .name("tatzelwurm-store".into())
+            .spawn(move || {
+                for write in queue {
+                    let _ = write.done.send(writer.apply(&write.batch));
+                }
+            })
+            .map_err(|err| StoreError::Open {
+                path: dir.to_path_buf(),
+                cause: format!("cannot start the store thread: {err}"),
+            })?;
+        Ok(Store {
+            kind,
+            backend,
+            writes: Some(writes),
+            thread: Some(thread),
+        })
+    }
+
+    /// The backend this database is kept in.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Reads every task record (outputs stay on disk), the id counter and the add keys.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.backend.load()
+    }
+
+    /// What the latest reported attempt of task `id` printed; empty if none was reported.
+    pub fn output(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
+        Ok(self.backend.output(id)?.unwrap_or_default())
+    }
+
+    /// Writes the batch on the store thread and returns once it is flushed: only then may
+    /// anyone be told.
+    pub async fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let stopped = || StoreError::Failed("the store thread stopped".into());
+        let (done, outcome) = oneshot::channel();
+        self.writes
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Write { batch, done })
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Store {
+    /// Ends the store thread after the writes it holds, so that the backend (and its lock) is
+    /// released when the `Store` is gone.
+    fn drop(&mut self) {
+        self.writes.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Which backend wrote `dir`: its `backend` file, else sled's or fjall's own files; `None`
+/// for a directory that does not exist yet or holds no database.
+fn detect(dir: &Path) -> Result<Option<StoreKind>, StoreError> {
+    let open_error = |cause: String| StoreError::Open {
+        path: dir.to_path_buf(),
+        cause,
+    };
+    match std::fs::metadata(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(open_error(err.to_string())),
+        Ok(meta) if !meta.is_dir() => return Err(open_error("it is not a directory".into())),
+        Ok(_) => {}
+    }
+    if let Ok(named) = std::fs::read_to_string(dir.join(BACKEND_FILE)) {
+        match named.trim() {
+            "sled" => return Ok(Some(StoreKind::Sled)),
+            "fjall" => return Ok(Some(StoreKind::Fjall)),
+            "" => {}
+            other => {
+                let unknown =
+                    format!("its {BACKEND_FILE} file names `{other}`, an unknown backend");
+                return Err(open_error(unknown));
+            }
+        }
+    }
+    if dir.join("conf").is_file() {
+        return Ok(Some(StoreKind::Sled));
+    }
+    if dir.join(fjall::KEYSPACE_DIR).is_dir() {
+        return Ok(Some(StoreKind::Fjall));
+    }
+    Ok(None)
+}
+
+/// Creates `dir` if needed and writes its `backend` file, durably, before the backend writes.
+fn write_backend_file(dir: &Path, kind: StoreKind) -> Result<(), StoreError> {
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(BACKEND_FILE);
+        std::fs::write(&path, format!("{kind}\n"))?;
+        std::fs::File::open(&path)?.sync_all()?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|err| StoreError::Open {
+        path: dir.to_path_buf(),
+        cause: err.to_string(),
+    })
+}
+
+/// Refuses a schema newer than this build's.
+fn check_schema(dir: &Path, found: Option<u32>) -> Result<(), StoreError> {
+    match found {
+        Some(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            path: dir.to_path_buf(),
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a stored big-endian integer of `N` bytes.
+fn read_be<const N: usize>(raw: &[u8], what: &str) -> Result<[u8; N], StoreError> {
+    raw.try_into()
+        .map_err(|_| StoreError::Corrupt(what.to_string()))
 }
 
 fn bincode_config() -> bincode::config::Configuration {
@@ -128,147 +358,6 @@ fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(raw, bincode_config())
         .map(|(value, _)| value)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-impl Store {
-    /// Opens (or creates) the database in `dir`, refusing a locked one or a newer schema.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.to_path_buf();
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if is_lock_error(io) => StoreError::Locked(path.clone()),
-                other => StoreError::Open {
-                    path: path.clone(),
-                    cause: other,
-                },
-            })?;
-        let meta = db.open_tree("meta")?;
-        // A database without a version is new; it gets this build's.
-        let found = match meta.get(SCHEMA_KEY)? {
-            Some(raw) => Some(u32::from_be_bytes(
-                raw.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
-            )),
-            None => None,
-        };
-        let found_or_new = found.unwrap_or(SCHEMA_VERSION);
-        if found_or_new > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path,
-                found: found_or_new,
-            });
-        }
-        let records = db.open_tree(RECORDS_TREE)?;
-        let outputs = db.open_tree(OUTPUTS_TREE)?;
-        if found_or_new < 2 {
-            migrate::from_v1(&db, &records, &outputs)?;
-        }
-        // Schema 3 only adds the `add_keys` tree: opening it creates it, and the flush below
-        // makes it durable before the version says 3.
-        let add_keys = db.open_tree(ADD_KEYS_TREE)?;
-        if found != Some(SCHEMA_VERSION) {
-            db.flush()?;
-            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            db.flush()?;
-        }
-        migrate::drop_v1_leftovers(&db)?;
-        Ok(Store {
-            db,
-            meta,
-            records,
-            outputs,
-            add_keys,
-        })
-    }
-
-    /// Reads every task record (outputs stay on disk) and the id counter.
-    pub fn load(&self) -> Result<Loaded, StoreError> {
-        let mut tasks = Vec::with_capacity(self.records.len());
-        for entry in self.records.iter() {
-            let (_, value) = entry?;
-            tasks.push(decode::<TaskRecord>(&value)?);
-        }
-        let stored_next = match self.meta.get(NEXT_ID_KEY)? {
-            Some(raw) => u64::from_be_bytes(
-                raw.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("next_task_id".into()))?,
-            ),
-            None => 1,
-        };
-        let after_last = tasks.last().map_or(1, |t: &TaskRecord| t.id.0 + 1);
-        let mut add_keys = Vec::with_capacity(self.add_keys.len());
-        for entry in self.add_keys.iter() {
-            let (key, value) = entry?;
-            add_keys.push(decode_add_key(&key, &value)?);
-        }
-        Ok(Loaded {
-            tasks,
-            next_task_id: stored_next.max(after_last),
-            add_keys,
-        })
-    }
-
-    /// What the latest reported attempt of task `id` printed; empty if none was reported.
-    pub fn output(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
-        match self.outputs.get(task_key(id))? {
-            Some(raw) => decode(&raw),
-            None => Ok(TaskOutput::default()),
-        }
-    }
-
-    /// Writes the batch and returns once it is flushed: only then may anyone be told.
-    pub async fn apply(&self, batch: Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut writes = sled::Batch::default();
-        for record in &batch.tasks {
-            writes.insert(&task_key(record.id), encode(record)?);
-        }
-        if batch.add_keys.is_empty() {
-            if let Some(next) = batch.next_task_id {
-                self.meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
-            }
-            self.records.apply_batch(writes)?;
-        } else {
-            let mut keys = sled::Batch::default();
-            for change in &batch.add_keys {
-                match change {
-                    KeyChange::Put(key, add) => keys.insert(&key.0, &encode_add_key(add)),
-                    KeyChange::Remove(key) => keys.remove(&key.0),
-                }
-            }
-            (&self.meta, &self.records, &self.add_keys)
-                .transaction(|(meta, records, add_keys)| {
-                    if let Some(next) = batch.next_task_id {
-                        meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
-                    }
-                    records.apply_batch(&writes)?;
-                    add_keys.apply_batch(&keys)?;
-                    Ok(())
-                })
-                .map_err(|err: TransactionError<()>| match err {
-                    TransactionError::Storage(err) => StoreError::Sled(err),
-                    TransactionError::Abort(()) => {
-                        StoreError::Sled(sled::Error::Unsupported("aborted".into()))
-                    }
-                })?;
-        }
-        if !batch.outputs.is_empty() {
-            let mut writes = sled::Batch::default();
-            for (id, output) in &batch.outputs {
-                writes.insert(&task_key(*id), encode(output)?);
-            }
-            self.outputs.apply_batch(writes)?;
-        }
-        self.db.flush_async().await?;
-        Ok(())
-    }
 }
 
 fn task_key(id: TaskId) -> [u8; 8] {
@@ -302,151 +391,10 @@ fn decode_add_key(key: &[u8], value: &[u8]) -> Result<(AddKey, KeyedAdd), StoreE
     ))
 }
 
-/// sled 0.34 reports a held lock only as an `Other` I/O error with this text.
-fn is_lock_error(err: &std::io::Error) -> bool {
-    err.to_string().contains("could not acquire lock")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tatzelwurm_proto::task::{TaskSpec, TaskState, Timestamp};
-
-    fn record(id: u64) -> TaskRecord {
-        let spec = TaskSpec {
-            function: "m:f".into(),
-            args: "[1]".into(),
-            kwargs: "{}".into(),
-            policy: tatzelwurm_proto::task::TaskPolicy::default(),
-        };
-        TaskRecord::new(TaskId(id), spec, TaskState::Created, Timestamp(5))
-    }
-
-    /// sled's flusher thread may hold the file lock a moment after the `Db` is dropped; a new
-    /// process never sees this, a reopen in the same process may.
-    pub(super) async fn reopen(dir: &Path) -> Store {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match Store::open(dir) {
-                Ok(store) => return store,
-                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-                Err(err) => panic!("reopen failed: {err}"),
-            }
-        }
-    }
-
-    /// What a batch wrote is what a later open loads (outputs apart), and the id counter survives.
-    #[tokio::test]
-    async fn batch_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let batch = Batch {
-                tasks: vec![record(1), record(2)],
-                outputs: vec![(TaskId(2), printed("two"))],
-                next_task_id: Some(10),
-                add_keys: Vec::new(),
-            };
-            store.apply(batch).await.unwrap();
-        }
-        let store = reopen(dir.path()).await;
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.tasks, vec![record(1), record(2)]);
-        assert_eq!(loaded.next_task_id, 10);
-        assert_eq!(store.output(TaskId(2)).unwrap(), printed("two"));
-        assert_eq!(store.output(TaskId(1)).unwrap(), TaskOutput::default());
-    }
-
-    fn printed(text: &str) -> TaskOutput {
-        TaskOutput {
-            stdout: text.into(),
-            stderr: String::new(),
-        }
-    }
-
-    /// A database of a newer schema is refused and left as it was.
-    #[test]
-    fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            let meta = db.open_tree("meta").unwrap();
-            meta.insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
-                .unwrap();
-            db.flush().unwrap();
-        }
-        // sled's flusher may hold the lock a moment after the `Db` above is dropped.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let err = loop {
-            match Store::open(dir.path()) {
-                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => break other.err().expect("must refuse"),
-            }
-        };
-        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
-        let db = sled::open(dir.path()).unwrap();
-        let meta = db.open_tree("meta").unwrap();
-        let raw = meta.get(SCHEMA_KEY).unwrap().unwrap();
-        assert_eq!(raw.as_ref(), &(SCHEMA_VERSION + 1).to_be_bytes());
-    }
-}
-
-#[cfg(test)]
-mod cost {
-    use super::*;
-    use crate::add_keys::{KeyChange, KeyedAdd};
-    use tatzelwurm_proto::task::{TaskSpec, TaskState};
-
-    /// What writing an add key with the tasks costs: batches of 10,000 new records written plain
-    /// and in the transaction that a keyed add takes. A measurement, not a check:
-    /// `cargo test -p tatzelwurm --release -- --ignored --nocapture store_cost`.
-    #[tokio::test]
-    #[ignore]
-    async fn store_cost_of_add_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let spec = TaskSpec {
-            function: "tasks:square".into(),
-            args: "[12345]".into(),
-            kwargs: "{}".into(),
-            policy: Default::default(),
-        };
-        let mut next = 1u64;
-        for keyed in [false, true, false, true] {
-            let start = std::time::Instant::now();
-            for round in 0..10u8 {
-                let tasks: Vec<TaskRecord> = (next..next + 10_000)
-                    .map(|id| {
-                        TaskRecord::new(TaskId(id), spec.clone(), TaskState::Ready, Timestamp(1))
-                    })
-                    .collect();
-                let add_keys = if keyed {
-                    vec![KeyChange::Put(
-                        AddKey([round; 16]),
-                        KeyedAdd {
-                            first: TaskId(next),
-                            count: 10_000,
-                            at: Timestamp(1),
-                        },
-                    )]
-                } else {
-                    Vec::new()
-                };
-                next += 10_000;
-                let batch = Batch {
-                    tasks,
-                    outputs: Vec::new(),
-                    next_task_id: Some(next),
-                    add_keys,
-                };
-                store.apply(batch).await.unwrap();
-            }
-            let per = start.elapsed() / 100_000;
-            println!("keyed={keyed}: {per:?} per record");
-        }
+/// The key and stored value of an add key change (`None` for a removal).
+fn add_key_write(change: &KeyChange) -> (&[u8; 16], Option<[u8; 24]>) {
+    match change {
+        KeyChange::Put(key, add) => (&key.0, Some(encode_add_key(add))),
+        KeyChange::Remove(key) => (&key.0, None),
     }
 }

@@ -29,7 +29,7 @@
 //!   the cap, a flapping worker, adds re-sent across `kill -9`s.
 //! - [`bad_input`]: silence, slow hellos, wrong-role frames, 2,000 idle connections, cut frames
 //!   after the welcome.
-//! - [`storage`]: a `--db` that is a file, in use, or of a newer schema.
+//! - [`storage`]: a `--db` that is a file, in use, of a newer schema, or of the other backend.
 //! - [`bind`]: a `--bind` that is not an address or is taken: refused before the store opens.
 //! - [`watch`]: protocol v3 over a raw connection: watches and pushes, unknown ids, keyed adds
 //!   re-sent across a coordinator crash, many requests in flight.

@@ -21,6 +21,19 @@ fn restart_after_sigkill_keeps_tasks_and_results() {
     restart_keeps_tasks_and_results(Stop::Kill);
 }
 
+/// A restart after SIGKILL of a coordinator on `--store fjall` keeps every acknowledged task
+/// and result, continues the ids, and the worker finishes the rest.
+#[test]
+fn restart_after_sigkill_keeps_tasks_and_results_with_fjall() {
+    restart_keeps_tasks_and_results_on(Stop::Kill, &["--store", "fjall"]);
+}
+
+/// The same on `--store sled`.
+#[test]
+fn restart_after_sigkill_keeps_tasks_and_results_with_sled() {
+    restart_keeps_tasks_and_results_on(Stop::Kill, &["--store", "sled"]);
+}
+
 /// The tasks of one restart test, by what they are there for.
 struct Scene {
     completed: Vec<u64>,
@@ -30,7 +43,12 @@ struct Scene {
 }
 
 fn restart_keeps_tasks_and_results(how: Stop) {
-    let mut cluster = Cluster::start();
+    restart_keeps_tasks_and_results_on(how, &[]);
+}
+
+/// `restart_keeps_tasks_and_results` with the coordinator's extra arguments `args`.
+fn restart_keeps_tasks_and_results_on(how: Stop, args: &[&str]) {
+    let mut cluster = Cluster::start_with_args(args);
     let mut worker = cluster.start_worker(WorkerSpec::new(1).name("w1").address_from_env());
     let gate_file = cluster.dir().join("open-the-gate");
     let scene = set_the_scene(&cluster, &gate_file);

@@ -1,6 +1,7 @@
-//! A `--db` the coordinator must not use: a regular file, a database another coordinator holds,
-//! and a database of a newer schema. Each makes `tatzelwurm` exit with status 1 at once and one
-//! sentence on stderr, and leaves what was there exactly as it was.
+//! A `--db` the coordinator must not use: a regular file, a database another coordinator holds
+//! (of either backend), a database of a newer schema, and one written by the other backend than
+//! `--store` names. Each makes `tatzelwurm` exit with status 1 at once and one sentence on
+//! stderr, and leaves what was there exactly as it was.
 
 use crate::TASK_TIMEOUT;
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use tatzelwurm_e2e::actionwurm::{run_command, Action};
-use tatzelwurm_e2e::{example, Binaries, Cluster, Profile, WorkerSpec};
+use tatzelwurm_e2e::{example, Binaries, Cluster, Profile, Stop, WorkerSpec};
 
 /// How long a coordinator refusing its `--db` may take to say so and exit.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +43,17 @@ fn a_db_that_is_a_regular_file_is_refused() {
 /// status 1 and one sentence saying the database is in use, and the first keeps serving.
 #[test]
 fn a_db_in_use_by_another_coordinator_is_refused() {
-    let cluster = Cluster::start();
+    a_db_in_use_is_refused(&[]);
+}
+
+/// The same for a sled database (the default backend is fjall).
+#[test]
+fn a_sled_db_in_use_by_another_coordinator_is_refused() {
+    a_db_in_use_is_refused(&["--store", "sled"]);
+}
+
+fn a_db_in_use_is_refused(args: &[&str]) {
+    let cluster = Cluster::start_with_args(args);
     let _worker = cluster.start_worker(WorkerSpec::new(1).name("w1"));
     let before = cluster.add(&example("square"), "[4]");
     cluster.wait_completed(before, TASK_TIMEOUT);
@@ -132,6 +143,40 @@ fn a_db_of_a_newer_schema_is_refused_and_left_alone() {
     }
 }
 
+/// A database written by one backend, opened with `--store` naming the other: exit status 1
+/// and one sentence naming both backends; then the coordinator started as before (same
+/// `--store`) finds its tasks and results intact.
+#[test]
+fn a_db_of_the_other_backend_is_refused() {
+    for (wrote, asked) in [("fjall", "sled"), ("sled", "fjall")] {
+        let mut cluster = Cluster::start_with_args(&["--store", wrote]);
+        let _worker = cluster.start_worker(WorkerSpec::new(1).name("w1"));
+        let id = cluster.add(&example("square"), "[6]");
+        cluster.wait_completed(id, TASK_TIMEOUT);
+        cluster.stop_coordinator(Stop::Term);
+
+        let db = cluster.dir().join("db");
+        let refusal = run_coordinator_with(&db, &["--store", asked]);
+        let sentence = one_sentence(&refusal);
+        assert!(
+            sentence.contains(&format!("written by the {wrote} backend"))
+                && sentence.contains(&format!("not by {asked}")),
+            "the sentence names both backends: {refusal}"
+        );
+        assert!(
+            sentence.contains(&db.display().to_string()),
+            "the sentence names the database: {refusal}"
+        );
+
+        cluster.start_coordinator_again();
+        assert_eq!(
+            cluster.show(id)["result"],
+            36,
+            "{wrote}: the result is intact"
+        );
+    }
+}
+
 /// Opens the sled database at `path` in this process. sled's flusher thread may hold the file
 /// lock a moment after the previous `Db` of this process was dropped (another process never
 /// sees this), so a held lock is retried for a bounded time.
@@ -173,12 +218,18 @@ fn snapshot(path: &Path) -> BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> {
 /// Runs `tatzelwurm --bind 127.0.0.1:0 --db DB` as a user would (no `RUST_LOG`), expecting it to
 /// refuse: it must exit within `REFUSAL_TIMEOUT` with status 1.
 fn run_coordinator(db: &Path) -> Action {
+    run_coordinator_with(db, &[])
+}
+
+/// `run_coordinator` with extra arguments such as `--store sled`.
+fn run_coordinator_with(db: &Path, args: &[&str]) -> Action {
     let bins = Binaries::locate(Profile::Debug);
     let mut cmd = Command::new(&bins.tatzelwurm);
     cmd.arg("--bind")
         .arg("127.0.0.1:0")
         .arg("--db")
         .arg(db)
+        .args(args)
         .env_remove("RUST_LOG")
         .env_remove(tatzelwurm_proto::COORDINATOR_ENV);
     let action = run_command(cmd, REFUSAL_TIMEOUT);

@@ -10,11 +10,11 @@
 //! ends the session. While draining it says `Draining` on every connection and ends once nothing
 //! runs and every report is recorded.
 
-use tatzelwurm_proto::backoff::{Backoff, Curve};
 use crate::outbox::{into_frames, Outbox};
 use crate::slots::SlotsHandle;
 use crate::stop::Stop;
 use std::time::Duration;
+use tatzelwurm_proto::backoff::{Backoff, Curve};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
 use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, MissedTickBehavior};
 use tracing::{debug, info, warn};
-
 
 /// Waits between attempts to reach the coordinator: 100 ms doubling to 5 s, ±25 % jitter, so
 /// that workers cut off together do not all come back in the same millisecond.

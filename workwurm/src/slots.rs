@@ -15,7 +15,6 @@
 //! slot's process group) and reported `Failed` with kind `Timeout`, with the output it wrote so
 //! far (`captured`); then a fresh slot is started.
 
-use tatzelwurm_proto::backoff::Curve;
 use crate::captured::Captured;
 use crate::failures;
 use crate::slot_channel::{encode_run, FromSlot};
@@ -25,6 +24,7 @@ use crate::slot_process::{
 use std::collections::VecDeque;
 use std::process::ExitStatus;
 use std::time::Duration;
+use tatzelwurm_proto::backoff::Curve;
 use tatzelwurm_proto::task::{Outcome, TaskOutput};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -32,7 +32,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
-
 
 /// Waits before restarting a slot that keeps dying without running a task: 100 ms doubling to
 /// 5 s, so a broken interpreter is retried slowly instead of in a hot loop.

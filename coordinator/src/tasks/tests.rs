@@ -7,7 +7,7 @@ use tatzelwurm_proto::task::{TaskSpec, TaskState};
 
 /// An actor over a fresh store in `dir`.
 fn start(dir: &std::path::Path) -> TasksHandle {
-    let store = Store::open(dir).unwrap();
+    let store = Store::open(dir, None).unwrap();
     let table = TaskTable::recover(Vec::new(), 1, Timestamp::now());
     let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), store, WorkersHandle::new());
     tasks
@@ -60,7 +60,14 @@ async fn a_key_sent_twice_adds_once() {
         .await;
     assert_eq!(again, first);
     match tasks
-        .command(Command::List { states: Vec::new() }, origin(1, 3, &sink))
+        .command(
+            Command::List {
+                states: Vec::new(),
+                after: None,
+                limit: 0,
+            },
+            origin(1, 3, &sink),
+        )
         .await
     {
         Reply::Tasks { tasks, .. } => assert_eq!(tasks.len(), 4),

@@ -1,6 +1,6 @@
 //! Moving an older database to schema 3, when a coordinator of schema 3 opens it.
 //!
-//! Schema 2 → 3 only adds the `add_keys` tree: `Store::open` opens (creates) it and flushes
+//! Schema 2 → 3 only adds the `add_keys` tree: `SledBackend::open` opens (creates) it and flushes
 //! before it writes the new version, so a crash leaves a schema 2 database with an empty extra
 //! tree, which the next open upgrades again. Schema 1 → 2 is below; a schema 1 database goes
 //! through both.
@@ -103,9 +103,25 @@ pub(super) fn drop_v1_leftovers(db: &sled::Db) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::reopen;
-    use crate::store::SCHEMA_KEY;
+    use crate::store::sled::SledBackend;
+    use crate::store::{Backend, SCHEMA_KEY};
     use serde::Serialize;
+    use std::path::Path;
+
+    /// sled's flusher thread may hold the file lock a moment after the `Db` is dropped; a new
+    /// process never sees this, a reopen in the same process may.
+    fn reopen(dir: &Path) -> SledBackend {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match SledBackend::open(dir) {
+                Ok(store) => return store,
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => panic!("reopen failed: {err}"),
+            }
+        }
+    }
 
     /// Schema 1's record layout, for writing a database as an old coordinator did.
     #[derive(Serialize)]
@@ -159,8 +175,8 @@ mod tests {
 
     /// A schema 1 database opens as schema 2: every record loads with its fields, each output
     /// is readable apart, the old tree is gone, and a second open changes nothing.
-    #[tokio::test]
-    async fn a_schema_1_database_is_moved_to_schema_2() {
+    #[test]
+    fn a_schema_1_database_is_moved_to_schema_2() {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec();
         {
@@ -179,7 +195,7 @@ mod tests {
             db.flush().unwrap();
         }
         for _ in 0..2 {
-            let store = reopen(dir.path()).await;
+            let store = reopen(dir.path());
             let loaded = store.load().unwrap();
             let ids: Vec<u64> = loaded.tasks.iter().map(|t| t.id.0).collect();
             assert_eq!(ids, vec![1, 2]);
@@ -193,8 +209,8 @@ mod tests {
                 (TaskState::Completed, Some("42"), Some("w1"))
             );
             assert_eq!(first.finished_at, Some(Timestamp(3)));
-            assert_eq!(store.output(TaskId(1)).unwrap().stdout, "hello");
-            assert_eq!(store.output(TaskId(2)).unwrap(), TaskOutput::default());
+            assert_eq!(store.output(TaskId(1)).unwrap().unwrap().stdout, "hello");
+            assert_eq!(store.output(TaskId(2)).unwrap(), None);
             assert_eq!(loaded.next_task_id, 3);
             let names = store.db.tree_names();
             assert!(!names.iter().any(|n| n == V1_TASKS_TREE.as_bytes()));
@@ -208,8 +224,8 @@ mod tests {
 
     /// A schema 2 database opens as schema 3: its records load unchanged, it gets an empty
     /// `add_keys` tree, and add keys written then survive a reopen.
-    #[tokio::test]
-    async fn a_schema_2_database_gets_the_add_keys_tree() {
+    #[test]
+    fn a_schema_2_database_gets_the_add_keys_tree() {
         use crate::add_keys::{KeyChange, KeyedAdd};
         use crate::store::Batch;
         use tatzelwurm_proto::actioner::AddKey;
@@ -248,7 +264,7 @@ mod tests {
             at: Timestamp(7),
         };
         {
-            let store = reopen(dir.path()).await;
+            let store = reopen(dir.path());
             let loaded = store.load().unwrap();
             assert_eq!(loaded.tasks.len(), 1);
             assert!(loaded.add_keys.is_empty());
@@ -258,9 +274,9 @@ mod tests {
                 add_keys: vec![KeyChange::Put(AddKey([9; 16]), add)],
                 ..Batch::default()
             };
-            store.apply(batch).await.unwrap();
+            store.apply(&batch).unwrap();
         }
-        let store = reopen(dir.path()).await;
+        let store = reopen(dir.path());
         let loaded = store.load().unwrap();
         assert_eq!(loaded.add_keys, vec![(AddKey([9; 16]), add)]);
         assert_eq!(loaded.tasks.len(), 1);

@@ -1,0 +1,71 @@
+//! What the store costs per record, for every backend side by side in one run. A measurement,
+//! not a check: `cargo test -p tatzelwurm --release -- --ignored --nocapture store_cost`.
+
+use super::*;
+use tatzelwurm_proto::task::{TaskSpec, TaskState};
+
+/// Applies `batches` batches of `size` new records (~150 bytes each, with an add key every
+/// batch when `keyed`) and returns the records per second.
+async fn records_per_second(
+    store: &Store,
+    next: &mut u64,
+    size: u64,
+    batches: u32,
+    keyed: bool,
+) -> f64 {
+    let spec = TaskSpec {
+        function: "tasks:square".into(),
+        args: "[12345, \"a few more bytes of arguments to make about 150 in all\"]".into(),
+        kwargs: "{}".into(),
+        policy: Default::default(),
+    };
+    let start = std::time::Instant::now();
+    for round in 0..batches {
+        let tasks: Vec<TaskRecord> = (*next..*next + size)
+            .map(|id| TaskRecord::new(TaskId(id), spec.clone(), TaskState::Ready, Timestamp(1)))
+            .collect();
+        let add_keys = if keyed {
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&round.to_be_bytes());
+            vec![KeyChange::Put(
+                AddKey(key),
+                KeyedAdd {
+                    first: TaskId(*next),
+                    count: size,
+                    at: Timestamp(1),
+                },
+            )]
+        } else {
+            Vec::new()
+        };
+        *next += size;
+        let batch = Batch {
+            tasks,
+            outputs: Vec::new(),
+            next_task_id: Some(*next),
+            add_keys,
+        };
+        store.apply(batch).await.unwrap();
+    }
+    (size * u64::from(batches)) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Records per second of each backend: big batches (an `--args-file` add), keyed and not, and
+/// rounds of 10 records (one flush each, as a busy coordinator's rounds are).
+#[tokio::test]
+#[ignore]
+async fn store_cost_per_backend() {
+    for kind in [StoreKind::Sled, StoreKind::Fjall] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Some(kind)).unwrap();
+        let mut next = 1u64;
+        let plain = records_per_second(&store, &mut next, 10_000, 10, false).await;
+        let keyed = records_per_second(&store, &mut next, 10_000, 10, true).await;
+        let rounds = records_per_second(&store, &mut next, 10, 500, false).await;
+        println!(
+            "{kind:>5}: batches of 10,000: {plain:>9.0} records/s ({keyed:>9.0} keyed); \
+             rounds of 10: {rounds:>7.0} records/s ({:.2} ms per flush)",
+            10_000.0 / rounds
+        );
+    }
+}
