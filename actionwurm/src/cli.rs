@@ -122,10 +122,20 @@ pub struct ListArgs {
     /// (repeat, or separate with commas, for several).
     #[arg(long = "state", value_name = "STATE", value_delimiter = ',')]
     pub states: Vec<TaskState>,
+    /// At most this many tasks (0: all of them).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LIST_LIMIT)]
+    pub limit: usize,
+    /// Only tasks with ids above this one: the next page after a listing that ended at ID.
+    #[arg(long, value_name = "ID")]
+    pub after: Option<u64>,
     /// Print one JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
 }
+
+/// How many tasks `task list` shows unless `--limit` says otherwise: a table of a million
+/// rows helps nobody, and the next page is one `--after` away.
+pub const DEFAULT_LIST_LIMIT: usize = 1_000;
 
 /// Arguments of `task show`.
 #[derive(Debug, Args)]

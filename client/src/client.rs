@@ -3,9 +3,9 @@
 //! session task, so many are under way at once (a long `wait` does not hold up an `add`).
 //! Knows nothing of terminals: it never prints, and every failure is a `ClientError`.
 
-use crate::key::random_key;
 use crate::connect::connect_once;
 use crate::error::ClientError;
+use crate::key::random_key;
 use crate::options::{ConnectOptions, Tuning};
 use crate::pipeline::{Event, Pipeline};
 use crate::session::{Responder, Session, Shared, ToSession};
@@ -13,7 +13,7 @@ use crate::size::check_size;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tatzelwurm_proto::actioner::{AddKey, Command, Reply, Selection, WorkerInfo};
-use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD};
+use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD, MAX_TASKS_PER_LIST};
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
 use tatzelwurm_proto::TaskId;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -138,9 +138,40 @@ impl Client {
 
     /// Every task in one of `states` (all when empty), in id order, without output.
     pub async fn list(&self, states: Vec<TaskState>) -> Result<Vec<TaskInfo>, ClientError> {
-        match self.request(Command::List { states }).await? {
-            Reply::Tasks { tasks, .. } => Ok(tasks),
-            other => Err(self.unexpected(&other, "Tasks")),
+        self.list_page(states, None, 0).await
+    }
+
+    /// Tasks in one of `states` (all when empty) with ids above `after`, in id order, at most
+    /// `limit` of them (0: all), without output. Read request by request, at most
+    /// `MAX_TASKS_PER_LIST` each, so that the coordinator never builds one huge reply.
+    pub async fn list_page(
+        &self,
+        states: Vec<TaskState>,
+        after: Option<TaskId>,
+        limit: usize,
+    ) -> Result<Vec<TaskInfo>, ClientError> {
+        let mut found: Vec<TaskInfo> = Vec::new();
+        let mut cursor = after;
+        loop {
+            let wanted = match limit {
+                0 => MAX_TASKS_PER_LIST,
+                n => (n - found.len()).min(MAX_TASKS_PER_LIST),
+            };
+            let command = Command::List {
+                states: states.clone(),
+                after: cursor,
+                limit: wanted as u32,
+            };
+            let page = match self.request(command).await? {
+                Reply::Tasks { tasks, .. } => tasks,
+                other => return Err(self.unexpected(&other, "Tasks")),
+            };
+            let last_page = page.len() < wanted;
+            cursor = page.last().map(|task| task.id).or(cursor);
+            found.extend(page);
+            if last_page || (limit != 0 && found.len() >= limit) {
+                return Ok(found);
+            }
         }
     }
 

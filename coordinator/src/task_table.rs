@@ -509,11 +509,15 @@ impl TaskTable {
         effect
     }
 
-    /// Tasks in any of `states` (all when empty), in id order, without output.
-    pub fn list(&self, states: &[TaskState]) -> Vec<TaskInfo> {
+    /// Tasks in any of `states` (all when empty) with ids above `after`, in id order, at most
+    /// `limit` of them, without output.
+    pub fn list(&self, states: &[TaskState], after: Option<TaskId>, limit: usize) -> Vec<TaskInfo> {
+        let from = after.map_or(0, |id| id.0.saturating_add(1));
         self.tasks
-            .values()
+            .range(TaskId(from)..)
+            .map(|(_, task)| task)
             .filter(|t| states.is_empty() || states.contains(&t.state))
+            .take(limit)
             .map(TaskRecord::info)
             .collect()
     }

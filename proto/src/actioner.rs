@@ -58,9 +58,17 @@ pub enum Command {
     Play(Selection),
     /// End tasks that are not finished: at once when not running, by the worker when running.
     Kill(Selection),
-    /// Tasks in any of these states (all tasks when empty), in id order, without output.
-    /// Answered in pages of `Reply::Tasks`.
-    List { states: Vec<TaskState> },
+    /// Tasks in any of these states (all tasks when empty), in id order, without output, at
+    /// most `MAX_TASKS_PER_LIST` per request: a client reads a longer listing request by
+    /// request, each `after` the last id it got. Answered in frames of `Reply::Tasks`.
+    List {
+        states: Vec<TaskState>,
+        /// Only tasks with ids above this one (the last id of the page before).
+        after: Option<TaskId>,
+        /// At most this many (0, or more than `limits::MAX_TASKS_PER_LIST`, asks for that cap).
+        /// An answer with fewer than asked is the last page.
+        limit: u32,
+    },
     /// One task with its output.
     Show(TaskId),
     /// Answered when every selected task is finished.

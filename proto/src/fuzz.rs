@@ -171,7 +171,16 @@ fn command() -> impl Strategy<Value = Command> {
             }),
         selection().prop_map(Command::Play),
         selection().prop_map(Command::Kill),
-        vec(state(), 0..4).prop_map(|states| Command::List { states }),
+        (
+            vec(state(), 0..4),
+            proptest::option::of(task_id()),
+            any::<u32>()
+        )
+            .prop_map(|(states, after, limit)| Command::List {
+                states,
+                after,
+                limit
+            }),
         task_id().prop_map(Command::Show),
         selection().prop_map(Command::Wait),
         Just(Command::Workers),

@@ -21,6 +21,10 @@ pub const MAX_IDS_PER_REQUEST: usize = 100_000;
 /// Tasks one `Add` may carry.
 pub const MAX_TASKS_PER_ADD: usize = 100_000;
 
+/// Tasks one `List` answers at most: a longer listing is read in pages (`after` the last id
+/// of the page before), so that the coordinator never builds one huge reply.
+pub const MAX_TASKS_PER_LIST: usize = 10_000;
+
 /// Reports one worker `Reports` frame may carry.
 pub const MAX_REPORTS_PER_FRAME: usize = 10_000;
 

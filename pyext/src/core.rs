@@ -226,7 +226,14 @@ impl Core {
     }
 
     /// Tasks in any of these states (all when empty), as dicts.
-    fn list<'py>(&self, py: Python<'py>, states: Vec<String>) -> PyResult<Bound<'py, PyList>> {
+    #[pyo3(signature = (states, limit=0, after=None))]
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        states: Vec<String>,
+        limit: usize,
+        after: Option<u64>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let states = states
             .iter()
             .map(|s| s.parse::<TaskState>())
@@ -234,7 +241,7 @@ impl Core {
             .map_err(|m| error(py, "BadRequest", m))?;
         let client = &self.client;
         let infos = py
-            .detach(|| runtime().block_on(client.list(states)))
+            .detach(|| runtime().block_on(client.list_page(states, after.map(TaskId), limit)))
             .map_err(|e| client_error(py, &e))?;
         task_infos(py, infos)
     }

@@ -151,10 +151,13 @@ class AsyncClient:
         return await _run(functools.partial(self.client.info, task_id))
 
     async def list(
-        self, state: Union[None, str, Sequence[str]] = None, limit: Optional[int] = None
+        self,
+        state: Union[None, str, Sequence[str]] = None,
+        limit: Optional[int] = None,
+        after: Optional[int] = None,
     ) -> List[TaskInfo]:
         """See :meth:`Client.list`."""
-        return await _run(functools.partial(self.client.list, state, limit))
+        return await _run(functools.partial(self.client.list, state, limit, after))
 
     async def workers(self) -> List[WorkerInfo]:
         """The connected workers."""

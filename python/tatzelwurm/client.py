@@ -462,18 +462,21 @@ class Client:
         self,
         state: Union[None, str, Sequence[str]] = None,
         limit: Optional[int] = None,
+        after: Optional[int] = None,
     ) -> List[TaskInfo]:
-        """Tasks in ``state`` (a state name or several; all when None), in id order, at most
-        ``limit`` of them, without their output."""
+        """Tasks in ``state`` (a state name or several; all when None) with ids above ``after``,
+        in id order, at most ``limit`` of them (all when None), without their output. The
+        coordinator answers long listings in pages; ``after`` the last id of one listing gives
+        the next."""
         if state is None:
             states: List[str] = []
         elif isinstance(state, str):
             states = [state]
         else:
             states = list(state)
-        raw = self._core.native.list(states)
-        if limit is not None:
-            raw = raw[:limit]
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1 (or None for all), not {limit}")
+        raw = self._core.native.list(states, limit or 0, after)
         return [TaskInfo._from_native(r) for r in raw]
 
     def workers(self) -> List[WorkerInfo]:

@@ -98,7 +98,14 @@ impl Raw {
 
     /// Every task, read over all pages of a `List`.
     fn list(&mut self, request: u64) -> Vec<TaskInfo> {
-        self.send(request, Command::List { states: Vec::new() });
+        self.send(
+            request,
+            Command::List {
+                states: Vec::new(),
+                after: None,
+                limit: 0,
+            },
+        );
         let mut tasks = Vec::new();
         loop {
             let frame = self.recv();

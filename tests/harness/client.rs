@@ -93,9 +93,9 @@ impl Cluster {
         self.action_json(&["task", "show", &id.to_string(), "--json"])
     }
 
-    /// `task list [--state S]... --json` as a vector of tasks.
+    /// `task list [--state S]... --limit 0 --json` as a vector of every such task.
     pub fn list(&self, states: &[&str]) -> Vec<Value> {
-        let mut argv = vec!["task", "list"];
+        let mut argv = vec!["task", "list", "--limit", "0"];
         for state in states {
             argv.extend(["--state", state]);
         }

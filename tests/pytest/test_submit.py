@@ -208,6 +208,15 @@ def test_list_and_workers(client: tw.Client) -> None:
     completed = client.list(state="completed", limit=5)
     assert 1 <= len(completed) <= 5
     assert all(t.state == "completed" for t in completed)
+    # Paging: three tasks, read two at a time with `after`.
+    three = [client.submit("pt_tasks:add", i, 0) for i in range(3)]
+    assert [h.result(timeout=30) for h in three] == [0, 1, 2]
+    ids = [h.id for h in three]
+    first = client.list(limit=2, after=ids[0] - 1)
+    rest = client.list(limit=2, after=first[-1].id)
+    assert [t.id for t in first + rest] == ids
+    with pytest.raises(ValueError, match="limit"):
+        client.list(limit=0)
     workers = client.workers()
     names = sorted(w.name for w in workers)
     assert names[:2] == ["pytest-0", "pytest-1"]

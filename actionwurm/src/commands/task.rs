@@ -154,19 +154,29 @@ fn change_outcome(changed: &Changed, all: bool, change: Change) -> Outcome {
 /// `task list`: a table, or one JSON array with `--json`.
 async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
     let client = connect(addr, false).await?;
-    let found = client.list(args.states.clone()).await?;
-    if args.json {
+    let found = client
+        .list_page(args.states.clone(), args.after.map(TaskId), args.limit)
+        .await?;
+    let mut outcome = if args.json {
         let json: Vec<TaskJson> = found
             .iter()
             .map(|info| TaskJson::new(info, false))
             .collect();
-        return Ok(Outcome::success(to_json_text(&json)?));
+        Outcome::success(to_json_text(&json)?)
+    } else if found.is_empty() {
+        Outcome::success("no tasks\n".into())
+    } else {
+        let table = table::task_list(&found, Timestamp::now());
+        Outcome::success(format!("{table}\n"))
+    };
+    if args.limit != 0 && found.len() == args.limit {
+        let last = found.last().map_or(0, |task| task.id.0);
+        outcome.stderr.push(format!(
+            "showing the first {} matching tasks; pass --after {last} for the next ones, or --limit 0 for all",
+            args.limit
+        ));
     }
-    if found.is_empty() {
-        return Ok(Outcome::success("no tasks\n".into()));
-    }
-    let table = table::task_list(&found, Timestamp::now());
-    Ok(Outcome::success(format!("{table}\n")))
+    Ok(outcome)
 }
 
 /// `task show`: one task in full, or one JSON object with `--json`.

@@ -540,3 +540,49 @@ async fn pipeline_adds_survive_a_reconnect() {
     assert_eq!(adds.len(), 2);
     assert_eq!(adds[0], adds[1], "the same add, same key");
 }
+
+/// A listing longer than one request may answer is read request by request, each after the
+/// last id of the one before, and a limit stops it early.
+#[tokio::test]
+async fn long_listings_are_read_page_by_page() {
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::List { after, limit, .. } => {
+            let from = after.map_or(1, |id| id.0 + 1);
+            // 10,003 tasks in all.
+            let to = (from + u64::from(*limit)).min(10_004);
+            vec![Step::Reply(Reply::Tasks {
+                tasks: (from..to)
+                    .map(|id| task(id, TaskState::Completed))
+                    .collect(),
+                more: false,
+            })]
+        }
+        other => panic!("sent {other:?}"),
+    })
+    .await;
+    let client = connect(&fake.addr).await;
+    let all = client.list(vec![]).await.unwrap();
+    assert_eq!(all.len(), 10_003);
+    assert!(all.windows(2).all(|w| w[0].id.0 + 1 == w[1].id.0));
+    let some = client.list_page(vec![], Some(TaskId(10)), 5).await.unwrap();
+    let ids: Vec<u64> = some.iter().map(|t| t.id.0).collect();
+    assert_eq!(ids, vec![11, 12, 13, 14, 15]);
+    drop(client);
+    let asked: Vec<(Option<TaskId>, u32)> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter_map(|seen| match seen.command {
+            Command::List { after, limit, .. } => Some((after, limit)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            (None, 10_000),
+            (Some(TaskId(10_000)), 10_000),
+            (Some(TaskId(10)), 5)
+        ]
+    );
+}

@@ -37,7 +37,15 @@ fn ids(infos: &[TaskInfo]) -> Vec<u64> {
 #[test]
 fn pages_are_gathered() {
     let mut routes = Routes::new();
-    let first = routes.add(Command::List { states: vec![] }, "list", None);
+    let first = routes.add(
+        Command::List {
+            states: vec![],
+            after: None,
+            limit: 0,
+        },
+        "list",
+        None,
+    );
     let second = routes.add(Command::Workers, "workers", None);
     assert_eq!(
         (first.request, second.request),
@@ -142,7 +150,15 @@ fn resend_after_a_drop() {
     let t0 = Instant::now();
     routes.add(Command::Workers, "gone", None);
     routes.add(watching_add(), "add", None);
-    routes.add(Command::List { states: vec![] }, "list", None);
+    routes.add(
+        Command::List {
+            states: vec![],
+            after: None,
+            limit: 0,
+        },
+        "list",
+        None,
+    );
     routes.on_reply(frame(
         3,
         Reply::Tasks {

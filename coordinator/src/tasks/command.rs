@@ -5,6 +5,7 @@ use super::{Origin, Round, TasksActor};
 use crate::task_table::{Changed, TableError};
 use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, Reply};
 use tatzelwurm_proto::function::check_function;
+use tatzelwurm_proto::limits::MAX_TASKS_PER_LIST;
 use tatzelwurm_proto::task::{TaskSpec, Timestamp};
 use tatzelwurm_proto::TaskId;
 use tokio::sync::oneshot;
@@ -50,8 +51,12 @@ impl TasksActor {
                 }
                 Err(err) => Reply::Error(err.failure()),
             },
-            Command::List { states } => Reply::Tasks {
-                tasks: self.table.list(&states),
+            Command::List {
+                states,
+                after,
+                limit,
+            } => Reply::Tasks {
+                tasks: self.table.list(&states, after, list_limit(limit)),
                 more: false,
             },
             Command::Show(id) => match self.table.show(id) {
@@ -187,4 +192,13 @@ fn check_functions(tasks: &[TaskSpec]) -> Result<(), Failure> {
         ));
     }
     Err(Failure::bad_request(message))
+}
+
+/// How many tasks one `List` answers: what was asked, but never more than the protocol's cap
+/// (0 asks for the cap), so that no listing makes one huge reply.
+fn list_limit(asked: u32) -> usize {
+    match asked as usize {
+        0 => MAX_TASKS_PER_LIST,
+        n => n.min(MAX_TASKS_PER_LIST),
+    }
 }

@@ -217,6 +217,8 @@ async fn list_json_is_one_array() {
     .await;
     let args = ListArgs {
         states: vec![TaskState::Failed],
+        limit: 1_000,
+        after: None,
         json: true,
     };
     let outcome = list(&fake.addr, &args).await.unwrap();
@@ -227,7 +229,9 @@ async fn list_json_is_one_array() {
     assert_eq!(
         seen[0].command,
         Command::List {
-            states: vec![TaskState::Failed]
+            states: vec![TaskState::Failed],
+            after: None,
+            limit: 1_000,
         }
     );
 }
@@ -377,7 +381,7 @@ fn wait_counts_waiting_tasks() {
 #[tokio::test]
 async fn wait_for_a_created_task_fails_at_once() {
     let fake = FakeCoordinator::start(|command| match command {
-        Command::List { states } => {
+        Command::List { states, .. } => {
             assert_eq!(states, &vec![TaskState::Created]);
             vec![Step::Reply(Reply::Tasks {
                 tasks: vec![task(4, TaskState::Created), task(5, TaskState::Created)],
@@ -408,7 +412,7 @@ async fn wait_all_counts_failures_from_before_the_wait() {
         Command::Wait(Selection::All) => {
             vec![Step::Reply(Reply::Waited(vec![task(3, TaskState::Failed)]))]
         }
-        Command::List { states } => {
+        Command::List { states, .. } => {
             assert_eq!(states, &vec![TaskState::Failed, TaskState::Killed]);
             vec![Step::Reply(Reply::Tasks {
                 tasks: vec![
@@ -462,4 +466,34 @@ async fn add_is_resent_with_its_key_after_a_drop() {
     let seen = fake.requests().await;
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].command, seen[1].command, "the same add, same key");
+}
+
+/// `task list --limit N` asks the coordinator for N tasks after `--after`, and when it shows N
+/// it says on stderr how to get the next ones.
+#[tokio::test]
+async fn list_is_limited_and_says_how_to_page_on() {
+    let fake = FakeCoordinator::start(|command| match command {
+        Command::List { after, limit, .. } => {
+            assert_eq!((*after, *limit), (Some(TaskId(10)), 2));
+            vec![Step::Reply(Reply::Tasks {
+                tasks: vec![task(11, TaskState::Completed), task(12, TaskState::Failed)],
+                more: false,
+            })]
+        }
+        other => panic!("sent {other:?}"),
+    })
+    .await;
+    let args = ListArgs {
+        states: vec![],
+        limit: 2,
+        after: Some(10),
+        json: true,
+    };
+    let outcome = list(&fake.addr, &args).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(
+        outcome.stderr,
+        vec!["showing the first 2 matching tasks; pass --after 12 for the next ones, or --limit 0 for all"]
+    );
 }
