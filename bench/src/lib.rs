@@ -1,0 +1,170 @@
+//! What the benchmarks W2, W3 and W4 share: a cluster of the release binaries, bounded commands
+//! that return an error instead of a verdict, the `python3` baseline runner, and how a figure is
+//! printed beside its target.
+//!
+//! Layout: this one file; each benchmark is a binary of its own under `src/bin/` (`w1` keeps its
+//! own copies of these few helpers, it came first). A benchmark never fails on a missed target:
+//! it prints the figure, the target and whether it was met, and exits non-zero only when the run
+//! itself breaks (a command fails, a bounded wait runs out; the harness panics on its own
+//! timeouts, which also ends the run non-zero). Every process a benchmark starts is owned by a
+//! harness handle and killed when that handle is dropped, on success, error or panic alike.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tatzelwurm_e2e::actionwurm::run_command;
+use tatzelwurm_e2e::{examples_dir, workspace_root, Action, Binaries, Cluster, ClusterOptions};
+use tatzelwurm_e2e::{Profile, Worker, WorkerSpec};
+
+/// Exits with 2 and the build command when the release binaries are missing.
+pub fn require_release_binaries(bench: &str) -> Result<(), String> {
+    Binaries::try_locate(Profile::Release)
+        .map(|_| ())
+        .map_err(|message| format!("{bench}: {message}"))
+}
+
+/// A coordinator of the release build on a temp database, logging warnings only (logging stays
+/// off the clock).
+pub fn release_cluster() -> Cluster {
+    Cluster::start_with(ClusterOptions {
+        profile: Profile::Release,
+        log_level: "warn".to_string(),
+        ..ClusterOptions::default()
+    })
+}
+
+/// Starts `workers` workers of `slots` slots each, named `w1`, `w2`, ..., working in the
+/// workspace root; returns once the coordinator lists each of them (bounded by the harness).
+pub fn start_workers(cluster: &Cluster, workers: u32, slots: u32) -> Vec<Worker> {
+    (1..=workers)
+        .map(|n| {
+            let spec = WorkerSpec::new(slots)
+                .name(&format!("w{n}"))
+                .cwd(workspace_root());
+            cluster.start_worker(spec)
+        })
+        .collect()
+}
+
+/// One args-file line per task: `[0]`, `[1]`, ... (the arguments of `noop(x)`).
+pub fn counting_lines(tasks: u64) -> Vec<String> {
+    (0..tasks).map(|i| format!("[{i}]")).collect()
+}
+
+/// An error saying what failed, unless `action` exited 0.
+pub fn check(action: &Action, what: &str) -> Result<(), String> {
+    if action.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed: {action}"))
+    }
+}
+
+/// Time left until `deadline` (at least a second, so a command always gets a chance).
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1))
+}
+
+/// `task add FUNC --args-file FILE [--play]`, bounded by `deadline`; the ids it printed, which
+/// must be one per line of the file.
+pub fn add_from_file(
+    cluster: &Cluster,
+    function: &str,
+    file: &Path,
+    lines: u64,
+    play: bool,
+    deadline: Instant,
+) -> Result<Vec<u64>, String> {
+    let file = file.to_str().ok_or("the args file's path is not UTF-8")?;
+    let mut argv = vec!["task", "add", function, "--args-file", file];
+    if play {
+        argv.push("--play");
+    }
+    let added = cluster.action_within(&argv, remaining(deadline));
+    check(&added, "adding the tasks")?;
+    let ids = added.ids();
+    if ids.len() as u64 != lines {
+        return Err(format!(
+            "`task add` printed {} ids for {lines} lines",
+            ids.len()
+        ));
+    }
+    Ok(ids)
+}
+
+/// `task wait` for `ids` (all tasks when `ids` is empty) with the time left until `deadline`;
+/// an error if it fails (a task did not complete) or runs out of time.
+pub fn wait_tasks(cluster: &Cluster, ids: &[u64], deadline: Instant) -> Result<(), String> {
+    let left = remaining(deadline);
+    let seconds = format!("{:.1}", left.as_secs_f64());
+    let id_args: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let mut argv = vec!["task", "wait", "--timeout", &seconds];
+    if ids.is_empty() {
+        argv.push("-a");
+    } else {
+        argv.extend(id_args.iter().map(String::as_str));
+    }
+    let waited = cluster.action_within(&argv, left + Duration::from_secs(30));
+    check(&waited, "waiting for the tasks to complete")
+}
+
+/// How many tasks `task list --state STATE --json` lists.
+pub fn count_in_state(cluster: &Cluster, state: &str) -> Result<usize, String> {
+    let listed = cluster.action(&["task", "list", "--state", state, "--limit", "0", "--json"]);
+    check(&listed, &format!("listing the {state} tasks"))?;
+    match listed.json() {
+        serde_json::Value::Array(tasks) => Ok(tasks.len()),
+        other => Err(format!("`task list --json` printed no array: {other}")),
+    }
+}
+
+/// Runs `python3 -c SCRIPT` (the `python3` on PATH, the one the workers use) with
+/// `examples/` importable, bounded by `timeout`, and returns the last line it printed parsed
+/// as a number (the script prints its figure last).
+pub fn python_figure(script: &str, timeout: Duration) -> Result<f64, String> {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", examples_dir())
+        .current_dir(workspace_root());
+    let ran = run_command(cmd, timeout);
+    check(&ran, "the python3 baseline")?;
+    let last = ran.stdout.lines().last().unwrap_or("").trim();
+    last.parse()
+        .map_err(|_| format!("the python3 baseline printed `{last}`, not a number"))
+}
+
+/// Whether a figure met an upper-bound target, as printed after it.
+pub fn verdict(measured: f64, target: f64) -> &'static str {
+    if measured <= target {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
+/// One line of a report: the label, the figure with its unit, and the target beside it.
+pub fn print_target(label: &str, measured: f64, unit: &str, target: f64, precision: usize) {
+    let unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    };
+    let figure = format!("{measured:.precision$}{unit}");
+    println!(
+        "{label:<34} {figure:>16}   target <= {target}{unit} ({})",
+        verdict(measured, target)
+    );
+}
+
+/// One line of a report without a target.
+pub fn print_figure(label: &str, figure: impl std::fmt::Display) {
+    println!("{label:<34} {figure:>16}");
+}
+
+/// Bytes in MB (10^6 bytes), the unit of the memory and disk targets.
+pub fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
