@@ -7,9 +7,10 @@
 pub mod task;
 pub mod worker;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tatzelwurm_client::{Client, ClientError, ConnectOptions, Tuning};
 use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::backoff::{Backoff, Curve};
 use tatzelwurm_proto::TaskId;
 
 /// How long `task add` waits for a lost connection to come back before it gives up.
@@ -19,8 +20,10 @@ pub const ADD_RECONNECT_LIMIT: Duration = Duration::from_secs(20);
 /// token in `TATZELWURM_TOKEN` if one is set (an environment variable, not a flag, so that it
 /// does not show in `ps`). With `reconnect` (for `task add`), a dropped connection is made
 /// again and the request under way re-sent with its same key, for up to
-/// `ADD_RECONNECT_LIMIT`; without it, a drop fails the command at once (a `task wait` whose
-/// coordinator died must say so, not hang).
+/// `ADD_RECONNECT_LIMIT`, and so is a first connection that a coordinator closed during the
+/// handshake (it was going away; nothing was sent yet), while a first connection that nothing
+/// answers still fails at once. Without it, a drop fails the command at once (a `task wait`
+/// whose coordinator died must say so, not hang).
 pub async fn connect(addr: &str, reconnect: bool) -> Result<Client, ClientError> {
     let name = format!("actionwurm (pid {})", std::process::id());
     let mut opts = ConnectOptions::from_env(Some(addr), &name);
@@ -29,8 +32,31 @@ pub async fn connect(addr: &str, reconnect: bool) -> Result<Client, ClientError>
         reconnect_limit: ADD_RECONNECT_LIMIT,
         ..Tuning::default()
     };
-    Client::connect_tuned(opts, tuning).await
+    let started = Instant::now();
+    let mut backoff = Backoff::new(FIRST_CONNECT, 0.25);
+    let mut met_a_coordinator = false;
+    loop {
+        let err = match Client::connect_tuned(opts.clone(), tuning.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(err) => err,
+        };
+        match err {
+            ClientError::Closed { .. } if reconnect => met_a_coordinator = true,
+            ClientError::Unreachable { .. } if reconnect && met_a_coordinator => {}
+            err => return Err(err),
+        }
+        if started.elapsed() >= ADD_RECONNECT_LIMIT {
+            return Err(err);
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
 }
+
+/// Waits between first connection attempts of `task add` to a coordinator that is restarting.
+const FIRST_CONNECT: Curve = Curve {
+    first: Duration::from_millis(50),
+    max: Duration::from_secs(1),
+};
 
 /// The selection for explicit ids, or `All` with `-a`.
 pub fn selection(ids: &[u64], all: bool) -> Selection {
