@@ -120,18 +120,39 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// What a backend read: the counter is never below the id after the last record.
-    fn new(
-        tasks: Vec<TaskRecord>,
-        stored_next: Option<u64>,
-        add_keys: Vec<(AddKey, KeyedAdd)>,
-    ) -> Loaded {
+    /// Decodes what a backend holds, the same for every backend: its records and its add keys
+    /// as (key, value) entries in key order, and the raw `next_task_id` if one is stored. The
+    /// counter is never below the id after the last record.
+    fn decode<K, V, E>(
+        records: impl Iterator<Item = Result<(K, V), E>>,
+        stored_next: Option<impl AsRef<[u8]>>,
+        add_keys: impl Iterator<Item = Result<(K, V), E>>,
+    ) -> Result<Loaded, StoreError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+        StoreError: From<E>,
+    {
+        let mut tasks = Vec::new();
+        for entry in records {
+            let (_, value) = entry?;
+            tasks.push(decode::<TaskRecord>(value.as_ref())?);
+        }
+        let stored_next = match stored_next {
+            Some(raw) => Some(u64::from_be_bytes(read_be(raw.as_ref(), "next_task_id")?)),
+            None => None,
+        };
+        let mut keys = Vec::new();
+        for entry in add_keys {
+            let (key, value) = entry?;
+            keys.push(decode_add_key(key.as_ref(), value.as_ref())?);
+        }
         let after_last = tasks.last().map_or(1, |t: &TaskRecord| t.id.0 + 1);
-        Loaded {
+        Ok(Loaded {
             tasks,
             next_task_id: stored_next.unwrap_or(1).max(after_last),
-            add_keys,
-        }
+            add_keys: keys,
+        })
     }
 }
 

@@ -13,10 +13,9 @@
 //! fjall databases start at schema 3; there is nothing older to migrate.
 
 use super::{
-    add_key_write, check_schema, decode, decode_add_key, encode, read_be, task_key, Backend, Batch,
-    Loaded, StoreError, BACKEND_FILE, NEXT_ID_KEY, SCHEMA_KEY, SCHEMA_VERSION,
+    add_key_write, check_schema, decode, encode, read_be, task_key, Backend, Batch, Loaded,
+    StoreError, BACKEND_FILE, NEXT_ID_KEY, SCHEMA_KEY, SCHEMA_VERSION,
 };
-use crate::record::TaskRecord;
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -98,21 +97,11 @@ impl FjallBackend {
 
 impl Backend for FjallBackend {
     fn load(&self) -> Result<Loaded, StoreError> {
-        let mut tasks = Vec::new();
-        for entry in self.records.iter() {
-            let (_, value) = entry?;
-            tasks.push(decode::<TaskRecord>(&value)?);
-        }
-        let stored_next = match self.meta.get(NEXT_ID_KEY)? {
-            Some(raw) => Some(u64::from_be_bytes(read_be(&raw, "next_task_id")?)),
-            None => None,
-        };
-        let mut add_keys = Vec::new();
-        for entry in self.add_keys.iter() {
-            let (key, value) = entry?;
-            add_keys.push(decode_add_key(&key, &value)?);
-        }
-        Ok(Loaded::new(tasks, stored_next, add_keys))
+        Loaded::decode(
+            self.records.iter(),
+            self.meta.get(NEXT_ID_KEY)?,
+            self.add_keys.iter(),
+        )
     }
 
     fn output(&self, id: TaskId) -> Result<Option<TaskOutput>, StoreError> {
