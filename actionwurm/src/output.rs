@@ -231,15 +231,10 @@ pub fn command_path(argv: &[String]) -> String {
 /// Clap's rendered error (`error: ...`, tips, usage, a pointer to --help) as one sentence: its
 /// first paragraph on one line, then where to read the usage of `command`.
 pub fn clap_sentence(rendered: &str, command: &str) -> String {
-    let text = rendered.trim_start();
-    let text = text.strip_prefix("error: ").unwrap_or(text);
-    let first = text.split("\n\n").next().unwrap_or_default();
-    let message: Vec<&str> = first
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect();
-    format!("{}; see `{command} --help`", message.join(" "))
+    format!(
+        "{}; see `{command} --help`",
+        tatzelwurm_proto::usage::clap_message(rendered)
+    )
 }
 
 /// Writes an outcome to the terminal and gives the exit code. A closed stdout (`| head`) is not

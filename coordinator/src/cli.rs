@@ -85,16 +85,10 @@ pub fn report_parse_error(err: clap::Error) -> i32 {
     }
 }
 
-/// clap's error as one sentence: its first line without the `error: ` label, and where to look.
+/// clap's error as one sentence (`proto::usage`), and where to look.
 fn parse_error_sentence(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let first = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("the command line cannot be read");
-    let first = first.strip_prefix("error:").unwrap_or(first).trim();
-    format!("{first}; see `tatzelwurm --help`")
+    let message = tatzelwurm_proto::usage::clap_message(&err.render().to_string());
+    format!("{message}; see `tatzelwurm --help`")
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
 //! - [`error`]: what can go wrong on a connection.
 //! - [`function`]: the rule for naming a task's function (`package.module:function`).
+//! - [`usage`]: a command-line error as the one sentence every program prints.
 //! - [`backoff`]: the one backoff curve with jitter (reconnects, slot restarts, retries).
 //! - [`address`]: the rule for the coordinator's address a peer is given (HOST:PORT).
 //! - [`seconds`]: spans of seconds as every command line reads them (not on the wire).
 //!
-//! Every type in this crate (but `seconds`, `function`, `address` and `backoff`) crosses the wire: changing one breaks compatibility with programs
+//! Every type in this crate (but `seconds`, `function`, `address`, `backoff` and `usage`) crosses the wire: changing one breaks compatibility with programs
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
@@ -37,6 +38,7 @@ pub mod ids;
 pub mod limits;
 pub mod seconds;
 pub mod task;
+pub mod usage;
 pub mod worker;
 
 pub use codec::{Connection, FrameReader, FrameWriter, Outbound};

@@ -62,15 +62,13 @@ fn refuse(err: &clap::Error) -> i32 {
     err.exit_code()
 }
 
-/// clap's error as one line: its first line without the `error: ` label (not the usage, tips and
-/// "For more information" lines after it), and where to look unless it already says what to do.
+/// clap's error as one line (`proto::usage`), and where to look unless it already says what to
+/// do.
 pub(crate) fn one_sentence(err: &clap::Error) -> String {
-    let text = err.to_string();
-    let first = text.lines().next().unwrap_or_default().trim();
-    let first = first.strip_prefix("error:").unwrap_or(first).trim();
+    let message = tatzelwurm_proto::usage::clap_message(&err.render().to_string());
     match err.kind() {
-        ErrorKind::ValueValidation => first.to_string(),
-        _ => format!("{first} (see workwurm --help)"),
+        ErrorKind::ValueValidation => message,
+        _ => format!("{message} (see workwurm --help)"),
     }
 }
 
