@@ -36,24 +36,10 @@ pub fn approx_size(info: &TaskInfo) -> usize {
 }
 
 /// Cuts `tasks` into pages of at most `max_count` tasks and about `max_bytes` each (a single
-/// task larger than that is a page of its own); order is kept and no page is empty.
+/// task larger than that is a page of its own); order is kept and no page is empty. The same
+/// cut as every sender's batches (`proto::batch`), weighed by `approx_size`.
 pub fn pages(tasks: Vec<TaskInfo>, max_count: usize, max_bytes: usize) -> Vec<Vec<TaskInfo>> {
-    let mut pages = Vec::new();
-    let mut page = Vec::new();
-    let mut bytes = 0;
-    for task in tasks {
-        let size = approx_size(&task);
-        if !page.is_empty() && (page.len() >= max_count || bytes + size > max_bytes) {
-            pages.push(std::mem::take(&mut page));
-            bytes = 0;
-        }
-        bytes += size;
-        page.push(task);
-    }
-    if !page.is_empty() {
-        pages.push(page);
-    }
-    pages
+    tatzelwurm_proto::batch::batches(tasks, max_count, max_bytes, approx_size)
 }
 
 /// `reply`, or a `TooLarge` failure in its place when it would not fit in one frame.
