@@ -117,20 +117,25 @@ impl Client {
     /// Moves `created` tasks to `ready`. More ids than one request may carry
     /// (`MAX_IDS_PER_REQUEST`) go as several requests, each applied on its own.
     pub async fn play(&self, sel: Selection) -> Result<Changed, ClientError> {
-        let mut all = Changed::default();
-        for sel in selections(sel) {
-            let reply = self.request(Command::Play(sel)).await?;
-            all.extend(self.changed(reply)?);
-        }
-        Ok(all)
+        self.change(sel, Command::Play).await
     }
 
     /// Ends unfinished tasks; a running one is stopped by its worker. More ids than one
     /// request may carry go as several requests, each applied on its own.
     pub async fn kill(&self, sel: Selection) -> Result<Changed, ClientError> {
+        self.change(sel, Command::Kill).await
+    }
+
+    /// A play or a kill of `sel`, cut into requests of at most `MAX_IDS_PER_REQUEST` ids, their
+    /// answers added up.
+    async fn change(
+        &self,
+        sel: Selection,
+        command: fn(Selection) -> Command,
+    ) -> Result<Changed, ClientError> {
         let mut all = Changed::default();
         for sel in selections(sel) {
-            let reply = self.request(Command::Kill(sel)).await?;
+            let reply = self.request(command(sel)).await?;
             all.extend(self.changed(reply)?);
         }
         Ok(all)
