@@ -70,7 +70,10 @@ pub struct WorkerJson<'a> {
     name: &'a str,
     address: &'a str,
     slots: u32,
+    /// Attempts it holds, queued ones included (its load).
     running: u32,
+    /// Of `running`, those queued ahead of a free slot (prefetched) that no slot has started.
+    queued: u32,
     done: u64,
     python: &'a str,
     connected_at: f64,
@@ -159,6 +162,7 @@ impl<'a> WorkerJson<'a> {
             address: &info.address,
             slots: info.slots,
             running: info.running,
+            queued: info.queued,
             done: info.done,
             python: &info.python,
             connected_at: info.connected_at.as_secs_f64(),
@@ -414,6 +418,7 @@ mod tests {
             address: "127.0.0.1:4000".into(),
             slots: 4,
             running: 1,
+            queued: 0,
             done: 10,
             python: "3.11.7".into(),
             connected_at: Timestamp(1_500),
@@ -424,7 +429,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
-                "running": 1, "done": 10, "python": "3.11.7", "connected_at": 1.5,
+                "running": 1, "queued": 0, "done": 10, "python": "3.11.7", "connected_at": 1.5,
                 "state": "draining", "held_off_until": null})
         );
     }

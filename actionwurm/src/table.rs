@@ -95,7 +95,8 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
     text
 }
 
-/// The worker list: one row per connected worker.
+/// The worker list: one row per connected worker. `running` is what it holds (its load);
+/// `queued`, of those, the ones handed ahead of a free slot (prefetch) that no slot has started.
 pub fn worker_list(workers: &[WorkerInfo]) -> Table {
     let mut table = new_table(&[
         "id",
@@ -103,6 +104,7 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
         "address",
         "slots",
         "running",
+        "queued",
         "done",
         "python",
         "connected (UTC)",
@@ -115,13 +117,14 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
             worker.address.clone(),
             worker.slots.to_string(),
             worker.running.to_string(),
+            worker.queued.to_string(),
             worker.done.to_string(),
             worker.python.clone(),
             time::utc(worker.connected_at),
             output::worker_state(worker).to_string(),
         ]);
     }
-    align_right(&mut table, &[0, 3, 4, 5]);
+    align_right(&mut table, &[0, 3, 4, 5, 6]);
     table
 }
 
@@ -391,6 +394,7 @@ mod tests {
             address: "10.0.0.2:5000".into(),
             slots: 4,
             running: 3,
+            queued: 1,
             done: 1234,
             python: "3.12.1".into(),
             connected_at: Timestamp(1_795_484_412_000),
@@ -405,6 +409,7 @@ mod tests {
             "3.12.1",
             "2026-11-24 01:40:12",
             "connected (UTC)",
+            "queued",
             "active",
         ] {
             assert!(text.contains(cell), "missing {cell:?} in\n{text}");

@@ -1,14 +1,17 @@
-//! The tatzelwurm coordinator: owns the task table and the worker table, persisted in sled.
+//! The tatzelwurm coordinator: owns the tasks (persisted in the store) and the workers.
 //!
 //! Layout:
 //! - [`entry`]: `main(argv)`, what the binary and the Python package's entry point call;
 //!   [`cli`]: the command line (`--bind`, `--db`, timings).
 //! - [`store`]: the durable store, the only module that knows its backends (sled, fjall);
 //!   [`record`]: the stored `TaskRecord`.
-//! - [`task_table`] and [`worker_table`]: the state machines, plain structs tested directly.
+//! - [`task_table`]: the task state machine, a plain struct tested directly.
+//! - [`scheduler`]: the one owner of dispatch (workers, flights, least-loaded choice, prefetch
+//!   depth from per-function durations, take-back), a plain struct tested directly.
 //! - [`flaps`]: workers that keep connecting and dropping, held off with a backoff.
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
-//! - [`tasks`] and [`workers`]: the two actors that own those tables, and their handles.
+//! - [`tasks`]: the task actor that owns the table and the scheduler, and its handle;
+//!   [`workers`]: that handle's face for worker connections and worker lists.
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
 //!   when they finish. Both held by the task actor.
 //! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
@@ -32,13 +35,13 @@ pub mod log_limit;
 pub mod paging;
 pub mod record;
 pub mod retry;
+pub mod scheduler;
 pub mod store;
 pub mod task_table;
 pub mod tasks;
 pub mod waiters;
 pub mod watchers;
 pub mod worker_conn;
-pub mod worker_table;
 pub mod workers;
 
 pub use entry::main;
@@ -93,12 +96,12 @@ pub struct Config {
     pub max_connections: usize,
 }
 
-/// What every connection needs: the two actors and the configuration. Cheap to clone.
+/// What every connection needs: the task actor and the configuration. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
     /// The task actor.
     pub tasks: TasksHandle,
-    /// The worker actor.
+    /// The task actor's face for worker connections and worker lists.
     pub workers: WorkersHandle,
     /// Timings.
     pub config: Config,
@@ -133,8 +136,8 @@ pub async fn run(
             );
         }
     }
-    let workers = WorkersHandle::new();
-    let (tasks, failed) = TasksHandle::new(table, add_keys, store, workers.clone());
+    let (tasks, failed) = TasksHandle::new(table, add_keys, store);
+    let workers = WorkersHandle::new(tasks.clone());
     // Recovered ready tasks wait for workers; a wake makes the first round write the
     // recovered states back.
     tasks.wake().await;

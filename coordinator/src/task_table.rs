@@ -1,20 +1,28 @@
 //! `TaskTable`: the task state machine, as a plain struct with synchronous methods.
 //!
-//! It owns every `TaskRecord`, the queue of ready tasks and the attempts in flight, and it notes
-//! what changed so that the task actor can write exactly that to the store before it tells
-//! anyone. It knows nothing of channels, sockets or sled, so its rules are unit-tested directly
-//! (as HyperQueue tests its scheduler). Only the task actor (`tasks.rs`) holds one.
+//! It owns the tasks that are not finished, in a compact form (`task_table/live.rs`), and the
+//! queue of ready tasks, and it notes what changed so that the task actor can write exactly
+//! that to the store before it tells anyone. A finished task leaves memory once the batch that
+//! records it is durable (its round's pushes and waiters still read it here); after that,
+//! `show`, `list`, `infos` and the states of `play`/`kill` read it from the store, which the
+//! caller passes in. So memory grows with the live tasks, not with the history. Which worker holds
+//! which attempt (the flights) is the `Scheduler`'s: the table is told whether a reported
+//! attempt was held (`report`), which attempts a lost worker held (`lost`) and which a worker
+//! gave back (`returned`). It knows nothing of channels, sockets or sled, so its rules are
+//! unit-tested directly (as HyperQueue tests its scheduler). Only the task actor (`tasks.rs`)
+//! holds one.
 
 use crate::record::TaskRecord;
 use crate::retry::{self, RetryJitter};
-use crate::store::Batch;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use crate::store::{Batch, IntoRecords, Part, Store};
+use live::{LiveTask, LiveTasks, Names};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tatzelwurm_proto::actioner::{Failure, FailureKind, Selection};
 use tatzelwurm_proto::task::{
     Outcome, TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp,
 };
 use tatzelwurm_proto::worker::{Assignment, Report};
-use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
+use tatzelwurm_proto::{Attempt, TaskId};
 
 /// What a play or a kill did, as the actioner is told.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -42,6 +50,8 @@ pub enum TableError {
         /// The first id never handed out, for the sentence.
         next_id: u64,
     },
+    /// A finished task's record could not be read from the store.
+    Store(String),
 }
 
 impl TableError {
@@ -49,6 +59,7 @@ impl TableError {
     pub fn failure(&self) -> Failure {
         let kind = match self {
             TableError::UnknownTasks { .. } => FailureKind::UnknownTask,
+            TableError::Store(_) => FailureKind::Internal,
         };
         Failure::new(kind, self.to_string())
     }
@@ -86,26 +97,17 @@ impl std::fmt::Display for TableError {
                 };
                 write!(f, "{what} {list}; {known}")
             }
+            TableError::Store(cause) => write!(
+                f,
+                "cannot read a finished task from the database ({cause}); the database may be damaged"
+            ),
         }
     }
-}
-
-/// A running attempt to stop: the worker running it must be told.
-#[derive(Debug, PartialEq, Eq)]
-pub struct KillOrder {
-    /// The worker connection that runs the attempt.
-    pub worker: WorkerId,
-    /// The task.
-    pub task: TaskId,
-    /// The attempt to stop.
-    pub attempt: Attempt,
 }
 
 /// What a worker's report did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReportEffect {
-    /// The report ended an attempt handed to this worker: one of its slots is free again.
-    pub freed_slot: bool,
     /// The report was recorded as the task's outcome (it was the current, running attempt).
     pub recorded: bool,
     /// The report was of an attempt that is no longer current (fenced) and was ignored; a
@@ -124,27 +126,21 @@ pub struct LostEffect {
     pub unstarted: usize,
 }
 
-/// An attempt handed to a worker and not yet reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Flight {
-    /// The worker connection that holds a slot for it.
-    worker: WorkerId,
-    /// The worker said it started (`Started`, or a report): only then can its loss be a crash.
-    started: bool,
-}
-
 /// The task state machine. See the module comment.
 #[derive(Debug, Default)]
 pub struct TaskTable {
-    /// Every task, by id.
-    tasks: BTreeMap<TaskId, TaskRecord>,
+    /// The tasks that are not finished, in their compact form.
+    tasks: LiveTasks,
+    /// Function names, policies and worker names the live tasks share.
+    names: Names,
+    /// Records of tasks that finished since the batch before the last `take_changes`, each
+    /// with whether that batch wrote it: pushes and waiters of the round that finished them
+    /// read them here, and the next `take_changes` drops those written (durable by then).
+    done: BTreeMap<TaskId, (TaskRecord, bool)>,
     /// Tasks waiting for a slot, oldest first.
     ready: VecDeque<TaskId>,
     /// The first id never handed out.
     next_id: u64,
-    /// Attempts handed to a worker and not yet reported, with the worker that holds a slot for
-    /// each. A killed task stays here until its worker confirms, so its slot is not reused early.
-    flights: HashMap<(TaskId, Attempt), Flight>,
     /// Tasks changed since the last `take_changes`.
     dirty: BTreeSet<TaskId>,
     /// Outputs reported since the last `take_changes`; they go to the store and are not kept.
@@ -161,39 +157,73 @@ pub struct TaskTable {
 }
 
 impl TaskTable {
-    /// Rebuilds the table from the store. Tasks that were running when the coordinator stopped
-    /// have lost their worker with it: they go back to `ready`, except at-most-once tasks, which
-    /// may have started and so end `failed`. Changed records are marked for writing.
-    pub fn recover(records: Vec<TaskRecord>, next_id: u64, now: Timestamp) -> TaskTable {
+    /// Rebuilds the table from the live records of the store (finished ones stay there).
+    /// Tasks that were running when the coordinator stopped have lost their worker with it:
+    /// they go back to `ready`, except at-most-once tasks, which may have started and so end
+    /// `failed`. Changed records are marked for writing.
+    pub fn recover(records: impl IntoRecords, next_id: u64, now: Timestamp) -> TaskTable {
+        let records = records.into_records();
         let mut table = TaskTable {
             next_id: next_id.max(1),
             ..TaskTable::default()
         };
-        for mut record in records {
-            if record.state == TaskState::Running {
-                table.dirty.insert(record.id);
-                if record.spec.policy.at_most_once {
-                    fail(
-                        &mut record,
-                        "WorkerLost",
-                        "the coordinator stopped while this at-most-once task ran, so it may have started; it is never started twice".into(),
-                        now,
-                    );
-                } else {
+        for stored in records.refs() {
+            let id = stored.id;
+            match stored.state {
+                TaskState::Running => {
+                    table.dirty.insert(id);
+                    let mut record = stored.to_record();
+                    if record.spec.policy.at_most_once {
+                        fail(
+                            &mut record,
+                            "WorkerLost",
+                            "the coordinator stopped while this at-most-once task ran, so it may have started; it is never started twice".into(),
+                            now,
+                        );
+                        table.done.insert(id, (record, false));
+                        continue;
+                    }
+                    // Its attempt number was written with it (handed out while its record was
+                    // not current, so its `Run` waited for the flush): no gap needed, see below.
                     record.state = TaskState::Ready;
+                    table.ready.push_back(id);
+                    let task = LiveTask::from_record(record, &mut table.names);
+                    table.tasks.insert(id, task);
+                    continue;
                 }
-            }
-            match record.state {
-                TaskState::Ready => table.ready.push_back(record.id),
+                TaskState::Ready => table.ready.push_back(id),
                 TaskState::Waiting => {
-                    let due = record.retry_at.unwrap_or(now);
-                    table.waiting.insert((due, record.id));
+                    let due = stored.retry_at.unwrap_or(now);
+                    table.waiting.insert((due, id));
+                }
+                state if state.is_finished() => {
+                    // Not in the live part; kept (and written back) as it was.
+                    table.done.insert(id, (stored.to_record(), false));
+                    table.dirty.insert(id);
+                    continue;
                 }
                 _ => {}
             }
-            table.tasks.insert(record.id, record);
+            let mut task = LiveTask::from_ref(&stored, &mut table.names);
+            if task.state == TaskState::Ready {
+                // An at-least-once assignment is not written before its `Run` leaves (the flush
+                // rule), so the crash may have cut off one that used the next attempt number.
+                // Counting it as used keeps every (task, attempt) pair naming one run: at most
+                // one such number per task, since a task is handed out early only when its
+                // stored record is current (`is_dirty`), and every way back to `ready` is
+                // written. Any other state must become `ready` first, which is a write.
+                task.attempt = task.attempt.next();
+            }
+            table.tasks.insert(id, task);
         }
         table
+    }
+
+    /// Whether task `id` changed since the last `take_changes`, so its stored record is not
+    /// current. A task handed out while its record is current may have its `Run` sent before the
+    /// round's flush (see `recover` for why that keeps attempt numbers unique).
+    pub fn is_dirty(&self, id: TaskId) -> bool {
+        self.dirty.contains(&id)
     }
 
     /// Adds tasks with fresh ids, `ready` when `play`, else `created`.
@@ -207,7 +237,8 @@ impl TaskTable {
         for spec in specs {
             let id = TaskId(self.next_id);
             self.next_id += 1;
-            self.tasks.insert(id, TaskRecord::new(id, spec, state, now));
+            let task = LiveTask::new(spec, state, now, &mut self.names);
+            self.tasks.insert(id, task);
             if play {
                 self.ready.push_back(id);
             }
@@ -218,62 +249,64 @@ impl TaskTable {
         ids
     }
 
-    /// Moves `created` tasks to `ready`. With `All`, every created task.
-    pub fn play(&mut self, selection: &Selection) -> Result<Changed, TableError> {
+    /// Moves `created` tasks to `ready`. With `All`, every created task. The state of a
+    /// finished task named by id is read from `store`.
+    pub fn play(&mut self, selection: &Selection, store: &Store) -> Result<Changed, TableError> {
         let ids = self.resolve(selection, |state| state == TaskState::Created)?;
         let mut outcome = Changed::default();
         for id in ids {
-            let record = self.tasks.get_mut(&id).expect("resolved ids exist");
-            if record.state == TaskState::Created {
-                record.state = TaskState::Ready;
-                self.ready.push_back(id);
-                self.dirty.insert(id);
-                outcome.changed.push(id);
-            } else {
-                outcome.unchanged.push((id, record.state));
+            match self.tasks.get_mut(id) {
+                Some(task) if task.state == TaskState::Created => {
+                    task.state = TaskState::Ready;
+                    self.ready.push_back(id);
+                    self.dirty.insert(id);
+                    outcome.changed.push(id);
+                }
+                Some(task) => outcome.unchanged.push((id, task.state)),
+                None => outcome
+                    .unchanged
+                    .push((id, self.finished_state(id, store)?)),
             }
         }
         Ok(outcome)
     }
 
-    /// Ends unfinished tasks (created, ready, waiting or running). A running one is marked `killed` now and its worker must be told
-    /// to stop it (the returned orders); its slot stays taken until the worker reports.
+    /// Ends unfinished tasks (created, ready, waiting or running). A running one is marked
+    /// `killed` now and returned with its attempt: the worker that holds it (the scheduler knows
+    /// which) must be told to stop it, and its slot stays taken until the worker reports. The
+    /// state of a finished task named by id is read from `store`.
     pub fn kill(
         &mut self,
         selection: &Selection,
+        store: &Store,
         now: Timestamp,
-    ) -> Result<(Changed, Vec<KillOrder>), TableError> {
+    ) -> Result<(Changed, Vec<(TaskId, Attempt)>), TableError> {
         let ids = self.resolve(selection, |state| !state.is_finished())?;
         let mut outcome = Changed::default();
         let mut orders = Vec::new();
         let mut left_ready = false;
         for id in ids {
-            let record = self.tasks.get_mut(&id).expect("resolved ids exist");
-            if record.state.is_finished() {
-                outcome.unchanged.push((id, record.state));
+            let Some(task) = self.tasks.get(id) else {
+                outcome
+                    .unchanged
+                    .push((id, self.finished_state(id, store)?));
                 continue;
+            };
+            left_ready |= task.state == TaskState::Ready;
+            if task.state == TaskState::Running {
+                orders.push((id, task.attempt));
             }
-            left_ready |= record.state == TaskState::Ready;
-            if record.state == TaskState::Running {
-                if let Some(flight) = self.flights.get(&(id, record.attempt)) {
-                    orders.push(KillOrder {
-                        worker: flight.worker,
-                        task: id,
-                        attempt: record.attempt,
-                    });
-                }
-            }
-            record.state = TaskState::Killed;
-            record.retry_at = None;
-            record.finished_at = Some(now);
-            self.dirty.insert(id);
-            self.finished.push(id);
+            self.finish(id, |record| {
+                record.state = TaskState::Killed;
+                record.retry_at = None;
+                record.finished_at = Some(now);
+            });
             outcome.changed.push(id);
         }
         if left_ready {
             let tasks = &self.tasks;
             self.ready
-                .retain(|id| tasks.get(id).map(|t| t.state) == Some(TaskState::Ready));
+                .retain(|id| tasks.get(*id).map(|t| t.state) == Some(TaskState::Ready));
         }
         Ok((outcome, orders))
     }
@@ -283,107 +316,119 @@ impl TaskTable {
         self.ready.len()
     }
 
-    /// Hands up to `count` ready tasks, oldest first, to `worker`: each gets its next attempt
-    /// number, which fences every report of an earlier attempt.
-    pub fn assign(
-        &mut self,
-        worker: WorkerId,
-        worker_name: &str,
-        count: usize,
-        now: Timestamp,
-    ) -> Vec<Assignment> {
+    /// The function of the task first in the ready queue (the one `assign` hands next), for
+    /// the scheduler's prefetch depth; `None` when nothing is ready.
+    pub fn next_ready_function(&self) -> Option<&str> {
+        self.ready
+            .iter()
+            .filter_map(|id| self.tasks.get(*id))
+            .find(|t| t.state == TaskState::Ready)
+            .map(|t| t.function(&self.names))
+    }
+
+    /// Hands up to `count` ready tasks, oldest first, to the worker named `worker_name`: each
+    /// gets its next attempt number, which fences every report of an earlier attempt. The
+    /// caller (the scheduler) records which connection holds each attempt.
+    ///
+    /// Only an at-most-once task's assignment is written to the store (before its `Run` may
+    /// leave): an at-least-once task found `ready` after a crash runs again, which its
+    /// guarantee allows, so its assignment costs no write (see DESIGN.md, the flush rule).
+    pub fn assign(&mut self, worker_name: &str, count: usize, now: Timestamp) -> Vec<Assignment> {
         let mut handed = Vec::with_capacity(count.min(self.ready.len()));
         while handed.len() < count {
             let Some(id) = self.ready.pop_front() else {
                 break;
             };
-            let record = self.tasks.get_mut(&id).expect("ready ids exist");
-            if record.state != TaskState::Ready {
+            let Some(task) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if task.state != TaskState::Ready {
                 continue;
             }
-            record.attempt = record.attempt.next();
-            record.state = TaskState::Running;
-            record.worker = Some(worker_name.to_string());
-            record.started_at = Some(now);
-            let started = false;
-            self.flights
-                .insert((id, record.attempt), Flight { worker, started });
-            self.dirty.insert(id);
+            task.attempt = task.attempt.next();
+            task.state = TaskState::Running;
+            task.set_worker(Some(worker_name), &mut self.names);
+            task.started_at = Some(now).into();
+            let spec = task.spec(&self.names);
+            if spec.policy.at_most_once {
+                self.dirty.insert(id);
+            }
             handed.push(Assignment {
                 task: id,
-                attempt: record.attempt,
-                spec: record.spec.clone(),
+                attempt: task.attempt,
+                spec,
             });
         }
         handed
     }
 
-    /// Applies a worker's report. Only the current attempt of a running task, reported by the
-    /// worker it was handed to, is recorded; anything else (a fenced attempt, a task killed in
-    /// the meantime, a report resent after a reconnect) at most frees the slot it held. A failed
+    /// Applies a worker's report. `held` says the scheduler confirmed that the reporting worker
+    /// held this attempt (and has dropped its flight). Only the current attempt of a running
+    /// task, reported by the worker that held it, is recorded; anything else (a fenced attempt,
+    /// a task killed in the meantime, a report resent after a reconnect) is ignored. A failed
     /// attempt with retries left makes the task `waiting` until its backoff has passed.
-    pub fn report(&mut self, worker: WorkerId, mut report: Report, now: Timestamp) -> ReportEffect {
-        let key = (report.task, report.attempt);
-        let freed_slot = self.flights.get(&key).map(|f| f.worker) == Some(worker);
-        if freed_slot {
-            self.flights.remove(&key);
-        }
-        let Some(record) = self.tasks.get_mut(&report.task) else {
-            return ReportEffect {
-                freed_slot,
-                recorded: false,
-                stale: true,
-            };
-        };
-        let current =
-            freed_slot && record.state == TaskState::Running && record.attempt == report.attempt;
+    pub fn report(&mut self, mut report: Report, held: bool, now: Timestamp) -> ReportEffect {
+        let id = report.task;
+        let current = self
+            .tasks
+            .get(id)
+            .is_some_and(|t| held && t.state == TaskState::Running && t.attempt == report.attempt);
         if !current {
-            let kill_confirmed = freed_slot && record.state == TaskState::Killed;
-            if kill_confirmed && record.attempt == report.attempt {
+            // A held attempt whose task is no longer live was killed while it ran (a finished
+            // task's attempts are all reported or dropped otherwise): this confirms the kill.
+            let kill_confirmed = held
+                && match self.tasks.get(id) {
+                    Some(task) => task.state == TaskState::Killed,
+                    None => self
+                        .done
+                        .get(&id)
+                        .is_none_or(|(r, _)| r.state == TaskState::Killed),
+                };
+            if kill_confirmed {
                 // What the killed attempt printed until the kill: the record is final already.
                 keep_output(&mut self.outputs, &mut report);
             }
             return ReportEffect {
-                freed_slot,
                 recorded: false,
                 stale: !kill_confirmed,
             };
         }
         keep_output(&mut self.outputs, &mut report);
+        let policy = self.tasks.get(id).map(|t| t.policy(&self.names));
+        let policy = policy.unwrap_or_default();
         match report.outcome {
-            Outcome::Completed { result } => {
+            Outcome::Completed { result } => self.finish(id, |record| {
                 record.state = TaskState::Completed;
                 record.result = Some(result);
                 record.error = None;
                 record.finished_at = Some(now);
-            }
+            }),
             Outcome::Failed { error } => {
-                record.failures += 1;
-                record.error = Some(error);
-                if record.failures <= record.spec.policy.retries {
+                let task = self.tasks.get_mut(id).expect("current tasks are live");
+                task.failures += 1;
+                if task.failures <= policy.retries {
                     let factor = self.jitter.factor();
-                    let delay =
-                        retry::delay_ms(record.spec.policy.backoff_ms, record.failures, factor);
+                    let delay = retry::delay_ms(policy.backoff_ms, task.failures, factor);
                     let due = Timestamp(now.0 + delay);
-                    record.state = TaskState::Waiting;
-                    record.retry_at = Some(due);
-                    self.waiting.insert((due, report.task));
+                    task.error = Some(Box::new(error));
+                    task.state = TaskState::Waiting;
+                    task.retry_at = Some(due).into();
+                    self.waiting.insert((due, id));
+                    self.dirty.insert(id);
                 } else {
-                    record.state = TaskState::Failed;
-                    record.finished_at = Some(now);
+                    self.finish(id, |record| {
+                        record.error = Some(error);
+                        record.state = TaskState::Failed;
+                        record.finished_at = Some(now);
+                    });
                 }
             }
-            Outcome::Killed => {
+            Outcome::Killed => self.finish(id, |record| {
                 record.state = TaskState::Killed;
                 record.finished_at = Some(now);
-            }
-        }
-        self.dirty.insert(report.task);
-        if record.state.is_finished() {
-            self.finished.push(report.task);
+            }),
         }
         ReportEffect {
-            freed_slot,
             recorded: true,
             stale: false,
         }
@@ -402,12 +447,12 @@ impl TaskTable {
                 break;
             }
             self.waiting.pop_first();
-            let Some(record) = self.tasks.get_mut(&id) else {
+            let Some(task) = self.tasks.get_mut(id) else {
                 continue;
             };
-            if record.state == TaskState::Waiting && record.retry_at == Some(due) {
-                record.state = TaskState::Ready;
-                record.retry_at = None;
+            if task.state == TaskState::Waiting && task.retry_at.get() == Some(due) {
+                task.state = TaskState::Ready;
+                task.retry_at = None.into();
                 self.ready.push_back(id);
                 self.dirty.insert(id);
                 moved += 1;
@@ -416,89 +461,80 @@ impl TaskTable {
         moved
     }
 
-    /// Checks a worker's heartbeat: returns the attempts it says it runs that are not handed to
-    /// it (fenced or unknown), which it should stop.
-    pub fn stale_attempts(
-        &self,
-        worker: WorkerId,
-        running: &[(TaskId, Attempt)],
-    ) -> Vec<(TaskId, Attempt)> {
-        running
-            .iter()
-            .filter(|key| self.flights.get(key).map(|f| f.worker) != Some(worker))
-            .copied()
-            .collect()
+    /// Whether `attempt` is the current attempt of a running task (a heartbeat naming one that
+    /// is not is told to stop it).
+    pub fn is_current(&self, task: TaskId, attempt: Attempt) -> bool {
+        self.tasks
+            .get(task)
+            .is_some_and(|t| t.state == TaskState::Running && t.attempt == attempt)
     }
 
-    /// The worker says these attempts start now: from here on, losing the worker counts as a
-    /// crash of their tasks. Returns those that are not handed to it (ignored).
-    pub fn started(&mut self, worker: WorkerId, attempts: &[(TaskId, Attempt)]) -> usize {
-        let mut ignored = 0;
-        for key in attempts {
-            match self.flights.get_mut(key) {
-                Some(flight) if flight.worker == worker => flight.started = true,
-                _ => ignored += 1,
-            }
+    /// The function task `id` runs, for the scheduler's per-function duration average: a live
+    /// task's, or one's that finished this round.
+    pub fn function_of(&self, id: TaskId) -> Option<&str> {
+        match self.tasks.get(id) {
+            Some(task) => Some(task.function(&self.names)),
+            None => self.done.get(&id).map(|(r, _)| r.spec.function.as_str()),
         }
-        ignored
     }
 
-    /// The task's state and current attempt, for log lines about ignored messages.
+    /// The task's state and current attempt, for log lines about ignored messages: a live
+    /// task's, or one's that finished this round.
     pub fn describe(&self, id: TaskId) -> Option<(TaskState, Attempt)> {
-        self.tasks.get(&id).map(|t| (t.state, t.attempt))
+        match self.tasks.get(id) {
+            Some(task) => Some((task.state, task.attempt)),
+            None => self.done.get(&id).map(|(r, _)| (r.state, r.attempt)),
+        }
     }
 
-    /// A worker's connection is gone. An attempt it had not started (it never said `Started`)
-    /// puts its task back to `ready` with no crash counted. Each attempt it had started counts
-    /// as a crash of its task: the task goes back to `ready`, ahead of newer tasks, unless it
-    /// has reached its crash limit. An at-most-once task ends `failed` either way: a `Started`
-    /// may have been lost on its way (a cut network) after the slot began, and such a task must
-    /// never start twice.
-    pub fn worker_lost(&mut self, worker: WorkerId, now: Timestamp) -> LostEffect {
-        let lost: Vec<((TaskId, Attempt), bool)> = self
-            .flights
-            .iter()
-            .filter(|(_, f)| f.worker == worker)
-            .map(|(key, f)| (*key, f.started))
-            .collect();
+    /// A worker's connection is gone with the attempts it held (from the scheduler's flights),
+    /// each with whether a slot had started it. An attempt it had not started (it never said
+    /// `Started`) puts its task back to `ready` with no crash counted. Each attempt it had
+    /// started counts as a crash of its task: the task goes back to `ready`, ahead of newer
+    /// tasks, unless it has reached its crash limit. An at-most-once task ends `failed` either
+    /// way: a `Started` may have been lost on its way (a cut network) after the slot began, and
+    /// such a task must never start twice. Attempts that are not current are skipped.
+    pub fn lost(&mut self, attempts: Vec<((TaskId, Attempt), bool)>, now: Timestamp) -> LostEffect {
         let mut effect = LostEffect::default();
         let mut requeued = Vec::new();
-        for (key, started) in lost {
-            self.flights.remove(&key);
-            let record = self.tasks.get_mut(&key.0).expect("flights name tasks");
-            if record.state != TaskState::Running || record.attempt != key.1 {
+        for ((id, attempt), started) in attempts {
+            let Some(task) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if task.state != TaskState::Running || task.attempt != attempt {
                 continue;
             }
-            self.dirty.insert(key.0);
-            if !started && !record.spec.policy.at_most_once {
-                record.state = TaskState::Ready;
-                record.worker = None;
-                record.started_at = None;
-                requeued.push(key.0);
+            self.dirty.insert(id);
+            let policy = task.policy(&self.names);
+            if !started && !policy.at_most_once {
+                task.state = TaskState::Ready;
+                task.set_worker(None, &mut self.names);
+                task.started_at = None.into();
+                requeued.push(id);
                 effect.unstarted += 1;
                 continue;
             }
-            record.crashes += 1;
-            let policy = record.spec.policy;
+            task.crashes += 1;
+            let crashes = task.crashes;
             if policy.at_most_once {
-                fail(
-                    record,
-                    "WorkerLost",
-                    "the task was lost with its worker while it ran; at-most-once tasks are never started twice".into(),
-                    now,
-                );
-            } else if record.crashes >= policy.crash_limit {
+                self.finish(id, |record| {
+                    fail(
+                        record,
+                        "WorkerLost",
+                        "the task was lost with its worker while it ran; at-most-once tasks are never started twice".into(),
+                        now,
+                    )
+                });
+            } else if crashes >= policy.crash_limit {
                 let message = format!(
-                    "the task was lost with its worker {} times, its crash limit; it may be killing its worker or interpreter",
-                    record.crashes
+                    "the task was lost with its worker {crashes} times, its crash limit; it may be killing its worker or interpreter"
                 );
-                fail(record, "CrashLimitReached", message, now);
+                self.finish(id, |record| fail(record, "CrashLimitReached", message, now));
             } else {
-                record.state = TaskState::Ready;
-                requeued.push(key.0);
+                task.state = TaskState::Ready;
+                requeued.push(id);
                 continue;
             }
-            self.finished.push(key.0);
             effect.failed += 1;
         }
         requeued.sort_unstable();
@@ -509,22 +545,93 @@ impl TaskTable {
         effect
     }
 
-    /// Tasks in any of `states` (all when empty) with ids above `after`, in id order, at most
-    /// `limit` of them, without output.
-    pub fn list(&self, states: &[TaskState], after: Option<TaskId>, limit: usize) -> Vec<TaskInfo> {
-        let from = after.map_or(0, |id| id.0.saturating_add(1));
-        self.tasks
-            .range(TaskId(from)..)
-            .map(|(_, task)| task)
-            .filter(|t| states.is_empty() || states.contains(&t.state))
-            .take(limit)
-            .map(TaskRecord::info)
-            .collect()
+    /// A worker gave these attempts back unstarted (`Returned`, after a take-back): their tasks
+    /// are ready again at the front of the queue, with no crash counted. Their attempt numbers
+    /// stay used, so the next assignment fences them. Only tasks still running with that
+    /// attempt move; returns how many did.
+    pub fn returned(&mut self, attempts: &[(TaskId, Attempt)]) -> usize {
+        let mut requeued = Vec::new();
+        for &(id, attempt) in attempts {
+            let Some(task) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if task.state != TaskState::Running || task.attempt != attempt {
+                continue;
+            }
+            task.state = TaskState::Ready;
+            task.set_worker(None, &mut self.names);
+            task.started_at = None.into();
+            self.dirty.insert(id);
+            requeued.push(id);
+        }
+        requeued.sort_unstable();
+        for id in requeued.iter().rev() {
+            self.ready.push_front(*id);
+        }
+        requeued.len()
     }
 
-    /// One task, without its output (which only the store has).
-    pub fn show(&self, id: TaskId) -> Result<TaskInfo, TableError> {
-        self.summary(id).ok_or_else(|| self.unknown(vec![id]))
+    /// Tasks in any of `states` (all when empty) with ids above `after`, in id order, at most
+    /// `limit` of them, without output. Live tasks come from memory; finished ones from
+    /// `store`, except those finished in this round, which memory has newer. A listing of
+    /// live states only reads no store.
+    pub fn list(
+        &self,
+        states: &[TaskState],
+        after: Option<TaskId>,
+        limit: usize,
+        store: &Store,
+    ) -> Result<Vec<TaskInfo>, TableError> {
+        let Some(from) = after.map_or(Some(0), |id| id.0.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let wanted = |state: TaskState| states.is_empty() || states.contains(&state);
+        let live: Vec<(TaskId, TaskInfo)> = self
+            .tasks
+            .range_from(TaskId(from))
+            .filter(|(_, t)| wanted(t.state))
+            .take(limit)
+            .map(|(id, t)| (id, t.info(id, &self.names)))
+            .collect();
+        if !states.is_empty() && states.iter().all(|s| !s.is_finished()) {
+            return Ok(live.into_iter().map(|(_, info)| info).collect());
+        }
+        let recent: Vec<(TaskId, TaskInfo)> = self
+            .done
+            .range(TaskId(from)..)
+            .filter(|(_, (r, _))| wanted(r.state))
+            .take(limit)
+            .map(|(id, (r, _))| (*id, r.info()))
+            .collect();
+        let stored: Vec<(TaskId, TaskInfo)> = store
+            .scan(Part::Finished, after, limit, states)
+            .map_err(|err| TableError::Store(err.to_string()))?
+            .into_iter()
+            .map(|r| (r.id, r.info()))
+            .collect();
+        // Three lists in id order; an id in memory and in the store is memory's.
+        let mut merged: BTreeMap<TaskId, TaskInfo> = stored.into_iter().collect();
+        merged.extend(recent);
+        merged.extend(live);
+        Ok(merged.into_values().take(limit).collect())
+    }
+
+    /// One task, without its output (which only the store has); a finished one is read from
+    /// `store` unless it finished in this round.
+    pub fn show(&self, id: TaskId, store: &Store) -> Result<TaskInfo, TableError> {
+        if !self.exists(id) {
+            return Err(self.unknown(vec![id]));
+        }
+        match self.info_in_memory(id) {
+            Some(info) => Ok(info),
+            None => match store.get(id) {
+                Ok(Some(record)) => Ok(record.info()),
+                Ok(None) => Err(TableError::Store(format!(
+                    "task {id} has no record in the database"
+                ))),
+                Err(err) => Err(TableError::Store(err.to_string())),
+            },
+        }
     }
 
     /// The tasks a watch is about: every id must exist; sorted, without repeats.
@@ -547,9 +654,31 @@ impl TaskTable {
             .map(|(_, output)| output)
     }
 
-    /// A task as listed (without output), for answering waiters.
-    pub fn summary(&self, id: TaskId) -> Option<TaskInfo> {
-        self.tasks.get(&id).map(TaskRecord::info)
+    /// A task as listed (without output), if memory has it: live, or finished this round.
+    fn info_in_memory(&self, id: TaskId) -> Option<TaskInfo> {
+        match self.tasks.get(id) {
+            Some(task) => Some(task.info(id, &self.names)),
+            None => self.done.get(&id).map(|(r, _)| r.info()),
+        }
+    }
+
+    /// The tasks `ids` as listed (without output), for pushes and waiters: from memory, or
+    /// for tasks finished in an earlier round from `store`. Ids of no task (and, should the
+    /// store fail to read, the tasks it could not read) are left out.
+    pub fn infos(&self, ids: &[TaskId], store: &Store) -> Vec<TaskInfo> {
+        ids.iter()
+            .filter_map(|id| match self.info_in_memory(*id) {
+                Some(info) => Some(info),
+                None if self.exists(*id) => match store.get(*id) {
+                    Ok(record) => record.map(|r| r.info()),
+                    Err(err) => {
+                        tracing::error!("cannot read task {id} from the database: {err}");
+                        None
+                    }
+                },
+                None => None,
+            })
+            .collect()
     }
 
     /// The tasks a wait is about: the given ids, or with `All` every task that is neither
@@ -560,17 +689,25 @@ impl TaskTable {
         })
     }
 
-    /// Whether the task has finished.
+    /// Whether the task has finished (an id handed out that is not live).
     pub fn is_finished(&self, id: TaskId) -> bool {
-        self.tasks.get(&id).is_some_and(|t| t.state.is_finished())
+        self.exists(id) && !self.tasks.contains(id)
     }
 
-    /// Everything changed since the last call, as one store batch.
+    /// Everything changed since the last call, as one store batch. The finished records the
+    /// previous batch wrote are durable now (the task actor applies each batch before it takes
+    /// the next) and leave memory.
     pub fn take_changes(&mut self) -> Batch {
-        let tasks = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|id| self.tasks.get(&id).cloned())
-            .collect();
+        self.done.retain(|_, (_, written)| !*written);
+        let mut tasks = Vec::with_capacity(self.dirty.len());
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(task) = self.tasks.get(id) {
+                tasks.push(task.record(id, &self.names));
+            } else if let Some((record, written)) = self.done.get_mut(&id) {
+                tasks.push(record.clone());
+                *written = true;
+            }
+        }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
         Batch {
             tasks,
@@ -585,7 +722,44 @@ impl TaskTable {
         std::mem::take(&mut self.finished)
     }
 
-    /// Explicit ids (each must exist) or every task whose state passes `all_filter`.
+    /// How many tasks are live (not finished), held in memory.
+    pub fn live_len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Moves live task `id` to the finished records, with `end` setting its final state; it
+    /// is written with the next batch and reported by the next `take_finished`.
+    fn finish(&mut self, id: TaskId, end: impl FnOnce(&mut TaskRecord)) {
+        let Some(task) = self.tasks.remove(id) else {
+            return;
+        };
+        let mut record = task.record(id, &self.names);
+        end(&mut record);
+        self.done.insert(id, (record, false));
+        self.dirty.insert(id);
+        self.finished.push(id);
+    }
+
+    /// The state of a task that is not live: finished this round (memory) or earlier (store).
+    fn finished_state(&self, id: TaskId, store: &Store) -> Result<TaskState, TableError> {
+        if let Some((record, _)) = self.done.get(&id) {
+            return Ok(record.state);
+        }
+        match store.get(id) {
+            Ok(Some(record)) => Ok(record.state),
+            Ok(None) => Err(TableError::Store(format!(
+                "task {id} has no record in the database"
+            ))),
+            Err(err) => Err(TableError::Store(err.to_string())),
+        }
+    }
+
+    /// Whether `id` was handed out: ids are never reused nor forgotten.
+    fn exists(&self, id: TaskId) -> bool {
+        id.0 >= 1 && id.0 < self.next_id
+    }
+
+    /// Explicit ids (each must exist) or every live task whose state passes `all_filter`.
     fn resolve(
         &self,
         selection: &Selection,
@@ -594,14 +768,14 @@ impl TaskTable {
         match selection {
             Selection::All => Ok(self
                 .tasks
-                .values()
-                .filter(|t| all_filter(t.state))
-                .map(|t| t.id)
+                .range_from(TaskId(0))
+                .filter(|(_, t)| all_filter(t.state))
+                .map(|(id, _)| id)
                 .collect()),
             Selection::Ids(ids) => {
                 let missing: Vec<TaskId> = ids
                     .iter()
-                    .filter(|id| !self.tasks.contains_key(id))
+                    .filter(|id| !self.exists(**id))
                     .copied()
                     .collect();
                 if missing.is_empty() {
@@ -648,5 +822,6 @@ fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
     record.finished_at = Some(now);
 }
 
+mod live;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,17 @@
-//! The task actor: the one owner of the `TaskTable`, reached through `TasksHandle`.
+//! The task actor: the one owner of the `TaskTable` and the `Scheduler`, reached through
+//! `TasksHandle` (and `WorkersHandle`, its face for worker connections and worker lists).
 //!
 //! It works in rounds, which is how group commit happens: it takes every message already
-//! waiting (up to `MAX_ROUND`), applies them to the table, hands ready tasks to free slots,
-//! writes everything that changed to the store in one batch with one flush, and only then
-//! answers actioners, sends work and acknowledgements to workers, wakes waiters and pushes
-//! `Finished` to watchers. While a flush runs, new messages queue up and share the next one.
-//! Actioner and worker connections send to it; it waits only on the worker actor, which never
-//! waits on it, and on the store. It never waits on an actioner: pushes go into each
-//! connection's unbounded push sink (see `watchers` for what bounds it).
+//! waiting (up to `MAX_ROUND`), applies them to the table and the scheduler, hands ready tasks
+//! to workers (free slots and prefetch, `scheduler`), takes queued attempts back for idle
+//! workers when nothing is ready, writes everything that changed to the store in one batch with
+//! one flush, and only then answers actioners, sends acknowledgements and at-most-once work to
+//! workers, wakes waiters and pushes `Finished` to watchers. Runs of at-least-once tasks that
+//! were durable before the round leave before the flush (the flush rule: see
+//! `Round::early` and DESIGN.md). While a flush runs, new messages queue up and share the next
+//! one. Actioner and worker connections send to it; it waits on nobody but the store. It never
+//! waits on an actioner: pushes go into each connection's unbounded push sink (see `watchers`
+//! for what bounds it).
 //!
 //! The commands of actioners are applied in `tasks/command.rs`; the rest of a round is here.
 //!
@@ -17,14 +21,16 @@
 use crate::add_keys::AddKeys;
 use crate::log_limit::{self, Decision, LogLimit};
 use crate::paging;
+use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
 use crate::waiters::Waiters;
 use crate::watchers::{ConnId, Watchers};
-use crate::workers::{WorkerSender, WorkersHandle};
+use crate::workers::WorkerSender;
 use std::collections::{BTreeMap, HashMap};
-use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner};
-use tatzelwurm_proto::task::{TaskOutput, Timestamp};
+use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner, WorkerInfo};
+use tatzelwurm_proto::handshake::WorkerHello;
+use tatzelwurm_proto::task::{Outcome, TaskOutput, Timestamp};
 use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, RequestId, TaskId, WorkerId};
 use tokio::sync::{mpsc, oneshot};
@@ -76,19 +82,33 @@ enum TaskMsg {
         _held: Option<Held>,
     },
     Forget(ConnId),
+    Register {
+        hello: WorkerHello,
+        address: String,
+        sender: WorkerSender,
+        reply: oneshot::Sender<(WorkerId, Option<Timestamp>)>,
+    },
+    Drain {
+        worker: WorkerId,
+        reply: oneshot::Sender<Option<u32>>,
+    },
+    ListWorkers(oneshot::Sender<Vec<WorkerInfo>>),
     Reports {
         worker: WorkerId,
-        sender: WorkerSender,
         reports: Vec<Report>,
         _held: Held,
     },
     Heartbeat {
         worker: WorkerId,
-        sender: WorkerSender,
         running: Vec<(TaskId, Attempt)>,
         _held: Held,
     },
     Started {
+        worker: WorkerId,
+        attempts: Vec<(TaskId, Attempt)>,
+        _held: Held,
+    },
+    Returned {
         worker: WorkerId,
         attempts: Vec<(TaskId, Attempt)>,
         _held: Held,
@@ -112,7 +132,9 @@ impl TaskMsg {
             },
             TaskMsg::Reports { reports, .. } => reports.len(),
             TaskMsg::Heartbeat { running, .. } => running.len(),
-            TaskMsg::Started { attempts, .. } => attempts.len(),
+            TaskMsg::Started { attempts, .. } | TaskMsg::Returned { attempts, .. } => {
+                attempts.len()
+            }
             _ => 1,
         }
         .max(1)
@@ -125,8 +147,11 @@ enum Ignored {
     Report,
     Heartbeat,
     Started,
+    Returned,
     /// Not a warning: the info line of a lost worker's requeued tasks.
     Lost,
+    /// Not a warning: the info line of tasks a worker gave back for idle ones.
+    TakenBack,
 }
 
 impl Ignored {
@@ -135,7 +160,9 @@ impl Ignored {
             Ignored::Report => "ignored report",
             Ignored::Heartbeat => "ignored heartbeat",
             Ignored::Started => "ignored start",
+            Ignored::Returned => "ignored return",
             Ignored::Lost => "lost worker",
+            Ignored::TakenBack => "take-back",
         }
     }
 }
@@ -153,30 +180,40 @@ struct Outgoing {
     run: Vec<Assignment>,
     kill: Vec<(TaskId, Attempt)>,
     recorded: Vec<(TaskId, Attempt)>,
+    /// Queued attempts to give back; after the runs, so that a take-back never reaches the
+    /// worker before the `Run` of an attempt it names.
+    take_back: Vec<(TaskId, Attempt)>,
 }
 
 impl Outgoing {
-    /// The frames to send, acknowledgements first (they free the worker's memory), runs last.
+    /// The frames to send, acknowledgements first (they free the worker's memory), then kills,
+    /// runs and take-backs.
     fn into_frames(self) -> impl Iterator<Item = ToWorker> {
-        [
-            ToWorker::Recorded(self.recorded),
-            ToWorker::Kill(self.kill),
-            ToWorker::Run(self.run),
-        ]
-        .into_iter()
-        .filter(|frame| match frame {
-            ToWorker::Recorded(list) | ToWorker::Kill(list) => !list.is_empty(),
-            ToWorker::Run(list) => !list.is_empty(),
-        })
+        [ToWorker::Recorded(self.recorded), ToWorker::Kill(self.kill)]
+            .into_iter()
+            .chain(run_frames(self.run))
+            .chain([ToWorker::TakeBack(self.take_back)])
+            .filter(|frame| match frame {
+                ToWorker::Recorded(list) | ToWorker::Kill(list) | ToWorker::TakeBack(list) => {
+                    !list.is_empty()
+                }
+                ToWorker::Run(list) => !list.is_empty(),
+            })
     }
 }
 
-/// Everything a round must tell once its changes are durable.
+/// Everything a round must tell once its changes are durable, and what it sends before.
 #[derive(Default)]
 struct Round {
     replies: Vec<(oneshot::Sender<Reply>, Reply)>,
     outgoing: BTreeMap<WorkerId, Outgoing>,
-    freed: Vec<WorkerId>,
+    /// Frames sent before the round's flush (the flush rule): `Run`s of at-least-once tasks
+    /// that were durable before this round. A crash before the flush at worst
+    /// runs such a task once more, which at-least-once allows; a task added this round is not
+    /// among them, since a crash would forget it (and could give its id to another task).
+    early: BTreeMap<WorkerId, Vec<Assignment>>,
+    /// Tasks with this id or above were added this round (not durable before it).
+    fresh_from: u64,
     may_dispatch: bool,
     /// Watched tasks that were finished already when watched: pushed with the round's others.
     pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
@@ -185,16 +222,20 @@ struct Round {
 struct TasksActor {
     receiver: mpsc::Receiver<TaskMsg>,
     table: TaskTable,
+    /// The workers and the attempts they hold: who gets what.
+    scheduler: Scheduler,
+    /// An at-most-once task heads the ready queue and every slot is taken: no prefetch until a
+    /// free slot has taken it (see `dispatch`).
+    prefetch_paused: bool,
     /// The keys of recent adds, written with the tasks they created.
     add_keys: AddKeys,
     store: Store,
-    workers: WorkersHandle,
     waiters: Waiters,
     /// Which requests watch which tasks.
     watchers: Watchers,
     /// The push sinks of connections that watch (or watched) tasks, until they end.
     sinks: HashMap<ConnId, PushSink>,
-    /// How to reach the workers that hold attempts or just reported.
+    /// How to reach each registered worker.
     senders: HashMap<WorkerId, WorkerSender>,
     /// Where a failed flush is reported; taken when used.
     failed: Option<oneshot::Sender<StoreError>>,
@@ -205,20 +246,16 @@ struct TasksActor {
 impl TasksHandle {
     /// Starts the task actor over a table and add keys recovered from `store`. The receiver
     /// gets the store error that stops the actor, if one does.
-    pub fn new(
-        table: TaskTable,
-        add_keys: AddKeys,
-        store: Store,
-        workers: WorkersHandle,
-    ) -> (TasksHandle, Failed) {
+    pub fn new(table: TaskTable, add_keys: AddKeys, store: Store) -> (TasksHandle, Failed) {
         let (sender, receiver) = mpsc::channel(4096);
         let (failed, failure) = oneshot::channel();
         let actor = TasksActor {
             receiver,
             table,
+            scheduler: Scheduler::default(),
+            prefetch_paused: false,
             add_keys,
             store,
-            workers,
             waiters: Waiters::default(),
             watchers: Watchers::default(),
             sinks: HashMap::new(),
@@ -277,19 +314,51 @@ impl TasksHandle {
         let _ = self.sender.send(TaskMsg::Forget(conn)).await;
     }
 
-    /// Hands over a worker's reports; `sender` is where their acknowledgement goes.
-    pub async fn reports(
+    /// Adds a worker whose frames go to `sender`; returns its connection id and until when it
+    /// gets no task if its name keeps dropping its connections. `None` if the actor stopped.
+    pub async fn register(
         &self,
-        worker: WorkerId,
+        hello: WorkerHello,
+        address: String,
         sender: WorkerSender,
-        reports: Vec<Report>,
-        held: Held,
-    ) {
+    ) -> Option<(WorkerId, Option<Timestamp>)> {
+        let (reply, answer) = oneshot::channel();
+        let msg = TaskMsg::Register {
+            hello,
+            address,
+            sender,
+            reply,
+        };
+        self.sender.send(msg).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Gives nothing more to a worker that is shutting down gently; returns how many attempts
+    /// it still holds (`None` if it is gone).
+    pub async fn drain(&self, worker: WorkerId) -> Option<u32> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(TaskMsg::Drain { worker, reply })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// The connected workers.
+    pub async fn list_workers(&self) -> Vec<WorkerInfo> {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(TaskMsg::ListWorkers(reply)).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Hands over a worker's reports; their acknowledgement goes back after the flush.
+    pub async fn reports(&self, worker: WorkerId, reports: Vec<Report>, held: Held) {
         let _ = self
             .sender
             .send(TaskMsg::Reports {
                 worker,
-                sender,
                 reports,
                 _held: held,
             })
@@ -297,25 +366,30 @@ impl TasksHandle {
     }
 
     /// A worker's heartbeat: attempts it runs that are no longer its own are stopped.
-    pub async fn heartbeat(
-        &self,
-        worker: WorkerId,
-        sender: WorkerSender,
-        running: Vec<(TaskId, Attempt)>,
-        held: Held,
-    ) {
+    pub async fn heartbeat(&self, worker: WorkerId, running: Vec<(TaskId, Attempt)>, held: Held) {
         let _ = self
             .sender
             .send(TaskMsg::Heartbeat {
                 worker,
-                sender,
                 running,
                 _held: held,
             })
             .await;
     }
 
-    /// A worker says these attempts start now in its slots (see `TaskTable::started`).
+    /// A worker gave these queued attempts back unstarted (its answer to a `TakeBack`).
+    pub async fn returned(&self, worker: WorkerId, attempts: Vec<(TaskId, Attempt)>, held: Held) {
+        let _ = self
+            .sender
+            .send(TaskMsg::Returned {
+                worker,
+                attempts,
+                _held: held,
+            })
+            .await;
+    }
+
+    /// A worker says these attempts start now in its slots (see `Scheduler::started`).
     pub async fn started(&self, worker: WorkerId, attempts: Vec<(TaskId, Attempt)>, held: Held) {
         let _ = self
             .sender
@@ -327,12 +401,12 @@ impl TasksHandle {
             .await;
     }
 
-    /// A worker's connection ended: requeue what it ran.
+    /// A worker's connection ended: forget it and requeue what it held.
     pub async fn worker_lost(&self, worker: WorkerId) {
         let _ = self.sender.send(TaskMsg::WorkerLost(worker)).await;
     }
 
-    /// Slots may have become free (a worker joined): try to dispatch.
+    /// Slots may have become free (a worker joined, a hold-off ended): try to dispatch.
     pub async fn wake(&self) {
         let _ = self.sender.send(TaskMsg::Wake).await;
     }
@@ -357,7 +431,10 @@ impl TasksActor {
                 },
                 () = sleep_until(retry_due) => None,
             };
-            let mut round = Round::default();
+            let mut round = Round {
+                fresh_from: self.table.next_id(),
+                ..Round::default()
+            };
             let now = Timestamp::now();
             let mut items = 0;
             if let Some(first) = first {
@@ -380,10 +457,10 @@ impl TasksActor {
             if self.table.promote_due(now) > 0 {
                 round.may_dispatch = true;
             }
-            self.workers.release(std::mem::take(&mut round.freed)).await;
             if round.may_dispatch {
-                self.dispatch(&mut round, now).await;
+                self.dispatch(&mut round, now);
             }
+            self.send_early(&mut round);
             self.add_keys.prune(now);
             let mut batch = self.table.take_changes();
             batch.add_keys = self.add_keys.take_changes();
@@ -416,21 +493,34 @@ impl TasksActor {
                 self.watchers.forget(conn);
                 self.sinks.remove(&conn);
             }
-            TaskMsg::Reports {
-                worker,
+            TaskMsg::Register {
+                hello,
+                address,
                 sender,
-                reports,
-                ..
+                reply,
             } => {
-                self.senders.insert(worker, sender);
+                // Not durable state: answered at once. The connection wakes dispatch once it
+                // has welcomed the worker.
+                let (id, held_off_until) = self.scheduler.register(hello, address, now);
+                self.senders.insert(id, sender);
+                let _ = reply.send((id, held_off_until));
+            }
+            TaskMsg::Drain { worker, reply } => {
+                let _ = reply.send(self.scheduler.drain(worker));
+            }
+            TaskMsg::ListWorkers(reply) => {
+                let _ = reply.send(self.scheduler.list());
+            }
+            TaskMsg::Reports {
+                worker, reports, ..
+            } => {
                 let out = round.outgoing.entry(worker).or_default();
                 for report in reports {
                     let key = (report.task, report.attempt);
-                    let effect = self.table.report(worker, report, now);
-                    if effect.freed_slot {
-                        round.freed.push(worker);
-                        round.may_dispatch = true;
-                    }
+                    let measure = !matches!(report.outcome, Outcome::Killed);
+                    let held = self.scheduler.report(worker, key, measure, now);
+                    round.may_dispatch |= held;
+                    let effect = self.table.report(report, held, now);
                     if effect.stale {
                         if let Some(note) = self.loud(Ignored::Report, worker) {
                             warn!(
@@ -445,12 +535,9 @@ impl TasksActor {
                 }
             }
             TaskMsg::Heartbeat {
-                worker,
-                sender,
-                running,
-                ..
+                worker, running, ..
             } => {
-                let stale = self.table.stale_attempts(worker, &running);
+                let stale = self.scheduler.stale(worker, &running);
                 if !stale.is_empty() {
                     for (task, attempt) in &stale {
                         if let Some(note) = self.loud(Ignored::Heartbeat, worker) {
@@ -460,24 +547,42 @@ impl TasksActor {
                             );
                         }
                     }
-                    self.senders.insert(worker, sender);
                     round.outgoing.entry(worker).or_default().kill.extend(stale);
                 }
             }
             TaskMsg::Started {
                 worker, attempts, ..
             } => {
-                let ignored = self.table.started(worker, &attempts);
+                let ignored = self.scheduler.started(worker, &attempts, now);
                 if ignored > 0 {
                     if let Some(note) = self.loud(Ignored::Started, worker) {
                         warn!("ignored {ignored} of {} attempts worker {worker} said it started: they are not handed to it{note}", attempts.len());
                     }
                 }
             }
+            TaskMsg::Returned {
+                worker, attempts, ..
+            } => {
+                let given = self.scheduler.returned(worker, &attempts);
+                let requeued = self.table.returned(&given);
+                if given.len() < attempts.len() {
+                    if let Some(note) = self.loud(Ignored::Returned, worker) {
+                        warn!("ignored {} of {} attempts worker {worker} gave back: they are not queued there{note}", attempts.len() - given.len(), attempts.len());
+                    }
+                }
+                if requeued > 0 {
+                    if let Some(note) = self.loud(Ignored::TakenBack, WorkerId(0)) {
+                        info!(%worker, requeued, "worker returned queued tasks for idle workers; they are ready again, first in line{note}");
+                    }
+                }
+                round.may_dispatch = true;
+            }
             TaskMsg::WorkerLost(worker) => {
                 self.senders.remove(&worker);
                 round.outgoing.remove(&worker);
-                let lost = self.table.worker_lost(worker, now);
+                round.early.remove(&worker);
+                let held = self.scheduler.remove(worker, now);
+                let lost = self.table.lost(held, now);
                 if lost.requeued > 0 || lost.failed > 0 {
                     // One key for every worker: connections that come and go get new ids.
                     if let Some(note) = self.loud(Ignored::Lost, WorkerId(0)) {
@@ -489,30 +594,105 @@ impl TasksActor {
                             "worker lost; its tasks are ready again unless at-most-once or past their crash limit{note}"
                         );
                     }
-                    round.may_dispatch = true;
                 }
+                // Its slots are gone, but a take-back it owed may now be asked of another.
+                round.may_dispatch = true;
             }
             TaskMsg::Wake => round.may_dispatch = true,
         }
     }
 
-    /// Hands ready tasks to the least-loaded workers with free slots.
-    async fn dispatch(&mut self, round: &mut Round, now: Timestamp) {
-        let want = self.table.ready_len();
-        if want == 0 {
-            return;
-        }
-        for grant in self.workers.reserve(want).await {
-            let handed = self
-                .table
-                .assign(grant.worker, &grant.name, grant.count, now);
-            if handed.len() < grant.count {
-                let unused = (grant.count - handed.len()) as u32;
-                self.workers.unreserve(grant.worker, unused).await;
+    /// Hands ready tasks, oldest first, to workers: first to free slots (the least-loaded
+    /// worker with one, `Scheduler::choose_slot`), then ahead of free slots up to each worker's
+    /// prefetch depth for the next task's function (`Scheduler::choose`), until nothing is
+    /// ready or nobody has room for the next one. Then, if nothing is ready, asks workers with a
+    /// surplus of queued attempts to give some back for the idle ones.
+    ///
+    /// At-most-once tasks are never prefetched: a queued attempt lost with its worker fails
+    /// its task (a `Started` may have been lost), so one only goes to a free slot. The table
+    /// names the next task's function but not its policy, so prefetch learns it from the
+    /// assignment: an at-most-once one is given back at once (its attempt number is spent) and
+    /// prefetch pauses until a free slot has taken the head of the queue.
+    ///
+    /// Runs of at-least-once tasks that were durable before this round go out before the
+    /// flush; the rest after it (`Round::early`).
+    fn dispatch(&mut self, round: &mut Round, now: Timestamp) {
+        while self.table.ready_len() > 0 {
+            let Some(worker) = self.scheduler.choose_slot(now) else {
+                break;
+            };
+            if !self.hand_next(worker, round, now, false) {
+                break;
             }
-            self.senders.insert(grant.worker, grant.sender);
-            let out = round.outgoing.entry(grant.worker).or_default();
-            out.run.extend(handed);
+            self.prefetch_paused = false;
+        }
+        while !self.prefetch_paused {
+            let Some(function) = self.table.next_ready_function() else {
+                break;
+            };
+            let Some(worker) = self.scheduler.choose(function, now) else {
+                break;
+            };
+            if !self.hand_next(worker, round, now, true) {
+                break;
+            }
+        }
+        if self.table.ready_len() == 0 {
+            self.prefetch_paused = false;
+            for take in self.scheduler.take_backs(now) {
+                let out = round.outgoing.entry(take.worker).or_default();
+                out.take_back.extend(take.attempts);
+            }
+        }
+    }
+
+    /// Hands the next ready task to `worker`; `queued` if it waits behind the worker's busy
+    /// slots (prefetch), where an at-most-once task is given back and prefetch pauses. Returns
+    /// whether a task was handed.
+    fn hand_next(
+        &mut self,
+        worker: WorkerId,
+        round: &mut Round,
+        now: Timestamp,
+        queued: bool,
+    ) -> bool {
+        let name = self.scheduler.name(worker).unwrap_or_default();
+        let Some(assignment) = self.table.assign(name, 1, now).pop() else {
+            return false;
+        };
+        let key = (assignment.task, assignment.attempt);
+        let at_most_once = assignment.spec.policy.at_most_once;
+        if queued && at_most_once {
+            self.table.returned(&[key]);
+            self.prefetch_paused = true;
+            return false;
+        }
+        let spec = &assignment.spec;
+        let bytes = spec.function.len() + spec.args.len() + spec.kwargs.len();
+        self.scheduler.hand(worker, key, &spec.function, bytes);
+        let dirty = self.table.is_dirty(assignment.task);
+        if before_flush(&assignment, round.fresh_from, dirty) {
+            round.early.entry(worker).or_default().push(assignment);
+        } else {
+            round
+                .outgoing
+                .entry(worker)
+                .or_default()
+                .run
+                .push(assignment);
+        }
+        true
+    }
+
+    /// Sends the frames that need no flush (see `Round::early`).
+    fn send_early(&mut self, round: &mut Round) {
+        for (worker, run) in std::mem::take(&mut round.early) {
+            if let Some(sender) = self.senders.get(&worker) {
+                for frame in run_frames(run) {
+                    // If the connection is closing, its WorkerLost requeues what it held.
+                    let _ = sender.send(frame);
+                }
+            }
         }
     }
 
@@ -610,6 +790,10 @@ impl TasksActor {
                     "{count} more lines about lost workers' tasks were not logged in the last {} s",
                     LOG_INTERVAL_MS / 1000
                 ),
+                Some((Ignored::TakenBack, _)) => info!(
+                    "{count} more lines about returned tasks were not logged in the last {} s",
+                    LOG_INTERVAL_MS / 1000
+                ),
                 Some((kind, worker)) => warn!(
                     "{count} more lines of an {} from worker {worker} were not logged in the last {} s",
                     kind.what(),
@@ -634,10 +818,46 @@ impl TasksActor {
     }
 
     fn summaries(&self, ids: &[TaskId]) -> Vec<tatzelwurm_proto::task::TaskInfo> {
-        ids.iter()
-            .filter_map(|id| self.table.summary(*id))
-            .collect()
+        self.table.infos(ids, &self.store)
     }
+}
+
+/// The flush rule: whether `assignment` may be sent before its round's flush. Only an
+/// at-least-once task that existed before the round (ids from `fresh_from` on were added in
+/// it) and whose stored record was current when it was handed out (not `dirty`) may: a crash
+/// before the flush at worst runs it once more, and the restarted table counts the attempt
+/// number as used (`TaskTable::recover`). An at-most-once task must be durably running before
+/// it may start; a fresh one is not durable at all yet.
+fn before_flush(assignment: &Assignment, fresh_from: u64, dirty: bool) -> bool {
+    !assignment.spec.policy.at_most_once && assignment.task.0 < fresh_from && !dirty
+}
+
+/// Spec bytes one `Run` frame carries at most: a quarter of a frame, like a page of a listing,
+/// so that prefetch of tasks with large arguments never makes a frame the codec refuses.
+const RUN_FRAME_BYTES: usize = tatzelwurm_proto::MAX_FRAME_LEN / 4;
+
+/// `run` cut into `Run` frames of at most `RUN_FRAME_BYTES` of specs (a larger single task
+/// gets a frame of its own: it came in a frame too) and `MAX_ATTEMPTS_PER_FRAME` tasks.
+fn run_frames(run: Vec<Assignment>) -> Vec<ToWorker> {
+    let mut frames = Vec::new();
+    let mut frame = Vec::new();
+    let mut bytes = 0;
+    for assignment in run {
+        let spec = &assignment.spec;
+        let size = 64 + spec.function.len() + spec.args.len() + spec.kwargs.len();
+        let full = bytes + size > RUN_FRAME_BYTES
+            || frame.len() >= tatzelwurm_proto::limits::MAX_ATTEMPTS_PER_FRAME;
+        if full && !frame.is_empty() {
+            frames.push(ToWorker::Run(std::mem::take(&mut frame)));
+            bytes = 0;
+        }
+        bytes += size;
+        frame.push(assignment);
+    }
+    if !frame.is_empty() {
+        frames.push(ToWorker::Run(frame));
+    }
+    frames
 }
 
 /// Completes at the wall-clock time `due`, or never when there is none.

@@ -1,11 +1,12 @@
-//! One worker's connection, after its hello: registers it with the worker actor, welcomes it,
-//! and then runs a reader (reports, heartbeats → the actors) and a writer (runs, kills and
-//! acknowledgements from the task actor → the socket). The worker's lease is this connection:
-//! every frame renews it, and a worker silent for longer than `lease` (hung, or stopped with
-//! SIGSTOP) is dropped as if its connection had ended. When either side ends, the worker is
-//! removed first and then reported lost, so that no new task is granted to it after its tasks
-//! were requeued. A worker that says `Draining` gets no new tasks from then on; it leaves once
-//! what it holds is reported and recorded.
+//! One worker's connection, after its hello: registers it with the task actor's scheduler,
+//! welcomes it, and then runs a reader (reports, heartbeats, starts, returns → the task actor)
+//! and a writer (runs, kills, take-backs and acknowledgements from the task actor → the
+//! socket). The worker's lease is this connection: every frame renews it, and a worker silent
+//! for longer than `lease` (hung, or stopped with SIGSTOP) is dropped as if its connection had
+//! ended. When either side ends, the worker is reported lost: the task actor forgets it and
+//! requeues what it held in one step, so nothing new is handed to it afterwards. A worker that
+//! says `Draining` gets no new tasks from then on; it leaves once what it holds is reported and
+//! recorded.
 //!
 //! A frame naming more reports or attempts than `proto::limits` allows ends the connection
 //! with a warning (an honest worker cuts its frames at those caps). A worker whose name keeps
@@ -47,7 +48,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     });
     if let Err(err) = conn.send(&welcome).await {
         warn!(%peer, "worker {name} left during its welcome: {err}");
-        ctx.workers.remove(id).await;
+        ctx.tasks.worker_lost(id).await;
         return;
     }
     if let Some(note) = ctx.peer_log.note("worker joined", peer.ip()) {
@@ -88,7 +89,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                         break format!("sent a frame of more than {MAX_REPORTS_PER_FRAME} reports, past the protocol's limit");
                     }
                     let Ok(held) = hold(reports.len()).await else { break "closed".into() };
-                    ctx.tasks.reports(id, sender.clone(), reports, held).await;
+                    ctx.tasks.reports(id, reports, held).await;
                 }
                 Ok(Ok(Some(FromWorker::Heartbeat { running }))) => {
                     if running.len() > MAX_ATTEMPTS_PER_FRAME {
@@ -96,7 +97,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                     }
                     if !running.is_empty() {
                         let Ok(held) = hold(running.len()).await else { break "closed".into() };
-                        ctx.tasks.heartbeat(id, sender.clone(), running, held).await;
+                        ctx.tasks.heartbeat(id, running, held).await;
                     }
                 }
                 Ok(Ok(Some(FromWorker::Started(attempts)))) => {
@@ -108,11 +109,18 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                         ctx.tasks.started(id, attempts, held).await;
                     }
                 }
+                Ok(Ok(Some(FromWorker::Returned(attempts)))) => {
+                    if attempts.len() > MAX_ATTEMPTS_PER_FRAME {
+                        break format!("returned more than {MAX_ATTEMPTS_PER_FRAME} attempts in one frame, past the protocol's limit");
+                    }
+                    let Ok(held) = hold(attempts.len()).await else { break "closed".into() };
+                    ctx.tasks.returned(id, attempts, held).await;
+                }
                 Ok(Ok(Some(FromWorker::Draining))) => {
                     if !draining {
                         draining = true;
                         let holds = ctx.workers.drain(id).await.unwrap_or(0);
-                        info!(worker = %id, %peer, "worker {name} is draining: it finishes its {holds} running tasks and gets no new ones");
+                        info!(worker = %id, %peer, "worker {name} is draining: it finishes the {holds} tasks it holds and gets no new ones");
                     }
                 }
                 Ok(Ok(None)) => break "closed its connection".to_string(),
@@ -132,7 +140,6 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     };
     writing.abort();
     drop(hold_off);
-    ctx.workers.remove(id).await;
     ctx.tasks.worker_lost(id).await;
     if draining {
         info!(worker = %id, %peer, "worker {name} left after draining: {ended}");

@@ -186,8 +186,10 @@ pub struct WorkerInfo {
     pub address: String,
     /// How many tasks it runs at once.
     pub slots: u32,
-    /// Tasks assigned to it and not yet reported.
+    /// Tasks assigned to it and not yet reported, prefetched ones included (its load).
     pub running: u32,
+    /// Of `running`, those handed ahead of a free slot (prefetched) that no slot has started.
+    pub queued: u32,
     /// Attempts it has reported since it connected.
     pub done: u64,
     /// Its slots' Python version.

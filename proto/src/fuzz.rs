@@ -232,6 +232,7 @@ fn from_worker() -> impl Strategy<Value = FromWorker> {
         vec((task_id(), attempt()), 0..4).prop_map(|running| FromWorker::Heartbeat { running }),
         Just(FromWorker::Draining),
         vec((task_id(), attempt()), 0..4).prop_map(FromWorker::Started),
+        vec((task_id(), attempt()), 0..4).prop_map(FromWorker::Returned),
     ]
 }
 
@@ -245,6 +246,7 @@ fn to_worker() -> impl Strategy<Value = ToWorker> {
         vec(assignment, 0..3).prop_map(ToWorker::Run),
         vec((task_id(), attempt()), 0..4).prop_map(ToWorker::Kill),
         vec((task_id(), attempt()), 0..4).prop_map(ToWorker::Recorded),
+        vec((task_id(), attempt()), 0..4).prop_map(ToWorker::TakeBack),
     ]
 }
 
@@ -309,6 +311,7 @@ fn worker_info() -> impl Strategy<Value = WorkerInfo> {
                     address,
                     slots,
                     running,
+                    queued: running / 2,
                     done,
                     python,
                     connected_at,

@@ -34,12 +34,18 @@ pub struct Report {
 /// What the coordinator sends a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Run these; the coordinator never sends more than the worker's free slots.
+    /// Run these, in order. May be more than the worker's free slots (prefetch): the rest wait
+    /// in the worker's queue, and any free slot takes the next one, so a slot has its next task
+    /// before it finishes the current one. Each counts toward the worker's load from now.
     Run(Vec<Assignment>),
     /// Stop these attempts now (with any processes they started) and report them `Killed`.
     Kill(Vec<(TaskId, Attempt)>),
     /// These reports are durably recorded; the worker may forget them.
     Recorded(Vec<(TaskId, Attempt)>),
+    /// Give these attempts back if no slot has started them yet: another worker sits idle with
+    /// nothing ready. The worker drops the ones still queued and answers `Returned` with them;
+    /// one already started runs on and is reported as usual (fencing covers the race).
+    TakeBack(Vec<(TaskId, Attempt)>),
 }
 
 /// What a worker sends the coordinator.
@@ -62,4 +68,8 @@ pub enum FromWorker {
     /// never started goes back to `ready` with no crash (an at-most-once task fails either
     /// way). A report implies it.
     Started(#[serde(deserialize_with = "crate::limits::attempts")] Vec<(TaskId, Attempt)>),
+    /// The answer to `TakeBack`: these attempts were queued here, never started, and are
+    /// dropped; the coordinator makes their tasks ready again with no crash counted. Attempts
+    /// of a `TakeBack` not named here had started (or were unknown) and are reported as usual.
+    Returned(#[serde(deserialize_with = "crate::limits::attempts")] Vec<(TaskId, Attempt)>),
 }

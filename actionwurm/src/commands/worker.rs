@@ -42,6 +42,7 @@ mod tests {
             address: "127.0.0.1:9".into(),
             slots: 2,
             running: 0,
+            queued: 0,
             done: 0,
             python: "3.11.2".into(),
             connected_at: Timestamp(0),

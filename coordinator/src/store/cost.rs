@@ -13,6 +13,18 @@ async fn records_per_second(
     batches: u32,
     keyed: bool,
 ) -> f64 {
+    records_per_second_as(store, next, size, batches, keyed, TaskState::Ready).await
+}
+
+/// `records_per_second` with records of `state`: a finished one also leaves the live part.
+async fn records_per_second_as(
+    store: &Store,
+    next: &mut u64,
+    size: u64,
+    batches: u32,
+    keyed: bool,
+    state: TaskState,
+) -> f64 {
     let spec = TaskSpec {
         function: "tasks:square".into(),
         args: "[12345, \"a few more bytes of arguments to make about 150 in all\"]".into(),
@@ -22,7 +34,7 @@ async fn records_per_second(
     let start = std::time::Instant::now();
     for round in 0..batches {
         let tasks: Vec<TaskRecord> = (*next..*next + size)
-            .map(|id| TaskRecord::new(TaskId(id), spec.clone(), TaskState::Ready, Timestamp(1)))
+            .map(|id| TaskRecord::new(TaskId(id), spec.clone(), state, Timestamp(1)))
             .collect();
         let add_keys = if keyed {
             let mut key = [0u8; 16];
@@ -62,10 +74,43 @@ async fn store_cost_per_backend() {
         let plain = records_per_second(&store, &mut next, 10_000, 10, false).await;
         let keyed = records_per_second(&store, &mut next, 10_000, 10, true).await;
         let rounds = records_per_second(&store, &mut next, 10, 500, false).await;
+        // The same ids again, completed: each leaves `live` for `finished`.
+        let mut again = 1u64;
+        let done = TaskState::Completed;
+        let finishing = records_per_second_as(&store, &mut again, 10, 500, false, done).await;
         println!(
             "{kind:>5}: batches of 10,000: {plain:>9.0} records/s ({keyed:>9.0} keyed); \
-             rounds of 10: {rounds:>7.0} records/s ({:.2} ms per flush)",
+             rounds of 10: {rounds:>7.0} records/s ({:.2} ms per flush); \
+             rounds of 10 finishing: {finishing:>7.0} records/s",
             10_000.0 / rounds
         );
     }
+}
+
+/// What a start costs with the database at `$TATZELWURM_LOAD_DB` (copy one a coordinator left,
+/// it is opened for writing): the time to read the live records, to check them, and to build
+/// the task table from them.
+/// `TATZELWURM_LOAD_DB=DIR cargo test -p tatzelwurm --release -- --ignored --nocapture load_cost`
+#[test]
+#[ignore]
+fn load_cost() {
+    let Ok(dir) = std::env::var("TATZELWURM_LOAD_DB") else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    let store = Store::open(Path::new(&dir), None).unwrap();
+    let opened = start.elapsed();
+    let loaded = store.load().unwrap();
+    let read = start.elapsed();
+    let count = loaded.tasks.len();
+
+    let table =
+        crate::task_table::TaskTable::recover(loaded.tasks, loaded.next_task_id, Timestamp(1));
+    let built = start.elapsed();
+    println!(
+        "{count} live tasks: opened {opened:?}, read and checked {:?}, table built {:?} ({} live)",
+        read - opened,
+        built - read,
+        table.live_len()
+    );
 }

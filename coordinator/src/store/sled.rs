@@ -1,25 +1,24 @@
-//! The sled backend: the store's layout as sled trees `meta`, `records`, `outputs` and
-//! `add_keys` in the database directory itself (sled's `conf`, `db` and `snap.*` files).
+//! The sled backend: the store's key spaces as sled trees `meta`, `live`, `finished`,
+//! `outputs` and `add_keys` (and schema 3's `records` until it is split) in the database
+//! directory itself (sled's `conf`, `db` and `snap.*` files).
 //!
 //! Schema 1 kept the output inside each record (tree `tasks`); schema 2 had no `add_keys`.
-//! `migrate` moves such a database to schema 3 when it is opened.
+//! `migrate` moves such a database to schema 3 when it is opened (then `store/split.rs` to 4).
 //!
-//! A batch that records add keys writes them, the records and the id counter in one sled
-//! transaction, which sled recovers all or nothing: a key is never durable without its tasks,
-//! nor tasks without their key. Outputs go in a batch of their own before the flush; the flush
-//! covers everything, and only then does `apply` return. sled's flush is `sync_file_range`,
-//! which survives a killed process but not a power cut (see DESIGN.md).
+//! A batch that writes more than one of `meta`, `live`, `finished` and `add_keys` writes them
+//! in one sled transaction, which sled recovers all or nothing: a key is never durable without
+//! its tasks, nor a finished record without its removal from `live`. Outputs go in a batch of
+//! their own; the flush covers everything, and only then does `apply` return. sled's flush is
+//! `sync_file_range`, which survives a killed process but not a power cut (see DESIGN.md).
 
 mod migrate;
 
 use super::{
-    add_key_write, check_schema, decode, encode, read_be, task_key, Backend, Batch, Loaded,
-    StoreError, NEXT_ID_KEY, SCHEMA_KEY, SCHEMA_VERSION,
+    check_schema, read_be, Backend, RawWrite, Space, StoreError, Visitor, SCHEMA_KEY,
+    SCHEMA_VERSION,
 };
 use sled::transaction::{TransactionError, Transactional};
 use std::path::Path;
-use tatzelwurm_proto::task::TaskOutput;
-use tatzelwurm_proto::TaskId;
 
 /// sled's page cache, instead of its default of 1 GiB. sled counts pages at their size on disk,
 /// so this bounds the cached records; a large value (an output) is held in memory beyond it
@@ -27,10 +26,8 @@ use tatzelwurm_proto::TaskId;
 /// the resident size by 100 MB with this limit or one of 8 MiB).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Tree names of schema 3.
-const RECORDS_TREE: &str = "records";
-const OUTPUTS_TREE: &str = "outputs";
-const ADD_KEYS_TREE: &str = "add_keys";
+/// The schema `migrate` brings an older sled database to; `split` goes on from there.
+const MIGRATED_SCHEMA: u32 = 3;
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> StoreError {
@@ -42,14 +39,15 @@ impl From<sled::Error> for StoreError {
 pub(super) struct SledBackend {
     db: sled::Db,
     meta: sled::Tree,
-    records: sled::Tree,
+    live: sled::Tree,
+    finished: sled::Tree,
     outputs: sled::Tree,
     add_keys: sled::Tree,
 }
 
 impl SledBackend {
     /// Opens (or creates) the database in `dir`, refusing a locked one or a newer schema and
-    /// migrating an older one.
+    /// migrating one older than schema 3 to 3.
     pub(super) fn open(dir: &Path) -> Result<SledBackend, StoreError> {
         let path = dir.to_path_buf();
         let db = sled::Config::new()
@@ -63,102 +61,168 @@ impl SledBackend {
                     cause: other.to_string(),
                 },
             })?;
-        let meta = db.open_tree("meta")?;
+        let meta = db.open_tree(Space::Meta.name())?;
         // A database without a version is new; it gets this build's.
         let found = match meta.get(SCHEMA_KEY)? {
             Some(raw) => Some(u32::from_be_bytes(read_be(&raw, "schema_version")?)),
             None => None,
         };
         check_schema(dir, found)?;
-        let found_or_new = found.unwrap_or(SCHEMA_VERSION);
-        let records = db.open_tree(RECORDS_TREE)?;
-        let outputs = db.open_tree(OUTPUTS_TREE)?;
-        if found_or_new < 2 {
-            migrate::from_v1(&db, &records, &outputs)?;
-        }
-        // Schema 3 only adds the `add_keys` tree: opening it creates it, and the flush below
-        // makes it durable before the version says 3.
-        let add_keys = db.open_tree(ADD_KEYS_TREE)?;
-        if found != Some(SCHEMA_VERSION) {
-            db.flush()?;
-            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            db.flush()?;
+        let outputs = db.open_tree(Space::Outputs.name())?;
+        match found {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(found) if found < MIGRATED_SCHEMA => {
+                let records = db.open_tree(Space::Records.name())?;
+                if found < 2 {
+                    migrate::from_v1(&db, &records, &outputs)?;
+                }
+                // Schema 3 only adds the `add_keys` tree: opening it creates it, and the flush
+                // below makes it durable before the version says 3.
+                db.open_tree(Space::AddKeys.name())?;
+                db.flush()?;
+                meta.insert(SCHEMA_KEY, &MIGRATED_SCHEMA.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(_) => {}
         }
         migrate::drop_v1_leftovers(&db)?;
         Ok(SledBackend {
-            db,
             meta,
-            records,
+            live: db.open_tree(Space::Live.name())?,
+            finished: db.open_tree(Space::Finished.name())?,
             outputs,
-            add_keys,
+            add_keys: db.open_tree(Space::AddKeys.name())?,
+            db,
         })
+    }
+
+    /// Whether schema 3's `records` tree is there (it is never created by a read).
+    fn has_records(&self) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|name| name == Space::Records.name().as_bytes())
+    }
+
+    /// The tree of `space`; `None` for schema 3's records when they are not there.
+    fn tree(&self, space: Space) -> Result<Option<sled::Tree>, StoreError> {
+        Ok(Some(match space {
+            Space::Meta => self.meta.clone(),
+            Space::Live => self.live.clone(),
+            Space::Finished => self.finished.clone(),
+            Space::Outputs => self.outputs.clone(),
+            Space::AddKeys => self.add_keys.clone(),
+            Space::Records if self.has_records() => self.db.open_tree(Space::Records.name())?,
+            Space::Records => return Ok(None),
+        }))
+    }
+}
+
+/// The writes of one key space, as a sled batch.
+#[derive(Default)]
+struct TreeWrites {
+    batch: sled::Batch,
+    used: bool,
+}
+
+impl TreeWrites {
+    fn push(&mut self, key: &[u8], value: &Option<Vec<u8>>) {
+        match value {
+            Some(value) => self.batch.insert(key, value.as_slice()),
+            None => self.batch.remove(key),
+        }
+        self.used = true;
     }
 }
 
 impl Backend for SledBackend {
-    fn load(&self) -> Result<Loaded, StoreError> {
-        Loaded::decode(
-            self.records.iter(),
-            self.meta.get(NEXT_ID_KEY)?,
-            self.add_keys.iter(),
-        )
+    fn schema(&self) -> Result<u32, StoreError> {
+        match self.meta.get(SCHEMA_KEY)? {
+            Some(raw) => Ok(u32::from_be_bytes(read_be(&raw, "schema_version")?)),
+            None => Ok(SCHEMA_VERSION),
+        }
     }
 
-    fn output(&self, id: TaskId) -> Result<Option<TaskOutput>, StoreError> {
-        match self.outputs.get(task_key(id))? {
-            Some(raw) => decode(&raw).map(Some),
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.tree(space)? {
+            Some(tree) => Ok(tree.get(key)?.map(|value| value.to_vec())),
             None => Ok(None),
         }
     }
 
-    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut writes = sled::Batch::default();
-        for record in &batch.tasks {
-            writes.insert(&task_key(record.id), encode(record)?);
+    fn visit(&self, space: Space, from: &[u8], visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        let Some(tree) = self.tree(space)? else {
+            return Ok(());
+        };
+        for entry in tree.range(from..) {
+            let (key, value) = entry?;
+            if !visit(&key, &value)? {
+                break;
+            }
         }
-        if batch.add_keys.is_empty() {
-            if let Some(next) = batch.next_task_id {
-                self.meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
-            }
-            self.records.apply_batch(writes)?;
-        } else {
-            let mut keys = sled::Batch::default();
-            for change in &batch.add_keys {
-                match add_key_write(change) {
-                    (key, Some(value)) => keys.insert(key, &value),
-                    (key, None) => keys.remove(key),
+        Ok(())
+    }
+
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.tree(space)? {
+            Some(tree) => Ok(tree.last()?.map(|(key, _)| key.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
+        let (mut meta, mut live, mut finished, mut add_keys, mut outputs) = Default::default();
+        for (space, key, value) in writes {
+            let into: &mut TreeWrites = match space {
+                Space::Meta => &mut meta,
+                Space::Live => &mut live,
+                Space::Finished => &mut finished,
+                Space::AddKeys => &mut add_keys,
+                Space::Outputs => &mut outputs,
+                Space::Records => {
+                    return Err(StoreError::Failed("records are never written".into()))
                 }
-            }
-            (&self.meta, &self.records, &self.add_keys)
-                .transaction(|(meta, records, add_keys)| {
-                    if let Some(next) = batch.next_task_id {
-                        meta.insert(NEXT_ID_KEY, &next.to_be_bytes())?;
-                    }
-                    records.apply_batch(&writes)?;
-                    add_keys.apply_batch(&keys)?;
+            };
+            into.push(key, value);
+        }
+        let parts = [&meta, &live, &finished, &add_keys];
+        if parts.iter().filter(|part| part.used).count() > 1 {
+            (&self.meta, &self.live, &self.finished, &self.add_keys)
+                .transaction(|(tx_meta, tx_live, tx_finished, tx_add_keys)| {
+                    tx_meta.apply_batch(&meta.batch)?;
+                    tx_live.apply_batch(&live.batch)?;
+                    tx_finished.apply_batch(&finished.batch)?;
+                    tx_add_keys.apply_batch(&add_keys.batch)?;
                     Ok(())
                 })
                 .map_err(|err: TransactionError<()>| match err {
                     TransactionError::Storage(err) => StoreError::from(err),
                     TransactionError::Abort(()) => StoreError::Failed("aborted".into()),
                 })?;
-        }
-        if !batch.outputs.is_empty() {
-            let mut writes = sled::Batch::default();
-            for (id, output) in &batch.outputs {
-                writes.insert(&task_key(*id), encode(output)?);
+        } else {
+            let trees = [&self.meta, &self.live, &self.finished, &self.add_keys];
+            for (tree, part) in trees.into_iter().zip([meta, live, finished, add_keys]) {
+                if part.used {
+                    tree.apply_batch(part.batch)?;
+                }
             }
-            self.outputs.apply_batch(writes)?;
+        }
+        if outputs.used {
+            self.outputs.apply_batch(outputs.batch)?;
         }
         // On the store thread: blocking here blocks no runtime worker.
         self.db.flush()?;
         Ok(())
     }
 
-    #[cfg(test)]
-    fn force_schema(&self, version: u32) -> Result<(), StoreError> {
-        self.meta.insert(SCHEMA_KEY, &version.to_be_bytes())?;
-        self.db.flush()?;
+    fn drop_records(&self) -> Result<(), StoreError> {
+        if self.has_records() {
+            self.db.drop_tree(Space::Records.name())?;
+            self.db.flush()?;
+        }
         Ok(())
     }
 }

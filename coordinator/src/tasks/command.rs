@@ -39,13 +39,15 @@ impl TasksActor {
             },
             Command::Play(selection) => {
                 round.may_dispatch = true;
-                changed(self.table.play(&selection))
+                changed(self.table.play(&selection, &self.store))
             }
-            Command::Kill(selection) => match self.table.kill(&selection, now) {
-                Ok((outcome, orders)) => {
-                    for order in orders {
-                        let out = round.outgoing.entry(order.worker).or_default();
-                        out.kill.push((order.task, order.attempt));
+            Command::Kill(selection) => match self.table.kill(&selection, &self.store, now) {
+                Ok((outcome, running)) => {
+                    // Each to the worker that holds the attempt, running or queued there.
+                    for key in running {
+                        if let Some(worker) = self.scheduler.holder(key) {
+                            round.outgoing.entry(worker).or_default().kill.push(key);
+                        }
                     }
                     changed(Ok(outcome))
                 }
@@ -55,11 +57,14 @@ impl TasksActor {
                 states,
                 after,
                 limit,
-            } => Reply::Tasks {
-                tasks: self.table.list(&states, after, list_limit(limit)),
-                more: false,
+            } => match self
+                .table
+                .list(&states, after, list_limit(limit), &self.store)
+            {
+                Ok(tasks) => Reply::Tasks { tasks, more: false },
+                Err(err) => Reply::Error(err.failure()),
             },
-            Command::Show(id) => match self.table.show(id) {
+            Command::Show(id) => match self.table.show(id, &self.store) {
                 Ok(mut info) => match self.output_of(id) {
                     Ok(output) => {
                         info.output = Some(output);
@@ -100,7 +105,7 @@ impl TasksActor {
             },
             Command::Workers => Reply::Error(Failure::new(
                 FailureKind::Internal,
-                "internal: worker lists are answered by the worker actor",
+                "internal: worker lists are answered through the workers' handle",
             )),
         };
         Some((reply, answer))

@@ -4,12 +4,13 @@
 use super::*;
 use tatzelwurm_proto::actioner::{AddKey, Selection};
 use tatzelwurm_proto::task::{TaskSpec, TaskState};
+use tatzelwurm_proto::worker::Assignment;
 
 /// An actor over a fresh store in `dir`.
 fn start(dir: &std::path::Path) -> TasksHandle {
     let store = Store::open(dir, None).unwrap();
-    let table = TaskTable::recover(Vec::new(), 1, Timestamp::now());
-    let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), store, WorkersHandle::new());
+    let table = TaskTable::recover(crate::store::Records::default(), 1, Timestamp::now());
+    let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), store);
     tasks
 }
 
@@ -170,4 +171,188 @@ async fn a_bad_function_is_a_bad_request() {
         Reply::Added(ids) => assert_eq!(ids.len(), 3),
         other => panic!("{other:?}"),
     }
+}
+
+/// A permit standing in for a worker connection's bound on queued items.
+async fn held() -> Held {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+        .acquire_owned()
+        .await
+        .unwrap()
+}
+
+/// Registers a worker of `slots` slots and returns its id and the frames sent to it.
+async fn worker(
+    tasks: &TasksHandle,
+    name: &str,
+    slots: u32,
+) -> (WorkerId, mpsc::UnboundedReceiver<ToWorker>) {
+    let (sender, frames) = mpsc::unbounded_channel();
+    let hello = WorkerHello {
+        name: name.into(),
+        slots,
+        python: "3.11.7".into(),
+    };
+    let (id, held_off) = tasks.register(hello, "a".into(), sender).await.unwrap();
+    assert_eq!(held_off, None);
+    tasks.wake().await;
+    (id, frames)
+}
+
+/// The next frame sent to a worker, within a bound.
+async fn next_frame(frames: &mut mpsc::UnboundedReceiver<ToWorker>) -> ToWorker {
+    tokio::time::timeout(std::time::Duration::from_secs(5), frames.recv())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the actor keeps the sender")
+}
+
+fn keys(run: &[Assignment]) -> Vec<(TaskId, Attempt)> {
+    run.iter().map(|a| (a.task, a.attempt)).collect()
+}
+
+/// Through the actor: a worker with one slot gets one task for its slot and one queued; when
+/// a second worker comes idle with nothing ready, the first is asked to give the queued one
+/// back, and once it has, the task runs on the second with a new attempt, no crash counted.
+#[tokio::test]
+async fn an_idle_worker_gets_a_busy_workers_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = start(dir.path());
+    let (sink, _pushed) = mpsc::unbounded_channel();
+    let (a, mut to_a) = worker(&tasks, "a", 1).await;
+    let added = tasks
+        .command(
+            Command::Add {
+                tasks: specs(2),
+                play: true,
+                key: None,
+                watch: false,
+            },
+            origin(1, 1, &sink),
+        )
+        .await;
+    assert_eq!(added, Reply::Added(vec![TaskId(1), TaskId(2)]));
+    let ToWorker::Run(run) = next_frame(&mut to_a).await else {
+        panic!("a run first")
+    };
+    let first = (TaskId(1), Attempt(1));
+    assert_eq!(keys(&run), vec![first, (TaskId(2), Attempt(1))]);
+    tasks.started(a, vec![first], held().await).await;
+
+    let (b, mut to_b) = worker(&tasks, "b", 1).await;
+    let taken = next_frame(&mut to_a).await;
+    assert_eq!(taken, ToWorker::TakeBack(vec![(TaskId(2), Attempt(1))]));
+    tasks
+        .returned(a, vec![(TaskId(2), Attempt(1))], held().await)
+        .await;
+    let ToWorker::Run(run) = next_frame(&mut to_b).await else {
+        panic!("a run")
+    };
+    assert_eq!(keys(&run), vec![(TaskId(2), Attempt(2))]);
+    let workers = tasks.list_workers().await;
+    let load: Vec<_> = workers
+        .iter()
+        .map(|w| (w.id, w.running, w.queued))
+        .collect();
+    assert_eq!(load, vec![(a, 1, 0), (b, 1, 1)]);
+    match tasks
+        .command(Command::Show(TaskId(2)), origin(1, 2, &sink))
+        .await
+    {
+        Reply::Task(info) => assert_eq!((info.crashes, info.worker.as_deref()), (0, Some("b"))),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// At-most-once tasks are never queued behind a busy slot: with one slot taken, the next
+/// at-most-once task waits for a free slot while at-least-once work would be prefetched.
+#[tokio::test]
+async fn at_most_once_tasks_are_not_prefetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = start(dir.path());
+    let (sink, _pushed) = mpsc::unbounded_channel();
+    let (a, mut to_a) = worker(&tasks, "a", 1).await;
+    let mut once = specs(2);
+    for spec in &mut once {
+        spec.policy.at_most_once = true;
+    }
+    let add = Command::Add {
+        tasks: once,
+        play: true,
+        key: None,
+        watch: false,
+    };
+    tasks.command(add, origin(1, 1, &sink)).await;
+    let ToWorker::Run(run) = next_frame(&mut to_a).await else {
+        panic!("a run")
+    };
+    assert_eq!(keys(&run), vec![(TaskId(1), Attempt(1))]);
+    let workers = tasks.list_workers().await;
+    assert_eq!((workers[0].running, workers[0].queued), (1, 1));
+    // The slot's report frees it: the second task goes to it then.
+    let report = Report {
+        task: TaskId(1),
+        attempt: Attempt(1),
+        outcome: tatzelwurm_proto::task::Outcome::Completed { result: "1".into() },
+        output: Default::default(),
+    };
+    tasks.reports(a, vec![report], held().await).await;
+    let mut next = None;
+    while next.is_none() {
+        if let ToWorker::Run(run) = next_frame(&mut to_a).await {
+            next = Some(keys(&run));
+        }
+    }
+    let second = next.unwrap()[0];
+    assert_eq!(second.0, TaskId(2));
+}
+
+/// A long prefetch of tasks with large arguments is cut into `Run` frames within a quarter of
+/// the frame limit each, in order, none empty.
+#[test]
+fn run_frames_stay_within_the_frame_limit() {
+    let big = "x".repeat(RUN_FRAME_BYTES / 3);
+    let run: Vec<Assignment> = (1..=7)
+        .map(|n| Assignment {
+            task: TaskId(n),
+            attempt: Attempt(1),
+            spec: TaskSpec {
+                function: "m:f".into(),
+                args: big.clone(),
+                kwargs: "{}".into(),
+                policy: Default::default(),
+            },
+        })
+        .collect();
+    let frames = run_frames(run);
+    let sizes: Vec<Vec<u64>> = frames
+        .iter()
+        .map(|f| match f {
+            ToWorker::Run(run) => run.iter().map(|a| a.task.0).collect(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]);
+    assert!(run_frames(Vec::new()).is_empty());
+}
+
+/// The flush rule: only at-least-once tasks that existed before the round, with their stored
+/// record current, go before the flush.
+#[test]
+fn only_existing_at_least_once_runs_go_before_the_flush() {
+    let assignment = |id: u64, at_most_once: bool| {
+        let mut spec = specs(1).remove(0);
+        spec.policy.at_most_once = at_most_once;
+        Assignment {
+            task: TaskId(id),
+            attempt: Attempt(1),
+            spec,
+        }
+    };
+    let fresh_from = 10;
+    assert!(before_flush(&assignment(9, false), fresh_from, false));
+    assert!(!before_flush(&assignment(9, false), fresh_from, true));
+    assert!(!before_flush(&assignment(9, true), fresh_from, false));
+    assert!(!before_flush(&assignment(10, false), fresh_from, false));
+    assert!(!before_flush(&assignment(11, true), fresh_from, false));
 }

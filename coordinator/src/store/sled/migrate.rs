@@ -12,8 +12,8 @@
 //! next open runs the move again from the start) or a complete schema 2 one; `tasks` is
 //! dropped only after the flip.
 
-use super::{decode, encode, task_key, StoreError};
 use crate::record::TaskRecord;
+use crate::store::{decode, encode, task_key, StoreError};
 use serde::Deserialize;
 use tatzelwurm_proto::task::{TaskError, TaskOutput, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -103,24 +103,19 @@ pub(super) fn drop_v1_leftovers(db: &sled::Db) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sled::SledBackend;
-    use crate::store::{Backend, SCHEMA_KEY};
+    use crate::store::{Store, StoreKind, SCHEMA_KEY, SCHEMA_VERSION};
     use serde::Serialize;
     use std::path::Path;
 
-    /// sled's flusher thread may hold the file lock a moment after the `Db` is dropped; a new
-    /// process never sees this, a reopen in the same process may.
-    fn reopen(dir: &Path) -> SledBackend {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match SledBackend::open(dir) {
-                Ok(store) => return store,
-                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(err) => panic!("reopen failed: {err}"),
-            }
-        }
+    /// Opens the whole store (which goes on to schema 4), retrying a lock held a moment by the
+    /// previous `Db` of this process.
+    fn reopen(dir: &Path) -> Store {
+        crate::store::conformance::reopen(dir, StoreKind::Sled)
+    }
+
+    /// The stored schema version.
+    fn version(store: &Store) -> u32 {
+        store.backend.schema().unwrap()
     }
 
     /// Schema 1's record layout, for writing a database as an old coordinator did.
@@ -173,10 +168,11 @@ mod tests {
         }
     }
 
-    /// A schema 1 database opens as schema 2: every record loads with its fields, each output
-    /// is readable apart, the old tree is gone, and a second open changes nothing.
+    /// A schema 1 database opens (through 2 and 3) as schema 4: every record loads with its
+    /// fields, each output is readable apart, the old tree is gone, and a second open changes
+    /// nothing.
     #[test]
-    fn a_schema_1_database_is_moved_to_schema_2() {
+    fn a_schema_1_database_is_moved_to_schema_4() {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec();
         {
@@ -196,7 +192,7 @@ mod tests {
         }
         for _ in 0..2 {
             let store = reopen(dir.path());
-            let loaded = store.load().unwrap();
+            let loaded = store.load_all().unwrap();
             let ids: Vec<u64> = loaded.tasks.iter().map(|t| t.id.0).collect();
             assert_eq!(ids, vec![1, 2]);
             let first = &loaded.tasks[0];
@@ -209,23 +205,32 @@ mod tests {
                 (TaskState::Completed, Some("42"), Some("w1"))
             );
             assert_eq!(first.finished_at, Some(Timestamp(3)));
-            assert_eq!(store.output(TaskId(1)).unwrap().unwrap().stdout, "hello");
-            assert_eq!(store.output(TaskId(2)).unwrap(), None);
+            assert_eq!(store.output(TaskId(1)).unwrap().stdout, "hello");
+            assert_eq!(store.output(TaskId(2)).unwrap(), TaskOutput::default());
             assert_eq!(loaded.next_task_id, 3);
-            let names = store.db.tree_names();
-            assert!(!names.iter().any(|n| n == V1_TASKS_TREE.as_bytes()));
-            let version = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
-            assert_eq!(
-                version.as_ref(),
-                &crate::store::SCHEMA_VERSION.to_be_bytes()
-            );
+            assert!(store.load().unwrap().tasks.is_empty(), "both finished");
+            assert_eq!(version(&store), SCHEMA_VERSION);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => panic!("reopen failed: {err}"),
+            }
+        };
+        let names = db.tree_names();
+        for gone in [V1_TASKS_TREE, "records"] {
+            assert!(!names.iter().any(|n| n == gone.as_bytes()), "{gone}");
         }
     }
 
-    /// A schema 2 database opens as schema 3: its records load unchanged, it gets an empty
-    /// `add_keys` tree, and add keys written then survive a reopen.
-    #[test]
-    fn a_schema_2_database_gets_the_add_keys_tree() {
+    /// A schema 2 database opens (through 3) as schema 4: its records load unchanged, it gets
+    /// an empty `add_keys` tree, and add keys written then survive a reopen.
+    #[tokio::test]
+    async fn a_schema_2_database_gets_the_add_keys_tree() {
         use crate::add_keys::{KeyChange, KeyedAdd};
         use crate::store::Batch;
         use tatzelwurm_proto::actioner::AddKey;
@@ -266,18 +271,17 @@ mod tests {
         {
             let store = reopen(dir.path());
             let loaded = store.load().unwrap();
-            assert_eq!(loaded.tasks.len(), 1);
+            assert_eq!(loaded.tasks.len(), 1, "created, so live");
             assert!(loaded.add_keys.is_empty());
-            let version = store.meta.get(SCHEMA_KEY).unwrap().unwrap();
-            assert_eq!(version.as_ref(), &3u32.to_be_bytes());
+            assert_eq!(version(&store), SCHEMA_VERSION);
             let batch = Batch {
                 add_keys: vec![KeyChange::Put(AddKey([9; 16]), add)],
                 ..Batch::default()
             };
-            store.apply(&batch).unwrap();
+            store.apply(batch).await.unwrap();
         }
         let store = reopen(dir.path());
-        let loaded = store.load().unwrap();
+        let loaded = store.load_all().unwrap();
         assert_eq!(loaded.add_keys, vec![(AddKey([9; 16]), add)]);
         assert_eq!(loaded.tasks.len(), 1);
     }

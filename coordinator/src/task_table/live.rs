@@ -1,0 +1,583 @@
+//! The compact in-memory form of the tasks that are not finished (created, ready, running,
+//! waiting), which are all the task table holds: finished tasks live in the store.
+//!
+//! A `TaskRecord` in memory costs some 400 bytes and five heap blocks; with a million tasks
+//! stored that alone outgrew the coordinator's budget (300 MB whatever the tasks' states). A
+//! `LiveTask` keeps what the state machine reads and what a record written back needs, in 88
+//! bytes and usually no heap block: the function name and policy, shared by most tasks, are
+//! interned together as a `kind` in [`Names`]; so are worker names; args and kwargs are one
+//! string, inline when short; optional times take 8 bytes; a live task has no result. `LiveTasks` holds them in a slab indexed by id, so that
+//! a removal leaves a slot for the next task rather than a hole in a map of large values.
+//!
+//! Interned names are never forgotten: a coordinator that sees many distinct function names
+//! keeps each once (a few bytes each), where it used to keep one copy per task.
+
+use crate::record::{TaskRecord, TaskRecordRef};
+use std::collections::HashMap;
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::{Attempt, TaskId};
+
+/// A function name and its policy, the part of a spec that tasks share.
+type Kind = (Box<str>, TaskPolicy);
+
+/// Interned kinds (function and policy) and worker names, by small number.
+#[derive(Debug, Default)]
+pub struct Names {
+    kinds: Vec<Kind>,
+    /// Kind numbers by function name, then policy (a function has one policy or a few).
+    kind_ids: HashMap<Box<str>, Vec<(PolicyKey, u32)>>,
+    /// The kind interned last: tasks come in runs of one kind (an add, a start's records).
+    last_kind: Option<u32>,
+    workers: Vec<Box<str>>,
+    worker_ids: HashMap<Box<str>, u32>,
+}
+
+/// `TaskPolicy` as a hashable key (the wire type does not derive `Hash`).
+type PolicyKey = (bool, u32, u64, Option<u64>, u32);
+
+fn policy_key(policy: &TaskPolicy) -> PolicyKey {
+    (
+        policy.at_most_once,
+        policy.retries,
+        policy.backoff_ms,
+        policy.timeout_ms,
+        policy.crash_limit,
+    )
+}
+
+impl Names {
+    fn kind(&mut self, function: &str, policy: TaskPolicy) -> u32 {
+        if let Some(last) = self.last_kind {
+            let (name, known) = &self.kinds[last as usize];
+            if **name == *function && *known == policy {
+                return last;
+            }
+        }
+        let key = policy_key(&policy);
+        let id = match self
+            .kind_ids
+            .get(function)
+            .and_then(|policies| policies.iter().find(|(k, _)| *k == key).map(|(_, id)| *id))
+        {
+            Some(id) => id,
+            None => {
+                let id = self.kinds.len() as u32;
+                self.kinds.push((function.into(), policy));
+                self.kind_ids
+                    .entry(function.into())
+                    .or_default()
+                    .push((key, id));
+                id
+            }
+        };
+        self.last_kind = Some(id);
+        id
+    }
+
+    /// The number of `name` plus one (0 stands for no worker).
+    fn worker(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.worker_ids.get(name) {
+            return id + 1;
+        }
+        let id = self.workers.len() as u32;
+        self.workers.push(name.into());
+        self.worker_ids.insert(name.into(), id);
+        id + 1
+    }
+}
+
+/// Two strings joined, kept inline when short: most tasks' args and kwargs (`[42]{}`) fit in
+/// the 22 bytes, and a heap block for them would cost 32 bytes more per task.
+#[derive(Debug, Clone)]
+enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+/// Bytes a `Text` keeps inline (the enum is then as large as a `String`).
+const INLINE: usize = 22;
+
+impl Text {
+    fn new(first: &str, second: &str) -> Text {
+        let len = first.len() + second.len();
+        if len <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..first.len()].copy_from_slice(first.as_bytes());
+            bytes[first.len()..len].copy_from_slice(second.as_bytes());
+            return Text::Inline {
+                len: len as u8,
+                bytes,
+            };
+        }
+        let mut joined = String::with_capacity(len);
+        joined.push_str(first);
+        joined.push_str(second);
+        Text::Heap(joined.into_boxed_str())
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Built from two `&str`s, so valid UTF-8 (checked again here, cheaply).
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or("")
+            }
+            Text::Heap(text) => text,
+        }
+    }
+}
+
+/// An optional time in 8 bytes instead of 16: 0 stands for none (no task time is the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptTime(u64);
+
+impl OptTime {
+    /// No time.
+    pub const NONE: OptTime = OptTime(0);
+
+    /// The time, if there is one.
+    pub fn get(self) -> Option<Timestamp> {
+        (self.0 != 0).then_some(Timestamp(self.0))
+    }
+}
+
+impl From<Option<Timestamp>> for OptTime {
+    fn from(time: Option<Timestamp>) -> OptTime {
+        OptTime(time.map_or(0, |t| t.0))
+    }
+}
+
+/// A task that is not finished, as the table keeps it. See the module comment.
+#[derive(Debug, Clone)]
+pub struct LiveTask {
+    /// The interned function and policy.
+    kind: u32,
+    /// The interned worker of the latest attempt plus one; 0 for none.
+    worker: u32,
+    /// Where the args end in `call`.
+    args_len: u32,
+    /// The args JSON followed by the kwargs JSON.
+    call: Text,
+    /// Where it is in its life; never a finished state.
+    pub state: TaskState,
+    /// How many times it was handed to a worker; the current attempt's fencing token.
+    pub attempt: Attempt,
+    /// Attempts that failed; checked against retries.
+    pub failures: u32,
+    /// Attempts lost with their worker; checked against the crash limit.
+    pub crashes: u32,
+    /// When a `waiting` task becomes `ready` again.
+    pub retry_at: OptTime,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When the latest attempt was handed out.
+    pub started_at: OptTime,
+    /// Why the latest attempt failed, while the task waits for its retry.
+    pub error: Option<Box<TaskError>>,
+}
+
+impl LiveTask {
+    /// A task as it is right after `add`.
+    pub fn new(spec: TaskSpec, state: TaskState, now: Timestamp, names: &mut Names) -> LiveTask {
+        let kind = names.kind(&spec.function, spec.policy);
+        LiveTask::of_kind(kind, &spec.args, &spec.kwargs, state, now)
+    }
+
+    fn of_kind(kind: u32, args: &str, kwargs: &str, state: TaskState, now: Timestamp) -> LiveTask {
+        let call = Text::new(args, kwargs);
+        LiveTask {
+            kind,
+            worker: 0,
+            args_len: args.len() as u32,
+            call,
+            state,
+            attempt: Attempt(0),
+            failures: 0,
+            crashes: 0,
+            retry_at: OptTime::NONE,
+            created_at: now,
+            started_at: OptTime::NONE,
+            error: None,
+        }
+    }
+
+    /// A stored record of a task that is not finished (its result, if any, is dropped).
+    pub fn from_record(record: TaskRecord, names: &mut Names) -> LiveTask {
+        let mut task = LiveTask::new(record.spec, record.state, record.created_at, names);
+        task.attempt = record.attempt;
+        task.failures = record.failures;
+        task.crashes = record.crashes;
+        task.retry_at = record.retry_at.into();
+        task.started_at = record.started_at.into();
+        task.error = record.error.map(Box::new);
+        task.worker = record.worker.map_or(0, |name| names.worker(&name));
+        task
+    }
+
+    /// A stored record of a task that is not finished, read in place (a start's).
+    pub fn from_ref(record: &TaskRecordRef<'_>, names: &mut Names) -> LiveTask {
+        let spec = &record.spec;
+        let kind = names.kind(spec.function, spec.policy);
+        let mut task = LiveTask::of_kind(
+            kind,
+            spec.args,
+            spec.kwargs,
+            record.state,
+            record.created_at,
+        );
+        task.attempt = record.attempt;
+        task.failures = record.failures;
+        task.crashes = record.crashes;
+        task.retry_at = record.retry_at.into();
+        task.started_at = record.started_at.into();
+        task.error = record.error.clone().map(Box::new);
+        task.worker = record.worker.map_or(0, |name| names.worker(name));
+        task
+    }
+
+    /// The function it runs.
+    pub fn function<'a>(&self, names: &'a Names) -> &'a str {
+        &names.kinds[self.kind as usize].0
+    }
+
+    /// How it is retried, fenced and timed.
+    pub fn policy(&self, names: &Names) -> TaskPolicy {
+        names.kinds[self.kind as usize].1
+    }
+
+    /// What it runs, whole.
+    pub fn spec(&self, names: &Names) -> TaskSpec {
+        let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
+        TaskSpec {
+            function: self.function(names).to_string(),
+            args: args.to_string(),
+            kwargs: kwargs.to_string(),
+            policy: self.policy(names),
+        }
+    }
+
+    /// The worker of the latest attempt.
+    pub fn worker<'a>(&self, names: &'a Names) -> Option<&'a str> {
+        match self.worker {
+            0 => None,
+            n => Some(&names.workers[n as usize - 1]),
+        }
+    }
+
+    /// Names (or forgets, with `None`) the worker of the latest attempt.
+    pub fn set_worker(&mut self, name: Option<&str>, names: &mut Names) {
+        self.worker = name.map_or(0, |name| names.worker(name));
+    }
+
+    /// The record to store (and to finish from).
+    pub fn record(&self, id: TaskId, names: &Names) -> TaskRecord {
+        TaskRecord {
+            id,
+            spec: self.spec(names),
+            state: self.state,
+            attempt: self.attempt,
+            failures: self.failures,
+            crashes: self.crashes,
+            retry_at: self.retry_at.get(),
+            worker: self.worker(names).map(str::to_string),
+            result: None,
+            error: self.error.as_deref().cloned(),
+            created_at: self.created_at,
+            started_at: self.started_at.get(),
+            finished_at: None,
+        }
+    }
+
+    /// What an actioner is told about it, without output.
+    pub fn info(&self, id: TaskId, names: &Names) -> TaskInfo {
+        self.record(id, names).info()
+    }
+}
+
+/// The live tasks by id: a slab of `LiveTask`s and an index into it sorted by id.
+///
+/// Ids are handed out in increasing order, so a new task's entry goes at the end of the index;
+/// a removed task's entry is marked gone and the index is compacted once half of it is gone.
+/// That costs 16 bytes per entry and a binary search per lookup, where a `BTreeMap` costs
+/// about twice the memory (half-full nodes, as sequential inserts leave them) and as much time.
+#[derive(Debug, Default)]
+pub struct LiveTasks {
+    /// (id, slot) in id order; `GONE` as the slot of a removed task.
+    index: Vec<(TaskId, u32)>,
+    /// How many entries of `index` are `GONE`.
+    gone: usize,
+    slots: Vec<Option<LiveTask>>,
+    free: Vec<u32>,
+}
+
+/// The slot of a removed task's index entry.
+const GONE: u32 = u32::MAX;
+
+impl LiveTasks {
+    /// Adds (or replaces) task `id`.
+    pub fn insert(&mut self, id: TaskId, task: LiveTask) {
+        if let Some(slot) = self.slot(id) {
+            self.slots[slot as usize] = Some(task);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(task);
+                slot
+            }
+            None => {
+                self.slots.push(Some(task));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        match self.index.last() {
+            Some((last, _)) if *last >= id => {
+                // Not the newest id (never so in the coordinator): keep the order.
+                let at = self.index.partition_point(|(other, _)| *other < id);
+                if self.index[at].0 == id {
+                    self.index[at].1 = slot;
+                    self.gone -= 1;
+                } else {
+                    self.index.insert(at, (id, slot));
+                }
+            }
+            _ => self.index.push((id, slot)),
+        }
+    }
+
+    /// Removes task `id` (it finished), giving back its slot.
+    pub fn remove(&mut self, id: TaskId) -> Option<LiveTask> {
+        let at = self.position(id)?;
+        let slot = std::mem::replace(&mut self.index[at].1, GONE);
+        self.gone += 1;
+        self.free.push(slot);
+        let task = self.slots[slot as usize].take();
+        if self.gone > 1024 && self.gone * 2 > self.index.len() {
+            self.index.retain(|(_, slot)| *slot != GONE);
+            self.gone = 0;
+            if self.index.len() * 4 < self.slots.len() {
+                self.shrink();
+            }
+        }
+        task
+    }
+
+    /// Moves the live tasks to a slab of their own size and gives the rest back: after a big
+    /// run the slab of a million slots would otherwise stay, free but resident.
+    fn shrink(&mut self) {
+        let mut slots = Vec::with_capacity(self.index.len());
+        for (_, slot) in self.index.iter_mut() {
+            slots.push(self.slots[*slot as usize].take());
+            *slot = (slots.len() - 1) as u32;
+        }
+        self.slots = slots;
+        self.free = Vec::new();
+        self.index.shrink_to_fit();
+    }
+
+    /// Where live task `id` is in the index.
+    fn position(&self, id: TaskId) -> Option<usize> {
+        let at = self
+            .index
+            .binary_search_by_key(&id, |(other, _)| *other)
+            .ok()?;
+        (self.index[at].1 != GONE).then_some(at)
+    }
+
+    fn slot(&self, id: TaskId) -> Option<u32> {
+        self.position(id).map(|at| self.index[at].1)
+    }
+
+    /// Task `id`, if it is live.
+    pub fn get(&self, id: TaskId) -> Option<&LiveTask> {
+        let slot = self.slot(id)?;
+        self.slots[slot as usize].as_ref()
+    }
+
+    /// Task `id`, if it is live, to change.
+    pub fn get_mut(&mut self, id: TaskId) -> Option<&mut LiveTask> {
+        let slot = self.slot(id)?;
+        self.slots[slot as usize].as_mut()
+    }
+
+    /// Whether task `id` is live.
+    pub fn contains(&self, id: TaskId) -> bool {
+        self.position(id).is_some()
+    }
+
+    /// How many tasks are live.
+    pub fn len(&self) -> usize {
+        self.index.len() - self.gone
+    }
+
+    /// The live tasks with ids from `from` on, in id order.
+    pub fn range_from(&self, from: TaskId) -> impl Iterator<Item = (TaskId, &LiveTask)> + '_ {
+        let start = self.index.partition_point(|(id, _)| *id < from);
+        self.index[start..].iter().filter_map(|(id, slot)| {
+            let task = self.slots.get(*slot as usize)?.as_ref()?;
+            Some((*id, task))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(function: &str, args: &str) -> TaskSpec {
+        TaskSpec {
+            function: function.into(),
+            args: args.into(),
+            kwargs: "{\"k\": 1}".into(),
+            policy: TaskPolicy::default(),
+        }
+    }
+
+    /// A record made live and written back is the same record (a live one has no result),
+    /// and tasks of one function and policy share one interned kind.
+    #[test]
+    fn a_record_goes_live_and_back_unchanged() {
+        let mut names = Names::default();
+        let mut record = TaskRecord::new(
+            TaskId(7),
+            spec("m:f", "[1, 2]"),
+            TaskState::Waiting,
+            Timestamp(3),
+        );
+        record.attempt = Attempt(2);
+        record.failures = 1;
+        record.crashes = 1;
+        record.retry_at = Some(Timestamp(9));
+        record.worker = Some("w1".into());
+        record.started_at = Some(Timestamp(4));
+        record.error = Some(TaskError {
+            kind: "ValueError".into(),
+            message: "no".into(),
+            traceback: String::new(),
+        });
+        let live = LiveTask::from_record(record.clone(), &mut names);
+        assert_eq!(live.record(TaskId(7), &names), record);
+        let other = LiveTask::new(
+            spec("m:f", "[]"),
+            TaskState::Ready,
+            Timestamp(1),
+            &mut names,
+        );
+        assert_eq!(other.kind, live.kind);
+        assert_eq!(other.spec(&names).args, "[]");
+        assert_eq!(other.spec(&names).kwargs, "{\"k\": 1}");
+        assert!(matches!(other.call, Text::Inline { .. }));
+        let long = "[".to_string() + &"7, ".repeat(20) + "7]";
+        let long_task = LiveTask::new(
+            spec("m:f", &long),
+            TaskState::Ready,
+            Timestamp(1),
+            &mut names,
+        );
+        assert!(matches!(long_task.call, Text::Heap(_)));
+        assert_eq!(long_task.spec(&names).args, long);
+        let policy = TaskPolicy {
+            at_most_once: true,
+            ..TaskPolicy::default()
+        };
+        let mut third = spec("m:f", "[]");
+        third.policy = policy;
+        let third = LiveTask::new(third, TaskState::Ready, Timestamp(1), &mut names);
+        assert_ne!(third.kind, live.kind);
+        assert!(third.policy(&names).at_most_once);
+    }
+
+    /// Once most tasks are gone the slab shrinks to what is live, which stays found in order.
+    #[test]
+    fn the_slab_shrinks_after_a_big_run() {
+        let mut names = Names::default();
+        let mut tasks = LiveTasks::default();
+        for id in 1..=10_000 {
+            let task = LiveTask::new(
+                spec("m:f", "[]"),
+                TaskState::Ready,
+                Timestamp(1),
+                &mut names,
+            );
+            tasks.insert(TaskId(id), task);
+        }
+        for id in (1..=10_000).filter(|id| id % 1000 != 0) {
+            assert!(tasks.remove(TaskId(id)).is_some());
+        }
+        assert!(tasks.slots.len() < 2_500, "{}", tasks.slots.len());
+        let ids: Vec<u64> = tasks.range_from(TaskId(0)).map(|(id, _)| id.0).collect();
+        assert_eq!(ids, (1..=10).map(|n| n * 1000).collect::<Vec<u64>>());
+        assert!(tasks.get(TaskId(3000)).is_some() && tasks.get(TaskId(3001)).is_none());
+    }
+
+    /// The compact form stays compact: a change that grows it shows here (and in w4's RSS).
+    #[test]
+    fn a_live_task_is_small() {
+        assert!(
+            std::mem::size_of::<LiveTask>() <= 104,
+            "{}",
+            std::mem::size_of::<LiveTask>()
+        );
+        assert_eq!(std::mem::size_of::<Text>(), 24);
+    }
+
+    /// The slab reuses the slot of a removed task and keeps id order.
+    #[test]
+    fn slots_are_reused_and_order_is_by_id() {
+        let mut names = Names::default();
+        let mut tasks = LiveTasks::default();
+        for id in 1..=3 {
+            let task = LiveTask::new(
+                spec("m:f", "[]"),
+                TaskState::Ready,
+                Timestamp(id),
+                &mut names,
+            );
+            tasks.insert(TaskId(id), task);
+        }
+        let removed = tasks.remove(TaskId(2)).unwrap();
+        assert_eq!(removed.created_at, Timestamp(2));
+        assert!(tasks.remove(TaskId(2)).is_none());
+        tasks.insert(TaskId(4), removed);
+        assert_eq!(tasks.slots.len(), 3, "the freed slot is reused");
+        let ids: Vec<u64> = tasks.range_from(TaskId(0)).map(|(id, _)| id.0).collect();
+        assert_eq!(ids, vec![1, 3, 4]);
+        let ids: Vec<u64> = tasks.range_from(TaskId(3)).map(|(id, _)| id.0).collect();
+        assert_eq!(ids, vec![3, 4]);
+        assert_eq!(tasks.len(), 3);
+        tasks
+            .get_mut(TaskId(4))
+            .unwrap()
+            .set_worker(Some("w"), &mut names);
+        assert_eq!(tasks.get(TaskId(4)).unwrap().worker(&names), Some("w"));
+        assert!(tasks.contains(TaskId(1)) && !tasks.contains(TaskId(2)));
+    }
+
+    /// Many removals compact the index; what is left is found, in order, and an id older than
+    /// the newest still goes in its place.
+    #[test]
+    fn the_index_compacts_and_keeps_order() {
+        let mut names = Names::default();
+        let mut tasks = LiveTasks::default();
+        let task = |names: &mut Names| {
+            LiveTask::new(spec("m:f", "[]"), TaskState::Ready, Timestamp(1), names)
+        };
+        for id in 1..=5000 {
+            tasks.insert(TaskId(id), task(&mut names));
+        }
+        for id in (1..=5000).filter(|id| id % 10 != 0) {
+            assert!(tasks.remove(TaskId(id)).is_some());
+        }
+        assert_eq!(tasks.len(), 500);
+        assert!(tasks.index.len() < 5000, "compacted");
+        assert!(tasks.get(TaskId(4990)).is_some() && tasks.get(TaskId(4991)).is_none());
+        tasks.insert(TaskId(15), task(&mut names));
+        let ids: Vec<u64> = tasks
+            .range_from(TaskId(0))
+            .map(|(id, _)| id.0)
+            .take(3)
+            .collect();
+        assert_eq!(ids, vec![10, 15, 20]);
+        assert_eq!(tasks.len(), 501);
+        assert!(tasks.slots.len() <= 5000, "slots are reused");
+    }
+}
