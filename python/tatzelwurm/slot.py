@@ -15,8 +15,9 @@ For tasks
 While a task runs, os.environ["TATZELWURM_TASK_ID"] and os.environ["TATZELWURM_ATTEMPT"] hold its
 task id and attempt number, as strings (processes the task starts inherit them). The attempt grows
 by one each time the coordinator hands the task out again (after a retry, or when a worker was
-lost), so the pair makes an idempotency key: "task 12, attempt 3" names one run. Between tasks
-the two variables are not set.
+lost), so the pair makes an idempotency key: "task 12, attempt 3" names one run. While the slot
+waits for work the two variables are not set (between tasks it runs back to back they change
+from one task's values to the next's).
 
 Dying with workwurm
 -------------------
@@ -51,8 +52,11 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
   workwurm -> slot  {"run": [{"task": 12, "attempt": 1, "function": "pkg.mod:fn",
                                "args": "<JSON text of an array>", "kwargs": "<JSON text of an object>"},
                               ...]}
-      Tasks to run one after another, in order. (workwurm sends one at a time today; a list
-      lets a later fast path send several in one frame.)
+      Tasks to run one after another, in order, after those the slot holds already. workwurm
+      hands a slot several at once when their functions are fast, so that it never waits for its
+      next task; they wait in the slot's own queue.
+  workwurm -> slot  {"cancel": [[12, 1], ...]}
+      Tasks (task, attempt) the slot holds and must not begin: they were killed.
   slot -> workwurm  {"hello": {"python": "3.11.7", "executable": "/usr/bin/python3", "pid": 4711,
                                 "capture": [7, 8]}}
       Once, when the slot is ready for tasks. "capture" holds the fds of the files that capture a
@@ -61,22 +65,32 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
   slot -> workwurm  {"done": [{"task": 12, "attempt": 1, "ok": true, "result": "<JSON text>",
                                "stdout": "...", "stderr": "..."}]}
       or, for a failure, "ok": false and "error": {"kind": "ValueError", "message": "...",
-      "traceback": "..."} instead of "result". Sent as soon as each task ends.
+      "traceback": "..."} instead of "result". Sent as soon as each task ends, and before the
+      slot begins its next task: workwurm learns from it that the next one has begun (its
+      timeout runs from then, and a kill of it kills the slot).
+  slot -> workwurm  {"skipped": [[12, 1], ...]}
+      The cancelled tasks the slot dropped from its queue. Before it begins a task, the slot
+      reads whatever workwurm sent meanwhile, so a cancel that arrived in time is always
+      honoured and said so ahead of the "done" after which the task would have begun; a task
+      that began before its cancel arrived is killed by workwurm with the slot.
 
 End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
-understand is a bug in one side; the slot reports it on stderr and goes on. fd 5 is the lifeline
-(above); the slot closes it once its guardian runs.
+understand is a bug in one side; the slot reports it on workwurm's stderr and goes on. fd 5 is
+the lifeline (above); the slot closes it once its guardian runs.
 
-Output: while a task runs, fds 1 and 2 point at temporary files (so C code and child processes are
-captured too, and a task that prints megabytes never blocks on a pipe); afterwards the slot sends
-the last KEEP_BYTES of each, empties the files for the next task, and points fds 1 and 2 back at
-workwurm's own output.
+Output: once the slot is ready, fds 1 and 2 point at temporary files (so C code and child
+processes are captured too, and a task that prints megabytes never blocks on a pipe), and stay so:
+after each task the slot sends the last KEEP_BYTES of each and empties the files that were written
+to, with no dup2 per task. A file that did not grow costs one lseek. The slot's own complaints go
+to workwurm's stderr, kept aside at start.
 """
 
+import collections
 import importlib
 import importlib.util
 import json
 import os
+import select
 import signal
 import struct
 import sys
@@ -197,6 +211,15 @@ def become_subreaper():
         return False
 
 
+_CHILD_FLAGS = os.WEXITED | os.WNOHANG | os.WNOWAIT
+try:
+    import ctypes
+
+    _waitid = ctypes.CDLL(None, use_errno=True).waitid
+except Exception:  # ctypes is optional; os.waitid does the same, a little slower
+    _waitid = None
+
+
 class Leftovers:
     """Ends the processes a finished task left in the slot's process group (see the top)."""
 
@@ -237,8 +260,12 @@ class Leftovers:
 
     @staticmethod
     def has_children():
+        if _waitid is not None:
+            # waitid(2) with no info struct: -1 (ECHILD) when there is no child at all. Called
+            # after every task, so without the cost of os.waitid's ChildProcessError.
+            return _waitid(os.P_ALL, 0, None, _CHILD_FLAGS) == 0
         try:
-            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            os.waitid(os.P_ALL, 0, _CHILD_FLAGS)
         except ChildProcessError:
             return False
         return True
@@ -280,32 +307,81 @@ class Channel:
     def __init__(self):
         # Private, non-inheritable copies: a task's child processes must not hold our pipes, and
         # fds 3 and 4 become free for the task's own files.
-        self.reader = os.fdopen(os.dup(TASKS_FD), "rb", buffering=1 << 16)
+        self.fd = os.dup(TASKS_FD)
         self.out = os.dup(RESULTS_FD)
         os.close(TASKS_FD)
         os.close(RESULTS_FD)
+        self.buffer = b""
+        self.poller = select.poll()
+        self.poller.register(self.fd, select.POLLIN)
 
-    def receive(self):
-        """The next message, or None when workwurm closed the pipe."""
-        head = self.reader.read(4)
-        if len(head) < 4:
+    def wait(self):
+        """The messages that are complete once at least one is; None when workwurm closed the
+        pipe."""
+        while True:
+            data = os.read(self.fd, READ_BYTES)
+            if not data:
+                return None
+            messages = self.cut(data)
+            if messages:
+                return messages
+
+    def ready(self):
+        """The messages that are complete now, without waiting (one poll when there are none);
+        None when workwurm closed the pipe."""
+        if not self.poller.poll(0):
+            return ()
+        data = os.read(self.fd, READ_BYTES)
+        if not data:
             return None
-        (length,) = struct.unpack(">I", head)
-        body = self.reader.read(length)
-        if len(body) < length:
-            return None
-        return json.loads(body.decode("utf-8"))
+        return self.cut(data)
+
+    def cut(self, data):
+        buffer = self.buffer + data if self.buffer else data
+        messages = []
+        at = 0
+        while len(buffer) - at >= 4:
+            (length,) = _length.unpack_from(buffer, at)
+            if len(buffer) - at - 4 < length:
+                break
+            messages.append(_decode(buffer[at + 4 : at + 4 + length].decode("utf-8")))
+            at += 4 + length
+        self.buffer = buffer[at:]
+        return messages
 
     def send(self, message):
         # "replace" turns lone surrogates (from odd bytes in a str) into "?" so the frame is UTF-8.
-        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8", "replace"
-        )
-        data = memoryview(struct.pack(">I", len(body)) + body)
+        self.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+
+    def write(self, *bodies):
+        """Writes each JSON text as one frame, all in one write."""
+        if len(bodies) == 1:
+            data = bodies[0].encode("utf-8", "replace")
+            data = _length.pack(len(data)) + data
+            written = os.write(self.out, data)
+            if written == len(data):
+                return
+            bodies = ()
+            parts = [data[written:]]
+        else:
+            parts = []
+        for body in bodies:
+            data = body.encode("utf-8", "replace")
+            parts.append(_length.pack(len(data)))
+            parts.append(data)
+        data = memoryview(b"".join(parts))
         while data:
             written = os.write(self.out, data)
             data = data[written:]
 
+
+_length = struct.Struct(">I")
+_decoder = json.JSONDecoder()
+_decode = _decoder.decode
+_raw_decode = _decoder.raw_decode
+# JSON text of a string, non-ASCII kept (as ensure_ascii=False does).
+_string = json.encoder.encode_basestring
+READ_BYTES = 1 << 16
 
 try:
     import ctypes
@@ -318,32 +394,38 @@ except Exception:  # ctypes is optional; without it, buffered C output may land 
 
 
 class Capture:
-    """Points fds 1 and 2 at temporary files while a task runs and reads them back."""
+    """Points fds 1 and 2 at temporary files for as long as the slot runs tasks, and reads what
+    each task wrote."""
 
     def __init__(self):
         self.files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
         self.fds = [f.fileno() for f in self.files]
+        # workwurm's own stdout and stderr, for the slot's own complaints.
         self.saved = [os.dup(1), os.dup(2)]
 
     def start(self):
+        """From now on fds 1 and 2 are the capture files. They stay so between tasks: the files
+        are emptied after each task that wrote something, and no dup2 is needed per task."""
         flush_python_streams()
         os.dup2(self.fds[0], 1)
         os.dup2(self.fds[1], 2)
 
-    def stop(self):
-        """Restores fds 1 and 2 and returns (stdout, stderr) of the task that just ran."""
+    def take_output(self):
+        """(stdout, stderr) of the task that just ran; empties the files it wrote to."""
         flush_python_streams()
         if _fflush is not None:
             _fflush(None)
-        os.dup2(self.saved[0], 1)
-        os.dup2(self.saved[1], 2)
-        return self.take(self.fds[0]), self.take(self.fds[1])
+        out, err = self.fds
+        # The size, as fstat would say, for less: the offset it leaves at the end is where the
+        # next write goes anyway, and `take` rewinds a file it empties.
+        size = os.lseek(out, 0, os.SEEK_END)
+        stdout = self.take(out, size) if size else ""
+        size = os.lseek(err, 0, os.SEEK_END)
+        stderr = self.take(err, size) if size else ""
+        return stdout, stderr
 
     @staticmethod
-    def take(fd):
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return ""
+    def take(fd, size):
         start = max(0, size - KEEP_BYTES)
         chunks = []
         offset = start
@@ -353,6 +435,7 @@ class Capture:
                 break
             chunks.append(chunk)
             offset += len(chunk)
+        # fd 1 (or 2) shares this file's offset, so the next task writes from the start again.
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         text = b"".join(chunks).decode("utf-8", "replace")
@@ -360,8 +443,31 @@ class Capture:
             text = "[tatzelwurm: %d earlier bytes not kept]\n%s" % (start, text)
         return text
 
+    def complain(self, text):
+        """Writes the slot's own message to workwurm's stderr, not into a task's output."""
+        try:
+            os.write(self.saved[1], ("tatzelwurm slot: %s\n" % text).encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
+_stdout = sys.__stdout__
+_stderr = sys.__stderr__
+
 
 def flush_python_streams():
+    out, err = sys.stdout, sys.stderr
+    if out is _stdout and err is _stderr and out is not None and err is not None:
+        # The common case: one flush each, usually of an empty buffer.
+        try:
+            out.flush()
+        except Exception:
+            pass
+        try:
+            err.flush()
+        except Exception:
+            pass
+        return
     # A task may have replaced or closed sys.stdout; put the real ones back for the next task.
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
@@ -410,22 +516,60 @@ def resolve(function):
     """The callable named by `package.module:function` or `path/to/file.py:function`.
 
     The coordinator checked the name when the task was added (the rule lives in proto); this only
-    splits it.
+    splits it. The module found for a name is remembered (an import costs microseconds even when
+    the module is loaded), unless the name is a relative path, which the working directory
+    decides; the attribute is looked up on every call, so a module that rebinds it is followed.
     """
+    known = _modules.get(function)
+    if known is not None:
+        module, name = known
+        if module.__name__ in _file_module_names or sys.modules.get(module.__name__) is module:
+            obj = getattr(module, name)
+            if not callable(obj):
+                raise TypeError("%s is a %s, not a function" % (function, type(obj).__name__))
+            return obj
     target, _, name = function.rpartition(":")
-    obj = load_file(target) if target.endswith(".py") else importlib.import_module(target)
-    obj = getattr(obj, name)
+    if target.endswith(".py"):
+        module = load_file(target)
+        if os.path.isabs(target):
+            _file_module_names.add(module.__name__)
+            _modules[function] = (module, name)
+    else:
+        module = importlib.import_module(target)
+        _modules[function] = (module, name)
+    obj = getattr(module, name)
     if not callable(obj):
         raise TypeError("%s is a %s, not a function" % (function, type(obj).__name__))
     return obj
 
 
+# Function name -> (its module, the attribute's name), for `resolve`.
+_modules = {}
+# The names of modules loaded from files that `_modules` holds (not found in sys.modules by
+# import, so not checked there).
+_file_module_names = set()
+
+
+def parse_json(text):
+    """The value of a JSON text: without the two whitespace matches of json.loads when there is
+    no whitespace around it (the coordinator's texts), with json.loads's errors when wrong."""
+    try:
+        value, end = _raw_decode(text)
+        if end == len(text):
+            return value
+    except ValueError:
+        pass
+    return _decode(text)
+
+
 def parse_arguments(task):
-    args = json.loads(task.get("args") or "[]")
-    kwargs = json.loads(task.get("kwargs") or "{}")
-    if not isinstance(args, list):
+    args = task.get("args")
+    args = parse_json(args) if args else []
+    kwargs = task.get("kwargs")
+    kwargs = parse_json(kwargs) if kwargs and kwargs != "{}" else {}
+    if type(args) is not list:
         raise TypeError("args must be a JSON array, got %s" % type(args).__name__)
-    if not isinstance(kwargs, dict):
+    if type(kwargs) is not dict:
         raise TypeError("kwargs must be a JSON object, got %s" % type(kwargs).__name__)
     return args, kwargs
 
@@ -444,19 +588,33 @@ def clip(text, keep_tail=False):
     return text[:MAX_TEXT_CHARS] + " " + note
 
 
+def _refuse(obj):
+    _offending.append(type(obj).__name__)
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+# The types `_refuse` met, for the message of a result JSON cannot carry.
+_offending = []
+# One encoder for every result: json.dumps with options builds a new one per call.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_refuse)
+# Integers below this need no JSON encoder (and stay far from the int-to-str digit limit).
+_SMALL_INT = 1 << 62
+
+
 def encode_result(value):
     """(result text, None) or (None, error) for a value a task returned."""
-    offending = []
-
-    def refuse(obj):
-        offending.append(type(obj).__name__)
-        raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
-
+    if value is None:
+        return "null", None
+    kind = type(value)
+    if kind is int and -_SMALL_INT < value < _SMALL_INT:
+        return int.__repr__(value), None
+    if kind is bool:
+        return ("true" if value else "false"), None
+    offending = _offending
+    offending.clear()
     top = type(value).__name__
     try:
-        text = json.dumps(
-            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=refuse
-        )
+        text = _encoder.encode(value)
     except TypeError as exc:
         if offending and offending[0] != top:
             what = "of type %s containing a value of type %s" % (top, offending[0])
@@ -514,11 +672,13 @@ def describe(exc):
 
 
 def run_one(task, capture, leftovers):
-    done = {"task": task["task"], "attempt": task["attempt"]}
-    saved = {name: os.environ.get(name) for name in (TASK_ID_ENV, ATTEMPT_ENV)}
-    os.environ[TASK_ID_ENV] = str(task["task"])
-    os.environ[ATTEMPT_ENV] = str(task["attempt"])
-    capture.start()
+    """Runs one task; returns the JSON text of its `done` entry."""
+    environ = os.environ
+    environ[TASK_ID_ENV] = str(task["task"])
+    attempt = str(task["attempt"])
+    # Usually "1" task after task; each setting costs a scan of the C environment.
+    if environ.get(ATTEMPT_ENV) != attempt:
+        environ[ATTEMPT_ENV] = attempt
     try:
         try:
             function = resolve(task["function"])
@@ -528,23 +688,66 @@ def run_one(task, capture, leftovers):
         except BaseException as exc:
             result, error = None, describe(exc)
     finally:
-        # Before the capture stops: what the leftovers wrote until now belongs to this task, and
-        # nothing of theirs lands in the next task's output.
+        # Before the output is read: what the leftovers wrote until now belongs to this task,
+        # and nothing of theirs lands in the next task's output.
         if leftovers is not None:
             leftovers.end()
-        done["stdout"], done["stderr"] = capture.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        stdout, stderr = capture.take_output()
     if error is None:
-        done["ok"] = True
-        done["result"] = result
-    else:
-        done["ok"] = False
-        done["error"] = error
-    return done
+        # The common case, written by hand: json.dumps of the whole entry costs more than the
+        # task of a noop.
+        return '{"task":%d,"attempt":%d,"ok":true,"result":%s,"stdout":%s,"stderr":%s}' % (
+            task["task"],
+            task["attempt"],
+            _string(result),
+            _string(stdout) if stdout else '""',
+            _string(stderr) if stderr else '""',
+        )
+    done = {"task": task["task"], "attempt": task["attempt"], "ok": False, "error": error}
+    done["stdout"], done["stderr"] = stdout, stderr
+    return json.dumps(done, ensure_ascii=False, separators=(",", ":"))
+
+
+class Queue:
+    """The tasks workwurm handed this slot and it has not begun, oldest first, and those of them
+    workwurm took back (`cancel`) that it has not yet been told were skipped."""
+
+    def __init__(self, capture):
+        self.tasks = collections.deque()
+        self.skipped = []
+        self.capture = capture
+
+    def take(self, messages):
+        for message in messages:
+            if isinstance(message, dict):
+                tasks = message.get("run")
+                if tasks is not None:
+                    self.tasks.extend(tasks)
+                    continue
+                cancel = message.get("cancel")
+                if cancel is not None:
+                    self.cancel({(task, attempt) for task, attempt in cancel})
+                    continue
+            self.capture.complain("ignoring a message it does not understand")
+
+    def cancel(self, attempts):
+        keep = []
+        for task in self.tasks:
+            key = (task["task"], task["attempt"])
+            if key in attempts:
+                self.skipped.append(key)
+            else:
+                keep.append(task)
+        self.tasks = collections.deque(keep)
+
+    def skipped_frame(self):
+        """The frame telling workwurm which tasks were skipped, or None; it must reach workwurm
+        before the slot's next `done`, which says the next task has begun."""
+        if not self.skipped:
+            return None
+        frame = json.dumps({"skipped": self.skipped}, separators=(",", ":"))
+        self.skipped = []
+        return frame
 
 
 def main():
@@ -568,16 +771,36 @@ def main():
             }
         }
     )
+    capture.start()
+    queue = Queue(capture)
+    tasks = queue.tasks
     while True:
-        message = channel.receive()
-        if message is None:
-            os._exit(0)
-        tasks = message.get("run") if isinstance(message, dict) else None
-        if tasks is None:
-            sys.stderr.write("tatzelwurm slot: ignoring a message it does not understand\n")
+        if not queue.tasks:
+            skipped = queue.skipped_frame()
+            if skipped is not None:
+                channel.write(skipped)
+            # Between tasks the task's variables are not set (see For tasks).
+            os.environ.pop(TASK_ID_ENV, None)
+            os.environ.pop(ATTEMPT_ENV, None)
+            messages = channel.wait()
+            if messages is None:
+                os._exit(0)
+            queue.take(messages)
             continue
-        for task in tasks:
-            channel.send({"done": [run_one(task, capture, leftovers)]})
+        tasks = queue.tasks
+        done = run_one(tasks.popleft(), capture, leftovers)
+        # Before the next task begins, what workwurm sent meanwhile: more tasks, or a cancel of
+        # one not begun, which must be skipped and said so ahead of this `done`.
+        messages = channel.ready()
+        if messages is None:
+            os._exit(0)
+        if messages:
+            queue.take(messages)
+        skipped = queue.skipped_frame()
+        if skipped is None:
+            channel.write('{"done":[%s]}' % done)
+        else:
+            channel.write(skipped, '{"done":[%s]}' % done)
 
 
 if __name__ == "__main__":

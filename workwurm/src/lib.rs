@@ -10,8 +10,12 @@
 //! - [`session`]: the connection to the coordinator: handshake, heartbeats, reports,
 //!   reconnecting with back-off; the only code that speaks proto's messages.
 //! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
-//! - [`slots`]: the slot pool actor: which slot runs which attempt, the local queue, kills,
-//!   timeouts, crashes and restarts.
+//! - [`slot_table`]: the rules of the slots as a plain struct: the queue of attempts the
+//!   coordinator handed this worker (prefetch), what each slot holds, kills, cancels, timeouts,
+//!   crashes, take-backs and restarts; tested without Python.
+//! - [`slots`]: the slot pool actor around the table: starts and kills the slot processes, writes
+//!   their frames, reads their events, and tells the session which attempts reached a slot
+//!   (`Started`) and how they ended.
 //! - [`failures`]: the errors the worker reports for a task that could not (`SlotCrashed`,
 //!   `Timeout`).
 //! - [`captured`]: reading what a task wrote when its slot was killed or died under it.
@@ -25,8 +29,9 @@
 //! - [`stop`]: the first SIGTERM or ctrl-c drains (finish what is running, take nothing new), the
 //!   second one or `--drain-timeout` stops at once.
 //!
-//! Data flow: session → `SlotsHandle::run` → a slot's pipe → slot.py runs the task → the slot's
-//! watcher → the pool → a report on a channel → the session's outbox → the coordinator.
+//! Data flow: session → `SlotsHandle::run` → the table's queue → a slot's pipe (several fast
+//! tasks per frame) → slot.py runs them one by one → the slot's watcher → the pool → `Started`
+//! and reports on a channel → the session's outbox → the coordinator.
 
 pub mod captured;
 pub mod cli;
@@ -38,6 +43,7 @@ pub mod outbox;
 pub mod session;
 pub mod slot_channel;
 pub mod slot_process;
+pub mod slot_table;
 pub mod slots;
 pub mod stop;
 

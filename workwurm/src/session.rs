@@ -9,14 +9,20 @@
 //! reconnects with back-off for as long as it takes; only a refusal, or `stop` (see `stop.rs`),
 //! ends the session. While draining it says `Draining` on every connection and ends once nothing
 //! runs and every report is recorded.
+//!
+//! A `Run` may hold more attempts than free slots (prefetch): they wait in the pool's queue, and
+//! `Started` names an attempt when a slot gets it (the pool's news, one frame per burst). A
+//! `TakeBack` is answered with one `Returned` naming exactly the attempts that were still queued
+//! and are now dropped here; heartbeats name queued attempts too.
 
 use crate::outbox::{into_frames, Outbox};
-use crate::slots::SlotsHandle;
+use crate::slots::{News, SlotsHandle};
 use crate::stop::Stop;
 use std::time::Duration;
 use tatzelwurm_proto::backoff::{Backoff, Curve};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
-use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
+use tatzelwurm_proto::limits::MAX_ATTEMPTS_PER_FRAME;
+use tatzelwurm_proto::worker::{FromWorker, ToWorker};
 use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -80,8 +86,8 @@ pub struct Session<'a> {
     pub token: Option<String>,
     /// The slot pool.
     pub slots: &'a SlotsHandle,
-    /// Reports of finished attempts, from the slot pool.
-    pub reports: mpsc::UnboundedReceiver<Report>,
+    /// Attempts that reached a slot and reports of finished attempts, from the slot pool.
+    pub reports: mpsc::UnboundedReceiver<News>,
 }
 
 impl Session<'_> {
@@ -208,29 +214,37 @@ impl Session<'_> {
                     Ok(Stop::Now) | Err(_) => break End::Shutdown,
                 },
                 message = from_reader.recv() => match message {
-                    Some(Ok(ToWorker::Run(assignments))) => {
-                        // Said before the slots get them: only a started attempt may count as
-                        // a crash of its task if this worker is lost.
-                        let started = assignments.iter().map(|a| (a.task, a.attempt)).collect();
-                        let _ = to_writer.send(FromWorker::Started(started)).await;
-                        self.on_message(ToWorker::Run(assignments), outbox).await;
-                    }
-                    Some(Ok(message)) => self.on_message(message, outbox).await,
+                    Some(Ok(message)) => self.on_message(message, outbox, &to_writer).await,
                     Some(Err(reason)) => break End::Lost(reason),
                     None => break End::Lost("the connection's reader stopped".into()),
                 },
-                Some(report) = self.reports.recv() => {
-                    // Drain whatever else is ready so that reports finishing together share a frame.
-                    let mut fresh = vec![outbox.keep(report)];
-                    while let Ok(report) = self.reports.try_recv() {
-                        fresh.push(outbox.keep(report));
+                Some(news) = self.reports.recv() => {
+                    // Drain whatever else is ready so that news arriving together shares frames:
+                    // one `Started` (sent first: a report implies it anyway) and the reports.
+                    let mut started = Vec::new();
+                    let mut fresh = Vec::new();
+                    let mut next = Some(news);
+                    while let Some(news) = next {
+                        match news {
+                            News::Started(attempts) => started.extend(attempts),
+                            News::Report(report) => fresh.push(outbox.keep(report)),
+                        }
+                        next = self.reports.try_recv().ok();
+                    }
+                    for frame in started.chunks(MAX_ATTEMPTS_PER_FRAME) {
+                        let _ = to_writer.send(FromWorker::Started(frame.to_vec())).await;
                     }
                     for frame in into_frames(fresh) {
                         let _ = to_writer.send(FromWorker::Reports(frame)).await;
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let running = self.slots.running().await;
+                    let mut running = self.slots.running().await;
+                    if running.len() > MAX_ATTEMPTS_PER_FRAME {
+                        // A frame the coordinator would refuse; it never prefetches this deep.
+                        warn!("{} attempts held; the heartbeat names the first {MAX_ATTEMPTS_PER_FRAME}", running.len());
+                        running.truncate(MAX_ATTEMPTS_PER_FRAME);
+                    }
                     let _ = to_writer.send(FromWorker::Heartbeat { running }).await;
                 }
                 stopped = &mut writer_task => {
@@ -250,7 +264,12 @@ impl Session<'_> {
         end
     }
 
-    async fn on_message(&mut self, message: ToWorker, outbox: &mut Outbox) {
+    async fn on_message(
+        &mut self,
+        message: ToWorker,
+        outbox: &mut Outbox,
+        to_writer: &mpsc::Sender<FromWorker>,
+    ) {
         match message {
             ToWorker::Run(assignments) => {
                 debug!("run {} tasks", assignments.len());
@@ -261,6 +280,16 @@ impl Session<'_> {
                 self.slots.kill(attempts).await;
             }
             ToWorker::Recorded(recorded) => outbox.acknowledge(&recorded),
+            ToWorker::TakeBack(attempts) => {
+                let asked = attempts.len();
+                let returned = self.slots.take_back(attempts).await;
+                debug!(
+                    "take back: {} of {asked} asked were still queued",
+                    returned.len()
+                );
+                // Answered even when empty: the coordinator waits for it to ask again.
+                let _ = to_writer.send(FromWorker::Returned(returned)).await;
+            }
         }
     }
 }

@@ -9,11 +9,15 @@
 //! stdout belong to the task); fd 5 is the lifeline (see `lifeline`), never written. A frame is a 4-byte big-endian length and that many bytes of UTF-8
 //! JSON, one object with one key:
 //! - workwurm → slot: `{"run": [{"task", "attempt", "function", "args", "kwargs"}, ...]}`, tasks
-//!   to run in order (one at a time today; the list leaves room for a batching fast path).
+//!   to run in order after those it holds (several when their functions are fast, see
+//!   `slot_table`); `{"cancel": [[task, attempt], ...]}`, tasks it holds to skip if it has not
+//!   begun them.
 //! - slot → workwurm: `{"hello": {"python", "executable", "pid", "capture"}}` once, when the slot
 //!   is ready (`capture`: the fds of its stdout and stderr capture files);
 //!   then `{"done": [{"task", "attempt", "ok", "result" | "error", "stdout", "stderr"}]}` as each
-//!   task ends, where `error` is `{"kind", "message", "traceback"}`.
+//!   task ends, before the slot begins the next one, where `error` is
+//!   `{"kind", "message", "traceback"}`; `{"skipped": [[task, attempt], ...]}`, the cancelled
+//!   tasks it dropped, sent before the `done` after which they would have begun.
 //!
 //! `args`, `kwargs` and `result` stay JSON *text* end to end: only Python parses them.
 
@@ -36,8 +40,11 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 pub enum FromSlot {
     /// The slot started and waits for tasks.
     Hello(SlotHello),
-    /// Tasks that ended.
+    /// Tasks that ended, in order; each `done` is sent before the slot begins its next task.
     Done(Vec<Done>),
+    /// Tasks the slot was asked to cancel and dropped without beginning them; sent before the
+    /// `done` after which one of them would have begun.
+    Skipped(Vec<(u64, u32)>),
 }
 
 /// What a slot says about itself when it is ready.
@@ -137,44 +144,76 @@ pub fn encode_run<'a>(tasks: impl IntoIterator<Item = &'a Assignment>) -> Vec<u8
     bytes
 }
 
+#[derive(Serialize)]
+struct CancelFrame<'a> {
+    cancel: &'a [(u64, u32)],
+}
+
+/// The frame (length prefix included) that asks a slot to skip these tasks it holds and has not
+/// begun.
+pub fn encode_cancel(attempts: &[(TaskId, Attempt)]) -> Vec<u8> {
+    let pairs: Vec<(u64, u32)> = attempts.iter().map(|(t, a)| (t.0, a.0)).collect();
+    let mut bytes = vec![0; 4];
+    serde_json::to_writer(&mut bytes, &CancelFrame { cancel: &pairs })
+        .expect("a cancel frame is always serialisable");
+    let len = (bytes.len() - 4) as u32;
+    bytes[..4].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
 /// Collects bytes read from a slot's pipe and cuts them into messages.
+///
+/// One read may bring hundreds of small frames; they are cut where they lie (`start` moves on)
+/// and the unread rest is moved to the front only before the next read, so cutting a read into
+/// frames costs no copying of what follows each frame.
 #[derive(Default)]
 pub struct FrameBuffer {
     bytes: Vec<u8>,
+    /// Where the next frame begins in `bytes`.
+    start: usize,
 }
 
 impl FrameBuffer {
-    /// Where the next read goes; the monitor reads straight into it.
+    /// Where the next read goes; the monitor reads straight into it (appending).
     pub fn buffer(&mut self) -> &mut Vec<u8> {
+        if self.start > 0 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
         &mut self.bytes
     }
 
     /// The next complete message, `Ok(None)` while more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<FromSlot>, SlotProtocolError> {
-        if self.bytes.len() < 4 {
+        let bytes = &self.bytes[self.start..];
+        if bytes.len() < 4 {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
-            as usize;
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
         if len > MAX_SLOT_FRAME {
             return Err(SlotProtocolError::TooLarge(len));
         }
-        if self.bytes.len() < 4 + len {
-            self.bytes.reserve(4 + len - self.bytes.len());
+        if bytes.len() < 4 + len {
+            let missing = 4 + len - bytes.len();
+            self.bytes.reserve(missing);
             return Ok(None);
         }
-        let message = serde_json::from_slice(&self.bytes[4..4 + len]);
-        self.bytes.drain(..4 + len);
-        if self.bytes.is_empty() && self.bytes.capacity() > KEEP_CAPACITY {
-            // One huge result must not pin its buffer for the slot's whole life.
-            self.bytes = Vec::new();
+        let message = serde_json::from_slice(&bytes[4..4 + len]);
+        self.start += 4 + len;
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+            if self.bytes.capacity() > KEEP_CAPACITY {
+                // One huge result must not pin its buffer for the slot's whole life.
+                self.bytes = Vec::new();
+            }
         }
         Ok(Some(message?))
     }
 
     /// Whether bytes of an unfinished frame are left (a slot that died mid-frame).
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.start == self.bytes.len()
     }
 }
 

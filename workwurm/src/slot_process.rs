@@ -27,6 +27,7 @@
 
 use crate::lifeline::{dup_above, Lifeline, LIFELINE_FD};
 use crate::slot_channel::{FrameBuffer, FromSlot};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -34,8 +35,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
@@ -233,9 +234,7 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
     match pipes {
         Ok((to_slot, from_slot)) => Ok(Started {
             pid,
-            to_slot: SlotWriter {
-                pipe: Arc::new(to_slot),
-            },
+            to_slot: SlotWriter::new(to_slot),
             child,
             from_slot,
         }),
@@ -339,21 +338,36 @@ async fn fork_on_spawner_thread(command: std::process::Command) -> io::Result<Ch
 
 /// Frames to one slot process.
 ///
-/// The pool gives a slot a frame only when the slot is idle, that is after it answered the
-/// previous one, so the slot has read everything sent before and at most one frame is ever on its
-/// way: the pipe is empty and a frame of up to 64 KiB goes in with one write, right here, without
-/// a hop to another task. A larger frame is finished by a task of its own.
+/// A frame goes into the pipe with one write, right here, without a hop to another task, while
+/// the pipe has room. Several frames may be on their way at once (run frames for the tasks a
+/// slot holds, cancels), so what does not fit waits in a backlog that one task of its own
+/// writes as the slot reads; while it is not empty every later frame joins it, so frames never
+/// interleave.
 #[derive(Clone)]
 pub struct SlotWriter {
     pipe: Arc<pipe::Sender>,
+    /// Bytes not yet written, in order; `Some` while a task is writing them.
+    backlog: Arc<Mutex<Option<VecDeque<u8>>>>,
 }
 
 impl SlotWriter {
+    fn new(pipe: pipe::Sender) -> SlotWriter {
+        SlotWriter {
+            pipe: Arc::new(pipe),
+            backlog: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// Writes `frame` to the slot. Returns false when the slot's end of the pipe is closed: the
     /// process is gone and certainly did not get the frame (its watcher reports the exit). A
     /// failure after the first write is left to the watcher too.
     #[must_use]
     pub fn send(&self, frame: Vec<u8>) -> bool {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiting) = backlog.as_mut() {
+            waiting.extend(frame);
+            return true;
+        }
         let written = match self.pipe.try_write(&frame) {
             Ok(written) => written,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
@@ -362,17 +376,34 @@ impl SlotWriter {
         if written == frame.len() {
             return true;
         }
-        let pipe = Arc::clone(&self.pipe);
+        *backlog = Some(frame[written..].iter().copied().collect());
+        drop(backlog);
+        let (pipe, backlog) = (Arc::clone(&self.pipe), Arc::clone(&self.backlog));
         tokio::spawn(async move {
-            let mut rest = &frame[written..];
-            while !rest.is_empty() {
-                if pipe.writable().await.is_err() {
+            loop {
+                let writable = pipe.writable().await;
+                let mut guard = backlog.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(waiting) = guard.as_mut() else {
+                    return;
+                };
+                if writable.is_err() {
+                    *guard = None;
                     return;
                 }
-                match pipe.try_write(rest) {
-                    Ok(written) => rest = &rest[written..],
+                match pipe.try_write(waiting.make_contiguous()) {
+                    Ok(written) => {
+                        waiting.drain(..written);
+                    }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
+                    Err(_) => {
+                        // The slot is gone; its watcher reports the exit.
+                        *guard = None;
+                        return;
+                    }
+                }
+                if waiting.is_empty() {
+                    *guard = None;
+                    return;
                 }
             }
         });

@@ -204,6 +204,84 @@ async fn runs_reports_resends_and_kills() {
     assert!(closed.is_ok(), "the worker closed its connection");
 }
 
+/// Prefetch: a run longer than the free slots waits here; `Started` names an attempt only once
+/// a slot got it; heartbeats name the queued attempts too; a take-back returns exactly the
+/// queued ones it names, and what a slot got runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_attempts_start_in_a_slot_and_can_be_taken_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+    let run = vec![
+        assignment(1, 1, "tasks:nap", "[1]"),
+        assignment(2, 1, "tasks:add", "[1, 1]"),
+        assignment(3, 1, "tasks:add", "[2, 2]"),
+    ];
+    connection.send(&ToWorker::Run(run)).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut started = Vec::new();
+    let mut heard_all = false;
+    while !heard_all || started.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, connection.recv())
+            .await
+            .expect("frames")
+            .unwrap()
+        {
+            Some(FromWorker::Started(attempts)) => started.extend(attempts),
+            Some(FromWorker::Heartbeat { running }) => heard_all |= running.len() == 3,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        started,
+        [(TaskId(1), Attempt(1))],
+        "only the slot's task started"
+    );
+    // 1 is in the slot, 3 is queued, 9 is unknown.
+    let asked = vec![
+        (TaskId(1), Attempt(1)),
+        (TaskId(3), Attempt(1)),
+        (TaskId(9), Attempt(1)),
+    ];
+    connection.send(&ToWorker::TakeBack(asked)).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let returned = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, connection.recv())
+            .await
+            .expect("frames")
+            .unwrap()
+        {
+            Some(FromWorker::Returned(returned)) => break returned,
+            Some(FromWorker::Started(attempts)) => started.extend(attempts),
+            _ => {}
+        }
+    };
+    assert_eq!(returned, [(TaskId(3), Attempt(1))]);
+    // Both reports may share a frame.
+    let mut reports = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + PATIENCE;
+    while reports.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(FromWorker::Reports(frame)) = timeout(left, connection.recv())
+            .await
+            .expect("reports")
+            .unwrap()
+        {
+            reports.extend(frame.into_iter().map(|r| (r.task.0, r.outcome)));
+        }
+    }
+    assert!(
+        matches!(reports[&1], Outcome::Completed { .. }),
+        "{reports:?}"
+    );
+    assert_eq!(reports[&2], Outcome::Completed { result: "2".into() });
+    assert!(!reports.contains_key(&3), "3 was given back");
+    heartbeat_where(&mut connection, <[_]>::is_empty).await;
+    worker.stop().await.expect("a shutdown is a clean exit");
+}
+
 /// A drain tells the coordinator `Draining`, lets the running task finish and report, waits
 /// for `Recorded`, and only then closes the connection and ends the worker cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,3 +72,30 @@ async fn guardian_kills_the_group_when_the_lifeline_closes() {
         pids[1]
     );
 }
+
+/// Frames larger than the pipe, sent back to back while the reader is slow, arrive whole and in
+/// order: a frame never interleaves with the rest of an earlier one.
+#[tokio::test(flavor = "current_thread")]
+async fn frames_larger_than_the_pipe_stay_in_order() {
+    let (read, write) = pipe_cloexec().unwrap();
+    let writer = SlotWriter::new(pipe::Sender::from_owned_fd(write).unwrap());
+    let frames: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| vec![b'a' + i; 200_000 + i as usize])
+        .collect();
+    for frame in &frames {
+        assert!(writer.send(frame.clone()));
+    }
+    drop(writer);
+    // Read on a blocking thread while this runtime's task writes the backlog.
+    let reader = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut all).unwrap();
+        all
+    });
+    let all = tokio::time::timeout(PATIENCE, reader)
+        .await
+        .expect("every frame within the patience")
+        .unwrap();
+    assert_eq!(all, frames.concat());
+}
