@@ -1,18 +1,19 @@
-//! What the benchmarks W2, W3 and W4 share: a cluster of the release binaries, bounded commands
-//! that return an error instead of a verdict, the `python3` baseline runner, and how a figure is
-//! printed beside its target.
+//! What the benchmarks share: a cluster of the release binaries, bounded commands that return an
+//! error instead of a verdict, the `python3` runners (the baselines, and the Python client with
+//! the release build's extension), and how a figure is printed beside its target.
 //!
-//! Layout: this one file; each benchmark is a binary of its own under `src/bin/` (`w1` keeps its
-//! own copies of these few helpers, it came first). A benchmark never fails on a missed target:
+//! Layout: this one file; each benchmark is a binary of its own under `src/bin/` (`w1` to `w4`,
+//! and `soak`). A benchmark never fails on a missed target:
 //! it prints the figure, the target and whether it was met, and exits non-zero only when the run
 //! itself breaks (a command fails, a bounded wait runs out; the harness panics on its own
 //! timeouts, which also ends the run non-zero). Every process a benchmark starts is owned by a
 //! harness handle and killed when that handle is dropped, on success, error or panic alike.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tatzelwurm_e2e::actionwurm::run_command;
+use tatzelwurm_e2e::wait::poll_every;
 use tatzelwurm_e2e::{examples_dir, workspace_root, Action, Binaries, Cluster, ClusterOptions};
 use tatzelwurm_e2e::{Profile, Worker, WorkerSpec};
 
@@ -136,6 +137,86 @@ pub fn python_figure(script: &str, timeout: Duration) -> Result<f64, String> {
         .map_err(|_| format!("the python3 baseline printed `{last}`, not a number"))
 }
 
+/// The command that builds the Python extension beside the release binaries.
+pub const PYTHON_BUILD: &str =
+    "PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release -p tatzelwurm-python";
+
+/// Assembles an importable `tatzelwurm` package in `dir`: links to the sources in
+/// `python/tatzelwurm/` and, as its `_native` extension, the `lib_native.so` beside the
+/// release binaries (not whatever `_native*.so` a `maturin develop` left in the source tree,
+/// which may be of another build or protocol). Returns the directory to put on PYTHONPATH.
+pub fn python_package(dir: &Path) -> Result<PathBuf, String> {
+    let bins = Binaries::try_locate(Profile::Release)?;
+    let bin_dir = bins
+        .tatzelwurm
+        .parent()
+        .ok_or("the release binaries have no directory")?;
+    let native = bin_dir.join("lib_native.so");
+    if !native.exists() {
+        return Err(format!(
+            "{} is missing; build the Python extension first: {PYTHON_BUILD}",
+            native.display()
+        ));
+    }
+    let sources = workspace_root().join("python").join("tatzelwurm");
+    let package = dir.join("tatzelwurm");
+    std::fs::create_dir_all(&package).map_err(|e| format!("{}: {e}", package.display()))?;
+    let entries = std::fs::read_dir(&sources).map_err(|e| format!("{}: {e}", sources.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if text.starts_with("_native") && text.ends_with(".so") || text == "__pycache__" {
+            continue;
+        }
+        std::os::unix::fs::symlink(entry.path(), package.join(&name))
+            .map_err(|e| format!("linking {}: {e}", entry.path().display()))?;
+    }
+    std::os::unix::fs::symlink(&native, package.join("_native.abi3.so"))
+        .map_err(|e| format!("linking {}: {e}", native.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+/// Runs `python3 SCRIPT ARGS... --json` with `pythonpath` (and `examples/`) importable, bounded
+/// by `timeout`, and returns the JSON object it printed last.
+pub fn python_json(
+    script: &Path,
+    args: &[&str],
+    pythonpath: Option<&Path>,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let mut path = vec![examples_dir()];
+    path.extend(pythonpath.map(Path::to_path_buf));
+    let joined = std::env::join_paths(path).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .args(args)
+        .arg("--json")
+        .env("PYTHONPATH", joined)
+        .current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TATZELWURM_") {
+            cmd.env_remove(key);
+        }
+    }
+    let ran = run_command(cmd, timeout);
+    check(&ran, &format!("`python3 {}`", script.display()))?;
+    let last = ran.stdout.lines().last().unwrap_or("").trim();
+    serde_json::from_str(last)
+        .map_err(|_| format!("`python3 {}` printed `{last}`, not JSON", script.display()))
+}
+
+/// Polls `probe` every `interval` until it gives `Some(Ok(_))` or an error, or `timeout` runs
+/// out (an error naming `what`).
+pub fn poll_until<T>(
+    what: &str,
+    interval: Duration,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<Result<T, String>>,
+) -> Result<T, String> {
+    poll_every(interval, timeout, &mut probe)
+        .ok_or_else(|| format!("{what} did not happen within {timeout:?}"))?
+}
+
 /// Whether a figure met an upper-bound target, as printed after it.
 pub fn verdict(measured: f64, target: f64) -> &'static str {
     if measured <= target {
@@ -157,6 +238,13 @@ pub fn print_target(label: &str, measured: f64, unit: &str, target: f64, precisi
         "{label:<34} {figure:>16}   target <= {target}{unit} ({})",
         verdict(measured, target)
     );
+}
+
+/// One line of a report: a figure with a lower-bound target (a rate) beside it.
+pub fn print_at_least(label: &str, measured: f64, unit: &str, target: f64) {
+    let figure = format!("{measured:.0} {unit}");
+    let verdict = if measured >= target { "met" } else { "missed" };
+    println!("{label:<34} {figure:>16}   target >= {target:.0} {unit} ({verdict})");
 }
 
 /// One line of a report without a target.

@@ -50,6 +50,7 @@ mod kill;
 mod leases;
 mod leftovers;
 mod output;
+mod prefetch;
 mod recovery;
 mod restart;
 mod retries;

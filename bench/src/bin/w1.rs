@@ -1,53 +1,88 @@
 //! W1, the yardstick of tatzelwurm's speed: 10,000 `noop(x)` tasks on 2 workers × 1 slot, timed
-//! from the first add to all completed, and the rate at which `task add --args-file` adds them.
+//! from the start of the add to the last result, three ways, each on a fresh cluster: through the
+//! command line (`task add --args-file --play`, then `task wait -a`), through the Python client
+//! with one `submit_many`, and with one `submit` per task. Beside them, in the same invocation,
+//! the baseline of the issue: `multiprocessing.Pool(2)` with one `apply_async` per task.
+//! Targets (issue 10): >= 100,000 tasks/s end to end for the command line and `submit_many`,
+//! ahead of `Pool(2)`; >= 50,000 tasks/s with one `submit` per task.
 //!
 //! ```text
 //! cargo build --release --workspace --bins
+//! PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release -p tatzelwurm-python
 //! cargo run --release -p tatzelwurm-bench --bin w1 [-- --tasks 10000]
 //! ```
 //!
-//! It builds nothing itself: it runs the release binaries through the end-to-end harness (a
-//! coordinator on a temp database, workers with the `python3` on PATH), so it measures exactly
-//! what a user gets. Every wait is bounded by `--timeout`; past it the run ends non-zero, and all
-//! processes it started are killed on the way out.
+//! The Python runs use `bench/python/w1_client.py` with the `python3` on PATH (the workers'
+//! too) and a `tatzelwurm` package assembled from `python/tatzelwurm/` and the release build's
+//! `lib_native.so` (`--skip-python` leaves them out). It builds nothing itself: it runs the
+//! release binaries through the end-to-end harness, so it measures exactly what a user gets.
+//! Every wait is bounded by `--timeout`; past it the run ends non-zero, and all processes it
+//! started are killed on the way out.
 
 use clap::Parser;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tatzelwurm_e2e::{example, workspace_root, Binaries, Cluster, ClusterOptions, Profile};
-use tatzelwurm_e2e::{Action, WorkerSpec};
+use tatzelwurm_bench::{add_from_file, counting_lines, print_at_least, print_figure};
+use tatzelwurm_bench::{python_json, python_package, release_cluster, remaining};
+use tatzelwurm_bench::{require_release_binaries, start_workers, wait_tasks};
+use tatzelwurm_e2e::{example, workspace_root, Cluster};
+
+/// The issue's targets, in tasks per second end to end.
+const TARGET_BATCH_RATE: f64 = 100_000.0;
+const TARGET_SUBMIT_RATE: f64 = 50_000.0;
 
 /// Command-line options of `w1`.
 #[derive(Debug, Parser)]
-#[command(about = "W1: noop tasks end to end on 2 workers x 1 slot, with the release binaries")]
+#[command(
+    about = "W1: noop tasks end to end on 2 workers x 1 slot (CLI, Python client), beside Pool(2)"
+)]
 struct Options {
-    /// How many `noop(x)` tasks to add.
+    /// How many `noop(x)` tasks each run adds.
     #[arg(long, default_value_t = 10_000)]
     tasks: u64,
-    /// How many workers to start.
+    /// How many workers to start (and processes in the Pool baseline, times `--slots`).
     #[arg(long, default_value_t = 2)]
     workers: u32,
     /// How many slots each worker has.
     #[arg(long, default_value_t = 1)]
     slots: u32,
+    /// Leave out the Python client's runs (the command line's and the Pool's still run).
+    #[arg(long)]
+    skip_python: bool,
     /// Seconds the whole run may take before it gives up and exits non-zero.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 900)]
     timeout: u64,
 }
 
-/// What one run measured.
+/// One run's clock: the add (or the submit calls) and the whole run to the last result.
+struct Timing {
+    add: f64,
+    end_to_end: f64,
+}
+
+/// What one invocation measured.
 struct Measurement {
-    add: Duration,
-    end_to_end: Duration,
+    cli: Timing,
     done_per_worker: BTreeMap<String, u64>,
+    /// `submit_many`, then one `submit` per task; `None` with `--skip-python`.
+    python: Option<(Timing, Timing)>,
+    pool: f64,
 }
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    if let Err(message) = Binaries::try_locate(Profile::Release) {
-        eprintln!("w1: {message}");
+    if let Err(message) = require_release_binaries("w1") {
+        eprintln!("{message}");
         return ExitCode::from(2);
+    }
+    if !options.skip_python {
+        let probe = tempfile::tempdir().expect("create a temp dir");
+        if let Err(message) = python_package(probe.path()) {
+            eprintln!("w1: {message} (or run with --skip-python)");
+            return ExitCode::from(2);
+        }
     }
     match run(&options) {
         Ok(measured) => {
@@ -61,68 +96,100 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts the cluster, adds the tasks, waits for them, and checks that all of them completed.
 fn run(options: &Options) -> Result<Measurement, String> {
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
-    let cluster = Cluster::start_with(ClusterOptions {
-        profile: Profile::Release,
-        log_level: "warn".to_string(),
-        ..ClusterOptions::default()
-    });
-    let _workers: Vec<_> = (1..=options.workers)
-        .map(|n| {
-            let spec = WorkerSpec::new(options.slots)
-                .name(&format!("w{n}"))
-                .cwd(workspace_root());
-            cluster.start_worker(spec)
-        })
-        .collect();
-    let lines: Vec<String> = (0..options.tasks).map(|i| format!("[{i}]")).collect();
-    let args_file = cluster.write_args_file(&lines);
+    let (cli, done_per_worker) = cli_run(options, deadline)?;
+    let python = if options.skip_python {
+        None
+    } else {
+        let many = python_run(options, "submit_many", deadline)?;
+        let each = python_run(options, "submit", deadline)?;
+        Some((many, each))
+    };
+    let pool = pool_run(options, deadline)?;
+    Ok(Measurement {
+        cli,
+        done_per_worker,
+        python,
+        pool,
+    })
+}
 
-    let start = Instant::now();
+/// The command line: one `task add --args-file --play`, then `task wait -a`; checks that every
+/// task completed.
+fn cli_run(
+    options: &Options,
+    deadline: Instant,
+) -> Result<(Timing, BTreeMap<String, u64>), String> {
+    let cluster = release_cluster();
+    let _workers = start_workers(&cluster, options.workers, options.slots);
+    let file = cluster.write_args_file(&counting_lines(options.tasks));
     let noop = example("noop");
-    let file = args_file.to_str().expect("temp paths are UTF-8");
-    let added = cluster.action_within(
-        &["task", "add", &noop, "--args-file", file, "--play"],
-        remaining(deadline),
-    );
-    let add = start.elapsed();
-    check(&added, "adding the tasks")?;
-    if added.ids().len() as u64 != options.tasks {
-        return Err(format!("`task add` printed {} ids", added.ids().len()));
-    }
-    wait_all(&cluster, deadline)?;
-    let end_to_end = start.elapsed();
-
+    let start = Instant::now();
+    add_from_file(&cluster, &noop, &file, options.tasks, true, deadline)?;
+    let add = start.elapsed().as_secs_f64();
+    wait_tasks(&cluster, &[], deadline)?;
+    let end_to_end = start.elapsed().as_secs_f64();
     let completed = cluster.list(&["completed"]).len() as u64;
     if completed != options.tasks {
         return Err(format!("{completed} of {} tasks completed", options.tasks));
     }
-    Ok(Measurement {
-        add,
-        end_to_end,
-        done_per_worker: done_per_worker(&cluster),
+    Ok((Timing { add, end_to_end }, done_per_worker(&cluster)))
+}
+
+/// The Python client on a fresh cluster: `bench/python/w1_client.py --mode MODE`, which checks
+/// every result itself.
+fn python_run(options: &Options, mode: &str, deadline: Instant) -> Result<Timing, String> {
+    let cluster = release_cluster();
+    let _workers = start_workers(&cluster, options.workers, options.slots);
+    let package = python_package(&cluster.dir().join("python"))?;
+    let noop = example("noop");
+    let tasks = options.tasks.to_string();
+    let args = [
+        "--coordinator",
+        cluster.addr(),
+        "--function",
+        &noop,
+        "--mode",
+        mode,
+        "--tasks",
+        &tasks,
+    ];
+    let figures = python_json(&script(), &args, Some(&package), remaining(deadline))?;
+    let figure = |key: &str| {
+        figures[mode][key]
+            .as_f64()
+            .ok_or_else(|| format!("w1_client.py gave no {key} for {mode}: {figures}"))
+    };
+    Ok(Timing {
+        add: figure("submit_seconds")?,
+        end_to_end: figure("end_to_end_seconds")?,
     })
 }
 
-/// `task wait -a` with the time left; an error if it fails or runs out of time.
-fn wait_all(cluster: &Cluster, deadline: Instant) -> Result<(), String> {
-    let left = remaining(deadline);
-    let seconds = format!("{:.1}", left.as_secs_f64());
-    let waited = cluster.action_within(
-        &["task", "wait", "-a", "--timeout", &seconds],
-        left + Duration::from_secs(30),
-    );
-    check(&waited, "waiting for the tasks to complete")
+/// The baseline: `multiprocessing.Pool(workers × slots)`, one `apply_async` per task; seconds.
+fn pool_run(options: &Options, deadline: Instant) -> Result<f64, String> {
+    let tasks = options.tasks.to_string();
+    let processes = (options.workers * options.slots).to_string();
+    let args = [
+        "--mode",
+        "pool",
+        "--tasks",
+        &tasks,
+        "--processes",
+        &processes,
+    ];
+    let figures = python_json(&script(), &args, None, remaining(deadline))?;
+    figures["pool"]["end_to_end_seconds"]
+        .as_f64()
+        .ok_or_else(|| format!("w1_client.py gave no Pool figure: {figures}"))
 }
 
-fn check(action: &Action, what: &str) -> Result<(), String> {
-    if action.success() {
-        Ok(())
-    } else {
-        Err(format!("{what} failed: {action}"))
-    }
+fn script() -> PathBuf {
+    workspace_root()
+        .join("bench")
+        .join("python")
+        .join("w1_client.py")
 }
 
 /// Tasks done per worker, from `worker list`: shows whether the load was shared.
@@ -137,30 +204,63 @@ fn done_per_worker(cluster: &Cluster) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Time left until `deadline` (at least a second, so a command always gets a chance).
-fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1))
-}
-
 fn report(options: &Options, m: &Measurement) {
     let n = options.tasks as f64;
-    let add = m.add.as_secs_f64();
-    let e2e = m.end_to_end.as_secs_f64();
+    let processes = options.workers * options.slots;
     println!(
-        "W1: {} noop tasks, {} workers x {} slot(s), release binaries",
+        "W1: {} noop tasks, {} workers x {} slot(s), release binaries; rates are tasks/s",
         options.tasks, options.workers, options.slots
     );
-    println!("tasks               {}", options.tasks);
-    println!("add seconds         {add:.3}");
-    println!("add rate            {:.0} tasks/s", n / add);
-    println!("end-to-end seconds  {e2e:.3}");
-    println!("end-to-end rate     {:.0} tasks/s", n / e2e);
+    let pool_rate = n / m.pool;
+    print_figure("command line: add", format!("{:.0} tasks/s", n / m.cli.add));
+    print_at_least(
+        "command line: end to end",
+        n / m.cli.end_to_end,
+        "tasks/s",
+        TARGET_BATCH_RATE,
+    );
     let spread: Vec<String> = m
         .done_per_worker
         .iter()
         .map(|(name, done)| format!("{name}={done}"))
         .collect();
-    println!("done per worker     {}", spread.join(" "));
+    print_figure("  done per worker", spread.join(" "));
+    let mut ahead = vec![("command line", n / m.cli.end_to_end)];
+    match &m.python {
+        None => println!("(the Python client's runs were skipped: --skip-python)"),
+        Some((many, each)) => {
+            print_figure(
+                "python submit_many: submit",
+                format!("{:.0} tasks/s", n / many.add),
+            );
+            print_at_least(
+                "python submit_many: end to end",
+                n / many.end_to_end,
+                "tasks/s",
+                TARGET_BATCH_RATE,
+            );
+            print_figure(
+                "python submit x N: submit",
+                format!("{:.0} tasks/s", n / each.add),
+            );
+            print_at_least(
+                "python submit x N: end to end",
+                n / each.end_to_end,
+                "tasks/s",
+                TARGET_SUBMIT_RATE,
+            );
+            ahead.push(("submit_many", n / many.end_to_end));
+        }
+    }
+    print_figure(
+        &format!("baseline Pool({processes}): end to end"),
+        format!("{pool_rate:.0} tasks/s"),
+    );
+    for (what, rate) in ahead {
+        let verdict = if rate > pool_rate { "yes" } else { "no" };
+        print_figure(
+            &format!("{what} ahead of Pool({processes})"),
+            format!("{verdict} ({:.2} x)", rate / pool_rate),
+        );
+    }
 }
