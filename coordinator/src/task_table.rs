@@ -213,6 +213,7 @@ impl TaskTable {
                 // stored record is current (`is_dirty`), and every way back to `ready` is
                 // written. Any other state must become `ready` first, which is a write.
                 task.attempt = task.attempt.next();
+                task.unrecorded = true;
             }
             table.tasks.insert(id, task);
         }
@@ -223,7 +224,7 @@ impl TaskTable {
     /// current. A task handed out while its record is current may have its `Run` sent before the
     /// round's flush (see `recover` for why that keeps attempt numbers unique).
     pub fn is_dirty(&self, id: TaskId) -> bool {
-        self.dirty.contains(&id)
+        self.dirty.contains(&id) || self.tasks.get(id).is_some_and(|t| t.unrecorded)
     }
 
     /// Adds tasks with fresh ids, `ready` when `play`, else `created`.
@@ -331,8 +332,9 @@ impl TaskTable {
     /// caller (the scheduler) records which connection holds each attempt.
     ///
     /// Only an at-most-once task's assignment is written to the store (before its `Run` may
-    /// leave): an at-least-once task found `ready` after a crash runs again, which its
-    /// guarantee allows, so its assignment costs no write (see DESIGN.md, the flush rule).
+    /// leave), and that of a task whose attempt number is ahead of its record (`unrecorded`):
+    /// an at-least-once task found `ready` after a crash runs again, which its guarantee
+    /// allows, so its assignment costs no write (see DESIGN.md, the flush rule).
     pub fn assign(&mut self, worker_name: &str, count: usize, now: Timestamp) -> Vec<Assignment> {
         let mut handed = Vec::with_capacity(count.min(self.ready.len()));
         while handed.len() < count {
@@ -350,7 +352,8 @@ impl TaskTable {
             task.set_worker(Some(worker_name), &mut self.names);
             task.started_at = Some(now).into();
             let spec = task.spec(&self.names);
-            if spec.policy.at_most_once {
+            if spec.policy.at_most_once || task.unrecorded {
+                task.unrecorded = false;
                 self.dirty.insert(id);
             }
             handed.push(Assignment {

@@ -173,6 +173,10 @@ pub struct LiveTask {
     pub started_at: OptTime,
     /// Why the latest attempt failed, while the task waits for its retry.
     pub error: Option<Box<TaskError>>,
+    /// Its `attempt` is ahead of its stored record: a restart skipped the number an unwritten
+    /// assignment may have used (`TaskTable::recover`). Its next assignment is written before
+    /// its `Run` leaves, so that a second crash cannot skip to the same number again.
+    pub unrecorded: bool,
 }
 
 impl LiveTask {
@@ -197,6 +201,7 @@ impl LiveTask {
             created_at: now,
             started_at: OptTime::NONE,
             error: None,
+            unrecorded: false,
         }
     }
 

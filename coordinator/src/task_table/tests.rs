@@ -394,9 +394,17 @@ fn an_unwritten_attempt_number_is_never_handed_out_again() {
         !before.is_dirty(TaskId(1)),
         "an at-least-once assignment is not written"
     );
-    let mut after = Sim::recover(records, 2, NOW);
+    let mut after = Sim::recover(records.clone(), 2, NOW);
+    assert!(after.is_dirty(TaskId(1)), "its record is behind: no early Run");
     let handed = after.assign(W2, "w2", 1, NOW);
     assert_eq!(handed[0].attempt, Attempt(2));
+    // A second crash: that assignment was written (`running`, attempt 2), so the next
+    // number is 3 and no skip is needed; without the write it would have been 2 again.
+    let written = after.take_changes().tasks;
+    assert_eq!(written.len(), 1, "the assignment after a skip is written");
+    assert_eq!(written[0].attempt, Attempt(2));
+    let mut again = Sim::recover(written, 2, NOW);
+    assert_eq!(again.assign(W1, "w1", 1, NOW)[0].attempt, Attempt(3));
 }
 
 /// `wait -a` is about tasks that are neither finished nor created.
