@@ -26,7 +26,13 @@ pub fn main(argv: Vec<String>) -> i32 {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: the task actor is the one place work happens and the store writes on its
+    // own thread, so more runtime threads only added wake-ups and cross-thread hand-offs
+    // (measured in W1: ~40% fewer context switches, ~5% less CPU, 5-8% more tasks/s).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("tatzelwurm: cannot start the async runtime: {err}");
