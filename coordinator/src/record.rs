@@ -64,13 +64,19 @@ impl TaskRecord {
     /// What an actioner is told about this task; without output, which `show` adds from the
     /// store.
     pub fn info(&self) -> TaskInfo {
+        self.clone().into_info()
+    }
+
+    /// `info`, moving the record's strings instead of copying them (a record read from the
+    /// store for an answer is used once).
+    pub fn into_info(self) -> TaskInfo {
         TaskInfo {
             id: self.id,
             state: self.state,
-            spec: self.spec.clone(),
-            result: self.result.clone(),
-            error: self.error.clone(),
-            worker: self.worker.clone(),
+            spec: self.spec,
+            result: self.result,
+            error: self.error,
+            worker: self.worker,
             attempts: self.attempt,
             failures: self.failures,
             crashes: self.crashes,

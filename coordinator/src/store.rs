@@ -559,9 +559,11 @@ impl Store {
         };
         self.backend
             .visit(space, &from.to_be_bytes(), &mut |_, value| {
-                let record: TaskRecord = decode(value)?;
+                // Read in place first: a listing of a few states passes over many records
+                // it leaves out, and copies out only those it keeps.
+                let record = decode_ref(value)?;
                 if states.is_empty() || states.contains(&record.state) {
-                    page.push(record);
+                    page.push(record.to_record());
                 }
                 Ok(page.len() < limit)
             })?;

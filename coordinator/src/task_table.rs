@@ -610,7 +610,7 @@ impl TaskTable {
             .scan(Part::Finished, after, limit, states)
             .map_err(|err| TableError::Store(err.to_string()))?
             .into_iter()
-            .map(|r| (r.id, r.info()))
+            .map(|r| (r.id, r.into_info()))
             .collect();
         // Three lists in id order; an id in memory and in the store is memory's.
         let mut merged: BTreeMap<TaskId, TaskInfo> = stored.into_iter().collect();
@@ -628,7 +628,7 @@ impl TaskTable {
         match self.info_in_memory(id) {
             Some(info) => Ok(info),
             None => match store.get(id) {
-                Ok(Some(record)) => Ok(record.info()),
+                Ok(Some(record)) => Ok(record.into_info()),
                 Ok(None) => Err(TableError::Store(format!(
                     "task {id} has no record in the database"
                 ))),
@@ -673,7 +673,7 @@ impl TaskTable {
             .filter_map(|id| match self.info_in_memory(*id) {
                 Some(info) => Some(info),
                 None if self.exists(*id) => match store.get(*id) {
-                    Ok(record) => record.map(|r| r.info()),
+                    Ok(record) => record.map(TaskRecord::into_info),
                     Err(err) => {
                         tracing::error!("cannot read task {id} from the database: {err}");
                         None

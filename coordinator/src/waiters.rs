@@ -2,7 +2,6 @@
 //! their tasks finishes. Held by the task actor; the replies leave only after the store flush
 //! that made those tasks' final states durable.
 
-use std::collections::HashMap;
 use tatzelwurm_proto::actioner::Reply;
 use tatzelwurm_proto::TaskId;
 use tokio::sync::oneshot;
@@ -18,6 +17,43 @@ struct Wait {
 /// Open waits below which no sweep for abandoned ones is made.
 const FIRST_SWEEP: usize = 64;
 
+/// The waits of one task: almost always one (a `task wait`), kept without an allocation.
+enum Keys {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Keys {
+    fn push(&mut self, key: u64) {
+        match self {
+            Keys::One(first) => *self = Keys::Many(vec![*first, key]),
+            Keys::Many(keys) => keys.push(key),
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Keys::One(key) => std::slice::from_ref(key),
+            Keys::Many(keys) => keys,
+        }
+    }
+
+    /// Drops `key`; whether none is left.
+    fn remove(&mut self, key: u64) -> bool {
+        match self {
+            Keys::One(only) => *only == key,
+            Keys::Many(keys) => {
+                keys.retain(|k| *k != key);
+                keys.is_empty()
+            }
+        }
+    }
+}
+
+/// Maps keyed by task ids and wait keys: integers this process chose, not a peer, so FxHash's
+/// one multiply instead of SipHash (a `wait -a` indexes every task).
+type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
+
 /// The open waits, indexed by the tasks they wait for.
 ///
 /// A wait whose actioner went away (its reply channel closed) is dropped at the next sweep, so
@@ -25,8 +61,8 @@ const FIRST_SWEEP: usize = 64;
 /// run for days cannot pile up. A sweep runs when the open waits have doubled since the last
 /// one, which keeps its cost amortised to O(1) per wait.
 pub struct Waiters {
-    waits: HashMap<u64, Wait>,
-    by_task: HashMap<TaskId, Vec<u64>>,
+    waits: IdMap<u64, Wait>,
+    by_task: IdMap<TaskId, Keys>,
     next: u64,
     sweep_at: usize,
 }
@@ -34,8 +70,8 @@ pub struct Waiters {
 impl Default for Waiters {
     fn default() -> Self {
         Waiters {
-            waits: HashMap::new(),
-            by_task: HashMap::new(),
+            waits: IdMap::default(),
+            by_task: IdMap::default(),
             next: 0,
             sweep_at: FIRST_SWEEP,
         }
@@ -59,8 +95,12 @@ impl Waiters {
         }
         let key = self.next;
         self.next += 1;
+        self.by_task.reserve(pending.len());
         for id in &pending {
-            self.by_task.entry(*id).or_default().push(key);
+            self.by_task
+                .entry(*id)
+                .and_modify(|keys| keys.push(key))
+                .or_insert(Keys::One(key));
         }
         self.waits.insert(
             key,
@@ -84,8 +124,7 @@ impl Waiters {
             let wait = self.waits.remove(&key).expect("listed above");
             for id in &wait.tasks {
                 if let Some(keys) = self.by_task.get_mut(id) {
-                    keys.retain(|k| *k != key);
-                    if keys.is_empty() {
+                    if keys.remove(key) {
                         self.by_task.remove(id);
                     }
                 }
@@ -100,7 +139,7 @@ impl Waiters {
             let Some(keys) = self.by_task.remove(id) else {
                 continue;
             };
-            for key in keys {
+            for &key in keys.as_slice() {
                 let Some(wait) = self.waits.get_mut(&key) else {
                     continue;
                 };
@@ -160,7 +199,7 @@ mod tests {
             waiters.waits.len(),
             live.len()
         );
-        assert!(waiters.by_task[&TaskId(7)].len() == waiters.waits.len());
+        assert!(waiters.by_task[&TaskId(7)].as_slice().len() == waiters.waits.len());
         let answers = waiters.finished(&ids(&[7]));
         // Every live wait is answered; abandoned ones not yet swept may be answered too, harmlessly.
         assert!(answers.len() >= live.len());

@@ -294,7 +294,7 @@ impl LiveTask {
 
     /// What an actioner is told about it, without output.
     pub fn info(&self, id: TaskId, names: &Names) -> TaskInfo {
-        self.record(id, names).info()
+        self.record(id, names).into_info()
     }
 }
 

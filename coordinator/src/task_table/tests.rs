@@ -395,7 +395,10 @@ fn an_unwritten_attempt_number_is_never_handed_out_again() {
         "an at-least-once assignment is not written"
     );
     let mut after = Sim::recover(records.clone(), 2, NOW);
-    assert!(after.is_dirty(TaskId(1)), "its record is behind: no early Run");
+    assert!(
+        after.is_dirty(TaskId(1)),
+        "its record is behind: no early Run"
+    );
     let handed = after.assign(W2, "w2", 1, NOW);
     assert_eq!(handed[0].attempt, Attempt(2));
     // A second crash: that assignment was written (`running`, attempt 2), so the next
