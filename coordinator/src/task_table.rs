@@ -317,14 +317,15 @@ impl TaskTable {
         self.ready.len()
     }
 
-    /// The function of the task first in the ready queue (the one `assign` hands next), for
-    /// the scheduler's prefetch depth; `None` when nothing is ready.
-    pub fn next_ready_function(&self) -> Option<&str> {
+    /// The function of the task first in the ready queue (the one `assign` hands next) and
+    /// whether that task is at-most-once, for prefetch: its depth is the function's, and an
+    /// at-most-once task is never queued behind a busy slot. `None` when nothing is ready.
+    pub fn next_ready(&self) -> Option<(&str, bool)> {
         self.ready
             .iter()
             .filter_map(|id| self.tasks.get(*id))
             .find(|t| t.state == TaskState::Ready)
-            .map(|t| t.function(&self.names))
+            .map(|t| (t.function(&self.names), t.policy(&self.names).at_most_once))
     }
 
     /// Hands up to `count` ready tasks, oldest first, to the worker named `worker_name`: each

@@ -609,10 +609,9 @@ impl TasksActor {
     /// surplus of queued attempts to give some back for the idle ones.
     ///
     /// At-most-once tasks are never prefetched: a queued attempt lost with its worker fails
-    /// its task (a `Started` may have been lost), so one only goes to a free slot. The table
-    /// names the next task's function but not its policy, so prefetch learns it from the
-    /// assignment: an at-most-once one is given back at once (its attempt number is spent) and
-    /// prefetch pauses until a free slot has taken the head of the queue.
+    /// its task (a `Started` may have been lost), so one only goes to a free slot: when one
+    /// heads the ready queue (`TaskTable::next_ready`), prefetch pauses until a free slot has
+    /// taken it.
     ///
     /// Runs of at-least-once tasks that were durable before this round go out before the
     /// flush; the rest after it (`Round::early`).
@@ -621,19 +620,25 @@ impl TasksActor {
             let Some(worker) = self.scheduler.choose_slot(now) else {
                 break;
             };
-            if !self.hand_next(worker, round, now, false) {
+            if !self.hand_next(worker, round, now) {
                 break;
             }
             self.prefetch_paused = false;
         }
         while !self.prefetch_paused {
-            let Some(function) = self.table.next_ready_function() else {
+            let Some((function, at_most_once)) = self.table.next_ready() else {
                 break;
             };
+            if at_most_once {
+                // Never queued behind a busy slot (a queued one lost with its worker would
+                // fail): prefetch waits until a free slot has taken it.
+                self.prefetch_paused = true;
+                break;
+            }
             let Some(worker) = self.scheduler.choose(function, now) else {
                 break;
             };
-            if !self.hand_next(worker, round, now, true) {
+            if !self.hand_next(worker, round, now) {
                 break;
             }
         }
@@ -646,27 +651,14 @@ impl TasksActor {
         }
     }
 
-    /// Hands the next ready task to `worker`; `queued` if it waits behind the worker's busy
-    /// slots (prefetch), where an at-most-once task is given back and prefetch pauses. Returns
-    /// whether a task was handed.
-    fn hand_next(
-        &mut self,
-        worker: WorkerId,
-        round: &mut Round,
-        now: Timestamp,
-        queued: bool,
-    ) -> bool {
+    /// Hands the next ready task to `worker` (the caller checked that an at-most-once task
+    /// goes only to a free slot). Returns whether a task was handed.
+    fn hand_next(&mut self, worker: WorkerId, round: &mut Round, now: Timestamp) -> bool {
         let name = self.scheduler.name(worker).unwrap_or_default();
         let Some(assignment) = self.table.assign(name, 1, now).pop() else {
             return false;
         };
         let key = (assignment.task, assignment.attempt);
-        let at_most_once = assignment.spec.policy.at_most_once;
-        if queued && at_most_once {
-            self.table.returned(&[key]);
-            self.prefetch_paused = true;
-            return false;
-        }
         let spec = &assignment.spec;
         let bytes = spec.function.len() + spec.args.len() + spec.kwargs.len();
         self.scheduler.hand(worker, key, &spec.function, bytes);

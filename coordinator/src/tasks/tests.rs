@@ -303,8 +303,9 @@ async fn at_most_once_tasks_are_not_prefetched() {
             next = Some(keys(&run));
         }
     }
+    // Its first attempt: prefetch never took and gave back the task on its way.
     let second = next.unwrap()[0];
-    assert_eq!(second.0, TaskId(2));
+    assert_eq!(second, (TaskId(2), Attempt(1)));
 }
 
 /// A long prefetch of tasks with large arguments is cut into `Run` frames within a quarter of
