@@ -193,7 +193,7 @@ async fn answer(
 ) {
     let reply = match pending {
         Pending::Ready(reply) => reply,
-        Pending::Workers => Reply::Workers(ctx.workers.list().await),
+        Pending::Workers => Reply::Workers(ctx.tasks.list_workers().await),
         Pending::Actor(answer) => answer.await,
     };
     let pages = match reply {

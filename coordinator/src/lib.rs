@@ -10,8 +10,7 @@
 //!   depth from per-function durations, take-back), a plain struct tested directly.
 //! - [`flaps`]: workers that keep connecting and dropping, held off with a backoff.
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
-//! - [`tasks`]: the task actor that owns the table and the scheduler, and its handle;
-//!   [`workers`]: that handle's face for worker connections and worker lists.
+//! - [`tasks`]: the task actor that owns the table and the scheduler, and its handle.
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
 //!   when they finish. Both held by the task actor.
 //! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
@@ -42,7 +41,6 @@ pub mod tasks;
 pub mod waiters;
 pub mod watchers;
 pub mod worker_conn;
-pub mod workers;
 
 pub use entry::main;
 
@@ -54,7 +52,6 @@ use task_table::TaskTable;
 use tasks::TasksHandle;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
-use workers::WorkersHandle;
 
 /// Why `run` ended other than by its shutdown future.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +98,6 @@ pub struct Config {
 pub struct Context {
     /// The task actor.
     pub tasks: TasksHandle,
-    /// The task actor's face for worker connections and worker lists.
-    pub workers: WorkersHandle,
     /// Timings.
     pub config: Config,
     /// Connection-level warnings, aggregated per address and kind.
@@ -137,13 +132,11 @@ pub async fn run(
         }
     }
     let (tasks, failed) = TasksHandle::new(table, add_keys, store);
-    let workers = WorkersHandle::new(tasks.clone());
     // Recovered ready tasks wait for workers; a wake makes the first round write the
     // recovered states back.
     tasks.wake().await;
     let ctx = Context {
         tasks,
-        workers,
         config,
         peer_log: Default::default(),
     };

@@ -1,5 +1,5 @@
 //! The task actor: the one owner of the `TaskTable` and the `Scheduler`, reached through
-//! `TasksHandle` (and `WorkersHandle`, its face for worker connections and worker lists).
+//! `TasksHandle`, by actioner and worker connections alike.
 //!
 //! It works in rounds, which is how group commit happens: it takes every message already
 //! waiting (up to `MAX_ROUND`), applies them to the table and the scheduler, hands ready tasks
@@ -26,7 +26,6 @@ use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
 use crate::waiters::Waiters;
 use crate::watchers::{ConnId, Watchers};
-use crate::workers::WorkerSender;
 use std::collections::{BTreeMap, HashMap};
 use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner, WorkerInfo};
 use tatzelwurm_proto::handshake::WorkerHello;
@@ -40,6 +39,12 @@ use tracing::{error, info, warn};
 /// that a push never waits; what is queued is bounded by the connection's watches (each
 /// registration is pushed once).
 pub type PushSink = mpsc::UnboundedSender<ToActioner>;
+
+/// How the coordinator reaches one worker connection's writer. Unbounded because what it
+/// carries answers what the worker sent or holds (runs within its slots and prefetch depth,
+/// kills, take-backs and acknowledgements), and because a stalled worker must never block the
+/// actor that sends to it; a worker that does not read for a lease is dropped (`worker_conn`).
+pub type WorkerSender = mpsc::UnboundedSender<ToWorker>;
 
 /// Who sent a command: the connection, the request, and the connection's push sink.
 #[derive(Clone)]

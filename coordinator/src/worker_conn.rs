@@ -36,7 +36,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     let name = hello.name.clone();
     let slots = hello.slots;
     let Some((id, held_off_until)) = ctx
-        .workers
+        .tasks
         .register(hello, peer.to_string(), sender.clone())
         .await
     else {
@@ -119,7 +119,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                 Ok(Ok(Some(FromWorker::Draining))) => {
                     if !draining {
                         draining = true;
-                        let holds = ctx.workers.drain(id).await.unwrap_or(0);
+                        let holds = ctx.tasks.drain(id).await.unwrap_or(0);
                         info!(worker = %id, %peer, "worker {name} is draining: it finishes the {holds} tasks it holds and gets no new ones");
                     }
                 }
