@@ -126,9 +126,9 @@ impl Client {
         self.change(sel, Command::Kill).await
     }
 
-    /// A play or a kill of `sel`, cut into requests of at most `MAX_IDS_PER_REQUEST` ids, their
-    /// answers added up.
-    async fn change(
+    /// A play or a kill of `sel` (`command` is `Command::Play` or `Command::Kill`), cut into
+    /// requests of at most `MAX_IDS_PER_REQUEST` ids, their answers added up.
+    pub async fn change(
         &self,
         sel: Selection,
         command: fn(Selection) -> Command,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tatzelwurm_client::{Changed, Client, ClientError, ConnectOptions, Event, Pipeline};
-use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::actioner::{Command, Selection};
 use tatzelwurm_proto::function::check_function;
 use tatzelwurm_proto::task::{TaskSpec, TaskState};
 use tatzelwurm_proto::TaskId;
@@ -262,23 +262,13 @@ impl Core {
     /// Kills these tasks (all unfinished ones when None): `(changed, [(id, state)])`.
     #[pyo3(signature = (ids=None))]
     fn kill(&self, py: Python<'_>, ids: Option<Vec<u64>>) -> PyResult<ChangedIds> {
-        let client = &self.client;
-        let sel = selection(ids);
-        let changed = py
-            .detach(|| runtime().block_on(client.kill(sel)))
-            .map_err(|e| client_error(py, &e))?;
-        Ok(changed_tuple(changed))
+        self.change(py, ids, Command::Kill)
     }
 
     /// Plays these created tasks (all when None): `(changed, [(id, state)])`.
     #[pyo3(signature = (ids=None))]
     fn play(&self, py: Python<'_>, ids: Option<Vec<u64>>) -> PyResult<ChangedIds> {
-        let client = &self.client;
-        let sel = selection(ids);
-        let changed = py
-            .detach(|| runtime().block_on(client.play(sel)))
-            .map_err(|e| client_error(py, &e))?;
-        Ok(changed_tuple(changed))
+        self.change(py, ids, Command::Play)
     }
 
     /// Stops reconnecting and closes the connection; the dispatcher's next wait returns None.
@@ -286,6 +276,23 @@ impl Core {
         self.closed.store(true, Ordering::Release);
         let client = &self.client;
         py.detach(|| runtime().block_on(client.close()));
+    }
+}
+
+impl Core {
+    /// A play or a kill (`command`) of these tasks, with the GIL released while it runs.
+    fn change(
+        &self,
+        py: Python<'_>,
+        ids: Option<Vec<u64>>,
+        command: fn(Selection) -> Command,
+    ) -> PyResult<ChangedIds> {
+        let client = &self.client;
+        let sel = selection(ids);
+        let changed = py
+            .detach(|| runtime().block_on(client.change(sel, command)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(changed_tuple(changed))
     }
 }
 
