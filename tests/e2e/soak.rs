@@ -80,7 +80,7 @@ fn soak_with_workers_and_coordinator_killed() {
         .unwrap()
         .as_nanos() as u64;
     println!("soak: random seed {seed}");
-    let mut rng = XorShift::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut worker_kills = 0;
     let mut last_worker_kill = Instant::now();
     let mut coordinator_kills = 0;
@@ -97,7 +97,7 @@ fn soak_with_workers_and_coordinator_killed() {
             "the adder thread ended early (it panicked; see above)"
         );
         if last_worker_kill.elapsed() >= WORKER_KILL_EVERY {
-            let i = rng.below(WORKERS);
+            let i = rng.usize(..WORKERS);
             workers[i].proc.kill9();
             workers[i] = cluster.spawn_worker(worker_spec(i + 1));
             worker_kills += 1;
@@ -116,7 +116,7 @@ fn soak_with_workers_and_coordinator_killed() {
             if coordinator_kills == 0 {
                 // Somewhere in the add: before it reached the coordinator, while it is made
                 // durable, or after it was acknowledged.
-                thread::sleep(Duration::from_millis(rng.below(40) as u64));
+                thread::sleep(Duration::from_millis(rng.usize(..40) as u64));
             }
             cluster.stop_coordinator(Stop::Kill);
             cluster.start_coordinator_again();
@@ -239,7 +239,7 @@ impl Adder {
                 let argv = ["task", "add", &function, "--args-file", file, "--play"];
                 let action = self.cli(&argv);
                 self.shared.adding.store(-1, Ordering::SeqCst);
-                let ids = printed_ids(&action);
+                let ids = action.printed_ids();
                 let acknowledged = ids.len() == TASKS / CHUNKS;
                 assert!(
                     ids.is_empty() || acknowledged,
@@ -297,15 +297,6 @@ impl Adder {
         std::fs::write(&path, line.repeat(TASKS / CHUNKS)).unwrap();
         path
     }
-}
-
-/// The ids an add printed, one per line; whatever else it printed is not an id.
-fn printed_ids(action: &Action) -> Vec<u64> {
-    action
-        .stdout
-        .lines()
-        .filter_map(|line| line.trim().parse().ok())
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,24 +471,5 @@ fn check(tries: &[Try], tasks: &[Value], lines: &[Run]) -> Report {
         failed_adds: tries.iter().filter(|t| t.ids.is_empty()).count(),
         landed_unacknowledged,
         extra_attempts,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// A small xorshift generator: which worker to kill, and when in the add the coordinator dies.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed | 1)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
     }
 }

@@ -79,6 +79,15 @@ impl Action {
             })
             .collect()
     }
+
+    /// The lines of its stdout that are task ids, others skipped: what an add that was cut
+    /// short (its coordinator killed) printed before it failed, if anything.
+    pub fn printed_ids(&self) -> Vec<u64> {
+        self.stdout
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect()
+    }
 }
 
 impl std::fmt::Display for Action {

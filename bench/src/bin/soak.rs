@@ -37,7 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tatzelwurm_bench::{check, poll_until, print_figure, release_cluster, remaining};
 use tatzelwurm_bench::{require_release_binaries, start_workers};
-use tatzelwurm_e2e::actionwurm::{self, Action};
+use tatzelwurm_e2e::actionwurm;
 use tatzelwurm_e2e::{workspace_root, Cluster, Stop};
 
 /// How long one `task add` may take, across the coordinator's restarts.
@@ -111,7 +111,7 @@ fn run(options: &Options) -> Result<(), String> {
         "soak: {} tasks in adds of {}, {} workers x {} slots, {} coordinator kills, seed {seed}",
         options.tasks, options.chunk, options.workers, options.slots, options.kills
     );
-    let mut rng = XorShift::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut cluster = release_cluster();
     let side_effects = cluster.dir().join("side-effects.txt");
     let _workers = start_workers(&cluster, options.workers, options.slots);
@@ -148,11 +148,11 @@ fn run(options: &Options) -> Result<(), String> {
                 None
             }
         };
-        let during_add = rng.below(3) == 0;
+        let during_add = rng.usize(..3) == 0;
         let moment = if during_add {
             // While the add of a random chunk of this batch is under way: a random time into
             // it, up to the last acknowledged add's duration.
-            let chunk = first + rng.below(end - first);
+            let chunk = first + rng.usize(..(end - first).max(1));
             poll_until(
                 &format!("the add of chunk {chunk}"),
                 Duration::from_micros(200),
@@ -166,7 +166,7 @@ fn run(options: &Options) -> Result<(), String> {
                 },
             )?;
             let last = shared.last_add_micros.load(Ordering::SeqCst).max(1000);
-            thread::sleep(Duration::from_micros(rng.below(last) as u64));
+            thread::sleep(Duration::from_micros(rng.usize(..last) as u64));
             let still = shared.adding.load(Ordering::SeqCst) == chunk as i64;
             format!(
                 "{} the add of chunk {chunk}",
@@ -183,7 +183,7 @@ fn run(options: &Options) -> Result<(), String> {
             )?;
             let acknowledged = (end as u64 * options.chunk) as usize;
             let now = lines.count();
-            let share = rng.below(1000) as f64 / 1000.0;
+            let share = rng.usize(..1000) as f64 / 1000.0;
             let target = now + (acknowledged.saturating_sub(now) as f64 * share) as usize;
             poll_until(
                 &format!("{target} runs"),
@@ -345,7 +345,7 @@ impl Adder {
                 );
                 let took = start.elapsed();
                 self.shared.adding.store(-1, Ordering::SeqCst);
-                let ids = printed_ids(&action);
+                let ids = action.printed_ids();
                 let acknowledged = action.success() && ids.len() as u64 == self.chunk;
                 if !ids.is_empty() && !acknowledged {
                     return Err(format!("an add printed some ids but not all: {action}"));
@@ -390,15 +390,6 @@ impl Adder {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     }
-}
-
-/// The ids an add printed, one per line.
-fn printed_ids(action: &Action) -> Vec<u64> {
-    action
-        .stdout
-        .lines()
-        .filter_map(|line| line.trim().parse().ok())
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,24 +711,5 @@ fn print_report(
     );
     for sentence in report.broken.iter().take(10) {
         println!("BROKEN: {sentence}");
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// A small xorshift generator: when each kill comes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed | 1)
-    }
-
-    /// A number in `0..n` (`n` at least 1).
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
     }
 }
