@@ -13,6 +13,8 @@
 //! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
 
 use crate::ids::{RequestId, TaskId, WorkerId};
+use crate::queue::{QueueChange, QueueInfo};
+use crate::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec};
 use crate::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +33,9 @@ pub enum Selection {
     /// Exactly these; an unknown id fails the whole command and changes nothing. At most
     /// `limits::MAX_IDS_PER_REQUEST`.
     Ids(#[serde(deserialize_with = "crate::limits::ids")] Vec<TaskId>),
-    /// Every task the command applies to: `created` ones for play, unfinished ones for kill, and
-    /// for wait every task that is neither finished nor `created` when the wait begins.
+    /// Every task the command applies to: `created` and `paused` ones for play; `created`,
+    /// `ready` and `scheduled` ones for pause; unfinished ones for kill; and for wait every task
+    /// that is neither finished nor `created` nor `paused` when the wait begins.
     All,
 }
 
@@ -54,8 +57,12 @@ pub enum Command {
         /// Push `Finished` for these tasks as they finish.
         watch: bool,
     },
-    /// Move `created` tasks to `ready`.
+    /// Move `created` and `paused` tasks on: to `blocked` while a task they run after has not
+    /// completed, else to `scheduled` while their start time is ahead, else to `ready`.
     Play(Selection),
+    /// Move `created`, `ready` and `scheduled` tasks to `paused` (a scheduled one keeps its
+    /// time for when it is played). Answered with `Changed`.
+    Pause(Selection),
     /// End tasks that are not finished: at once when not running, by the worker when running.
     Kill(Selection),
     /// Tasks in any of these states (all tasks when empty), in id order, without output, at
@@ -63,6 +70,8 @@ pub enum Command {
     /// request, each `after` the last id it got. Answered in frames of `Reply::Tasks`.
     List {
         states: Vec<TaskState>,
+        /// Only tasks of this queue.
+        queue: Option<String>,
         /// Only tasks with ids above this one (the last id of the page before).
         after: Option<TaskId>,
         /// At most this many (0, or more than `limits::MAX_TASKS_PER_LIST`, asks for that cap).
@@ -80,6 +89,23 @@ pub enum Command {
     /// whole watch with `UnknownTask` and registers nothing. At most
     /// `limits::MAX_IDS_PER_REQUEST` ids.
     Watch(#[serde(deserialize_with = "crate::limits::ids")] Vec<TaskId>),
+    /// Every queue that has tasks, settings or workers, by name. Answered `Queues`.
+    Queues,
+    /// Pause, resume or limit one queue, durably; a queue nothing has named is `UnknownQueue`.
+    /// Answered `Queues` with the queue as it is now.
+    Queue { name: String, change: QueueChange },
+    /// Add a schedule, durably; a name already taken is `ScheduleExists`. Answered
+    /// `Schedules` with the new schedule.
+    AddSchedule(ScheduleSpec),
+    /// The schedule of this name (`UnknownSchedule` if none), or every schedule by name.
+    /// Answered `Schedules`.
+    Schedules(Option<String>),
+    /// Pause, resume or remove one schedule, durably. Answered `Schedules` with the schedule
+    /// as it is now (as it was, for a removal).
+    Schedule {
+        name: String,
+        change: ScheduleChange,
+    },
 }
 
 /// An add's idempotency key: 16 bytes the client draws at random (or derives from a random
@@ -120,6 +146,10 @@ pub enum Reply {
     /// Pushed for an `Add` with `watch` or a `Watch`: these tasks reached a finished state
     /// (durably), each described as `Waited` describes it (no output).
     Finished(Vec<TaskInfo>),
+    /// Queues, by name.
+    Queues(Vec<QueueInfo>),
+    /// Schedules, by name.
+    Schedules(Vec<ScheduleInfo>),
     /// The request failed and changed nothing.
     Error(Failure),
 }
@@ -147,6 +177,12 @@ pub enum FailureKind {
     Stopping,
     /// The coordinator failed (its store cannot be read, say); the message says what.
     Internal,
+    /// A queue that no task, worker or setting has named.
+    UnknownQueue,
+    /// A schedule name that is not in use.
+    UnknownSchedule,
+    /// A schedule name that is already in use.
+    ScheduleExists,
 }
 
 impl Failure {
@@ -196,6 +232,10 @@ pub struct WorkerInfo {
     pub python: String,
     /// When it connected.
     pub connected_at: Timestamp,
+    /// The queues it serves.
+    pub queues: Vec<String>,
+    /// How many `async def` tasks one of its slots runs at once.
+    pub async_concurrency: u32,
     /// Whether it is draining: finishing what it holds before it leaves, given nothing new.
     pub draining: bool,
     /// Until when this connection gets no tasks because its name kept connecting and dropping

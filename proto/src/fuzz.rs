@@ -16,8 +16,10 @@ use crate::actioner::{
 use crate::codec::{decode, encode};
 use crate::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use crate::ids::{Attempt, RequestId, TaskId, WorkerId};
+use crate::queue::{QueueChange, QueueInfo};
+use crate::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec, Trigger};
 use crate::task::{
-    Outcome, TaskError, TaskInfo, TaskOutput, TaskPolicy, TaskSpec, TaskState, Timestamp,
+    Outcome, TaskError, TaskInfo, TaskOutput, TaskPolicy, TaskSpec, TaskState, Timestamp, When,
 };
 use crate::worker::{Assignment, FromWorker, Report, ToWorker};
 use crate::{Connection, ProtoError, MAX_HELLO_LEN};
@@ -139,13 +141,66 @@ fn policy() -> impl Strategy<Value = TaskPolicy> {
         )
 }
 
+fn when() -> impl Strategy<Value = When> {
+    prop_oneof![
+        any::<u64>().prop_map(When::Delay),
+        timestamp().prop_map(When::At)
+    ]
+}
+
 fn spec() -> impl Strategy<Value = TaskSpec> {
-    (text(), text(), text(), policy()).prop_map(|(function, args, kwargs, policy)| TaskSpec {
-        function,
-        args,
-        kwargs,
-        policy,
+    (
+        (text(), text(), text(), policy()),
+        (
+            text(),
+            any::<i8>(),
+            proptest::option::of(when()),
+            vec(task_id(), 0..3),
+        ),
+    )
+        .prop_map(
+            |((function, args, kwargs, policy), (queue, priority, run_at, after))| TaskSpec {
+                function,
+                args,
+                kwargs,
+                policy,
+                queue,
+                priority,
+                run_at,
+                after,
+            },
+        )
+}
+
+fn trigger() -> impl Strategy<Value = Trigger> {
+    prop_oneof![
+        any::<u64>().prop_map(Trigger::Every),
+        (text(), proptest::option::of(text())).prop_map(|(line, tz)| Trigger::Cron { line, tz })
+    ]
+}
+
+fn schedule_spec() -> impl Strategy<Value = ScheduleSpec> {
+    (text(), trigger(), spec()).prop_map(|(name, trigger, task)| ScheduleSpec {
+        name,
+        trigger,
+        task,
     })
+}
+
+fn queue_change() -> impl Strategy<Value = QueueChange> {
+    prop_oneof![
+        Just(QueueChange::Pause),
+        Just(QueueChange::Resume),
+        any::<u32>().prop_map(QueueChange::Limit)
+    ]
+}
+
+fn schedule_change() -> impl Strategy<Value = ScheduleChange> {
+    prop_oneof![
+        Just(ScheduleChange::Pause),
+        Just(ScheduleChange::Resume),
+        Just(ScheduleChange::Remove)
+    ]
 }
 
 fn selection() -> impl Strategy<Value = Selection> {
@@ -170,14 +225,17 @@ fn command() -> impl Strategy<Value = Command> {
                 watch
             }),
         selection().prop_map(Command::Play),
+        selection().prop_map(Command::Pause),
         selection().prop_map(Command::Kill),
         (
             vec(state(), 0..4),
+            proptest::option::of(text()),
             proptest::option::of(task_id()),
             any::<u32>()
         )
-            .prop_map(|(states, after, limit)| Command::List {
+            .prop_map(|(states, queue, after, limit)| Command::List {
                 states,
+                queue,
                 after,
                 limit
             }),
@@ -185,6 +243,11 @@ fn command() -> impl Strategy<Value = Command> {
         selection().prop_map(Command::Wait),
         Just(Command::Workers),
         vec(task_id(), 0..4).prop_map(Command::Watch),
+        Just(Command::Queues),
+        (text(), queue_change()).prop_map(|(name, change)| Command::Queue { name, change }),
+        schedule_spec().prop_map(Command::AddSchedule),
+        proptest::option::of(text()).prop_map(Command::Schedules),
+        (text(), schedule_change()).prop_map(|(name, change)| Command::Schedule { name, change }),
     ]
 }
 
@@ -233,6 +296,7 @@ fn from_worker() -> impl Strategy<Value = FromWorker> {
         Just(FromWorker::Draining),
         vec((task_id(), attempt()), 0..4).prop_map(FromWorker::Started),
         vec((task_id(), attempt()), 0..4).prop_map(FromWorker::Returned),
+        vec(text(), 0..3).prop_map(FromWorker::Coroutines),
     ]
 }
 
@@ -317,6 +381,8 @@ fn worker_info() -> impl Strategy<Value = WorkerInfo> {
                     connected_at,
                     held_off_until: draining.then_some(connected_at),
                     draining,
+                    queues: vec!["q".repeat(slots as usize % 3)],
+                    async_concurrency: slots / 3,
                 }
             },
         )
@@ -336,7 +402,47 @@ fn reply() -> impl Strategy<Value = Reply> {
         vec(task_info(), 0..2).prop_map(Reply::Finished),
         (failure_kind(), text())
             .prop_map(|(kind, message)| Reply::Error(Failure { kind, message })),
+        vec(queue_info(), 0..2).prop_map(Reply::Queues),
+        vec(schedule_info(), 0..2).prop_map(Reply::Schedules),
     ]
+}
+
+fn queue_info() -> impl Strategy<Value = QueueInfo> {
+    (
+        text(),
+        any::<bool>(),
+        any::<u32>(),
+        vec((state(), any::<u64>()), 0..3),
+        vec(text(), 0..2),
+    )
+        .prop_map(|(name, paused, limit, counts, workers)| QueueInfo {
+            name,
+            paused,
+            limit,
+            counts,
+            workers,
+        })
+}
+
+fn schedule_info() -> impl Strategy<Value = ScheduleInfo> {
+    (
+        schedule_spec(),
+        any::<bool>(),
+        timestamp(),
+        proptest::option::of(timestamp()),
+        any::<u64>(),
+        vec((task_id(), timestamp()), 0..3),
+    )
+        .prop_map(
+            |(spec, paused, created_at, next_at, fired, last)| ScheduleInfo {
+                spec,
+                paused,
+                created_at,
+                next_at,
+                fired,
+                last,
+            },
+        )
 }
 
 fn failure_kind() -> impl Strategy<Value = FailureKind> {
@@ -346,6 +452,9 @@ fn failure_kind() -> impl Strategy<Value = FailureKind> {
         Just(FailureKind::TooLarge),
         Just(FailureKind::Stopping),
         Just(FailureKind::Internal),
+        Just(FailureKind::UnknownQueue),
+        Just(FailureKind::UnknownSchedule),
+        Just(FailureKind::ScheduleExists),
     ]
 }
 
@@ -357,13 +466,22 @@ fn to_actioner() -> impl Strategy<Value = ToActioner> {
 }
 
 fn hello() -> impl Strategy<Value = Hello> {
-    let worker = (text(), any::<u32>(), text()).prop_map(|(name, slots, python)| {
-        Role::Worker(WorkerHello {
-            name,
-            slots,
-            python,
-        })
-    });
+    let worker = (
+        text(),
+        any::<u32>(),
+        text(),
+        vec(text(), 0..3),
+        any::<u32>(),
+    )
+        .prop_map(|(name, slots, python, queues, async_concurrency)| {
+            Role::Worker(WorkerHello {
+                name,
+                slots,
+                python,
+                queues,
+                async_concurrency,
+            })
+        });
     let role = prop_oneof![worker, text().prop_map(|name| Role::Actioner { name })];
     (any::<[u8; 4]>(), any::<u32>(), role, text()).prop_map(|(magic, version, role, token)| Hello {
         magic,
@@ -747,10 +865,12 @@ fn a_lying_string_length_allocates_in_proportion_to_the_body() {
                 task: TaskId(n),
                 attempt: Attempt(1),
                 spec: TaskSpec {
-                    function: "examples/tasks.py:word_count".into(),
-                    args: format!("[{:?}]", "word ".repeat(500)),
-                    kwargs: "{}".into(),
                     policy: TaskPolicy::default(),
+                    ..TaskSpec::call(
+                        "examples/tasks.py:word_count",
+                        format!("[{:?}]", "word ".repeat(500)),
+                        "{}",
+                    )
                 },
             })
             .collect(),

@@ -42,7 +42,17 @@ pub struct WorkerHello {
     pub slots: u32,
     /// The version of the Python its slots run, shown in `worker list`.
     pub python: String,
+    /// The queues it serves (`task::DEFAULT_QUEUE` alone unless told otherwise), each named as
+    /// `queue::check_name` allows; at most `MAX_WORKER_QUEUES`.
+    pub queues: Vec<String>,
+    /// How many tasks of a coroutine function (`async def`) one slot runs at once, at least 1.
+    /// Such a task counts as 1/`async_concurrency` of a slot toward the worker's load, once the
+    /// worker has named its function in `FromWorker::Coroutines`.
+    pub async_concurrency: u32,
 }
+
+/// The most queues one worker may serve.
+pub const MAX_WORKER_QUEUES: usize = 256;
 
 /// The coordinator's answer to a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +142,20 @@ impl Hello {
                 self.version,
                 crate::PROTOCOL_VERSION
             ));
+        }
+        if let Role::Worker(hello) = &self.role {
+            if hello.queues.len() > MAX_WORKER_QUEUES {
+                return Err(format!(
+                    "a worker may serve at most {MAX_WORKER_QUEUES} queues, not {}; run more workers",
+                    hello.queues.len()
+                ));
+            }
+            for queue in &hello.queues {
+                crate::queue::check_name(queue)?;
+            }
+            if hello.async_concurrency == 0 {
+                return Err("a worker's async concurrency must be at least 1".into());
+            }
         }
         let (what, text) = match &self.role {
             Role::Worker(hello) if hello.python.len() > MAX_NAME_LEN => {

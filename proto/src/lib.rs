@@ -5,6 +5,8 @@
 //!   different meaning cannot be swapped by accident.
 //! - [`task`]: what a task is (`TaskSpec`), the states it moves through (`TaskState`), how an
 //!   attempt ends (`Outcome`) and what the coordinator tells about it (`TaskInfo`).
+//! - [`queue`]: queues (`QueueInfo`, `QueueChange`) and the naming rule of queues and schedules.
+//! - [`schedule`]: schedules that add tasks on a timer or a cron line (`ScheduleSpec`).
 //! - [`handshake`]: the first frame of every connection (`Hello`) and its answer (`Welcome`).
 //! - [`worker`]: the messages between the coordinator and a worker after the handshake.
 //! - [`actioner`]: the requests of an actioner (the CLI, or a Python client) and their replies.
@@ -36,6 +38,8 @@ mod fuzz;
 pub mod handshake;
 pub mod ids;
 pub mod limits;
+pub mod queue;
+pub mod schedule;
 pub mod seconds;
 pub mod task;
 pub mod usage;
@@ -47,7 +51,7 @@ pub use ids::{Attempt, RequestId, TaskId, WorkerId};
 
 /// Version of the wire protocol, checked in the handshake so that mismatched builds refuse each
 /// other with a clear sentence instead of misreading frames.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Four bytes that open every `Hello`, so that a stray client (an HTTP probe, random bytes) is
 /// told apart from an old tatzelwurm build.

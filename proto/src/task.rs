@@ -9,11 +9,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// What a user asks to run: a Python function and its arguments.
+/// What a user asks to run: a Python function and its arguments, and where, when and after
+/// what it may run.
 ///
 /// Arguments travel as JSON text rather than as a parsed value because bincode cannot carry a
 /// self-describing value, and because neither the coordinator nor the worker's Rust side needs
 /// to look inside them: only the slot's Python parses them.
+///
+/// The same struct is the spec inside every stored record (`TaskInfo`): a field added here is
+/// added once, for the wire and the store together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// `package.module:function` or `path/to/file.py:function`.
@@ -24,6 +28,84 @@ pub struct TaskSpec {
     pub kwargs: String,
     /// What happens when an attempt fails, is lost, or runs too long.
     pub policy: TaskPolicy,
+    /// The queue it waits in (`DEFAULT_QUEUE` unless chosen); only workers that serve the queue
+    /// run it. Named as `queue::check_name` allows.
+    pub queue: String,
+    /// Higher runs first, `PRIORITIES` bounds it; first in, first out within one priority.
+    pub priority: i8,
+    /// Not before this: the task is `scheduled` until then. The coordinator turns a `Delay`
+    /// into an `At` when it adds the task, so a stored spec holds `At` (or nothing).
+    pub run_at: Option<When>,
+    /// Tasks that must complete first: the task is `blocked` until each has. If one fails or is
+    /// killed, this task fails (`DependencyFailed`). Ids must exist when the task is added, so
+    /// no cycle can form. At most `MAX_AFTER`.
+    pub after: Vec<TaskId>,
+}
+
+impl Default for TaskSpec {
+    /// An empty call (`[]`, `{}`) of no function yet, in the default queue, priority 0, to run
+    /// now: fill in `function` (and the rest as needed).
+    fn default() -> TaskSpec {
+        TaskSpec {
+            function: String::new(),
+            args: "[]".into(),
+            kwargs: "{}".into(),
+            policy: TaskPolicy::default(),
+            queue: DEFAULT_QUEUE.into(),
+            priority: 0,
+            run_at: None,
+            after: Vec::new(),
+        }
+    }
+}
+
+impl TaskSpec {
+    /// A call of `function` with JSON `args` and `kwargs`, with every other field default.
+    pub fn call(
+        function: impl Into<String>,
+        args: impl Into<String>,
+        kwargs: impl Into<String>,
+    ) -> TaskSpec {
+        TaskSpec {
+            function: function.into(),
+            args: args.into(),
+            kwargs: kwargs.into(),
+            ..TaskSpec::default()
+        }
+    }
+}
+
+/// The queue of a task (and of a worker) when none is named.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The priorities a task may have: higher runs first.
+pub const PRIORITIES: std::ops::RangeInclusive<i8> = -100..=100;
+
+/// Checks a priority a user gave (any integer) and returns it as stored; the error is the
+/// sentence a user reads, the same from the coordinator, the CLI and the Python client.
+pub fn check_priority(priority: i64) -> Result<i8, String> {
+    i8::try_from(priority)
+        .ok()
+        .filter(|p| PRIORITIES.contains(p))
+        .ok_or_else(|| {
+            format!(
+                "priority {priority} is out of range; use {} to {} (higher runs first, 0 is the default)",
+                PRIORITIES.start(),
+                PRIORITIES.end()
+            )
+        })
+}
+
+/// The most dependencies one task may name (`TaskSpec::after`).
+pub const MAX_AFTER: usize = 1_000;
+
+/// When a task may start, as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum When {
+    /// This many milliseconds after the coordinator adds it (by the coordinator's clock).
+    Delay(u64),
+    /// Not before this moment.
+    At(Timestamp),
 }
 
 /// How a task is retried, fenced and timed, chosen when it is added.
@@ -65,14 +147,22 @@ pub const DEFAULT_CRASH_LIMIT: u32 = 5;
 /// Where a task is in its life. Spelled in lower case everywhere a person or a script reads it.
 ///
 /// `created` → `ready` (played) → `running` (handed to a worker) → `completed` | `failed`, and
-/// `killed` from `created`, `ready`, `waiting` or `running`. A failed attempt with retries left
-/// goes to `waiting` until its backoff passes, then to `ready`. A running task whose worker is
-/// lost goes back to `ready` (or ends `failed` when at-most-once or past its crash limit).
-/// DESIGN.md draws the whole machine.
+/// `killed` from any state that is not finished. A played task waits `blocked` while a task it
+/// runs after has not completed, then `scheduled` until its start time, then `ready`. `paused`
+/// (from `created`, `ready` or `scheduled`) waits for `task play`. A failed attempt with retries
+/// left goes to `waiting` until its backoff passes, then to `ready`. A running task whose
+/// worker is lost goes back to `ready` (or ends `failed` when at-most-once or past its crash
+/// limit). DESIGN.md draws the whole machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskState {
     /// Added but not yet played: it waits for `task play`.
     Created,
+    /// Played, waiting for the tasks it runs after to complete.
+    Blocked,
+    /// Played, waiting for its start time (`--delay`, `--at`).
+    Scheduled,
+    /// Held by `task pause` until `task play`; nothing dispatches it.
+    Paused,
     /// Played and waiting for a free slot.
     Ready,
     /// Handed to a worker, which runs it in one of its slots.
@@ -89,8 +179,11 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in the order of a task's life; used to parse and to list them.
-    pub const ALL: [TaskState; 7] = [
+    pub const ALL: [TaskState; 10] = [
         TaskState::Created,
+        TaskState::Blocked,
+        TaskState::Scheduled,
+        TaskState::Paused,
         TaskState::Ready,
         TaskState::Running,
         TaskState::Waiting,
@@ -103,6 +196,9 @@ impl TaskState {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Created => "created",
+            TaskState::Blocked => "blocked",
+            TaskState::Scheduled => "scheduled",
+            TaskState::Paused => "paused",
             TaskState::Ready => "ready",
             TaskState::Running => "running",
             TaskState::Waiting => "waiting",
@@ -152,6 +248,10 @@ pub struct TaskError {
     pub traceback: String,
 }
 
+/// The `TaskError::kind` of a task that failed because a task it ran after failed or was
+/// killed; its message names that task.
+pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
+
 /// How one attempt of a task ended, as its worker reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -193,7 +293,9 @@ impl Timestamp {
     }
 }
 
-/// Everything the coordinator tells about one task.
+/// Everything the coordinator tells about one task, and also what it stores of one (the store
+/// keeps `output` apart and stores `None` there): the record and the wire share one type, so a
+/// new field is added once. Its layout is then part of the store's schema as well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskInfo {
     /// The task's id.
@@ -226,9 +328,43 @@ pub struct TaskInfo {
     pub output: Option<TaskOutput>,
 }
 
+impl TaskInfo {
+    /// A task as it is right after it was added.
+    pub fn new(id: TaskId, spec: TaskSpec, state: TaskState, now: Timestamp) -> TaskInfo {
+        TaskInfo {
+            id,
+            state,
+            spec,
+            result: None,
+            error: None,
+            worker: None,
+            attempts: Attempt(0),
+            failures: 0,
+            crashes: 0,
+            retry_at: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            output: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Priorities inside the range pass as they are; outside it (and past i8) the sentence
+    /// names the range.
+    #[test]
+    fn priorities() {
+        assert_eq!(check_priority(-100), Ok(-100));
+        assert_eq!(check_priority(100), Ok(100));
+        for bad in [101, -101, 1000, i64::MIN] {
+            let err = check_priority(bad).unwrap_err();
+            assert!(err.contains("use -100 to 100"), "{err}");
+        }
+    }
 
     /// Every state parses back from the name it prints, and a wrong name lists the right ones.
     #[test]

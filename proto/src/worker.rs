@@ -72,4 +72,9 @@ pub enum FromWorker {
     /// dropped; the coordinator makes their tasks ready again with no crash counted. Attempts
     /// of a `TakeBack` not named here had started (or were unknown) and are reported as usual.
     Returned(#[serde(deserialize_with = "crate::limits::attempts")] Vec<(TaskId, Attempt)>),
+    /// These functions turned out to be coroutine functions (`async def`) when a slot imported
+    /// them: from now on each of their tasks counts as 1/`async_concurrency` of a slot toward
+    /// this worker's load, so that the coordinator hands it enough of them to fill its event
+    /// loops. Sent once per function per connection. At most `limits::MAX_IDS_PER_REQUEST`.
+    Coroutines(#[serde(deserialize_with = "crate::limits::ids")] Vec<String>),
 }
