@@ -1,9 +1,11 @@
 //! The durable store: the only module that knows which database backends exist.
 //!
-//! Every backend holds the same logical layout (schema version 4), in five key spaces:
-//! - `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian.
-//! - `live`: task id as u64 big-endian (so keys sort by id) → bincode of the `TaskRecord` of a
-//!   task that is not finished (created, ready, running, waiting).
+//! Every backend holds the same logical layout (schema version 5), in seven key spaces:
+//! - `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian (and, only
+//!   while a migration from schema 4 is under way, its mark: see `rewrite.rs`).
+//! - `live`: task id as u64 big-endian (so keys sort by id) → bincode of the `TaskRecord` (the
+//!   wire's `TaskInfo`, `output` always `None`) of a task that is not finished (created,
+//!   blocked, scheduled, paused, ready, running, waiting).
 //! - `finished`: the same for finished tasks (completed, failed, killed). A task is in exactly
 //!   one of `live` and `finished`: the batch that writes it finished removes it from `live`.
 //!   Kept apart so that a start reads only the live tasks, however long the history is.
@@ -12,12 +14,22 @@
 //!   in memory: up to 512 KiB per task, read only by `task show`.
 //! - `add_keys`: an add's idempotency key (16 bytes) → 24 bytes, three u64 big-endian: the first
 //!   id the add got, how many tasks it added, and when (ms since the epoch). See `add_keys.rs`.
+//! - `queues`: a queue's name (UTF-8) → bincode of its `QueueRecord`: its settings (paused,
+//!   limit) and how many of its tasks finished in each way, so that `queue list` never reads
+//!   the finished records. Written with the batch that changes either.
+//! - `schedules`: a schedule's name (UTF-8) → bincode of its `ScheduleInfo` (spec, paused,
+//!   next time, firings).
 //!
-//! Schema 3 kept every record in one key space, `records`; opening such a database moves it
-//! (`split_records`, the same for both backends, crash-safe).
+//! Older databases are migrated when opened, for both backends the same way and crash-safe:
+//! schema 4 kept records in an older layout (frozen in `v4.rs`: a spec without queue, priority,
+//! start time and dependencies, a state of seven variants) and had no `queues` or `schedules`;
+//! `rewrite_records` converts its records in place, in durable chunks that resume after a
+//! crash. Schema 3 kept every record (in schema 4's layout) in one key space, `records`;
+//! `split_records` moves and converts them to schema 5 at once. Both count the finished tasks
+//! into the default queue's `QueueRecord`, where schema 5 keeps those counts.
 //!
-//! Backends ([`Backend`], one file each): `sled` (sled trees, schema 1 and 2 migrated, see
-//! `sled/migrate.rs`) and `fjall` (fjall partitions in `keyspace/`). A backend only stores and
+//! Backends ([`Backend`], one file each): `sled` (sled trees, schema 1 and 2 migrated to 3,
+//! see `sled/migrate.rs`) and `fjall` (fjall partitions in `keyspace/`). A backend only stores and
 //! visits bytes by key space; the layout's meaning (which record goes where, what a start
 //! loads, a listing's page) is here, once. The directory's `backend` file names the backend
 //! that created it (a sled directory of an older tatzelwurm has none and is known by sled's
@@ -26,13 +38,15 @@
 //! Writes run on a dedicated store thread that owns the writing side of the backend: `apply`
 //! sends the batch there and waits on a oneshot, so a flush (an fsync for fjall) never blocks
 //! the async runtime. `apply` returns only after the flush covers the batch: that is the moment
-//! a change may be told to anyone. Tasks, outputs, the id counter and add keys of one batch
-//! become durable all together or not at all, in both backends. Reads (`get`, `scan`,
-//! `output`) go to the backend directly and see every applied batch.
+//! a change may be told to anyone. Tasks, outputs, the id counter, add keys, queues and
+//! schedules of one batch become durable all together or not at all, in both backends. Reads
+//! (`get`, `scan`, `output`) go to the backend directly and see every applied batch.
 
 mod fjall;
+mod rewrite;
 mod sled;
 mod split;
+mod v4;
 
 #[cfg(test)]
 mod conformance;
@@ -40,7 +54,7 @@ mod conformance;
 mod cost;
 
 use crate::add_keys::{KeyChange, KeyedAdd};
-use crate::record::{TaskRecord, TaskRecordRef};
+use crate::record::{QueueRecord, TaskRecord, TaskRecordRef};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -48,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use tatzelwurm_proto::actioner::AddKey;
+use tatzelwurm_proto::schedule::ScheduleInfo;
 use tatzelwurm_proto::task::{TaskOutput, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 use thiserror::Error;
@@ -58,7 +73,7 @@ const PARALLEL_READ_FROM: u64 = 100_000;
 
 /// The schema this build writes. A database of a newer schema is refused, never rewritten; an
 /// older one is migrated.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The backend a new `--db` directory gets when `--store` is not given (chosen by measuring,
 /// see DESIGN.md section 5).
@@ -132,6 +147,10 @@ pub struct Loaded {
     pub next_task_id: u64,
     /// Every stored add key, in key order.
     pub add_keys: Vec<(AddKey, KeyedAdd)>,
+    /// Every queue's settings and finished counts, by name.
+    pub queues: Vec<(String, QueueRecord)>,
+    /// Every schedule, by name.
+    pub schedules: Vec<ScheduleInfo>,
 }
 
 /// `Loaded` with every task, live and finished, decoded (`Store::load_all`).
@@ -142,6 +161,10 @@ pub struct LoadedAll {
     pub next_task_id: u64,
     /// Every stored add key, in key order.
     pub add_keys: Vec<(AddKey, KeyedAdd)>,
+    /// Every queue's settings and finished counts, by name.
+    pub queues: Vec<(String, QueueRecord)>,
+    /// Every schedule, by name.
+    pub schedules: Vec<ScheduleInfo>,
 }
 
 /// Task records as stored (encoded, one buffer for all), decoded one at a time as they are
@@ -235,6 +258,8 @@ enum Space {
     Finished,
     Outputs,
     AddKeys,
+    Queues,
+    Schedules,
     /// Schema 3's single key space of records; exists only until `split_records` has run.
     Records,
 }
@@ -248,6 +273,8 @@ impl Space {
             Space::Finished => "finished",
             Space::Outputs => "outputs",
             Space::AddKeys => "add_keys",
+            Space::Queues => "queues",
+            Space::Schedules => "schedules",
             Space::Records => "records",
         }
     }
@@ -256,7 +283,8 @@ impl Space {
 /// Which records a scan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// Tasks that are not finished (created, ready, running, waiting).
+    /// Tasks that are not finished (created, blocked, scheduled, paused, ready, running,
+    /// waiting).
     Live,
     /// Finished tasks (completed, failed, killed).
     Finished,
@@ -276,6 +304,10 @@ pub struct Batch {
     pub next_task_id: Option<u64>,
     /// Add keys recorded or forgotten, in order; written atomically with `tasks`.
     pub add_keys: Vec<KeyChange>,
+    /// Queues' settings and finished counts to write (insert or replace), by name.
+    pub queues: Vec<(String, QueueRecord)>,
+    /// Schedules to write (`Some`: insert or replace) or remove (`None`), by name.
+    pub schedules: Vec<(String, Option<ScheduleInfo>)>,
 }
 
 impl Batch {
@@ -285,12 +317,16 @@ impl Batch {
             && self.outputs.is_empty()
             && self.next_task_id.is_none()
             && self.add_keys.is_empty()
+            && self.queues.is_empty()
+            && self.schedules.is_empty()
     }
 
     /// The batch as key writes (`None` = remove), in the order a backend applies them; every
     /// backend writes these atomically.
     fn writes(&self) -> Result<Vec<RawWrite>, StoreError> {
-        let mut writes = Vec::with_capacity(self.tasks.len() * 2 + self.outputs.len() + 1);
+        let others = self.outputs.len() + self.add_keys.len() + self.queues.len();
+        let mut writes =
+            Vec::with_capacity(self.tasks.len() * 2 + others + self.schedules.len() + 1);
         for record in &self.tasks {
             let key = task_key(record.id).to_vec();
             if record.state.is_finished() {
@@ -314,6 +350,17 @@ impl Batch {
         for change in &self.add_keys {
             let (key, value) = add_key_write(change);
             writes.push((Space::AddKeys, key.to_vec(), value.map(|v| v.to_vec())));
+        }
+        for (name, queue) in &self.queues {
+            writes.push((
+                Space::Queues,
+                name.as_bytes().to_vec(),
+                Some(encode(queue)?),
+            ));
+        }
+        for (name, schedule) in &self.schedules {
+            let value = schedule.as_ref().map(encode).transpose()?;
+            writes.push((Space::Schedules, name.as_bytes().to_vec(), value));
         }
         Ok(writes)
     }
@@ -386,8 +433,10 @@ impl Store {
             StoreKind::Sled => Arc::new(sled::SledBackend::open(dir)?),
             StoreKind::Fjall => Arc::new(fjall::FjallBackend::open(dir)?),
         };
-        if backend.schema()? < SCHEMA_VERSION {
-            split::split_records(backend.as_ref())?;
+        match backend.schema()? {
+            ..=3 => split::split_records(backend.as_ref())?,
+            4 => rewrite::rewrite_records(backend.as_ref(), rewrite::CHUNK)?,
+            _ => {}
         }
         backend.drop_records()?;
         let (writes, queue) = mpsc::channel::<Write>();
@@ -427,8 +476,8 @@ impl Store {
     }
 
     /// Reads what a start needs: the live tasks only (finished ones stay on disk, read by
-    /// `get` and `scan` when asked), the id counter and the add keys. The counter is never
-    /// below the id after the last record of either part.
+    /// `get` and `scan` when asked), the id counter, the add keys, the queues' records and the
+    /// schedules. The counter is never below the id after the last record of either part.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let tasks = self.read_live()?;
         let stored_next = match self.backend.get(Space::Meta, NEXT_ID_KEY)? {
@@ -446,10 +495,22 @@ impl Store {
             add_keys.push(decode_add_key(key, value)?);
             Ok(true)
         })?;
+        let mut queues = Vec::new();
+        self.backend.visit(Space::Queues, &[], &mut |key, value| {
+            queues.push((read_name(key, "a queue's name")?, decode(value)?));
+            Ok(true)
+        })?;
+        let mut schedules = Vec::new();
+        self.backend.visit(Space::Schedules, &[], &mut |_, value| {
+            schedules.push(decode(value)?);
+            Ok(true)
+        })?;
         Ok(Loaded {
             tasks,
             next_task_id: stored_next.max(after_last),
             add_keys,
+            queues,
+            schedules,
         })
     }
 
@@ -509,6 +570,8 @@ impl Store {
             tasks: merge(loaded.tasks.decode_all()?, finished, usize::MAX),
             next_task_id: loaded.next_task_id,
             add_keys: loaded.add_keys,
+            queues: loaded.queues,
+            schedules: loaded.schedules,
         })
     }
 
@@ -743,6 +806,11 @@ fn check_schema(dir: &Path, found: Option<u32>) -> Result<(), StoreError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Reads a stored name (a queue's or a schedule's key).
+fn read_name(raw: &[u8], what: &str) -> Result<String, StoreError> {
+    String::from_utf8(raw.to_vec()).map_err(|_| StoreError::Corrupt(what.to_string()))
 }
 
 /// Reads a stored big-endian integer of `N` bytes.

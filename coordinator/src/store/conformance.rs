@@ -5,16 +5,13 @@ use super::*;
 use crate::add_keys::{KeyChange, KeyedAdd};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tatzelwurm_proto::task::{TaskSpec, TaskState};
+use tatzelwurm_proto::schedule::{ScheduleSpec, Trigger};
+use tatzelwurm_proto::task::{TaskError, TaskSpec, TaskState, When, DEFAULT_QUEUE};
 
 fn record(id: u64) -> TaskRecord {
-    let spec = TaskSpec {
-        function: "m:f".into(),
-        args: "[1]".into(),
-        kwargs: "{}".into(),
-        policy: tatzelwurm_proto::task::TaskPolicy::default(),
-    };
+    let spec = TaskSpec::call("m:f", "[1]", "{}");
     TaskRecord::new(TaskId(id), spec, TaskState::Created, Timestamp(5))
 }
 
@@ -50,7 +47,7 @@ async fn batch_survives_reopen(kind: StoreKind) {
             tasks: vec![record(1), record(2)],
             outputs: vec![(TaskId(2), printed("two"))],
             next_task_id: Some(10),
-            add_keys: Vec::new(),
+            ..Batch::default()
         };
         store.apply(batch).await.unwrap();
     }
@@ -337,10 +334,10 @@ async fn scan_pages(kind: StoreKind) {
     assert_eq!(page(Part::All, None, usize::MAX, &[]).len(), 30);
 }
 
-/// A schema 3 database (every record in `records`) opens as schema 4 with its live and
-/// finished records apart and `records` gone; a stale copy that an interrupted earlier move
-/// left in `live` (of a task finished since) does not survive, and a second open changes
-/// nothing.
+/// A schema 3 database (every record in `records`, in schema 4's layout) opens as schema 5
+/// with its live and finished records apart, converted, counted into the default queue, and
+/// `records` gone; a stale copy that an interrupted earlier move left in `live` (of a task
+/// finished since) does not survive, and a second open changes nothing.
 async fn schema_3_is_split(kind: StoreKind) {
     let dir = tempfile::tempdir().unwrap();
     let mut done = in_state(2, TaskState::Completed);
@@ -360,7 +357,9 @@ async fn schema_3_is_split(kind: StoreKind) {
         assert_eq!(ids(&live_tasks), vec![1, 3]);
         assert_eq!(live.next_task_id, 10, "the stored counter");
         assert_eq!(store.get(TaskId(2)).unwrap(), Some(done.clone()));
-        assert_eq!(store.load_all().unwrap().tasks, records);
+        let all = store.load_all().unwrap();
+        assert_eq!(all.tasks, records);
+        assert_eq!(all.queues, vec![default_queue(1, 0, 0)]);
         assert_eq!(
             store
                 .backend
@@ -371,13 +370,24 @@ async fn schema_3_is_split(kind: StoreKind) {
     }
 }
 
-/// Writes a database as a schema 3 coordinator left it (`records` holding every record, the
-/// counter at 10), plus `stale_live` records in a `live` key space as an interrupted move
-/// might have left them.
+/// The default queue's record as a migration leaves it: the finished counts, no settings.
+fn default_queue(completed: u64, failed: u64, killed: u64) -> (String, QueueRecord) {
+    let record = QueueRecord {
+        completed,
+        failed,
+        killed,
+        ..QueueRecord::default()
+    };
+    (DEFAULT_QUEUE.to_string(), record)
+}
+
+/// Writes a database as a schema 3 coordinator left it (`records` holding every record in
+/// schema 4's layout, the counter at 10), plus `stale_live` records in a `live` key space as
+/// an interrupted move of an older coordinator might have left them.
 fn write_schema_3(dir: &Path, kind: StoreKind, records: &[TaskRecord], stale_live: &[TaskRecord]) {
     let entries = |list: &[TaskRecord]| -> Vec<([u8; 8], Vec<u8>)> {
         list.iter()
-            .map(|r| (task_key(r.id), encode(r).unwrap()))
+            .map(|r| (task_key(r.id), encode(&super::v4::downgrade(r)).unwrap()))
             .collect()
     };
     write_backend_file(dir, kind).unwrap();
@@ -426,13 +436,389 @@ fn write_schema_3(dir: &Path, kind: StoreKind, records: &[TaskRecord], stale_liv
     }
 }
 
+/// Opens `kind`'s backend alone on `dir` (writing the `backend` file of a new one), retrying a
+/// lock held a moment by the previous `Db` of this process.
+fn open_backend(dir: &Path, kind: StoreKind) -> Arc<dyn Backend> {
+    write_backend_file(dir, kind).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let opened: Result<Arc<dyn Backend>, StoreError> = match kind {
+            StoreKind::Sled => super::sled::SledBackend::open(dir).map(|b| Arc::new(b) as _),
+            StoreKind::Fjall => super::fjall::FjallBackend::open(dir).map(|b| Arc::new(b) as _),
+        };
+        match opened {
+            Ok(backend) => return backend,
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("opening the backend failed: {err}"),
+        }
+    }
+}
+
+/// Tasks of every schema 4 state, live and finished ids interleaved, with the fields a
+/// migration must keep (results, errors, times, attempts, policies), as schema 5 holds them.
+fn schema_4_tasks(count: u64) -> Vec<TaskRecord> {
+    let states = [
+        TaskState::Created,
+        TaskState::Ready,
+        TaskState::Running,
+        TaskState::Waiting,
+        TaskState::Completed,
+        TaskState::Failed,
+        TaskState::Killed,
+    ];
+    (1..=count)
+        .map(|id| {
+            let mut task = in_state(id, states[id as usize % states.len()]);
+            task.spec.policy.retries = id as u32;
+            task.spec.policy.timeout_ms = Some(id * 1000);
+            task.attempts = tatzelwurm_proto::Attempt(id as u32 % 3);
+            task.worker = Some(format!("w{id}"));
+            match task.state {
+                TaskState::Waiting => task.retry_at = Some(Timestamp(id + 100)),
+                TaskState::Completed => task.result = Some(id.to_string()),
+                TaskState::Failed => {
+                    task.error = Some(TaskError {
+                        kind: "ValueError".into(),
+                        message: format!("bad {id}"),
+                        traceback: "Traceback ...".into(),
+                    })
+                }
+                _ => {}
+            }
+            if task.state.is_finished() {
+                task.finished_at = Some(Timestamp(id + 200));
+            }
+            task
+        })
+        .collect()
+}
+
+/// The default queue's record the finished ones of `tasks` should give.
+fn counted(tasks: &[TaskRecord]) -> (String, QueueRecord) {
+    let count = |state| tasks.iter().filter(|t| t.state == state).count() as u64;
+    default_queue(
+        count(TaskState::Completed),
+        count(TaskState::Failed),
+        count(TaskState::Killed),
+    )
+}
+
+/// Writes, through the backend itself, a database as a schema 4 coordinator left it: `tasks`
+/// in schema 4's layout in `live` or `finished` by state, an output of task 1, an add key and
+/// the counter at `tasks.len() + 5`.
+fn write_schema_4(dir: &Path, kind: StoreKind, tasks: &[TaskRecord]) {
+    let backend = open_backend(dir, kind);
+    let next = tasks.len() as u64 + 5;
+    let mut writes: Vec<RawWrite> = vec![
+        (
+            Space::Meta,
+            SCHEMA_KEY.to_vec(),
+            Some(4u32.to_be_bytes().to_vec()),
+        ),
+        (
+            Space::Meta,
+            NEXT_ID_KEY.to_vec(),
+            Some(next.to_be_bytes().to_vec()),
+        ),
+        (
+            Space::Outputs,
+            task_key(TaskId(1)).to_vec(),
+            Some(encode(&printed("one")).unwrap()),
+        ),
+    ];
+    let add = KeyedAdd {
+        first: TaskId(1),
+        count: tasks.len() as u64,
+        at: Timestamp(3),
+    };
+    let change = KeyChange::Put(AddKey([4; 16]), add);
+    let (key, value) = add_key_write(&change);
+    writes.push((Space::AddKeys, key.to_vec(), value.map(|v| v.to_vec())));
+    for task in tasks {
+        let space = if task.state.is_finished() {
+            Space::Finished
+        } else {
+            Space::Live
+        };
+        let value = encode(&super::v4::downgrade(task)).unwrap();
+        writes.push((space, task_key(task.id).to_vec(), Some(value)));
+    }
+    backend.apply(&writes).unwrap();
+}
+
+/// Checks that `dir` holds what `write_schema_4(dir, kind, tasks)` wrote, at schema 5: every
+/// task converted (live ones loaded at a start, read in place), the default queue counting the
+/// finished ones, the output, the add key and the counter kept, and no migration mark left.
+fn assert_migrated(dir: &Path, kind: StoreKind, tasks: &[TaskRecord]) {
+    let store = reopen(dir, kind);
+    assert_eq!(store.backend.schema().unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        store
+            .backend
+            .get(Space::Meta, super::rewrite::MARK_KEY)
+            .unwrap(),
+        None
+    );
+    let all = store.load_all().unwrap();
+    assert_eq!(all.tasks, tasks);
+    assert_eq!(all.queues, vec![counted(tasks)]);
+    assert!(all.schedules.is_empty());
+    assert_eq!(all.next_task_id, tasks.len() as u64 + 5);
+    assert_eq!(all.add_keys.len(), 1);
+    assert_eq!(store.output(TaskId(1)).unwrap(), printed("one"));
+    let live = store.load().unwrap();
+    let in_place: Vec<TaskRecord> = live.tasks.refs().map(|r| r.to_record()).collect();
+    let expected: Vec<TaskRecord> = tasks
+        .iter()
+        .filter(|t| !t.state.is_finished())
+        .cloned()
+        .collect();
+    assert_eq!(in_place, expected);
+}
+
+/// A schema 4 database (records of the old layout in `live` and `finished`, written through
+/// the backend) opens as schema 5: every record converted in place, the default queue counting
+/// the finished tasks, everything else kept; a second open changes nothing.
+async fn schema_4_is_rewritten(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = schema_4_tasks(30);
+    write_schema_4(dir.path(), kind, &tasks);
+    for _ in 0..2 {
+        assert_migrated(dir.path(), kind, &tasks);
+    }
+}
+
+/// A backend that fails every write after its first `left`, as if the process died there
+/// (each write of a backend is atomic, so a crash falls between two of them).
+struct CrashAfter {
+    inner: Arc<dyn Backend>,
+    left: AtomicUsize,
+}
+
+impl Backend for CrashAfter {
+    fn schema(&self) -> Result<u32, StoreError> {
+        self.inner.schema()
+    }
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn visit(&self, space: Space, from: &[u8], visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        self.inner.visit(space, from, visit)
+    }
+
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.last_key(space)
+    }
+
+    fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
+        let left = self.left.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(StoreError::Failed("crashed (simulated)".into()));
+        }
+        self.left.store(left - 1, Ordering::Relaxed);
+        self.inner.apply(writes)
+    }
+
+    fn drop_records(&self) -> Result<(), StoreError> {
+        self.inner.drop_records()
+    }
+}
+
+/// A migration from schema 4 that crashes after any of its writes, and again one chunk into
+/// the next try, leaves a schema 4 database that the next open finishes: every record converted
+/// exactly once (none decoded in the wrong layout) and every finished one counted exactly once.
+async fn schema_4_rewrite_survives_crashes(kind: StoreKind) {
+    let tasks = schema_4_tasks(23);
+    let chunk = 4;
+    for crash_after in 0.. {
+        let dir = tempfile::tempdir().unwrap();
+        write_schema_4(dir.path(), kind, &tasks);
+        let finished = {
+            let backend = open_backend(dir.path(), kind);
+            let crashing = CrashAfter {
+                inner: backend.clone(),
+                left: AtomicUsize::new(crash_after),
+            };
+            let outcome = super::rewrite::rewrite_records(&crashing, chunk);
+            if outcome.is_err() {
+                assert_eq!(backend.schema().unwrap(), 4, "still schema 4 after a crash");
+                // Resumes, and (unless only the last write was left) crashes again.
+                crashing.left.store(1, Ordering::Relaxed);
+                if super::rewrite::rewrite_records(&crashing, chunk).is_err() {
+                    assert_eq!(backend.schema().unwrap(), 4, "and after the second");
+                }
+            }
+            outcome.is_ok()
+        };
+        assert_migrated(dir.path(), kind, &tasks);
+        if finished {
+            assert!(
+                crash_after > 6,
+                "it took {crash_after} writes, so chunks were used"
+            );
+            break;
+        }
+    }
+}
+
+/// Queues' records and schedules are written with a batch, loaded by name at a start,
+/// replaced, and (schedules) removed, across reopens.
+async fn queues_and_schedules_survive(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = |name: &str, every: u64, fired: u64| ScheduleInfo {
+        spec: ScheduleSpec {
+            name: name.into(),
+            trigger: Trigger::Every(every),
+            task: TaskSpec::call("m:tick", "[]", "{}"),
+        },
+        paused: false,
+        created_at: Timestamp(1),
+        next_at: Some(Timestamp(every)),
+        fired,
+        last: (1..=fired)
+            .rev()
+            .map(|id| (TaskId(id), Timestamp(id)))
+            .collect(),
+    };
+    let cron = ScheduleInfo {
+        spec: ScheduleSpec {
+            name: "nightly".into(),
+            trigger: Trigger::Cron {
+                line: "0 3 * * *".into(),
+                tz: Some("Europe/Berlin".into()),
+            },
+            task: TaskSpec::call("m:clean", "[]", "{}"),
+        },
+        paused: true,
+        created_at: Timestamp(2),
+        next_at: None,
+        fired: 0,
+        last: Vec::new(),
+    };
+    let gpu = QueueRecord {
+        paused: true,
+        limit: 2,
+        ..QueueRecord::default()
+    };
+    let resumed = QueueRecord {
+        paused: false,
+        ..gpu.clone()
+    };
+    let default = QueueRecord {
+        completed: 1,
+        ..QueueRecord::default()
+    };
+    {
+        let store = Store::open(dir.path(), Some(kind)).unwrap();
+        let mut done = record(1);
+        done.state = TaskState::Completed;
+        store
+            .apply(Batch {
+                tasks: vec![done],
+                queues: vec![
+                    ("gpu".into(), gpu.clone()),
+                    (DEFAULT_QUEUE.into(), default.clone()),
+                ],
+                schedules: vec![
+                    ("nightly".into(), Some(cron.clone())),
+                    ("often".into(), Some(schedule("often", 1_000, 1))),
+                ],
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+    }
+    {
+        let store = reopen(dir.path(), kind);
+        let loaded = store.load().unwrap();
+        let by_name = vec![
+            (DEFAULT_QUEUE.to_string(), default.clone()),
+            ("gpu".to_string(), gpu.clone()),
+        ];
+        assert_eq!(loaded.queues, by_name);
+        assert_eq!(
+            loaded.schedules,
+            vec![cron.clone(), schedule("often", 1_000, 1)]
+        );
+        store
+            .apply(Batch {
+                queues: vec![("gpu".into(), resumed.clone())],
+                schedules: vec![
+                    ("nightly".into(), None),
+                    ("often".into(), Some(schedule("often", 1_000, 2))),
+                ],
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+    }
+    let store = reopen(dir.path(), kind);
+    let loaded = store.load_all().unwrap();
+    let by_name = vec![
+        (DEFAULT_QUEUE.to_string(), default),
+        ("gpu".to_string(), resumed),
+    ];
+    assert_eq!(loaded.queues, by_name);
+    assert_eq!(loaded.schedules, vec![schedule("often", 1_000, 2)]);
+}
+
+/// A record with every field of schema 5 set (queue, priority, start time, dependencies, a new
+/// state) survives a reopen whole, and a start reads it in place with the same fields.
+async fn new_fields_survive(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = TaskSpec::call("m:after", "[]", "{\"x\": 1}");
+    spec.queue = "gpu".into();
+    spec.priority = -7;
+    spec.run_at = Some(When::At(Timestamp(99)));
+    spec.after = vec![TaskId(1), TaskId(2)];
+    let waiting = TaskRecord::new(TaskId(3), spec, TaskState::Blocked, Timestamp(4));
+    let states = [TaskState::Scheduled, TaskState::Paused];
+    let mut tasks = vec![record(1), record(2), waiting];
+    tasks.extend(
+        states
+            .iter()
+            .zip(4..)
+            .map(|(state, id)| in_state(id, *state)),
+    );
+    {
+        let store = Store::open(dir.path(), Some(kind)).unwrap();
+        store
+            .apply(Batch {
+                tasks: tasks.clone(),
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+    }
+    let store = reopen(dir.path(), kind);
+    let loaded = store.load().unwrap();
+    let in_place: Vec<TaskRecord> = loaded.tasks.refs().map(|r| r.to_record()).collect();
+    assert_eq!(in_place, tasks);
+    let third = loaded.tasks.refs().nth(2).unwrap();
+    assert_eq!(
+        (
+            third.spec.queue,
+            third.spec.priority,
+            third.spec.after.len()
+        ),
+        ("gpu", -7, 2)
+    );
+    assert_eq!(store.get(TaskId(3)).unwrap().as_ref(), Some(&tasks[2]));
+}
+
 /// The environment variables of the crash child: the directory and the backend.
 const CRASH_DIR_ENV: &str = "TATZELWURM_STORE_CRASH_DIR";
 const CRASH_KIND_ENV: &str = "TATZELWURM_STORE_CRASH_KIND";
 
 /// A process killed (SIGKILL) at a moment of its own choosing while it applies batch after
 /// batch loses nothing it acknowledged: every id it printed as applied is there after a reopen,
-/// and the counter is past it. The child is this test binary, running `crash_child`.
+/// and the counter is past it; and a batch is all or nothing: the default queue's count of
+/// completed tasks, written with each batch, matches the tasks there. The child is this test
+/// binary, running `crash_child`.
 fn kill_loses_nothing_acknowledged(kind: StoreKind) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -477,10 +863,12 @@ fn kill_loses_nothing_acknowledged(kind: StoreKind) {
     );
     assert_eq!(&ids[..acked as usize], &(1..=acked).collect::<Vec<_>>()[..]);
     assert!(loaded.next_task_id > acked);
+    assert_eq!(loaded.queues, vec![default_queue(ids.len() as u64, 0, 0)]);
 }
 
-/// The child of `kill_loses_nothing_acknowledged`: applies batches of 10 records forever,
-/// printing `acked N` once the batch up to id N is applied. Does nothing when run by hand.
+/// The child of `kill_loses_nothing_acknowledged`: applies batches of 10 completed records
+/// with the default queue's count of them forever, printing `acked N` once the batch up to id N
+/// is applied. Does nothing when run by hand.
 #[tokio::test]
 #[ignore]
 async fn crash_child() {
@@ -494,12 +882,15 @@ async fn crash_child() {
     let store = Store::open(Path::new(&dir), Some(kind)).unwrap();
     let mut next = 1u64;
     loop {
-        let tasks = (next..next + 10).map(record).collect();
+        let tasks = (next..next + 10)
+            .map(|id| in_state(id, TaskState::Completed))
+            .collect();
         next += 10;
         store
             .apply(Batch {
                 tasks,
                 next_task_id: Some(next),
+                queues: vec![default_queue(next - 1, 0, 0)],
                 ..Batch::default()
             })
             .await
@@ -562,6 +953,26 @@ macro_rules! conformance {
             #[tokio::test]
             async fn schema_3_is_split() {
                 super::schema_3_is_split($kind).await;
+            }
+
+            #[tokio::test]
+            async fn schema_4_is_rewritten() {
+                super::schema_4_is_rewritten($kind).await;
+            }
+
+            #[tokio::test]
+            async fn schema_4_rewrite_survives_crashes() {
+                super::schema_4_rewrite_survives_crashes($kind).await;
+            }
+
+            #[tokio::test]
+            async fn queues_and_schedules_survive() {
+                super::queues_and_schedules_survive($kind).await;
+            }
+
+            #[tokio::test]
+            async fn new_fields_survive() {
+                super::new_fields_survive($kind).await;
             }
 
             #[test]

@@ -25,12 +25,11 @@ async fn records_per_second_as(
     keyed: bool,
     state: TaskState,
 ) -> f64 {
-    let spec = TaskSpec {
-        function: "tasks:square".into(),
-        args: "[12345, \"a few more bytes of arguments to make about 150 in all\"]".into(),
-        kwargs: "{}".into(),
-        policy: Default::default(),
-    };
+    let spec = TaskSpec::call(
+        "tasks:square",
+        "[12345, \"a few more bytes of arguments to make about 150 in all\"]",
+        "{}",
+    );
     let start = std::time::Instant::now();
     for round in 0..batches {
         let tasks: Vec<TaskRecord> = (*next..*next + size)
@@ -53,9 +52,9 @@ async fn records_per_second_as(
         *next += size;
         let batch = Batch {
             tasks,
-            outputs: Vec::new(),
             next_task_id: Some(*next),
             add_keys,
+            ..Batch::default()
         };
         store.apply(batch).await.unwrap();
     }
@@ -104,8 +103,13 @@ fn load_cost() {
     let read = start.elapsed();
     let count = loaded.tasks.len();
 
-    let table =
-        crate::task_table::TaskTable::recover(loaded.tasks, loaded.next_task_id, Timestamp(1));
+    let table = crate::task_table::TaskTable::recover(
+        loaded.tasks,
+        loaded.next_task_id,
+        loaded.queues,
+        Timestamp(1),
+        &store,
+    );
     let built = start.elapsed();
     println!(
         "{count} live tasks: opened {opened:?}, read and checked {:?}, table built {:?} ({} live)",
@@ -113,4 +117,64 @@ fn load_cost() {
         built - read,
         table.live_len()
     );
+}
+
+/// What the migration from schema 4 costs: a schema 4 database of `$TATZELWURM_MIGRATE_TASKS`
+/// records (default 200,000; every fourth finished) is written through each backend, then
+/// opened, which rewrites every record in schema 5's layout.
+/// `cargo test -p tatzelwurm --release -- --ignored --nocapture migration_cost`
+#[test]
+#[ignore]
+fn migration_cost() {
+    let count: u64 = std::env::var("TATZELWURM_MIGRATE_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let spec = TaskSpec::call(
+        "tasks:square",
+        "[12345, \"a few more bytes of arguments to make about 150 in all\"]",
+        "{}",
+    );
+    for kind in [StoreKind::Sled, StoreKind::Fjall] {
+        let dir = tempfile::tempdir().unwrap();
+        write_backend_file(dir.path(), kind).unwrap();
+        {
+            let backend: Box<dyn Backend> = match kind {
+                StoreKind::Sled => Box::new(sled::SledBackend::open(dir.path()).unwrap()),
+                StoreKind::Fjall => Box::new(fjall::FjallBackend::open(dir.path()).unwrap()),
+            };
+            let version = 4u32.to_be_bytes().to_vec();
+            backend
+                .apply(&[(Space::Meta, SCHEMA_KEY.to_vec(), Some(version))])
+                .unwrap();
+            for first in (1..=count).step_by(10_000) {
+                let writes: Vec<RawWrite> = (first..(first + 10_000).min(count + 1))
+                    .map(|id| {
+                        let state = if id % 4 == 0 {
+                            TaskState::Completed
+                        } else {
+                            TaskState::Ready
+                        };
+                        let task = TaskRecord::new(TaskId(id), spec.clone(), state, Timestamp(1));
+                        let space = if state.is_finished() {
+                            Space::Finished
+                        } else {
+                            Space::Live
+                        };
+                        let value = encode(&v4::downgrade(&task)).unwrap();
+                        (space, task_key(task.id).to_vec(), Some(value))
+                    })
+                    .collect();
+                backend.apply(&writes).unwrap();
+            }
+        }
+        let start = std::time::Instant::now();
+        let store = super::conformance::reopen(dir.path(), kind);
+        let took = start.elapsed();
+        assert_eq!(store.backend.schema().unwrap(), SCHEMA_VERSION);
+        println!(
+            "{kind:>5}: {count} schema 4 records rewritten in {took:?} ({:.0} records/s)",
+            count as f64 / took.as_secs_f64()
+        );
+    }
 }

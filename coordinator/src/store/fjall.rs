@@ -1,6 +1,6 @@
 //! The fjall backend: the store's key spaces as fjall partitions `meta`, `live`, `finished`,
-//! `outputs` and `add_keys` (and schema 3's `records` until it is split) of one keyspace in
-//! `keyspace/` under the database directory.
+//! `outputs`, `add_keys`, `queues` and `schedules` (and schema 3's `records` until it is split)
+//! of one keyspace in `keyspace/` under the database directory.
 //!
 //! Every batch is one fjall write batch, committed with `PersistMode::SyncAll`: fjall writes
 //! the whole batch to its journal as one unit (recovered all or nothing) and fsyncs the journal
@@ -14,7 +14,8 @@
 //! directory's `backend` file before opening the keyspace and holds it while open: a second
 //! coordinator on the same `--db` is refused, and the lock ends with the process.
 //!
-//! fjall databases started at schema 3; `store/split.rs` moves them to 4.
+//! fjall databases started at schema 3; `store/split.rs` moves them to 5, `store/rewrite.rs`
+//! those of schema 4.
 
 use super::{
     check_schema, read_be, Backend, RawWrite, Space, StoreError, Visitor, BACKEND_FILE, SCHEMA_KEY,
@@ -70,6 +71,8 @@ pub(super) struct FjallBackend {
     finished: PartitionHandle,
     outputs: PartitionHandle,
     add_keys: PartitionHandle,
+    queues: PartitionHandle,
+    schedules: PartitionHandle,
     /// Schema 3's records, while they are not yet split (`None` once dropped or never there).
     records: Mutex<Option<PartitionHandle>>,
     /// Removals from `live` since its last compaction started (see `compact_live`).
@@ -134,6 +137,8 @@ impl FjallBackend {
         let finished = partition(Space::Finished)?;
         let outputs = partition(Space::Outputs)?;
         let add_keys = partition(Space::AddKeys)?;
+        let queues = partition(Space::Queues)?;
+        let schedules = partition(Space::Schedules)?;
         if found.is_none() {
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes())?;
             keyspace.persist(PersistMode::SyncAll)?;
@@ -145,6 +150,8 @@ impl FjallBackend {
             finished,
             outputs,
             add_keys,
+            queues,
+            schedules,
             records: Mutex::new(records),
             live_removals: AtomicUsize::new(0),
             compacting: Arc::new(AtomicBool::new(false)),
@@ -201,20 +208,23 @@ impl FjallBackend {
     /// `add_keys` fill their memtables so slowly that they kept every journal of a big add until
     /// the journal cap (measured: 3 journals of 32 MiB after 10^6 tasks added), and a start
     /// after a kill replays them all (measured: first answer 0.61 s instead of 0.8-1.0 s with
-    /// 10^6 tasks). Their memtables are sealed when the journal count grew and an older
+    /// 10^6 tasks); `queues` (a count per finished task) and `schedules` are as small. Their
+    /// memtables are sealed when the journal count grew and an older
     /// journal exists, not at every batch: each seal makes a small table, and sealing whenever
     /// the count changed (it drops as flushes end) cost rounds of 10 records 1.5 ms a flush
     /// instead of 0.2 (`store_cost`).
     fn release_journals(&self) -> Result<(), StoreError> {
         let journals = self.keyspace.journal_count();
         if journals > 1 && journals > self.journals_seen.swap(journals, Ordering::Relaxed) {
-            self.meta.rotate_memtable()?;
-            self.add_keys.rotate_memtable()?;
+            // An empty memtable is left as it is.
+            for small in [&self.meta, &self.add_keys, &self.queues, &self.schedules] {
+                small.rotate_memtable()?;
+            }
         }
         Ok(())
     }
 
-    /// The partition of a key space of schema 4 (`None` for schema 3's records).
+    /// The partition of a key space of schema 5 (`None` for schema 3's records).
     fn fixed(&self, space: Space) -> Option<&PartitionHandle> {
         Some(match space {
             Space::Meta => &self.meta,
@@ -222,6 +232,8 @@ impl FjallBackend {
             Space::Finished => &self.finished,
             Space::Outputs => &self.outputs,
             Space::AddKeys => &self.add_keys,
+            Space::Queues => &self.queues,
+            Space::Schedules => &self.schedules,
             Space::Records => return None,
         })
     }

@@ -1,15 +1,16 @@
 //! The sled backend: the store's key spaces as sled trees `meta`, `live`, `finished`,
-//! `outputs` and `add_keys` (and schema 3's `records` until it is split) in the database
-//! directory itself (sled's `conf`, `db` and `snap.*` files).
+//! `outputs`, `add_keys`, `queues` and `schedules` (and schema 3's `records` until it is split)
+//! in the database directory itself (sled's `conf`, `db` and `snap.*` files).
 //!
 //! Schema 1 kept the output inside each record (tree `tasks`); schema 2 had no `add_keys`.
-//! `migrate` moves such a database to schema 3 when it is opened (then `store/split.rs` to 4).
+//! `migrate` moves such a database to schema 3 when it is opened (then `store/split.rs` to 5).
 //!
-//! A batch that writes more than one of `meta`, `live`, `finished` and `add_keys` writes them
-//! in one sled transaction, which sled recovers all or nothing: a key is never durable without
-//! its tasks, nor a finished record without its removal from `live`. Outputs go in a batch of
-//! their own; the flush covers everything, and only then does `apply` return. sled's flush is
-//! `sync_file_range`, which survives a killed process but not a power cut (see DESIGN.md).
+//! A batch that writes more than one of the trees other than `outputs` writes them in one sled
+//! transaction, which sled recovers all or nothing: a key is never durable without its tasks,
+//! a finished record never without its removal from `live`, a queue's finished count never
+//! without the task it counts. Outputs go in a batch of their own; the flush covers
+//! everything, and only then does `apply` return. sled's flush is `sync_file_range`, which
+//! survives a killed process but not a power cut (see DESIGN.md).
 
 mod migrate;
 
@@ -43,6 +44,8 @@ pub(super) struct SledBackend {
     finished: sled::Tree,
     outputs: sled::Tree,
     add_keys: sled::Tree,
+    queues: sled::Tree,
+    schedules: sled::Tree,
 }
 
 impl SledBackend {
@@ -95,6 +98,8 @@ impl SledBackend {
             finished: db.open_tree(Space::Finished.name())?,
             outputs,
             add_keys: db.open_tree(Space::AddKeys.name())?,
+            queues: db.open_tree(Space::Queues.name())?,
+            schedules: db.open_tree(Space::Schedules.name())?,
             db,
         })
     }
@@ -115,6 +120,8 @@ impl SledBackend {
             Space::Finished => self.finished.clone(),
             Space::Outputs => self.outputs.clone(),
             Space::AddKeys => self.add_keys.clone(),
+            Space::Queues => self.queues.clone(),
+            Space::Schedules => self.schedules.clone(),
             Space::Records if self.has_records() => self.db.open_tree(Space::Records.name())?,
             Space::Records => return Ok(None),
         }))
@@ -174,13 +181,26 @@ impl Backend for SledBackend {
     }
 
     fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
-        let (mut meta, mut live, mut finished, mut add_keys, mut outputs) = Default::default();
+        // Every tree but `outputs`, which is written apart (see the module comment).
+        let trees = [
+            &self.meta,
+            &self.live,
+            &self.finished,
+            &self.add_keys,
+            &self.queues,
+            &self.schedules,
+        ];
+        // The writes of each of `trees`, in the same order.
+        let mut parts: [TreeWrites; 6] = Default::default();
+        let mut outputs = TreeWrites::default();
         for (space, key, value) in writes {
-            let into: &mut TreeWrites = match space {
-                Space::Meta => &mut meta,
-                Space::Live => &mut live,
-                Space::Finished => &mut finished,
-                Space::AddKeys => &mut add_keys,
+            let into = match space {
+                Space::Meta => &mut parts[0],
+                Space::Live => &mut parts[1],
+                Space::Finished => &mut parts[2],
+                Space::AddKeys => &mut parts[3],
+                Space::Queues => &mut parts[4],
+                Space::Schedules => &mut parts[5],
                 Space::Outputs => &mut outputs,
                 Space::Records => {
                     return Err(StoreError::Failed("records are never written".into()))
@@ -188,14 +208,18 @@ impl Backend for SledBackend {
             };
             into.push(key, value);
         }
-        let parts = [&meta, &live, &finished, &add_keys];
-        if parts.iter().filter(|part| part.used).count() > 1 {
-            (&self.meta, &self.live, &self.finished, &self.add_keys)
-                .transaction(|(tx_meta, tx_live, tx_finished, tx_add_keys)| {
-                    tx_meta.apply_batch(&meta.batch)?;
-                    tx_live.apply_batch(&live.batch)?;
-                    tx_finished.apply_batch(&finished.batch)?;
-                    tx_add_keys.apply_batch(&add_keys.batch)?;
+        let (used_trees, used_parts): (Vec<&sled::Tree>, Vec<TreeWrites>) = trees
+            .into_iter()
+            .zip(parts)
+            .filter(|(_, part)| part.used)
+            .unzip();
+        if used_parts.len() > 1 {
+            used_trees
+                .as_slice()
+                .transaction(|views| {
+                    for (view, part) in views.iter().zip(&used_parts) {
+                        view.apply_batch(&part.batch)?;
+                    }
                     Ok(())
                 })
                 .map_err(|err: TransactionError<()>| match err {
@@ -203,11 +227,8 @@ impl Backend for SledBackend {
                     TransactionError::Abort(()) => StoreError::Failed("aborted".into()),
                 })?;
         } else {
-            let trees = [&self.meta, &self.live, &self.finished, &self.add_keys];
-            for (tree, part) in trees.into_iter().zip([meta, live, finished, add_keys]) {
-                if part.used {
-                    tree.apply_batch(part.batch)?;
-                }
+            for (tree, part) in used_trees.into_iter().zip(used_parts) {
+                tree.apply_batch(part.batch)?;
             }
         }
         if outputs.used {

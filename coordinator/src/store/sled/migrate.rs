@@ -1,4 +1,5 @@
-//! Moving an older database to schema 3, when a coordinator of schema 3 opens it.
+//! Moving an older sled database to schema 3, when it is opened; `split.rs` goes on from there
+//! to schema 5.
 //!
 //! Schema 2 → 3 only adds the `add_keys` tree: `SledBackend::open` opens (creates) it and flushes
 //! before it writes the new version, so a crash leaves a schema 2 database with an empty extra
@@ -10,42 +11,49 @@
 //! outputs in `outputs`. The move writes only new trees and flips `schema_version` after they
 //! are flushed, so a crash at any moment leaves either a complete schema 1 database (and the
 //! next open runs the move again from the start) or a complete schema 2 one; `tasks` is
-//! dropped only after the flip.
+//! dropped only after the flip. The records it writes have the layout of schemas 2 to 4
+//! (`v4.rs`), which `split.rs` reads.
 
-use crate::record::TaskRecord;
-use crate::store::{decode, encode, task_key, StoreError};
-use serde::Deserialize;
-use tatzelwurm_proto::task::{TaskError, TaskOutput, TaskSpec, TaskState, Timestamp};
-use tatzelwurm_proto::{Attempt, TaskId};
+use crate::store::v4::{ErrorV4, RecordV4, SpecV4, StateV4};
+use crate::store::{decode, encode, StoreError};
+use serde::{Deserialize, Serialize};
+use tatzelwurm_proto::task::TaskOutput;
 use tracing::info;
 
 /// Schema 1's tree of records.
 const V1_TASKS_TREE: &str = "tasks";
 
-/// A record as schema 1 stored it: `TaskRecord` with the output between `error` and
-/// `created_at`. Frozen: it describes bytes already on disk.
-#[derive(Deserialize)]
+/// A record as schema 1 stored it: schema 4's record (`RecordV4`) with the output between
+/// `error` and `created_at`. Frozen: it describes bytes already on disk.
+#[derive(Serialize, Deserialize)]
 struct RecordV1 {
-    id: TaskId,
-    spec: TaskSpec,
-    state: TaskState,
-    attempt: Attempt,
+    id: u64,
+    spec: SpecV4,
+    state: StateV4,
+    attempt: u32,
     failures: u32,
     crashes: u32,
-    retry_at: Option<Timestamp>,
+    retry_at: Option<u64>,
     worker: Option<String>,
     result: Option<String>,
-    error: Option<TaskError>,
-    output: TaskOutput,
-    created_at: Timestamp,
-    started_at: Option<Timestamp>,
-    finished_at: Option<Timestamp>,
+    error: Option<ErrorV4>,
+    output: OutputV1,
+    created_at: u64,
+    started_at: Option<u64>,
+    finished_at: Option<u64>,
+}
+
+/// A task's output as schema 1 stored it inside the record. Frozen.
+#[derive(Serialize, Deserialize)]
+struct OutputV1 {
+    stdout: String,
+    stderr: String,
 }
 
 impl RecordV1 {
     /// The schema 2 record and the output that now lives apart from it.
-    fn split(self) -> (TaskRecord, TaskOutput) {
-        let record = TaskRecord {
+    fn split(self) -> (RecordV4, TaskOutput) {
+        let record = RecordV4 {
             id: self.id,
             spec: self.spec,
             state: self.state,
@@ -60,7 +68,11 @@ impl RecordV1 {
             started_at: self.started_at,
             finished_at: self.finished_at,
         };
-        (record, self.output)
+        let output = TaskOutput {
+            stdout: self.output.stdout,
+            stderr: self.output.stderr,
+        };
+        (record, output)
     }
 }
 
@@ -78,7 +90,7 @@ pub(super) fn from_v1(
         let (record, output) = decode::<RecordV1>(&value)?.split();
         records.insert(&key, encode(&record)?)?;
         if output != TaskOutput::default() {
-            outputs.insert(task_key(record.id), encode(&output)?)?;
+            outputs.insert(record.id.to_be_bytes(), encode(&output)?)?;
         }
         moved += 1;
     }
@@ -103,11 +115,14 @@ pub(super) fn drop_v1_leftovers(db: &sled::Db) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::QueueRecord;
+    use crate::store::v4::PolicyV4;
     use crate::store::{Store, StoreKind, SCHEMA_KEY, SCHEMA_VERSION};
-    use serde::Serialize;
     use std::path::Path;
+    use tatzelwurm_proto::task::{TaskSpec, TaskState, Timestamp, DEFAULT_QUEUE};
+    use tatzelwurm_proto::TaskId;
 
-    /// Opens the whole store (which goes on to schema 4), retrying a lock held a moment by the
+    /// Opens the whole store (which goes on to schema 5), retrying a lock held a moment by the
     /// previous `Db` of this process.
     fn reopen(dir: &Path) -> Store {
         crate::store::conformance::reopen(dir, StoreKind::Sled)
@@ -118,75 +133,58 @@ mod tests {
         store.backend.schema().unwrap()
     }
 
-    /// Schema 1's record layout, for writing a database as an old coordinator did.
-    #[derive(Serialize)]
-    struct WriteV1<'a> {
-        id: TaskId,
-        spec: &'a TaskSpec,
-        state: TaskState,
-        attempt: Attempt,
-        failures: u32,
-        crashes: u32,
-        retry_at: Option<Timestamp>,
-        worker: Option<&'a str>,
-        result: Option<&'a str>,
-        error: Option<TaskError>,
-        output: TaskOutput,
-        created_at: Timestamp,
-        started_at: Option<Timestamp>,
-        finished_at: Option<Timestamp>,
-    }
-
-    fn spec() -> TaskSpec {
-        TaskSpec {
+    fn spec() -> SpecV4 {
+        SpecV4 {
             function: "m:f".into(),
             args: "[1]".into(),
             kwargs: "{}".into(),
-            policy: Default::default(),
+            policy: PolicyV4 {
+                at_most_once: false,
+                retries: 0,
+                backoff_ms: 1_000,
+                timeout_ms: None,
+                crash_limit: 5,
+            },
         }
     }
 
-    fn v1<'a>(id: u64, spec: &'a TaskSpec, stdout: &str) -> WriteV1<'a> {
-        WriteV1 {
-            id: TaskId(id),
-            spec,
-            state: TaskState::Completed,
-            attempt: Attempt(1),
+    /// A schema 1 record of a completed task that printed `stdout`.
+    fn v1(id: u64, stdout: &str) -> RecordV1 {
+        RecordV1 {
+            id,
+            spec: spec(),
+            state: StateV4::Completed,
+            attempt: 1,
             failures: 0,
             crashes: 0,
             retry_at: None,
-            worker: Some("w1"),
-            result: Some("42"),
+            worker: Some("w1".into()),
+            result: Some("42".into()),
             error: None,
-            output: TaskOutput {
+            output: OutputV1 {
                 stdout: stdout.into(),
                 stderr: String::new(),
             },
-            created_at: Timestamp(1),
-            started_at: Some(Timestamp(2)),
-            finished_at: Some(Timestamp(3)),
+            created_at: 1,
+            started_at: Some(2),
+            finished_at: Some(3),
         }
     }
 
-    /// A schema 1 database opens (through 2 and 3) as schema 4: every record loads with its
-    /// fields, each output is readable apart, the old tree is gone, and a second open changes
-    /// nothing.
+    /// A schema 1 database opens (through 2 and 3) as schema 5: every record loads with its
+    /// fields (in the default queue), each output is readable apart, the default queue counts
+    /// the completed tasks, the old trees are gone, and a second open changes nothing.
     #[test]
-    fn a_schema_1_database_is_moved_to_schema_4() {
+    fn a_schema_1_database_is_moved_to_schema_5() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = spec();
         {
             let db = sled::open(dir.path()).unwrap();
             let meta = db.open_tree("meta").unwrap();
             meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
             let tasks = db.open_tree(V1_TASKS_TREE).unwrap();
             for (id, stdout) in [(1, "hello"), (2, "")] {
-                tasks
-                    .insert(
-                        task_key(TaskId(id)),
-                        encode(&v1(id, &spec, stdout)).unwrap(),
-                    )
-                    .unwrap();
+                let value = encode(&v1(id, stdout)).unwrap();
+                tasks.insert(id.to_be_bytes(), value).unwrap();
             }
             db.flush().unwrap();
         }
@@ -204,10 +202,16 @@ mod tests {
                 ),
                 (TaskState::Completed, Some("42"), Some("w1"))
             );
+            assert_eq!(first.spec, TaskSpec::call("m:f", "[1]", "{}"));
             assert_eq!(first.finished_at, Some(Timestamp(3)));
             assert_eq!(store.output(TaskId(1)).unwrap().stdout, "hello");
             assert_eq!(store.output(TaskId(2)).unwrap(), TaskOutput::default());
             assert_eq!(loaded.next_task_id, 3);
+            let counted = QueueRecord {
+                completed: 2,
+                ..QueueRecord::default()
+            };
+            assert_eq!(loaded.queues, vec![(DEFAULT_QUEUE.to_string(), counted)]);
             assert!(store.load().unwrap().tasks.is_empty(), "both finished");
             assert_eq!(version(&store), SCHEMA_VERSION);
         }
@@ -227,7 +231,7 @@ mod tests {
         }
     }
 
-    /// A schema 2 database opens (through 3) as schema 4: its records load unchanged, it gets
+    /// A schema 2 database opens (through 3) as schema 5: its records load converted, it gets
     /// an empty `add_keys` tree, and add keys written then survive a reopen.
     #[tokio::test]
     async fn a_schema_2_database_gets_the_add_keys_tree() {
@@ -235,31 +239,16 @@ mod tests {
         use crate::store::Batch;
         use tatzelwurm_proto::actioner::AddKey;
         let dir = tempfile::tempdir().unwrap();
-        let spec = spec();
         {
             let db = sled::open(dir.path()).unwrap();
             let meta = db.open_tree("meta").unwrap();
             meta.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
             let records = db.open_tree("records").unwrap();
-            let (record, _) = RecordV1 {
-                id: TaskId(1),
-                spec: spec.clone(),
-                state: TaskState::Created,
-                attempt: Attempt(0),
-                failures: 0,
-                crashes: 0,
-                retry_at: None,
-                worker: None,
-                result: None,
-                error: None,
-                output: TaskOutput::default(),
-                created_at: Timestamp(1),
-                started_at: None,
-                finished_at: None,
-            }
-            .split();
+            let mut created = v1(1, "");
+            created.state = StateV4::Created;
+            let (record, _) = created.split();
             records
-                .insert(task_key(TaskId(1)), encode(&record).unwrap())
+                .insert(1u64.to_be_bytes(), encode(&record).unwrap())
                 .unwrap();
             db.flush().unwrap();
         }
@@ -271,8 +260,11 @@ mod tests {
         {
             let store = reopen(dir.path());
             let loaded = store.load().unwrap();
-            assert_eq!(loaded.tasks.len(), 1, "created, so live");
+            let tasks = loaded.tasks.decode_all().unwrap();
+            assert_eq!(tasks.len(), 1, "created, so live");
+            assert_eq!(tasks[0].state, TaskState::Created);
             assert!(loaded.add_keys.is_empty());
+            assert!(loaded.queues.is_empty(), "nothing finished");
             assert_eq!(version(&store), SCHEMA_VERSION);
             let batch = Batch {
                 add_keys: vec![KeyChange::Put(AddKey([9; 16]), add)],
