@@ -213,6 +213,7 @@ fn items(command: &Command) -> usize {
     match command {
         Command::Add { tasks, .. } => tasks.len(),
         Command::Play(Selection::Ids(ids))
+        | Command::Pause(Selection::Ids(ids))
         | Command::Kill(Selection::Ids(ids))
         | Command::Wait(Selection::Ids(ids))
         | Command::Watch(ids) => ids.len(),
@@ -226,6 +227,7 @@ fn too_large(command: &Command) -> Option<Failure> {
     let (count, cap, what) = match command {
         Command::Add { tasks, .. } => (tasks.len(), MAX_TASKS_PER_ADD, "tasks"),
         Command::Play(Selection::Ids(ids))
+        | Command::Pause(Selection::Ids(ids))
         | Command::Kill(Selection::Ids(ids))
         | Command::Wait(Selection::Ids(ids))
         | Command::Watch(ids) => (ids.len(), MAX_IDS_PER_REQUEST, "task ids"),

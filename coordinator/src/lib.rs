@@ -5,12 +5,22 @@
 //!   [`cli`]: the command line (`--bind`, `--db`, timings).
 //! - [`store`]: the durable store, the only module that knows its backends (sled, fjall);
 //!   [`record`]: the stored `TaskRecord`.
-//! - [`task_table`]: the task state machine, a plain struct tested directly.
-//! - [`scheduler`]: the one owner of dispatch (workers, flights, least-loaded choice, prefetch
-//!   depth from per-function durations, take-back), a plain struct tested directly.
+//! - [`task_table`]: the task state machine, a plain struct tested directly: the live tasks,
+//!   the ready lanes per queue and priority, one due-time index for start times and retries,
+//!   the dependency counts of tasks that run after others, and the dependents held by the
+//!   worker that runs their dependencies (`task_table/held.rs`).
+//! - [`queues`]: per queue, its settings (paused, limit), finished counts (durable) and live
+//!   counts; held by the task table.
+//! - [`scheduler`]: the one owner of dispatch (workers and the queues they serve, flights,
+//!   least-loaded choice in units of a slot, coroutine functions, per-queue assigned counts
+//!   for limits, prefetch depth from per-function durations, take-back), a plain struct tested
+//!   directly.
+//! - [`schedules`]: named schedules (every N seconds, or a cron line in a time zone) that add
+//!   a task when they come due, a plain struct tested directly.
 //! - [`flaps`]: workers that keep connecting and dropping, held off with a backoff.
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
-//! - [`tasks`]: the task actor that owns the table and the scheduler, and its handle.
+//! - [`tasks`]: the task actor that owns the table, the scheduler and the schedules, and its
+//!   handle; it sleeps until a message or the earliest due time (a start, a retry, a firing).
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
 //!   when they finish. Both held by the task actor.
 //! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
@@ -32,9 +42,11 @@ pub mod handshake;
 pub mod listener;
 pub mod log_limit;
 pub mod paging;
+pub mod queues;
 pub mod record;
 pub mod retry;
 pub mod scheduler;
+pub mod schedules;
 pub mod store;
 pub mod task_table;
 pub mod tasks;
@@ -45,6 +57,7 @@ pub mod worker_conn;
 pub use entry::main;
 
 use add_keys::AddKeys;
+use schedules::Schedules;
 use std::future::Future;
 use std::time::Duration;
 use store::{Store, StoreError};
@@ -115,12 +128,20 @@ pub async fn run(
     let loaded = store.load().map_err(RunError::Load)?;
     let count = loaded.tasks.len();
     let now = tatzelwurm_proto::task::Timestamp::now();
-    let table = TaskTable::recover(loaded.tasks, loaded.next_task_id, now);
+    let table = TaskTable::recover(
+        loaded.tasks,
+        loaded.next_task_id,
+        loaded.queues,
+        now,
+        &store,
+    );
     let add_keys = AddKeys::recover(loaded.add_keys, now);
+    let schedules = Schedules::load(loaded.schedules, now);
     info!(
         tasks = count,
         next_id = loaded.next_task_id,
         add_keys = add_keys.len(),
+        schedules = schedules.len(),
         "store loaded"
     );
     if let Ok(addr) = listener.local_addr() {
@@ -131,7 +152,7 @@ pub async fn run(
             );
         }
     }
-    let (tasks, failed) = TasksHandle::new(table, add_keys, store);
+    let (tasks, failed) = TasksHandle::new(table, add_keys, schedules, store);
     // Recovered ready tasks wait for workers; a wake makes the first round write the
     // recovered states back.
     tasks.wake().await;

@@ -75,12 +75,7 @@ mod tests {
         TaskInfo {
             id: TaskId(id),
             state: TaskState::Completed,
-            spec: TaskSpec {
-                function: "m:f".into(),
-                args: "[]".into(),
-                kwargs: "{}".into(),
-                policy: Default::default(),
-            },
+            spec: TaskSpec::call("m:f", "[]", "{}"),
             result: Some("x".repeat(result_len)),
             error: None,
             worker: None,

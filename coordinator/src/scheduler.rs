@@ -1,12 +1,21 @@
 //! `Scheduler`: the one owner of dispatch, as a plain struct with `now` passed in.
 //!
-//! It holds the connected workers (hello, slots, draining, held off, done counts) and the
-//! flights: every attempt handed to a worker and not yet reported, with whether a slot has
-//! started it. From those it decides who gets the next ready task (the least-loaded worker with
-//! room, where room includes a prefetch depth sized from the function's average duration,
-//! `prefetch` and `durations`), which queued attempts to take back when a worker sits idle with
-//! nothing ready, and whether a report, heartbeat or `Started` names an attempt its worker
-//! holds. The `TaskTable` owns the tasks and is told what the scheduler decided; the task actor
+//! It holds the connected workers (hello, the queues they serve, slots, draining, held off,
+//! done counts, which functions are coroutines there) and the flights: every attempt handed to
+//! a worker and not yet reported, with its queue and whether a slot has started it. From those
+//! it decides who gets the next ready task of a queue (the least-loaded worker serving that
+//! queue with room, where room includes a prefetch depth sized from the function's average
+//! duration, `prefetch` and `durations`), how many tasks of each queue are assigned (for queue
+//! limits), which queued attempts to take back when a worker sits idle with nothing ready in
+//! its queues, and whether a report, heartbeat or `Started` names an attempt its worker holds.
+//!
+//! Load is counted in units: a slot is `async_concurrency` units; a task takes a whole slot,
+//! except a task of a function the worker has found to be a coroutine function
+//! (`FromWorker::Coroutines`), which takes one unit, so that a slot's event loop runs up to
+//! `async_concurrency` of them at once. With the default concurrency of 1, a unit is a slot.
+//! Prefetch room is counted in the same units (`slots × units per slot × (1 + depth)`).
+//!
+//! The `TaskTable` owns the tasks and is told what the scheduler decided; the task actor
 //! (`tasks.rs`) holds both, so a slot's count lives in one place and no message goes back and
 //! forth between actors to keep two counts in step. Tested without channels or sockets
 //! (`scheduler/tests.rs`), as HyperQueue tests tako's core.
@@ -17,7 +26,10 @@ pub mod prefetch;
 mod tests;
 
 use crate::flaps::Flaps;
-use durations::{Durations, FunctionId};
+use crate::queues::QueueId;
+use durations::Durations;
+pub use durations::FunctionId;
+use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, HashMap};
 use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::handshake::WorkerHello;
@@ -35,6 +47,14 @@ struct Worker {
     hello: WorkerHello,
     /// Where it connected from.
     address: String,
+    /// The queues it serves, sorted.
+    queues: Vec<QueueId>,
+    /// Units of one slot: its `async_concurrency`, at least 1.
+    per_slot: u32,
+    /// Units of load it holds (see the module comment).
+    load: u64,
+    /// Of `load`, the units of attempts no slot has started yet.
+    unstarted_load: u64,
     /// When it connected.
     connected_at: Timestamp,
     /// Attempts it holds (running or queued): its load.
@@ -51,6 +71,8 @@ struct Worker {
     held_off_until: Option<Timestamp>,
     /// A `TakeBack` was sent and its `Returned` has not come: no second one meanwhile.
     taking_back: bool,
+    /// Functions it found to be coroutine functions (`FromWorker::Coroutines`).
+    coroutines: FxHashSet<FunctionId>,
 }
 
 impl Worker {
@@ -59,16 +81,36 @@ impl Worker {
         !self.draining && self.held_off_until.is_none_or(|until| until <= now)
     }
 
-    /// Slots with nothing in them, not even an attempt about to start.
-    fn free_slots(&self) -> u32 {
-        self.hello.slots.saturating_sub(self.assigned)
+    /// Whether it serves `queue`.
+    fn serves(&self, queue: QueueId) -> bool {
+        self.queues.binary_search(&queue).is_ok()
     }
 
-    /// Queued attempts that its own free slots will not start: what another worker could run.
-    fn surplus(&self) -> u32 {
-        let started = self.assigned - self.unstarted;
-        let idle = self.hello.slots.saturating_sub(started);
-        self.unstarted.saturating_sub(idle)
+    /// Its slots in units.
+    fn capacity(&self) -> u64 {
+        u64::from(self.hello.slots) * u64::from(self.per_slot)
+    }
+
+    /// Units with nothing in them, not even an attempt about to start.
+    fn free_units(&self) -> u64 {
+        self.capacity().saturating_sub(self.load)
+    }
+
+    /// The units a task of `function` takes here: one for a coroutine function it named, a
+    /// whole slot otherwise (`None`: no worker named any, so a slot).
+    fn cost(&self, function: Option<FunctionId>) -> u64 {
+        match function {
+            Some(f) if !self.coroutines.is_empty() && self.coroutines.contains(&f) => 1,
+            _ => u64::from(self.per_slot),
+        }
+    }
+
+    /// Units of queued attempts that its own free units will not start: what another worker
+    /// could run.
+    fn surplus(&self) -> u64 {
+        let started = self.load - self.unstarted_load;
+        let idle = self.capacity().saturating_sub(started);
+        self.unstarted_load.saturating_sub(idle)
     }
 }
 
@@ -86,6 +128,10 @@ struct Flight {
     seq: u64,
     /// The size of its spec, counted in its worker's `unstarted_bytes` until it starts.
     bytes: u32,
+    /// Its task's queue, for the queue's assigned count.
+    queue: QueueId,
+    /// The units of load it takes on its worker.
+    units: u32,
 }
 
 /// A `TakeBack` to send: `worker` gives back `attempts` if no slot has started them.
@@ -112,6 +158,11 @@ pub struct Scheduler {
     flaps: Flaps,
     /// How long each function's attempts take.
     durations: Durations,
+    /// Attempts in flight per queue (queued or running), for queue limits; by `QueueId`.
+    assigned_by_queue: Vec<u32>,
+    /// Connected workers that named a coroutine function: while there are none, a dispatch
+    /// needs no function to choose a slot.
+    coroutine_workers: usize,
 }
 
 impl Default for Scheduler {
@@ -124,27 +175,38 @@ impl Default for Scheduler {
             last_chosen: WorkerId(0),
             flaps: Flaps::default(),
             durations: Durations::default(),
+            assigned_by_queue: Vec::new(),
+            coroutine_workers: 0,
         }
     }
 }
 
 impl Scheduler {
-    /// Adds a worker with a fresh id; returns it with until when the worker gets nothing (its
-    /// name keeps dropping its connections), if it is held off.
+    /// Adds a worker serving `queues` (its hello's, numbered by the task table) with a fresh
+    /// id; returns it with until when the worker gets nothing (its name keeps dropping its
+    /// connections), if it is held off.
     pub fn register(
         &mut self,
         hello: WorkerHello,
+        mut queues: Vec<QueueId>,
         address: String,
         now: Timestamp,
     ) -> (WorkerId, Option<Timestamp>) {
         let id = WorkerId(self.next_id);
         self.next_id += 1;
         let held_off_until = self.flaps.held_until(&hello.name, now);
+        queues.sort_unstable();
+        queues.dedup();
+        let per_slot = hello.async_concurrency.max(1);
         self.workers.insert(
             id,
             Worker {
                 hello,
                 address,
+                queues,
+                per_slot,
+                load: 0,
+                unstarted_load: 0,
                 connected_at: now,
                 assigned: 0,
                 unstarted: 0,
@@ -153,6 +215,7 @@ impl Scheduler {
                 draining: false,
                 held_off_until,
                 taking_back: false,
+                coroutines: Default::default(),
             },
         );
         (id, held_off_until)
@@ -171,14 +234,19 @@ impl Scheduler {
             now,
             worker.draining,
         );
+        if !worker.coroutines.is_empty() {
+            self.coroutine_workers -= 1;
+        }
         if worker.assigned == 0 {
             return Vec::new();
         }
         let mut lost = Vec::with_capacity(worker.assigned as usize);
+        let by_queue = &mut self.assigned_by_queue;
         self.flights.retain(|key, flight| {
             let held = flight.worker == id;
             if held {
                 lost.push((*key, flight.started_at.is_some()));
+                by_queue[flight.queue.index()] -= 1;
             }
             !held
         });
@@ -199,31 +267,121 @@ impl Scheduler {
         self.workers.get(&id).map(|w| w.hello.name.as_str())
     }
 
-    /// Chooses the worker for the next ready task when it must start now (it may not wait in
-    /// a queue, or nobody's queue has room for it): the least-loaded open worker with a free
-    /// slot (see `pick`). `None`: every slot is taken.
-    pub fn choose_slot(&mut self, now: Timestamp) -> Option<WorkerId> {
-        self.pick(now, |w| w.free_slots() > 0)
+    /// The interned id of `function`, which `choose`, `choose_slot` and `hand` take (one
+    /// lookup per task).
+    pub fn function(&mut self, function: &str) -> FunctionId {
+        self.durations.intern(function)
     }
 
-    /// Chooses the worker for the next ready task, which runs `function`, free slots or
-    /// prefetch: the least-loaded open worker with room, where room is a free slot, or a queue
-    /// shorter than `slots × depth` (the function's prefetch depth) whose specs take less than
-    /// `slots × MAX_QUEUED_BYTES_PER_SLOT`. `None`: every worker is full for this function.
-    pub fn choose(&mut self, function: &str, now: Timestamp) -> Option<WorkerId> {
-        let depth = prefetch::depth(self.durations.measured(function));
+    /// Whether some connected worker named a coroutine function: only then does the choice of
+    /// a free slot depend on the task's function (`choose_slot`).
+    pub fn has_coroutines(&self) -> bool {
+        self.coroutine_workers > 0
+    }
+
+    /// Chooses the worker for the next ready task of `queue`, which runs `function` (`None`
+    /// when no worker has coroutines), when it must start now (it may not wait in a worker's
+    /// queue, or nobody's has room for it): the least-loaded open worker serving `queue` with
+    /// free units for it (see `pick`). `None`: every slot of that queue's workers is taken.
+    pub fn choose_slot(
+        &mut self,
+        queue: QueueId,
+        function: Option<FunctionId>,
+        now: Timestamp,
+    ) -> Option<WorkerId> {
         self.pick(now, |w| {
-            let slots = u64::from(w.hello.slots);
-            let capacity = slots * (1 + u64::from(depth));
-            w.free_slots() > 0
-                || (u64::from(w.assigned) < capacity
-                    && w.unstarted_bytes < slots * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
+            w.serves(queue) && w.free_units() >= w.cost(function)
         })
     }
 
+    /// Chooses the worker for the next ready task of `queue`, which runs `function`, free
+    /// slots or prefetch: the least-loaded open worker serving `queue` with room, where room
+    /// is free units for it, or a load short of `capacity × (1 + depth)` (the function's
+    /// prefetch depth) with queued specs of less than `slots × MAX_QUEUED_BYTES_PER_SLOT`.
+    /// `None`: every worker of the queue is full for this function.
+    pub fn choose(
+        &mut self,
+        queue: QueueId,
+        function: FunctionId,
+        now: Timestamp,
+    ) -> Option<WorkerId> {
+        let depth = prefetch::depth(self.durations.measured_id(function));
+        self.pick(now, |w| {
+            if !w.serves(queue) {
+                return false;
+            }
+            let cost = w.cost(Some(function));
+            let room = w.capacity() * (1 + u64::from(depth));
+            w.free_units() >= cost
+                || (w.load + cost <= room
+                    && w.unstarted_bytes
+                        < u64::from(w.hello.slots) * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
+        })
+    }
+
+    /// Whether `worker` may take one more attempt of `queue`'s tasks running `function` the
+    /// way `choose` decides (open, serving `queue`, with room), for a held task, which can go
+    /// only to the worker that holds its dependencies (`TaskTable::hold_target`).
+    pub fn room_on(
+        &self,
+        worker: WorkerId,
+        queue: QueueId,
+        function: FunctionId,
+        now: Timestamp,
+    ) -> bool {
+        let Some(w) = self.workers.get(&worker) else {
+            return false;
+        };
+        if !w.open(now) || !w.serves(queue) {
+            return false;
+        }
+        let depth = prefetch::depth(self.durations.measured_id(function));
+        let cost = w.cost(Some(function));
+        let room = w.capacity() * (1 + u64::from(depth));
+        w.free_units() >= cost
+            || (w.load + cost <= room
+                && w.unstarted_bytes
+                    < u64::from(w.hello.slots) * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
+    }
+
+    /// How many attempts of `queue`'s tasks are in flight (queued on a worker or running), for
+    /// the queue's limit.
+    pub fn assigned_in(&self, queue: QueueId) -> u32 {
+        self.assigned_by_queue
+            .get(queue.index())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether a connected worker serves `queue` (which makes the queue known).
+    pub fn serves(&self, queue: QueueId) -> bool {
+        self.workers.values().any(|w| w.serves(queue))
+    }
+
+    /// The names of the connected workers that serve `queue`, in connection order.
+    pub fn workers_of(&self, queue: QueueId) -> Vec<String> {
+        self.workers
+            .values()
+            .filter(|w| w.serves(queue))
+            .map(|w| w.hello.name.clone())
+            .collect()
+    }
+
+    /// Every queue some connected worker serves.
+    pub fn served(&self) -> Vec<QueueId> {
+        let mut queues: Vec<QueueId> = self
+            .workers
+            .values()
+            .flat_map(|w| w.queues.iter().copied())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        queues
+    }
+
     /// Among the workers that are neither draining nor held off at `now` and pass `room`, the
-    /// least loaded (assigned / slots); among equals, the first after the one chosen last, so
-    /// that ties rotate.
+    /// least loaded (load / capacity, in units); among equals, the first after the one chosen
+    /// last, so that ties rotate.
     fn pick(&mut self, now: Timestamp, room: impl Fn(&Worker) -> bool) -> Option<WorkerId> {
         let open = self.workers.iter().filter(|(_, w)| w.open(now) && room(w));
         let after = open
@@ -234,10 +392,10 @@ impl Scheduler {
         for (id, w) in after {
             let lighter = match best {
                 None => true,
-                // a/b < c/d  <=>  a*d < c*b, with slots > 0.
+                // a/b < c/d  <=>  a*d < c*b, with capacities > 0.
                 Some((_, b)) => {
-                    u64::from(w.assigned) * u64::from(b.hello.slots)
-                        < u64::from(b.assigned) * u64::from(w.hello.slots)
+                    u128::from(w.load) * u128::from(b.capacity())
+                        < u128::from(b.load) * u128::from(w.capacity())
                 }
             };
             if lighter {
@@ -249,17 +407,31 @@ impl Scheduler {
         Some(id)
     }
 
-    /// Records that `worker` was handed attempt `key` of `function`, whose spec takes `bytes`:
-    /// it counts toward the worker's load, queued until a slot starts it.
-    pub fn hand(&mut self, worker: WorkerId, key: Key, function: &str, bytes: usize) {
+    /// Records that `worker` was handed attempt `key` of a task of `queue` running
+    /// `function`, whose spec takes `bytes`: it counts toward the worker's load (its units
+    /// there) and the queue's assigned count, queued until a slot starts it.
+    pub fn hand(
+        &mut self,
+        worker: WorkerId,
+        key: Key,
+        queue: QueueId,
+        function: FunctionId,
+        bytes: usize,
+    ) {
         let Some(w) = self.workers.get_mut(&worker) else {
             return;
         };
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let units = w.cost(Some(function));
         w.assigned += 1;
         w.unstarted += 1;
+        w.load += units;
+        w.unstarted_load += units;
         w.unstarted_bytes += u64::from(bytes);
-        let function = self.durations.intern(function);
+        if self.assigned_by_queue.len() <= queue.index() {
+            self.assigned_by_queue.resize(queue.index() + 1, 0);
+        }
+        self.assigned_by_queue[queue.index()] += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.flights.insert(
@@ -270,6 +442,8 @@ impl Scheduler {
                 function,
                 seq,
                 bytes,
+                queue,
+                units: units as u32,
             },
         );
     }
@@ -286,6 +460,7 @@ impl Scheduler {
                         flight.started_at = Some(now);
                         if let Some(w) = self.workers.get_mut(&worker) {
                             w.unstarted -= 1;
+                            w.unstarted_load -= u64::from(flight.units);
                             w.unstarted_bytes -= u64::from(flight.bytes);
                         }
                     }
@@ -305,10 +480,13 @@ impl Scheduler {
             _ => return false,
         }
         let flight = self.flights.remove(&key).expect("checked above");
+        self.assigned_by_queue[flight.queue.index()] -= 1;
         if let Some(w) = self.workers.get_mut(&worker) {
             w.assigned -= 1;
+            w.load -= u64::from(flight.units);
             if flight.started_at.is_none() {
                 w.unstarted -= 1;
+                w.unstarted_load -= u64::from(flight.units);
                 w.unstarted_bytes -= u64::from(flight.bytes);
             }
             w.done += 1;
@@ -318,6 +496,22 @@ impl Scheduler {
                 .sample(flight.function, now.0.saturating_sub(started.0));
         }
         true
+    }
+
+    /// `worker` found `functions` to be coroutine functions: their tasks take one unit of a
+    /// slot there from now on (attempts it already holds keep what they took).
+    pub fn coroutines(&mut self, worker: WorkerId, functions: &[String]) {
+        let ids: Vec<FunctionId> = functions
+            .iter()
+            .map(|function| self.durations.intern(function))
+            .collect();
+        let Some(w) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        if w.coroutines.is_empty() && !ids.is_empty() {
+            self.coroutine_workers += 1;
+        }
+        w.coroutines.extend(ids);
     }
 
     /// The worker that holds attempt `key`, where a kill of it must go.
@@ -335,22 +529,37 @@ impl Scheduler {
             .collect()
     }
 
-    /// Chooses what to take back, called when nothing is ready: if some open worker has free
-    /// slots while others hold queued attempts their own slots will not start soon, each such
-    /// worker (the fullest first, none with a take-back already under way) is asked for its
-    /// newest queued attempts: half of its surplus, or enough for the idle slots if that is
+    /// Chooses what to take back: if some open worker has a free slot while the queues it
+    /// serves have nothing to give it (`nothing_ready`), and other workers hold queued attempts
+    /// of those queues that their own slots will not start soon, each such worker (the
+    /// fullest first, none with a take-back already under way) is asked for its newest queued
+    /// attempts of those queues that `may_take` allows (not held tasks nor their dependencies): half of its surplus, or enough for the idle slots if that is
     /// more, until the idle slots are covered. Those attempts stay in flight until `returned`.
-    pub fn take_backs(&mut self, now: Timestamp) -> Vec<TakeBack> {
-        let idle: u32 = self
-            .workers
-            .values()
-            .filter(|w| w.open(now))
-            .map(Worker::free_slots)
-            .sum();
+    pub fn take_backs(
+        &mut self,
+        now: Timestamp,
+        nothing_ready: impl Fn(QueueId) -> bool,
+        may_take: impl Fn(Key) -> bool,
+    ) -> Vec<TakeBack> {
+        let mut idle: u64 = 0;
+        let mut wanted: Vec<QueueId> = Vec::new();
+        for w in self.workers.values() {
+            let free = w.free_units() / u64::from(w.per_slot);
+            if free == 0 || !w.open(now) {
+                continue;
+            }
+            let before = wanted.len();
+            wanted.extend(w.queues.iter().copied().filter(|q| nothing_ready(*q)));
+            if wanted.len() > before {
+                idle += free;
+            }
+        }
         if idle == 0 {
             return Vec::new();
         }
-        let mut victims: Vec<(u32, WorkerId)> = self
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut victims: Vec<(u64, WorkerId)> = self
             .workers
             .iter()
             .filter(|(_, w)| !w.taking_back && w.surplus() > 0)
@@ -366,29 +575,40 @@ impl Scheduler {
             if covered >= idle {
                 break;
             }
-            let count = surplus
-                .div_ceil(2)
-                .max(idle.min(surplus))
-                .min(MAX_ATTEMPTS_PER_FRAME as u32);
-            let mut queued: Vec<(u64, Key)> = self
+            let per_slot = u64::from(self.workers[&id].per_slot);
+            let units = surplus.div_ceil(2).max((idle * per_slot).min(surplus));
+            let mut queued: Vec<(u64, Key, u32)> = self
                 .flights
                 .iter()
-                .filter(|(_, f)| f.worker == id && f.started_at.is_none())
-                .map(|(key, f)| (f.seq, *key))
+                .filter(|(_, f)| {
+                    f.worker == id
+                        && f.started_at.is_none()
+                        && wanted.binary_search(&f.queue).is_ok()
+                })
+                .filter(|(key, _)| may_take(**key))
+                .map(|(key, f)| (f.seq, *key, f.units))
                 .collect();
             queued.sort_unstable_by(|a, b| b.cmp(a));
-            queued.truncate(count as usize);
-            if queued.is_empty() {
+            let mut taken = 0u64;
+            let mut attempts = Vec::new();
+            for (_, key, units_of) in queued {
+                if taken >= units || attempts.len() >= MAX_ATTEMPTS_PER_FRAME {
+                    break;
+                }
+                taken += u64::from(units_of);
+                attempts.push(key);
+            }
+            if attempts.is_empty() {
                 continue;
             }
-            covered += queued.len() as u32;
+            covered += taken.div_ceil(per_slot);
             self.workers
                 .get_mut(&id)
                 .expect("a victim exists")
                 .taking_back = true;
             orders.push(TakeBack {
                 worker: id,
-                attempts: queued.into_iter().map(|(_, key)| key).collect(),
+                attempts,
             });
         }
         orders
@@ -396,9 +616,16 @@ impl Scheduler {
 
     /// The worker answered a take-back with the attempts it dropped unstarted: their flights
     /// end (no slot was used, nothing counts as done) and they are returned for the table's
-    /// `returned`. Attempts it does not hold queued are left out. A further take-back may go to
-    /// it from now on.
-    pub fn returned(&mut self, worker: WorkerId, attempts: &[Key]) -> Vec<Key> {
+    /// `returned`. A worker gives back held tasks whose dependencies did not complete there
+    /// unasked, in the same message. Attempts it does not hold queued are left out, except
+    /// started ones that `held` allows (those of tasks that run after others: a held task a slot skipped because a dependency did not complete there goes
+    /// back to the worker's queue). A further take-back may go to it from now on.
+    pub fn returned(
+        &mut self,
+        worker: WorkerId,
+        attempts: &[Key],
+        held: impl Fn(Key) -> bool,
+    ) -> Vec<Key> {
         let Some(w) = self.workers.get_mut(&worker) else {
             return Vec::new();
         };
@@ -406,10 +633,17 @@ impl Scheduler {
         let mut given = Vec::with_capacity(attempts.len());
         for key in attempts {
             match self.flights.get(key) {
-                Some(f) if f.worker == worker && f.started_at.is_none() => {
+                // A started one only if `held` allows (a held task its slot skipped because a
+                // dependency did not complete there); a worker returns only what no slot runs.
+                Some(f) if f.worker == worker && (f.started_at.is_none() || held(*key)) => {
                     w.assigned -= 1;
-                    w.unstarted -= 1;
-                    w.unstarted_bytes -= u64::from(f.bytes);
+                    w.load -= u64::from(f.units);
+                    if f.started_at.is_none() {
+                        w.unstarted -= 1;
+                        w.unstarted_load -= u64::from(f.units);
+                        w.unstarted_bytes -= u64::from(f.bytes);
+                    }
+                    self.assigned_by_queue[f.queue.index()] -= 1;
                     self.flights.remove(key);
                     given.push(*key);
                 }
@@ -433,6 +667,8 @@ impl Scheduler {
                 done: w.done,
                 python: w.hello.python.clone(),
                 connected_at: w.connected_at,
+                queues: w.hello.queues.clone(),
+                async_concurrency: w.hello.async_concurrency,
                 draining: w.draining,
                 held_off_until: w.held_off_until,
             })

@@ -1,30 +1,50 @@
 //! `TaskTable`: the task state machine, as a plain struct with synchronous methods.
 //!
-//! It owns the tasks that are not finished, in a compact form (`task_table/live.rs`), and the
-//! queue of ready tasks, and it notes what changed so that the task actor can write exactly
-//! that to the store before it tells anyone. A finished task leaves memory once the batch that
-//! records it is durable (its round's pushes and waiters still read it here); after that,
-//! `show`, `list`, `infos` and the states of `play`/`kill` read it from the store, which the
-//! caller passes in. So memory grows with the live tasks, not with the history. Which worker holds
-//! which attempt (the flights) is the `Scheduler`'s: the table is told whether a reported
+//! It owns the tasks that are not finished, in a compact form (`task_table/live.rs`), the
+//! ready lanes per queue and priority (`ready.rs`), one index of the times at which scheduled
+//! and waiting tasks come due (`due.rs`), the dependency counts of tasks that run after others
+//! (`deps.rs`) and the queue table (`crate::queues`), and it notes what changed so that the
+//! task actor can write exactly that to the store before it tells anyone.
+//!
+//! The life of a task: `created` (added without play) or, when played, `blocked` while a task
+//! it runs after has not completed, then `scheduled` while its start time is ahead, then
+//! `ready`; `running` once handed to a worker; `waiting` between a failed attempt and its retry;
+//! `paused` (from created, ready or scheduled) until played again; and finally `completed`,
+//! `failed` or `killed`. A task whose dependency fails or is killed fails with
+//! `DependencyFailed`, and so do its dependents in turn (`settle`). Commands that move tasks
+//! by selection are in `control.rs`, the release and cascade of dependents in `cascade.rs`,
+//! the dependents handed to a worker ahead of their dependencies' completion in `held.rs`,
+//! reads in `reads.rs`, the start in `recover.rs`.
+//!
+//! A finished task leaves memory once the batch that records it is durable (its round's pushes
+//! and waiters still read it here); after that, `show`, `list`, `infos` and the states of
+//! `play`/`pause`/`kill` and of dependencies read it from the store, which the caller passes
+//! in. So memory grows with the live tasks, not with the history. Which worker holds which
+//! attempt (the flights) is the `Scheduler`'s: the table is told whether a reported
 //! attempt was held (`report`), which attempts a lost worker held (`lost`) and which a worker
 //! gave back (`returned`). It knows nothing of channels, sockets or sled, so its rules are
 //! unit-tested directly (as HyperQueue tests its scheduler). Only the task actor (`tasks.rs`)
 //! holds one.
 
+use crate::queues::{QueueId, Queues};
 use crate::record::TaskRecord;
 use crate::retry::{self, RetryJitter};
-use crate::store::{Batch, IntoRecords, Part, Store};
+use crate::store::{Batch, Store};
+use deps::Deps;
+use due::Due;
+pub use held::{HeldOrders, HoldTarget};
 use live::{LiveTask, LiveTasks, Names};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use tatzelwurm_proto::actioner::{Failure, FailureKind, Selection};
+use ready::{Head, Ready};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, BTreeSet};
+use tatzelwurm_proto::actioner::{Failure, FailureKind};
 use tatzelwurm_proto::task::{
-    Outcome, TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp,
+    Outcome, TaskError, TaskOutput, TaskSpec, TaskState, Timestamp, When, DEPENDENCY_FAILED,
 };
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
 
-/// What a play or a kill did, as the actioner is told.
+/// What a play, a pause or a kill did, as the actioner is told.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changed {
     /// Tasks that moved.
@@ -118,7 +138,7 @@ pub struct ReportEffect {
 /// What losing a worker did to the tasks it ran.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LostEffect {
-    /// Tasks put back to `ready`.
+    /// Tasks put back to `ready` (or `blocked`: held tasks whose dependencies are unfinished).
     pub requeued: usize,
     /// Tasks ended `failed` instead: at-most-once, or past their crash limit.
     pub failed: usize,
@@ -131,14 +151,32 @@ pub struct LostEffect {
 pub struct TaskTable {
     /// The tasks that are not finished, in their compact form.
     tasks: LiveTasks,
-    /// Function names, policies and worker names the live tasks share.
+    /// Function names, policies, queue names and worker names the live tasks share.
     names: Names,
     /// Records of tasks that finished since the batch before the last `take_changes`, each
     /// with whether that batch wrote it: pushes and waiters of the round that finished them
     /// read them here, and the next `take_changes` drops those written (durable by then).
     done: BTreeMap<TaskId, (TaskRecord, bool)>,
-    /// Tasks waiting for a slot, oldest first.
-    ready: VecDeque<TaskId>,
+    /// Tasks waiting for a slot, in lanes per queue and priority.
+    ready: Ready,
+    /// When scheduled tasks start and waiting tasks retry.
+    due: Due,
+    /// Which tasks wait for which others to complete.
+    deps: Deps,
+    /// Finished tasks whose dependents are still to be released or failed (`settle`).
+    settling: Vec<TaskId>,
+    /// Tasks released this round (their last dependency completed) whose stored record was
+    /// current: `blocked`, with the attempt number they still have. Such a task may start
+    /// before the round's flush (`may_start_early`); cleared by `take_changes`.
+    released: FxHashSet<TaskId>,
+    /// Blocked tasks that may be held (`held.rs`): dependents of tasks handed out.
+    holdable: BTreeSet<TaskId>,
+    /// Kills and take-backs of held tasks whose dependencies did not complete (`held.rs`).
+    orders: HeldOrders,
+    /// The attempts each held task showed before it was held (`held.rs`).
+    held_from: rustc_hash::FxHashMap<TaskId, Attempt>,
+    /// Queue settings, finished counts and live counts.
+    queues: Queues,
     /// The first id never handed out.
     next_id: u64,
     /// Tasks changed since the last `take_changes`.
@@ -149,77 +187,17 @@ pub struct TaskTable {
     next_id_dirty: bool,
     /// Tasks that finished since the last `take_finished`, for waiters.
     finished: Vec<TaskId>,
-    /// `waiting` tasks by the time their retry is due. Entries of tasks that left `waiting`
-    /// otherwise (killed) are skipped when they come due.
-    waiting: BTreeSet<(Timestamp, TaskId)>,
     /// Spreads retry delays.
     jitter: RetryJitter,
 }
 
-impl TaskTable {
-    /// Rebuilds the table from the live records of the store (finished ones stay there).
-    /// Tasks that were running when the coordinator stopped have lost their worker with it:
-    /// they go back to `ready`, except at-most-once tasks, which may have started and so end
-    /// `failed`. Changed records are marked for writing.
-    pub fn recover(records: impl IntoRecords, next_id: u64, now: Timestamp) -> TaskTable {
-        let records = records.into_records();
-        let mut table = TaskTable {
-            next_id: next_id.max(1),
-            ..TaskTable::default()
-        };
-        for stored in records.refs() {
-            let id = stored.id;
-            match stored.state {
-                TaskState::Running => {
-                    table.dirty.insert(id);
-                    let mut record = stored.to_record();
-                    if record.spec.policy.at_most_once {
-                        fail(
-                            &mut record,
-                            "WorkerLost",
-                            "the coordinator stopped while this at-most-once task ran, so it may have started; it is never started twice".into(),
-                            now,
-                        );
-                        table.done.insert(id, (record, false));
-                        continue;
-                    }
-                    // Its attempt number was written with it (handed out while its record was
-                    // not current, so its `Run` waited for the flush): no gap needed, see below.
-                    record.state = TaskState::Ready;
-                    table.ready.push_back(id);
-                    let task = LiveTask::from_record(record, &mut table.names);
-                    table.tasks.insert(id, task);
-                    continue;
-                }
-                TaskState::Ready => table.ready.push_back(id),
-                TaskState::Waiting => {
-                    let due = stored.retry_at.unwrap_or(now);
-                    table.waiting.insert((due, id));
-                }
-                state if state.is_finished() => {
-                    // Not in the live part; kept (and written back) as it was.
-                    table.done.insert(id, (stored.to_record(), false));
-                    table.dirty.insert(id);
-                    continue;
-                }
-                _ => {}
-            }
-            let mut task = LiveTask::from_ref(&stored, &mut table.names);
-            if task.state == TaskState::Ready {
-                // An at-least-once assignment is not written before its `Run` leaves (the flush
-                // rule), so the crash may have cut off one that used the next attempt number.
-                // Counting it as used keeps every (task, attempt) pair naming one run: at most
-                // one such number per task, since a task is handed out early only when its
-                // stored record is current (`is_dirty`), and every way back to `ready` is
-                // written. Any other state must become `ready` first, which is a write.
-                task.attempt = task.attempt.next();
-                task.unrecorded = true;
-            }
-            table.tasks.insert(id, task);
-        }
-        table
-    }
+/// Moves a live task to state `to`, keeping its queue's live counts.
+fn move_to(task: &mut LiveTask, to: TaskState, names: &Names, queues: &mut Queues) {
+    queues.moved(task.queue(names), Some(task.state), Some(to));
+    task.state = to;
+}
 
+impl TaskTable {
     /// Whether task `id` changed since the last `take_changes`, so its stored record is not
     /// current. A task handed out while its record is current may have its `Run` sent before the
     /// round's flush (see `recover` for why that keeps attempt numbers unique).
@@ -227,121 +205,204 @@ impl TaskTable {
         self.dirty.contains(&id) || self.tasks.get(id).is_some_and(|t| t.unrecorded)
     }
 
-    /// Adds tasks with fresh ids, `ready` when `play`, else `created`.
-    pub fn add(&mut self, specs: Vec<TaskSpec>, play: bool, now: Timestamp) -> Vec<TaskId> {
-        let state = if play {
-            TaskState::Ready
-        } else {
-            TaskState::Created
-        };
+    /// Whether the `Run` of task `id`, just handed out, may leave before the round's flush as
+    /// far as its record goes: its stored record is current (`is_dirty`), or it was released
+    /// this round from a current `blocked` record. A crash before the flush then leaves it
+    /// `blocked` with its old attempt number, which `recover` counts as used, as it does for a
+    /// `ready` one; the run it may have had followed a completion that really happened, and the
+    /// dependency, run once more, releases it once more (at least once). The caller also
+    /// checks that the task is at-least-once and was not added this round.
+    pub fn may_start_early(&self, id: TaskId) -> bool {
+        !self.is_dirty(id) || self.released.contains(&id)
+    }
+
+    /// Adds tasks with fresh ids. Without `play` they start `created`; with it, `blocked`
+    /// while a task they run after has not completed, else `scheduled` while their start time
+    /// is ahead, else `ready`. A `run_at` of `Delay` becomes the `At` it means by `now`, and
+    /// is stored so. Every id in an `after` must have been handed out, or the whole add fails
+    /// (`UnknownTasks`) and adds nothing; a task whose dependency has already failed or was
+    /// killed is added and fails at once (`DependencyFailed`). The states of finished
+    /// dependencies are read from `store` (unless they finished this round). The caller
+    /// checked names, priorities and sizes.
+    pub fn add(
+        &mut self,
+        specs: Vec<TaskSpec>,
+        play: bool,
+        now: Timestamp,
+        store: &Store,
+    ) -> Result<Vec<TaskId>, TableError> {
+        let ended = self.dependency_states(&specs, store)?;
         let mut ids = Vec::with_capacity(specs.len());
-        for spec in specs {
+        for mut spec in specs {
             let id = TaskId(self.next_id);
             self.next_id += 1;
-            let task = LiveTask::new(spec, state, now, &mut self.names);
-            self.tasks.insert(id, task);
-            if play {
-                self.ready.push_back(id);
+            if let Some(When::Delay(ms)) = spec.run_at {
+                spec.run_at = Some(When::At(Timestamp(now.0.saturating_add(ms))));
             }
+            let mut broken = None;
+            if !spec.after.is_empty() {
+                let mut unique = spec.after.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                for dependency in unique {
+                    match ended.get(&dependency) {
+                        None => self.deps.wait_for(id, dependency),
+                        Some(TaskState::Completed) => {}
+                        Some(state) => {
+                            broken = broken.or(Some((dependency, *state)));
+                        }
+                    }
+                }
+            }
+            let task = LiveTask::new(spec, TaskState::Created, now, &mut self.names);
+            // One that fails at once goes nowhere first (below).
+            let state = if play && broken.is_none() {
+                self.entry_state(id, &task, now)
+            } else {
+                TaskState::Created
+            };
+            self.insert(id, task, state);
             self.dirty.insert(id);
             ids.push(id);
+            if let Some((dependency, state)) = broken {
+                self.fail_dependent(id, dependency, state, now);
+            }
         }
         self.next_id_dirty |= !ids.is_empty();
-        ids
+        self.settle(now);
+        Ok(ids)
     }
 
-    /// Moves `created` tasks to `ready`. With `All`, every created task. The state of a
-    /// finished task named by id is read from `store`.
-    pub fn play(&mut self, selection: &Selection, store: &Store) -> Result<Changed, TableError> {
-        let ids = self.resolve(selection, |state| state == TaskState::Created)?;
-        let mut outcome = Changed::default();
-        for id in ids {
-            match self.tasks.get_mut(id) {
-                Some(task) if task.state == TaskState::Created => {
-                    task.state = TaskState::Ready;
-                    self.ready.push_back(id);
-                    self.dirty.insert(id);
-                    outcome.changed.push(id);
+    /// Where a played task goes: `blocked` while it waits for a dependency, else `scheduled`
+    /// while its start time is ahead of `now`, else `ready`.
+    fn entry_state(&self, id: TaskId, task: &LiveTask, now: Timestamp) -> TaskState {
+        if !self.deps.is_empty() && self.deps.remaining(id) > 0 {
+            TaskState::Blocked
+        } else if task.run_at.get().is_some_and(|at| at > now) {
+            TaskState::Scheduled
+        } else {
+            TaskState::Ready
+        }
+    }
+
+    /// Makes `task` live as `id` in `state`, in the ready lanes or the due index as that
+    /// state needs.
+    fn insert(&mut self, id: TaskId, mut task: LiveTask, state: TaskState) {
+        let queue = task.queue(&self.names);
+        task.state = state;
+        self.queues.moved(queue, None, Some(state));
+        match state {
+            TaskState::Ready => self.ready.push_back(queue, task.priority, id),
+            TaskState::Scheduled => {
+                if let Some(at) = task.run_at.get() {
+                    self.due.insert(at, id);
                 }
-                Some(task) => outcome.unchanged.push((id, task.state)),
-                None => outcome
-                    .unchanged
-                    .push((id, self.finished_state(id, store)?)),
             }
+            TaskState::Waiting => {
+                if let Some(at) = task.retry_at.get() {
+                    self.due.insert(at, id);
+                }
+            }
+            // Its dependencies may run already: a candidate for holding (`held.rs`).
+            TaskState::Blocked => {
+                self.holdable.insert(id);
+            }
+            _ => {}
         }
-        Ok(outcome)
+        self.tasks.insert(id, task);
     }
 
-    /// Ends unfinished tasks (created, ready, waiting or running). A running one is marked
-    /// `killed` now and returned with its attempt: the worker that holds it (the scheduler knows
-    /// which) must be told to stop it, and its slot stays taken until the worker reports. The
-    /// state of a finished task named by id is read from `store`.
-    pub fn kill(
-        &mut self,
-        selection: &Selection,
-        store: &Store,
-        now: Timestamp,
-    ) -> Result<(Changed, Vec<(TaskId, Attempt)>), TableError> {
-        let ids = self.resolve(selection, |state| !state.is_finished())?;
-        let mut outcome = Changed::default();
-        let mut orders = Vec::new();
-        let mut left_ready = false;
-        for id in ids {
-            let Some(task) = self.tasks.get(id) else {
-                outcome
-                    .unchanged
-                    .push((id, self.finished_state(id, store)?));
-                continue;
-            };
-            left_ready |= task.state == TaskState::Ready;
-            if task.state == TaskState::Running {
-                orders.push((id, task.attempt));
+    /// Moves live task `id` on from `created`, `paused` or `blocked` (see `entry_state`).
+    /// Returns whether it became ready.
+    fn go_on(&mut self, id: TaskId, now: Timestamp) -> bool {
+        let Some(task) = self.tasks.get(id) else {
+            return false;
+        };
+        let to = self.entry_state(id, task, now);
+        let task = self.tasks.get_mut(id).expect("checked above");
+        let queue = task.queue(&self.names);
+        move_to(task, to, &self.names, &mut self.queues);
+        match to {
+            TaskState::Ready => self.ready.push_back(queue, task.priority, id),
+            TaskState::Scheduled => {
+                if let Some(at) = task.run_at.get() {
+                    self.due.insert(at, id);
+                }
             }
-            self.finish(id, |record| {
-                record.state = TaskState::Killed;
-                record.retry_at = None;
-                record.finished_at = Some(now);
-            });
-            outcome.changed.push(id);
+            TaskState::Blocked => {
+                self.holdable.insert(id);
+            }
+            _ => {}
         }
-        if left_ready {
-            let tasks = &self.tasks;
-            self.ready
-                .retain(|id| tasks.get(*id).map(|t| t.state) == Some(TaskState::Ready));
-        }
-        Ok((outcome, orders))
+        self.dirty.insert(id);
+        to == TaskState::Ready
     }
 
-    /// How many tasks wait for a slot.
+    /// Ready tasks in all queues.
     pub fn ready_len(&self) -> usize {
         self.ready.len()
     }
 
-    /// The function of the task first in the ready queue (the one `assign` hands next) and
-    /// whether that task is at-most-once, for prefetch: its depth is the function's, and an
-    /// at-most-once task is never queued behind a busy slot. `None` when nothing is ready.
-    pub fn next_ready(&self) -> Option<(&str, bool)> {
-        self.ready
-            .iter()
-            .filter_map(|id| self.tasks.get(*id))
-            .find(|t| t.state == TaskState::Ready)
-            .map(|t| (t.function(&self.names), t.policy(&self.names).at_most_once))
+    /// Ready tasks in `queue`.
+    pub fn ready_in(&self, queue: QueueId) -> usize {
+        self.ready.len_of(queue)
     }
 
-    /// Hands up to `count` ready tasks, oldest first, to the worker named `worker_name`: each
-    /// gets its next attempt number, which fences every report of an earlier attempt. The
-    /// caller (the scheduler) records which connection holds each attempt.
+    /// The head of every queue that has a ready task and is not paused, for dispatch: it
+    /// hands the best head first (`Head`'s order) and asks the queue for its next head after
+    /// each hand (`ready_head`).
+    pub fn ready_heads(&self) -> Vec<Head> {
+        self.ready.heads(|queue| !self.queues.paused(queue))
+    }
+
+    /// The task `queue` hands next, if it has a ready one.
+    pub fn ready_head(&self, queue: QueueId) -> Option<Head> {
+        self.ready.head(queue)
+    }
+
+    /// The function of task `id` (a head) and whether it is at-most-once, for prefetch: its
+    /// depth is the function's, and an at-most-once task is never queued behind a busy slot.
+    pub fn head_kind(&self, id: TaskId) -> Option<(&str, bool)> {
+        let task = self.tasks.get(id)?;
+        Some((
+            task.function(&self.names),
+            task.policy(&self.names).at_most_once,
+        ))
+    }
+
+    /// Hands up to `count` ready tasks to the worker named `worker_name`, the best first
+    /// across every queue, paused ones included: the tests' way to play a worker (dispatch
+    /// picks a queue per task and uses `assign_from`).
+    #[cfg(test)]
+    pub fn assign(&mut self, worker_name: &str, count: usize, now: Timestamp) -> Vec<Assignment> {
+        let mut handed = Vec::with_capacity(count.min(self.ready.len()));
+        while handed.len() < count {
+            let Some(head) = self.ready.heads(|_| true).into_iter().max() else {
+                break;
+            };
+            if let Some(assignment) = self.assign_from(head.queue, worker_name, now) {
+                handed.push(assignment);
+            }
+        }
+        handed
+    }
+
+    /// Hands the next ready task of `queue` to the worker named `worker_name`: it gets its
+    /// next attempt number, which fences every report of an earlier attempt. The caller (the
+    /// scheduler) records which connection holds the attempt.
     ///
     /// Only an at-most-once task's assignment is written to the store (before its `Run` may
     /// leave), and that of a task whose attempt number is ahead of its record (`unrecorded`):
     /// an at-least-once task found `ready` after a crash runs again, which its guarantee
     /// allows, so its assignment costs no write (see DESIGN.md, the flush rule).
-    pub fn assign(&mut self, worker_name: &str, count: usize, now: Timestamp) -> Vec<Assignment> {
-        let mut handed = Vec::with_capacity(count.min(self.ready.len()));
-        while handed.len() < count {
-            let Some(id) = self.ready.pop_front() else {
-                break;
-            };
+    pub fn assign_from(
+        &mut self,
+        queue: QueueId,
+        worker_name: &str,
+        now: Timestamp,
+    ) -> Option<Assignment> {
+        loop {
+            let id = self.ready.pop(queue)?;
             let Some(task) = self.tasks.get_mut(id) else {
                 continue;
             };
@@ -349,7 +410,7 @@ impl TaskTable {
                 continue;
             }
             task.attempt = task.attempt.next();
-            task.state = TaskState::Running;
+            move_to(task, TaskState::Running, &self.names, &mut self.queues);
             task.set_worker(Some(worker_name), &mut self.names);
             task.started_at = Some(now).into();
             let spec = task.spec(&self.names);
@@ -357,20 +418,24 @@ impl TaskTable {
                 task.unrecorded = false;
                 self.dirty.insert(id);
             }
-            handed.push(Assignment {
+            let attempt = task.attempt;
+            if !self.deps.is_empty() {
+                self.note_holdable(id);
+            }
+            return Some(Assignment {
                 task: id,
-                attempt: task.attempt,
+                attempt,
                 spec,
             });
         }
-        handed
     }
 
     /// Applies a worker's report. `held` says the scheduler confirmed that the reporting worker
     /// held this attempt (and has dropped its flight). Only the current attempt of a running
     /// task, reported by the worker that held it, is recorded; anything else (a fenced attempt,
     /// a task killed in the meantime, a report resent after a reconnect) is ignored. A failed
-    /// attempt with retries left makes the task `waiting` until its backoff has passed.
+    /// attempt with retries left makes the task `waiting` until its backoff has passed. A
+    /// completion releases the tasks that ran after this one only; a final failure fails them.
     pub fn report(&mut self, mut report: Report, held: bool, now: Timestamp) -> ReportEffect {
         let id = report.task;
         let current = self
@@ -383,10 +448,13 @@ impl TaskTable {
             let kill_confirmed = held
                 && match self.tasks.get(id) {
                     Some(task) => task.state == TaskState::Killed,
-                    None => self
-                        .done
-                        .get(&id)
-                        .is_none_or(|(r, _)| r.state == TaskState::Killed),
+                    // A held task that failed with its dependency was told to stop too.
+                    None => self.done.get(&id).is_none_or(|(r, _)| {
+                        r.state == TaskState::Killed
+                            || r.error
+                                .as_ref()
+                                .is_some_and(|e| e.kind == DEPENDENCY_FAILED)
+                    }),
                 };
             if kill_confirmed {
                 // What the killed attempt printed until the kill: the record is final already.
@@ -414,11 +482,12 @@ impl TaskTable {
                     let factor = self.jitter.factor();
                     let delay = retry::delay_ms(policy.backoff_ms, task.failures, factor);
                     let due = Timestamp(now.0 + delay);
-                    task.error = Some(Box::new(error));
-                    task.state = TaskState::Waiting;
+                    task.set_error(Some(error));
+                    move_to(task, TaskState::Waiting, &self.names, &mut self.queues);
                     task.retry_at = Some(due).into();
-                    self.waiting.insert((due, id));
+                    self.due.insert(due, id);
                     self.dirty.insert(id);
+                    self.unhold_after(id);
                 } else {
                     self.finish(id, |record| {
                         record.error = Some(error);
@@ -432,35 +501,43 @@ impl TaskTable {
                 record.finished_at = Some(now);
             }),
         }
+        self.settle(now);
         ReportEffect {
             recorded: true,
             stale: false,
         }
     }
 
-    /// When the earliest `waiting` task's retry is due, if any waits.
-    pub fn next_retry(&self) -> Option<Timestamp> {
-        self.waiting.first().map(|(due, _)| *due)
+    /// When the earliest scheduled task starts or waiting task retries, if any.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.due.next()
     }
 
-    /// Moves every `waiting` task whose retry is due to `ready`; returns how many moved.
+    /// Moves every `scheduled` task whose start time has come and every `waiting` task whose
+    /// retry is due to `ready`; returns how many moved. Entries of tasks that left those
+    /// states otherwise (killed, paused, failed) are dropped.
     pub fn promote_due(&mut self, now: Timestamp) -> usize {
         let mut moved = 0;
-        while let Some(&(due, id)) = self.waiting.first() {
-            if due > now {
-                break;
-            }
-            self.waiting.pop_first();
+        while let Some((at, id)) = self.due.pop_due(now) {
             let Some(task) = self.tasks.get_mut(id) else {
                 continue;
             };
-            if task.state == TaskState::Waiting && task.retry_at.get() == Some(due) {
-                task.state = TaskState::Ready;
-                task.retry_at = None.into();
-                self.ready.push_back(id);
-                self.dirty.insert(id);
-                moved += 1;
+            let current = match task.state {
+                TaskState::Waiting => task.retry_at.get() == Some(at),
+                TaskState::Scheduled => task.run_at.get() == Some(at),
+                _ => false,
+            };
+            if !current {
+                continue;
             }
+            if task.state == TaskState::Waiting {
+                task.retry_at = None.into();
+            }
+            move_to(task, TaskState::Ready, &self.names, &mut self.queues);
+            self.ready
+                .push_back(task.queue(&self.names), task.priority, id);
+            self.dirty.insert(id);
+            moved += 1;
         }
         moved
     }
@@ -482,25 +559,33 @@ impl TaskTable {
         }
     }
 
+    /// The queue of live task `id`.
+    pub fn queue_of(&self, id: TaskId) -> Option<QueueId> {
+        self.tasks.get(id).map(|t| t.queue(&self.names))
+    }
+
     /// The task's state and current attempt, for log lines about ignored messages: a live
     /// task's, or one's that finished this round.
     pub fn describe(&self, id: TaskId) -> Option<(TaskState, Attempt)> {
         match self.tasks.get(id) {
             Some(task) => Some((task.state, task.attempt)),
-            None => self.done.get(&id).map(|(r, _)| (r.state, r.attempt)),
+            None => self.done.get(&id).map(|(r, _)| (r.state, r.attempts)),
         }
     }
 
     /// A worker's connection is gone with the attempts it held (from the scheduler's flights),
     /// each with whether a slot had started it. An attempt it had not started (it never said
     /// `Started`) puts its task back to `ready` with no crash counted. Each attempt it had
-    /// started counts as a crash of its task: the task goes back to `ready`, ahead of newer
-    /// tasks, unless it has reached its crash limit. An at-most-once task ends `failed` either
-    /// way: a `Started` may have been lost on its way (a cut network) after the slot began, and
-    /// such a task must never start twice. Attempts that are not current are skipped.
+    /// started counts as a crash of its task: the task goes back to `ready` (a held task whose
+    /// dependencies are unfinished to `blocked`, here and above), ahead of newer
+    /// tasks of its priority, unless it has reached its crash limit. An at-most-once task ends
+    /// `failed` either way: a `Started` may have been lost on its way (a cut network) after the
+    /// slot began, and such a task must never start twice. Attempts that are not current are
+    /// skipped.
     pub fn lost(&mut self, attempts: Vec<((TaskId, Attempt), bool)>, now: Timestamp) -> LostEffect {
         let mut effect = LostEffect::default();
         let mut requeued = Vec::new();
+        let mut back = 0;
         for ((id, attempt), started) in attempts {
             let Some(task) = self.tasks.get_mut(id) else {
                 continue;
@@ -511,10 +596,10 @@ impl TaskTable {
             self.dirty.insert(id);
             let policy = task.policy(&self.names);
             if !started && !policy.at_most_once {
-                task.state = TaskState::Ready;
-                task.set_worker(None, &mut self.names);
-                task.started_at = None.into();
-                requeued.push(id);
+                if self.back_from_running(id, true) {
+                    requeued.push(id);
+                }
+                back += 1;
                 effect.unstarted += 1;
                 continue;
             }
@@ -535,26 +620,28 @@ impl TaskTable {
                 );
                 self.finish(id, |record| fail(record, "CrashLimitReached", message, now));
             } else {
-                task.state = TaskState::Ready;
-                requeued.push(id);
+                if self.back_from_running(id, false) {
+                    requeued.push(id);
+                }
+                back += 1;
                 continue;
             }
             effect.failed += 1;
         }
-        requeued.sort_unstable();
-        for id in requeued.iter().rev() {
-            self.ready.push_front(*id);
-        }
-        effect.requeued = requeued.len();
+        effect.requeued = back;
+        self.requeue_first(requeued);
+        self.settle(now);
         effect
     }
 
     /// A worker gave these attempts back unstarted (`Returned`, after a take-back): their tasks
-    /// are ready again at the front of the queue, with no crash counted. Their attempt numbers
-    /// stay used, so the next assignment fences them. Only tasks still running with that
-    /// attempt move; returns how many did.
+    /// are ready again at the front of their lanes, with no crash counted (`blocked` instead
+    /// while a dependency has not completed: a held task, see `held.rs`). Their attempt
+    /// numbers stay used, so the next assignment fences them. Only tasks still running with
+    /// that attempt move; returns how many did.
     pub fn returned(&mut self, attempts: &[(TaskId, Attempt)]) -> usize {
         let mut requeued = Vec::new();
+        let mut count = 0;
         for &(id, attempt) in attempts {
             let Some(task) = self.tasks.get_mut(id) else {
                 continue;
@@ -562,85 +649,24 @@ impl TaskTable {
             if task.state != TaskState::Running || task.attempt != attempt {
                 continue;
             }
-            task.state = TaskState::Ready;
-            task.set_worker(None, &mut self.names);
-            task.started_at = None.into();
-            self.dirty.insert(id);
-            requeued.push(id);
+            if self.back_from_running(id, true) {
+                requeued.push(id);
+            }
+            count += 1;
         }
-        requeued.sort_unstable();
-        for id in requeued.iter().rev() {
-            self.ready.push_front(*id);
-        }
-        requeued.len()
+        self.requeue_first(requeued);
+        count
     }
 
-    /// Tasks in any of `states` (all when empty) with ids above `after`, in id order, at most
-    /// `limit` of them, without output. Live tasks come from memory; finished ones from
-    /// `store`, except those finished in this round, which memory has newer. A listing of
-    /// live states only reads no store.
-    pub fn list(
-        &self,
-        states: &[TaskState],
-        after: Option<TaskId>,
-        limit: usize,
-        store: &Store,
-    ) -> Result<Vec<TaskInfo>, TableError> {
-        let Some(from) = after.map_or(Some(0), |id| id.0.checked_add(1)) else {
-            return Ok(Vec::new());
-        };
-        let wanted = |state: TaskState| states.is_empty() || states.contains(&state);
-        let live: Vec<(TaskId, TaskInfo)> = self
-            .tasks
-            .range_from(TaskId(from))
-            .filter(|(_, t)| wanted(t.state))
-            .take(limit)
-            .map(|(id, t)| (id, t.info(id, &self.names)))
-            .collect();
-        if !states.is_empty() && states.iter().all(|s| !s.is_finished()) {
-            return Ok(live.into_iter().map(|(_, info)| info).collect());
+    /// Puts `ready` tasks back at the front of their lanes, the oldest first.
+    fn requeue_first(&mut self, mut ids: Vec<TaskId>) {
+        ids.sort_unstable();
+        for id in ids.into_iter().rev() {
+            if let Some(task) = self.tasks.get(id) {
+                self.ready
+                    .push_front(task.queue(&self.names), task.priority, id);
+            }
         }
-        let recent: Vec<(TaskId, TaskInfo)> = self
-            .done
-            .range(TaskId(from)..)
-            .filter(|(_, (r, _))| wanted(r.state))
-            .take(limit)
-            .map(|(id, (r, _))| (*id, r.info()))
-            .collect();
-        let stored: Vec<(TaskId, TaskInfo)> = store
-            .scan(Part::Finished, after, limit, states)
-            .map_err(|err| TableError::Store(err.to_string()))?
-            .into_iter()
-            .map(|r| (r.id, r.into_info()))
-            .collect();
-        // Three lists in id order; an id in memory and in the store is memory's.
-        let mut merged: BTreeMap<TaskId, TaskInfo> = stored.into_iter().collect();
-        merged.extend(recent);
-        merged.extend(live);
-        Ok(merged.into_values().take(limit).collect())
-    }
-
-    /// One task, without its output (which only the store has); a finished one is read from
-    /// `store` unless it finished in this round.
-    pub fn show(&self, id: TaskId, store: &Store) -> Result<TaskInfo, TableError> {
-        if !self.exists(id) {
-            return Err(self.unknown(vec![id]));
-        }
-        match self.info_in_memory(id) {
-            Some(info) => Ok(info),
-            None => match store.get(id) {
-                Ok(Some(record)) => Ok(record.into_info()),
-                Ok(None) => Err(TableError::Store(format!(
-                    "task {id} has no record in the database"
-                ))),
-                Err(err) => Err(TableError::Store(err.to_string())),
-            },
-        }
-    }
-
-    /// The tasks a watch is about: every id must exist; sorted, without repeats.
-    pub fn watch_targets(&self, ids: &[TaskId]) -> Result<Vec<TaskId>, TableError> {
-        self.resolve(&Selection::Ids(ids.to_vec()), |_| false)
     }
 
     /// The first id never handed out.
@@ -648,76 +674,34 @@ impl TaskTable {
         self.next_id
     }
 
-    /// The output of task `id` reported since the last `take_changes`, if any: newer than what
-    /// the store has, and about to be written with the same flush as the answer that shows it.
-    pub fn unsaved_output(&self, id: TaskId) -> Option<&TaskOutput> {
-        self.outputs
-            .iter()
-            .rev()
-            .find(|(task, _)| *task == id)
-            .map(|(_, output)| output)
-    }
-
-    /// A task as listed (without output), if memory has it: live, or finished this round.
-    fn info_in_memory(&self, id: TaskId) -> Option<TaskInfo> {
-        match self.tasks.get(id) {
-            Some(task) => Some(task.info(id, &self.names)),
-            None => self.done.get(&id).map(|(r, _)| r.info()),
-        }
-    }
-
-    /// The tasks `ids` as listed (without output), for pushes and waiters: from memory, or
-    /// for tasks finished in an earlier round from `store`. Ids of no task (and, should the
-    /// store fail to read, the tasks it could not read) are left out.
-    pub fn infos(&self, ids: &[TaskId], store: &Store) -> Vec<TaskInfo> {
-        ids.iter()
-            .filter_map(|id| match self.info_in_memory(*id) {
-                Some(info) => Some(info),
-                None if self.exists(*id) => match store.get(*id) {
-                    Ok(record) => record.map(TaskRecord::into_info),
-                    Err(err) => {
-                        tracing::error!("cannot read task {id} from the database: {err}");
-                        None
-                    }
-                },
-                None => None,
-            })
-            .collect()
-    }
-
-    /// The tasks a wait is about: the given ids, or with `All` every task that is neither
-    /// finished nor `created` now.
-    pub fn wait_targets(&self, selection: &Selection) -> Result<Vec<TaskId>, TableError> {
-        self.resolve(selection, |state| {
-            !state.is_finished() && state != TaskState::Created
-        })
-    }
-
-    /// Whether the task has finished (an id handed out that is not live).
-    pub fn is_finished(&self, id: TaskId) -> bool {
-        self.exists(id) && !self.tasks.contains(id)
-    }
-
     /// Everything changed since the last call, as one store batch. The finished records the
     /// previous batch wrote are durable now (the task actor applies each batch before it takes
     /// the next) and leave memory.
     pub fn take_changes(&mut self) -> Batch {
         self.done.retain(|_, (_, written)| !*written);
+        self.released.clear();
         let mut tasks = Vec::with_capacity(self.dirty.len());
         for id in std::mem::take(&mut self.dirty) {
             if let Some(task) = self.tasks.get(id) {
-                tasks.push(task.record(id, &self.names));
+                tasks.push(self.stored_record(id, task));
             } else if let Some((record, written)) = self.done.get_mut(&id) {
                 tasks.push(record.clone());
                 *written = true;
             }
         }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
+        let queues = self
+            .queues
+            .take_changes()
+            .into_iter()
+            .map(|(queue, record)| (self.names.queue_name(queue).to_string(), record))
+            .collect();
         Batch {
             tasks,
             outputs: std::mem::take(&mut self.outputs),
             next_task_id,
-            add_keys: Vec::new(),
+            queues,
+            ..Batch::default()
         }
     }
 
@@ -731,14 +715,61 @@ impl TaskTable {
         self.tasks.len()
     }
 
+    /// The number of queue `name`, interning it if new (a worker's queues, a schedule's).
+    pub fn queue_id(&mut self, name: &str) -> QueueId {
+        self.names.queue(name)
+    }
+
+    /// The number of queue `name`, if anything has named it since the start.
+    pub fn find_queue(&self, name: &str) -> Option<QueueId> {
+        self.names.find_queue(name)
+    }
+
+    /// The name of queue `queue`.
+    pub fn queue_name(&self, queue: QueueId) -> &str {
+        self.names.queue_name(queue)
+    }
+
+    /// Every queue named since the start, by number.
+    pub fn queue_ids(&self) -> impl Iterator<Item = QueueId> {
+        (0..self.names.queue_count()).map(|q| QueueId(q as u32))
+    }
+
+    /// The queue table: settings, finished and live counts.
+    pub fn queues(&self) -> &Queues {
+        &self.queues
+    }
+
+    /// The queue table, to change a queue's settings (written with the next batch).
+    pub fn queues_mut(&mut self) -> &mut Queues {
+        &mut self.queues
+    }
+
     /// Moves live task `id` to the finished records, with `end` setting its final state; it
-    /// is written with the next batch and reported by the next `take_finished`.
+    /// is written with the next batch and reported by the next `take_finished`, and its queue
+    /// counts it. Its dependents are released or failed by the next `settle`.
     fn finish(&mut self, id: TaskId, end: impl FnOnce(&mut TaskRecord)) {
-        let Some(task) = self.tasks.remove(id) else {
+        let Some(task) = self.tasks.get(id) else {
             return;
         };
+        let queue = task.queue(&self.names);
+        // A held task (see `held.rs`) ends as one that never ran, counted as `blocked`.
+        let shown = self.shown_state(id, task);
         let mut record = task.record(id, &self.names);
+        if shown != task.state {
+            held::hide_hold(&mut record, self.attempts_before_hold(id, task));
+        }
+        self.held_from.remove(&id);
+        self.tasks.remove(id);
         end(&mut record);
+        self.queues.moved(queue, Some(shown), None);
+        self.queues.finished(queue, record.state);
+        if !self.deps.is_empty() {
+            self.deps.forget(id);
+            if self.deps.has_dependents(id) {
+                self.settling.push(id);
+            }
+        }
         self.done.insert(id, (record, false));
         self.dirty.insert(id);
         self.finished.push(id);
@@ -761,37 +792,6 @@ impl TaskTable {
     /// Whether `id` was handed out: ids are never reused nor forgotten.
     fn exists(&self, id: TaskId) -> bool {
         id.0 >= 1 && id.0 < self.next_id
-    }
-
-    /// Explicit ids (each must exist) or every live task whose state passes `all_filter`.
-    fn resolve(
-        &self,
-        selection: &Selection,
-        all_filter: impl Fn(TaskState) -> bool,
-    ) -> Result<Vec<TaskId>, TableError> {
-        match selection {
-            Selection::All => Ok(self
-                .tasks
-                .range_from(TaskId(0))
-                .filter(|(_, t)| all_filter(t.state))
-                .map(|(id, _)| id)
-                .collect()),
-            Selection::Ids(ids) => {
-                let missing: Vec<TaskId> = ids
-                    .iter()
-                    .filter(|id| !self.exists(**id))
-                    .copied()
-                    .collect();
-                if missing.is_empty() {
-                    let mut unique = ids.clone();
-                    unique.sort_unstable();
-                    unique.dedup();
-                    Ok(unique)
-                } else {
-                    Err(self.unknown(missing))
-                }
-            }
-        }
     }
 
     /// The refusal for `missing` ids: the smallest few named, all counted.
@@ -826,6 +826,14 @@ fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
     record.finished_at = Some(now);
 }
 
+mod cascade;
+mod control;
+mod deps;
+mod due;
+mod held;
 mod live;
+mod reads;
+mod ready;
+mod recover;
 #[cfg(test)]
 mod tests;

@@ -1,19 +1,23 @@
-//! The task actor: the one owner of the `TaskTable` and the `Scheduler`, reached through
-//! `TasksHandle`, by actioner and worker connections alike.
+//! The task actor: the one owner of the `TaskTable`, the `Scheduler` and the `Schedules`,
+//! reached through `TasksHandle`, by actioner and worker connections alike.
 //!
 //! It works in rounds, which is how group commit happens: it takes every message already
 //! waiting (up to `MAX_ROUND`), applies them to the table and the scheduler, hands ready tasks
 //! to workers (free slots and prefetch, `scheduler`), takes queued attempts back for idle
 //! workers when nothing is ready, writes everything that changed to the store in one batch with
 //! one flush, and only then answers actioners, sends acknowledgements and at-most-once work to
-//! workers, wakes waiters and pushes `Finished` to watchers. Runs of at-least-once tasks that
+//! workers, wakes waiters and pushes `Finished` to watchers. It sleeps until a message comes
+//! or the earliest due time passes, of a scheduled task, a retry or a schedule firing; a round
+//! then makes due tasks ready and adds the tasks of due schedules (ready, written in the
+//! round's batch with the schedules' new state). Runs of at-least-once tasks that
 //! were durable before the round leave before the flush (the flush rule: see
 //! `Round::early` and DESIGN.md). While a flush runs, new messages queue up and share the next
 //! one. Actioner and worker connections send to it; it waits on nobody but the store. It never
 //! waits on an actioner: pushes go into each connection's unbounded push sink (see `watchers`
 //! for what bounds it).
 //!
-//! The commands of actioners are applied in `tasks/command.rs`; the rest of a round is here.
+//! The commands of actioners are applied in `tasks/command.rs` (queue commands in
+//! `tasks/queue_command.rs`), dispatch in `tasks/dispatch.rs`; the rest of a round is here.
 //!
 //! If a flush fails, the actor tells nothing of that round, reports the error to `run` (which
 //! returns it; the binary exits 2) and stops: every later request is answered `Stopping`.
@@ -21,7 +25,9 @@
 use crate::add_keys::AddKeys;
 use crate::log_limit::{self, Decision, LogLimit};
 use crate::paging;
+use crate::queues::QueueId;
 use crate::scheduler::Scheduler;
+use crate::schedules::Schedules;
 use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
 use crate::waiters::Waiters;
@@ -118,6 +124,11 @@ enum TaskMsg {
         attempts: Vec<(TaskId, Attempt)>,
         _held: Held,
     },
+    Coroutines {
+        worker: WorkerId,
+        functions: Vec<String>,
+        _held: Held,
+    },
     WorkerLost(WorkerId),
     Wake,
 }
@@ -128,7 +139,10 @@ impl TaskMsg {
         match self {
             TaskMsg::Command { command, .. } => match command {
                 Command::Add { tasks, .. } => tasks.len(),
-                Command::Play(sel) | Command::Kill(sel) | Command::Wait(sel) => match sel {
+                Command::Play(sel)
+                | Command::Pause(sel)
+                | Command::Kill(sel)
+                | Command::Wait(sel) => match sel {
                     tatzelwurm_proto::actioner::Selection::Ids(ids) => ids.len(),
                     tatzelwurm_proto::actioner::Selection::All => 1,
                 },
@@ -140,6 +154,7 @@ impl TaskMsg {
             TaskMsg::Started { attempts, .. } | TaskMsg::Returned { attempts, .. } => {
                 attempts.len()
             }
+            TaskMsg::Coroutines { functions, .. } => functions.len(),
             _ => 1,
         }
         .max(1)
@@ -213,7 +228,8 @@ struct Round {
     replies: Vec<(oneshot::Sender<Reply>, Reply)>,
     outgoing: BTreeMap<WorkerId, Outgoing>,
     /// Frames sent before the round's flush (the flush rule): `Run`s of at-least-once tasks
-    /// that were durable before this round. A crash before the flush at worst
+    /// that were durable before this round (never a held task's: its dependency's `Run` may be
+    /// waiting for the flush, and must reach the worker first). A crash before the flush at worst
     /// runs such a task once more, which at-least-once allows; a task added this round is not
     /// among them, since a crash would forget it (and could give its id to another task).
     early: BTreeMap<WorkerId, Vec<Assignment>>,
@@ -229,9 +245,8 @@ struct TasksActor {
     table: TaskTable,
     /// The workers and the attempts they hold: who gets what.
     scheduler: Scheduler,
-    /// An at-most-once task heads the ready queue and every slot is taken: no prefetch until a
-    /// free slot has taken it (see `dispatch`).
-    prefetch_paused: bool,
+    /// The schedules, which add tasks when they come due.
+    schedules: Schedules,
     /// The keys of recent adds, written with the tasks they created.
     add_keys: AddKeys,
     store: Store,
@@ -249,16 +264,21 @@ struct TasksActor {
 }
 
 impl TasksHandle {
-    /// Starts the task actor over a table and add keys recovered from `store`. The receiver
-    /// gets the store error that stops the actor, if one does.
-    pub fn new(table: TaskTable, add_keys: AddKeys, store: Store) -> (TasksHandle, Failed) {
+    /// Starts the task actor over a table, add keys and schedules recovered from `store`. The
+    /// receiver gets the store error that stops the actor, if one does.
+    pub fn new(
+        table: TaskTable,
+        add_keys: AddKeys,
+        schedules: Schedules,
+        store: Store,
+    ) -> (TasksHandle, Failed) {
         let (sender, receiver) = mpsc::channel(4096);
         let (failed, failure) = oneshot::channel();
         let actor = TasksActor {
             receiver,
             table,
             scheduler: Scheduler::default(),
-            prefetch_paused: false,
+            schedules,
             add_keys,
             store,
             waiters: Waiters::default(),
@@ -406,6 +426,19 @@ impl TasksHandle {
             .await;
     }
 
+    /// A worker found these functions to be coroutine functions (`async def`): their tasks
+    /// count as a fraction of a slot there (see `Scheduler::coroutines`).
+    pub async fn coroutines(&self, worker: WorkerId, functions: Vec<String>, held: Held) {
+        let _ = self
+            .sender
+            .send(TaskMsg::Coroutines {
+                worker,
+                functions,
+                _held: held,
+            })
+            .await;
+    }
+
     /// A worker's connection ended: forget it and requeue what it held.
     pub async fn worker_lost(&self, worker: WorkerId) {
         let _ = self.sender.send(TaskMsg::WorkerLost(worker)).await;
@@ -427,14 +460,15 @@ fn stopping() -> Reply {
 impl TasksActor {
     async fn run(mut self) {
         loop {
-            // Sleep until a message arrives or the earliest retry is due, whichever is first.
-            let retry_due = self.table.next_retry();
+            // Sleep until a message arrives or the earliest due time passes (a scheduled task,
+            // a retry, a schedule's firing), whichever is first.
+            let due = earliest(self.table.next_due(), self.schedules.next_due());
             let first = tokio::select! {
                 msg = self.receiver.recv() => match msg {
                     Some(msg) => Some(msg),
                     None => return,
                 },
-                () = sleep_until(retry_due) => None,
+                () = sleep_until(due) => None,
             };
             let mut round = Round {
                 fresh_from: self.table.next_id(),
@@ -462,6 +496,8 @@ impl TasksActor {
             if self.table.promote_due(now) > 0 {
                 round.may_dispatch = true;
             }
+            self.fire_schedules(&mut round, now);
+            self.order_held(&mut round);
             if round.may_dispatch {
                 self.dispatch(&mut round, now);
             }
@@ -469,6 +505,7 @@ impl TasksActor {
             self.add_keys.prune(now);
             let mut batch = self.table.take_changes();
             batch.add_keys = self.add_keys.take_changes();
+            batch.schedules = self.schedules.take_changes();
             if let Err(err) = self.store.apply(batch).await {
                 // Nothing of this round may be told: it is not durable. Stopping is the only
                 // honest answer; a restart recovers the last durable state.
@@ -506,7 +543,8 @@ impl TasksActor {
             } => {
                 // Not durable state: answered at once. The connection wakes dispatch once it
                 // has welcomed the worker.
-                let (id, held_off_until) = self.scheduler.register(hello, address, now);
+                let queues = self.worker_queues(&hello);
+                let (id, held_off_until) = self.scheduler.register(hello, queues, address, now);
                 self.senders.insert(id, sender);
                 let _ = reply.send((id, held_off_until));
             }
@@ -568,7 +606,10 @@ impl TasksActor {
             TaskMsg::Returned {
                 worker, attempts, ..
             } => {
-                let given = self.scheduler.returned(worker, &attempts);
+                let table = &self.table;
+                let given = self
+                    .scheduler
+                    .returned(worker, &attempts, |key| table.may_give_back_started(key.0));
                 let requeued = self.table.returned(&given);
                 if given.len() < attempts.len() {
                     if let Some(note) = self.loud(Ignored::Returned, worker) {
@@ -577,9 +618,16 @@ impl TasksActor {
                 }
                 if requeued > 0 {
                     if let Some(note) = self.loud(Ignored::TakenBack, WorkerId(0)) {
-                        info!(%worker, requeued, "worker returned queued tasks for idle workers; they are ready again, first in line{note}");
+                        info!(%worker, requeued, "worker gave back queued tasks (asked to, for idle workers, or held ones whose dependency did not complete there); they are ready again, first in line, or blocked{note}");
                     }
                 }
+                round.may_dispatch = true;
+            }
+            TaskMsg::Coroutines {
+                worker, functions, ..
+            } => {
+                self.scheduler.coroutines(worker, &functions);
+                // Its slots may hold more of them now.
                 round.may_dispatch = true;
             }
             TaskMsg::WorkerLost(worker) => {
@@ -607,78 +655,57 @@ impl TasksActor {
         }
     }
 
-    /// Hands ready tasks, oldest first, to workers: first to free slots (the least-loaded
-    /// worker with one, `Scheduler::choose_slot`), then ahead of free slots up to each worker's
-    /// prefetch depth for the next task's function (`Scheduler::choose`), until nothing is
-    /// ready or nobody has room for the next one. Then, if nothing is ready, asks workers with a
-    /// surplus of queued attempts to give some back for the idle ones.
-    ///
-    /// At-most-once tasks are never prefetched: a queued attempt lost with its worker fails
-    /// its task (a `Started` may have been lost), so one only goes to a free slot: when one
-    /// heads the ready queue (`TaskTable::next_ready`), prefetch pauses until a free slot has
-    /// taken it.
-    ///
-    /// Runs of at-least-once tasks that were durable before this round go out before the
-    /// flush; the rest after it (`Round::early`).
-    fn dispatch(&mut self, round: &mut Round, now: Timestamp) {
-        while self.table.ready_len() > 0 {
-            let Some(worker) = self.scheduler.choose_slot(now) else {
-                break;
-            };
-            if !self.hand_next(worker, round, now) {
-                break;
-            }
-            self.prefetch_paused = false;
+    /// The numbers of the queues a worker serves (the default queue if its hello names none).
+    fn worker_queues(&mut self, hello: &WorkerHello) -> Vec<QueueId> {
+        if hello.queues.is_empty() {
+            return vec![self.table.queue_id(tatzelwurm_proto::task::DEFAULT_QUEUE)];
         }
-        while !self.prefetch_paused {
-            let Some((function, at_most_once)) = self.table.next_ready() else {
-                break;
-            };
-            if at_most_once {
-                // Never queued behind a busy slot (a queued one lost with its worker would
-                // fail): prefetch waits until a free slot has taken it.
-                self.prefetch_paused = true;
-                break;
-            }
-            let Some(worker) = self.scheduler.choose(function, now) else {
-                break;
-            };
-            if !self.hand_next(worker, round, now) {
-                break;
-            }
+        hello
+            .queues
+            .iter()
+            .map(|name| self.table.queue_id(name))
+            .collect()
+    }
+
+    /// Adds the task of every schedule due at `now`, `ready`, in this round's batch together
+    /// with the schedule's new state (its next time, its last tasks).
+    fn fire_schedules(&mut self, round: &mut Round, now: Timestamp) {
+        if self.schedules.next_due().is_none_or(|due| due > now) {
+            return;
         }
-        if self.table.ready_len() == 0 {
-            self.prefetch_paused = false;
-            for take in self.scheduler.take_backs(now) {
-                let out = round.outgoing.entry(take.worker).or_default();
-                out.take_back.extend(take.attempts);
+        for (name, spec) in self.schedules.due(now) {
+            match self.table.add(vec![spec], true, now, &self.store) {
+                Ok(ids) => {
+                    if let Some(id) = ids.first() {
+                        self.schedules.fired(&name, *id, now);
+                    }
+                    round.may_dispatch = true;
+                }
+                // A schedule's task runs after nothing, so only a store failure ends here.
+                Err(err) => error!("schedule `{name}` could not add its task: {err}"),
             }
         }
     }
 
-    /// Hands the next ready task to `worker` (the caller checked that an at-most-once task
-    /// goes only to a free slot). Returns whether a task was handed.
-    fn hand_next(&mut self, worker: WorkerId, round: &mut Round, now: Timestamp) -> bool {
-        let name = self.scheduler.name(worker).unwrap_or_default();
-        let Some(assignment) = self.table.assign(name, 1, now).pop() else {
-            return false;
-        };
-        let key = (assignment.task, assignment.attempt);
-        let spec = &assignment.spec;
-        let bytes = spec.function.len() + spec.args.len() + spec.kwargs.len();
-        self.scheduler.hand(worker, key, &spec.function, bytes);
-        let dirty = self.table.is_dirty(assignment.task);
-        if before_flush(&assignment, round.fresh_from, dirty) {
-            round.early.entry(worker).or_default().push(assignment);
-        } else {
-            round
-                .outgoing
-                .entry(worker)
-                .or_default()
-                .run
-                .push(assignment);
+    /// Tells the workers that hold held tasks whose dependencies did not complete to kill or
+    /// give back their attempts (`task_table/held.rs`), after the round's flush like any kill.
+    fn order_held(&mut self, round: &mut Round) {
+        let orders = self.table.take_orders();
+        for key in orders.kill {
+            if let Some(worker) = self.scheduler.holder(key) {
+                round.outgoing.entry(worker).or_default().kill.push(key);
+            }
         }
-        true
+        for key in orders.take_back {
+            if let Some(worker) = self.scheduler.holder(key) {
+                round
+                    .outgoing
+                    .entry(worker)
+                    .or_default()
+                    .take_back
+                    .push(key);
+            }
+        }
     }
 
     /// Sends the frames that need no flush (see `Round::early`).
@@ -821,12 +848,13 @@ impl TasksActor {
 
 /// The flush rule: whether `assignment` may be sent before its round's flush. Only an
 /// at-least-once task that existed before the round (ids from `fresh_from` on were added in
-/// it) and whose stored record was current when it was handed out (not `dirty`) may: a crash
-/// before the flush at worst runs it once more, and the restarted table counts the attempt
-/// number as used (`TaskTable::recover`). An at-most-once task must be durably running before
-/// it may start; a fresh one is not durable at all yet.
-fn before_flush(assignment: &Assignment, fresh_from: u64, dirty: bool) -> bool {
-    !assignment.spec.policy.at_most_once && assignment.task.0 < fresh_from && !dirty
+/// it) and whose stored record was current when it was handed out (`current`, see
+/// `TaskTable::may_start_early`: `ready`, or `blocked` and released in this round) may: a
+/// crash before the flush at worst runs it once more, and the restarted table counts the
+/// attempt number as used (`TaskTable::recover`). An at-most-once task must be durably running
+/// before it may start; a fresh one is not durable at all yet.
+fn before_flush(assignment: &Assignment, fresh_from: u64, current: bool) -> bool {
+    !assignment.spec.policy.at_most_once && assignment.task.0 < fresh_from && current
 }
 
 /// Spec bytes one `Run` frame carries at most: a quarter of a frame, like a page of a listing,
@@ -857,6 +885,14 @@ fn run_frames(run: Vec<Assignment>) -> Vec<ToWorker> {
     frames
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Completes at the wall-clock time `due`, or never when there is none.
 async fn sleep_until(due: Option<Timestamp>) {
     match due {
@@ -869,5 +905,7 @@ async fn sleep_until(due: Option<Timestamp>) {
 }
 
 mod command;
+mod dispatch;
+mod queue_command;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! One worker's connection, after its hello: registers it with the task actor's scheduler,
-//! welcomes it, and then runs a reader (reports, heartbeats, starts, returns → the task actor)
+//! welcomes it, and then runs a reader (reports, heartbeats, starts, returns, coroutine
+//! functions → the task actor)
 //! and a writer (runs, kills, take-backs and acknowledgements from the task actor → the
 //! socket). The worker's lease is this connection: every frame renews it, and a worker silent
 //! for longer than `lease` (hung, or stopped with SIGSTOP) is dropped as if its connection had
@@ -17,7 +18,9 @@ use crate::handshake::Greeting;
 use crate::Context;
 use std::sync::Arc;
 use tatzelwurm_proto::handshake::{HelloReply, Welcome, WorkerHello};
-use tatzelwurm_proto::limits::{MAX_ATTEMPTS_PER_FRAME, MAX_REPORTS_PER_FRAME};
+use tatzelwurm_proto::limits::{
+    MAX_ATTEMPTS_PER_FRAME, MAX_IDS_PER_REQUEST, MAX_REPORTS_PER_FRAME,
+};
 use tatzelwurm_proto::task::Timestamp;
 use tatzelwurm_proto::worker::{FromWorker, ToWorker};
 use tatzelwurm_proto::FrameWriter;
@@ -35,6 +38,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     let (sender, outgoing) = mpsc::unbounded_channel();
     let name = hello.name.clone();
     let slots = hello.slots;
+    let queues = hello.queues.join(",");
     let Some((id, held_off_until)) = ctx
         .tasks
         .register(hello, peer.to_string(), sender.clone())
@@ -52,7 +56,7 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
         return;
     }
     if let Some(note) = ctx.peer_log.note("worker joined", peer.ip()) {
-        info!(worker = %id, %peer, slots, "worker {name} joined{note}");
+        info!(worker = %id, %peer, slots, queues, "worker {name} joined{note}");
     }
     let mut hold_off = None;
     if let Some(until) = held_off_until {
@@ -115,6 +119,13 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                     }
                     let Ok(held) = hold(attempts.len()).await else { break "closed".into() };
                     ctx.tasks.returned(id, attempts, held).await;
+                }
+                Ok(Ok(Some(FromWorker::Coroutines(functions)))) => {
+                    if functions.len() > MAX_IDS_PER_REQUEST {
+                        break format!("named more than {MAX_IDS_PER_REQUEST} coroutine functions in one frame, past the protocol's limit");
+                    }
+                    let Ok(held) = hold(functions.len()).await else { break "closed".into() };
+                    ctx.tasks.coroutines(id, functions, held).await;
                 }
                 Ok(Ok(Some(FromWorker::Draining))) => {
                     if !draining {

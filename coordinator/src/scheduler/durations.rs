@@ -63,6 +63,12 @@ impl Durations {
         (average.samples > 0).then_some((average.ms, average.samples))
     }
 
+    /// `measured`, by interned id.
+    pub fn measured_id(&self, id: FunctionId) -> Option<(f64, u32)> {
+        let average = self.averages.get(id.0 as usize)?;
+        (average.samples > 0).then_some((average.ms, average.samples))
+    }
+
     /// Adds one measured attempt of `id` that took `ms`.
     pub fn sample(&mut self, id: FunctionId, ms: u64) {
         let Some(average) = self.averages.get_mut(id.0 as usize) else {

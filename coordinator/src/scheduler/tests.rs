@@ -5,19 +5,35 @@ use super::*;
 
 const F: &str = "tasks:square";
 const T0: Timestamp = Timestamp(0);
+/// The queue of the tests that are not about queues.
+const Q: QueueId = QueueId(0);
+
+/// `Scheduler::choose` for a task of `function` in queue `Q`.
+fn choose(s: &mut Scheduler, function: &str, now: Timestamp) -> Option<WorkerId> {
+    let function = s.function(function);
+    s.choose(Q, function, now)
+}
+
+/// `Scheduler::hand` of a task of `function` in queue `Q`.
+fn hand(s: &mut Scheduler, worker: WorkerId, key: Key, function: &str, bytes: usize) {
+    let function = s.function(function);
+    s.hand(worker, key, Q, function, bytes);
+}
 
 fn hello(name: &str, slots: u32) -> WorkerHello {
     WorkerHello {
         name: name.into(),
         slots,
         python: "3.11.7".into(),
+        queues: vec!["default".into()],
+        async_concurrency: 1,
     }
 }
 
 fn scheduler(slots: &[u32]) -> Scheduler {
     let mut s = Scheduler::default();
     for (i, n) in slots.iter().enumerate() {
-        s.register(hello(&format!("w{i}"), *n), "a".into(), T0);
+        s.register(hello(&format!("w{i}"), *n), vec![Q], "a".into(), T0);
     }
     s
 }
@@ -37,12 +53,12 @@ impl Tasks {
     ) -> Vec<(u64, Key)> {
         let mut handed = Vec::new();
         for _ in 0..want {
-            let Some(worker) = s.choose(function, now) else {
+            let Some(worker) = choose(s, function, now) else {
                 break;
             };
             self.0 += 1;
             let key = (TaskId(self.0), Attempt(1));
-            s.hand(worker, key, function, 10);
+            hand(s, worker, key, function, 10);
             handed.push((worker.0, key));
         }
         handed
@@ -61,10 +77,10 @@ fn counts(handed: &[(u64, Key)]) -> Vec<(u64, usize)> {
 /// Teaches the scheduler that `function` takes `ms` per attempt (ten samples), through a
 /// throwaway worker.
 fn learn(s: &mut Scheduler, function: &str, ms: u64) {
-    let (id, _) = s.register(hello("teacher", 1), "a".into(), T0);
+    let (id, _) = s.register(hello("teacher", 1), vec![Q], "a".into(), T0);
     for n in 0..10 {
         let key = (TaskId(u64::MAX - n), Attempt(1));
-        s.hand(id, key, function, 10);
+        hand(s, id, key, function, 10);
         s.started(id, &[key], Timestamp(1_000));
         assert!(s.report(id, key, true, Timestamp(1_000 + ms)));
     }
@@ -78,7 +94,7 @@ fn batch_spreads_over_workers_with_one_prefetched_per_slot() {
     let mut s = scheduler(&[2, 2]);
     let handed = Tasks(0).dispatch(&mut s, F, 200, T0);
     assert_eq!(counts(&handed), vec![(1, 4), (2, 4)]);
-    assert!(s.choose(F, T0).is_none());
+    assert!(choose(&mut s, F, T0).is_none());
     let list = s.list();
     assert_eq!((list[0].running, list[0].queued), (4, 4));
 }
@@ -153,13 +169,13 @@ fn a_draining_worker_gets_nothing_new() {
 fn a_flapping_name_is_held_off() {
     let mut s = Scheduler::default();
     for at in [0, 100] {
-        let (id, _) = s.register(hello("flap", 4), "a".into(), Timestamp(at));
+        let (id, _) = s.register(hello("flap", 4), vec![Q], "a".into(), Timestamp(at));
         s.remove(id, Timestamp(at + 50));
     }
-    let (flap, until) = s.register(hello("flap", 4), "a".into(), Timestamp(200));
+    let (flap, until) = s.register(hello("flap", 4), vec![Q], "a".into(), Timestamp(200));
     let until = until.expect("held off");
     assert_eq!(until, Timestamp(150 + crate::flaps::BASE_MS));
-    let (real, none) = s.register(hello("real", 1), "a".into(), Timestamp(200));
+    let (real, none) = s.register(hello("real", 1), vec![Q], "a".into(), Timestamp(200));
     assert_eq!(none, None);
     let mut tasks = Tasks(0);
     assert_eq!(
@@ -199,20 +215,20 @@ fn duration_average_per_function() {
     let mut s = scheduler(&[1]);
     let w = WorkerId(1);
     let key = |n| (TaskId(n), Attempt(1));
-    s.hand(w, key(1), "m:slow", 10);
+    hand(&mut s, w, key(1), "m:slow", 10);
     s.started(w, &[key(1)], Timestamp(100));
     s.report(w, key(1), true, Timestamp(2_100));
     assert_eq!(s.average("m:slow"), Some(2_000.0));
     assert_eq!(s.average("m:other"), None);
-    s.hand(w, key(2), "m:slow", 10);
+    hand(&mut s, w, key(2), "m:slow", 10);
     s.started(w, &[key(2)], Timestamp(3_000));
     s.report(w, key(2), true, Timestamp(4_000));
     assert_eq!(s.average("m:slow"), Some(1_900.0));
     // A kill and an attempt reported without a `Started` leave the average alone.
-    s.hand(w, key(3), "m:slow", 10);
+    hand(&mut s, w, key(3), "m:slow", 10);
     s.started(w, &[key(3)], Timestamp(5_000));
     s.report(w, key(3), false, Timestamp(5_001));
-    s.hand(w, key(4), "m:slow", 10);
+    hand(&mut s, w, key(4), "m:slow", 10);
     s.report(w, key(4), true, Timestamp(9_000));
     assert_eq!(s.average("m:slow"), Some(1_900.0));
 }
@@ -229,7 +245,7 @@ fn long_tasks_are_not_prefetched_and_short_ones_are() {
         counts(&tasks.dispatch(&mut s, "m:long", 10, T0)),
         vec![(1, 1), (2, 1)]
     );
-    assert!(s.choose("m:long", T0).is_none());
+    assert!(choose(&mut s, "m:long", T0).is_none());
     let short = tasks.dispatch(&mut s, "m:short", 1000, T0);
     assert_eq!(counts(&short), vec![(1, 30), (2, 30)]);
 }
@@ -246,11 +262,11 @@ fn take_back_chooses_the_newest_queued_of_the_fullest() {
     let key = |n| (TaskId(n), Attempt(1));
     // Worker a holds ten: one started, nine queued; worker b is idle.
     for n in 1..=10 {
-        s.hand(a, key(n), "m:short", 10);
+        hand(&mut s, a, key(n), "m:short", 10);
     }
     s.started(a, &[key(1)], T0);
     assert_eq!(s.list()[0].queued, 9);
-    let orders = s.take_backs(T0);
+    let orders = s.take_backs(T0, |_| true, |_| true);
     assert_eq!(
         orders,
         vec![TakeBack {
@@ -258,17 +274,20 @@ fn take_back_chooses_the_newest_queued_of_the_fullest() {
             attempts: vec![key(10), key(9), key(8), key(7), key(6)],
         }]
     );
-    assert!(s.take_backs(T0).is_empty(), "one take-back at a time");
+    assert!(
+        s.take_backs(T0, |_| true, |_| true).is_empty(),
+        "one take-back at a time"
+    );
     // Meanwhile key 6 started: the worker returns the other four.
     s.started(a, &[key(2)], T0);
-    let given = s.returned(a, &[key(10), key(9), key(8), key(7), key(1)]);
+    let given = s.returned(a, &[key(10), key(9), key(8), key(7), key(1)], |_| false);
     assert_eq!(given, vec![key(10), key(9), key(8), key(7)]);
     let list = s.list();
     assert_eq!((list[0].running, list[0].queued), (6, 4));
     assert_eq!(s.holder(key(10)), None);
     assert_eq!(s.holder(key(6)), Some(a));
     // b is still idle (nothing was dispatched): a may be asked again.
-    assert_eq!(s.take_backs(T0).len(), 1);
+    assert_eq!(s.take_backs(T0, |_| true, |_| true).len(), 1);
     assert_eq!(b, WorkerId(2));
 }
 
@@ -279,16 +298,19 @@ fn no_take_back_without_idle_slots_or_surplus() {
     let mut s = scheduler(&[2, 1]);
     let key = |n| (TaskId(n), Attempt(1));
     // Worker 1 (2 slots) holds two unstarted: its own slots start them.
-    s.hand(WorkerId(1), key(1), F, 10);
-    s.hand(WorkerId(1), key(2), F, 10);
-    assert!(s.take_backs(T0).is_empty());
+    hand(&mut s, WorkerId(1), key(1), F, 10);
+    hand(&mut s, WorkerId(1), key(2), F, 10);
+    assert!(s.take_backs(T0, |_| true, |_| true).is_empty());
     // A third is a surplus; worker 2 is idle.
-    s.hand(WorkerId(1), key(3), F, 10);
-    assert_eq!(s.take_backs(T0)[0].attempts, vec![key(3)]);
-    s.returned(WorkerId(1), &[]);
+    hand(&mut s, WorkerId(1), key(3), F, 10);
+    assert_eq!(
+        s.take_backs(T0, |_| true, |_| true)[0].attempts,
+        vec![key(3)]
+    );
+    s.returned(WorkerId(1), &[], |_| false);
     // Worker 2 drains: its idle slot does not count.
     s.drain(WorkerId(2));
-    assert!(s.take_backs(T0).is_empty());
+    assert!(s.take_backs(T0, |_| true, |_| true).is_empty());
 }
 
 /// A heartbeat naming attempts the worker does not hold is answered with those to stop.
@@ -296,8 +318,8 @@ fn no_take_back_without_idle_slots_or_surplus() {
 fn stale_heartbeat_attempts() {
     let mut s = scheduler(&[1, 1]);
     let key = |n| (TaskId(n), Attempt(1));
-    s.hand(WorkerId(1), key(1), F, 10);
-    s.hand(WorkerId(2), key(2), F, 10);
+    hand(&mut s, WorkerId(1), key(1), F, 10);
+    hand(&mut s, WorkerId(2), key(2), F, 10);
     assert!(s.stale(WorkerId(1), &[key(1)]).is_empty());
     assert_eq!(
         s.stale(WorkerId(1), &[key(1), key(2), key(3)]),
@@ -311,13 +333,13 @@ fn stale_heartbeat_attempts() {
 fn choose_slot_needs_a_free_slot() {
     let mut s = scheduler(&[2, 1]);
     let key = |n| (TaskId(n), Attempt(1));
-    s.hand(WorkerId(1), key(1), F, 10);
-    assert_eq!(s.choose_slot(T0), Some(WorkerId(2)));
-    s.hand(WorkerId(2), key(2), F, 10);
-    assert_eq!(s.choose_slot(T0), Some(WorkerId(1)));
-    s.hand(WorkerId(1), key(3), F, 10);
-    assert_eq!(s.choose_slot(T0), None);
-    assert!(s.choose(F, T0).is_some(), "prefetch room is left");
+    hand(&mut s, WorkerId(1), key(1), F, 10);
+    assert_eq!(s.choose_slot(Q, None, T0), Some(WorkerId(2)));
+    hand(&mut s, WorkerId(2), key(2), F, 10);
+    assert_eq!(s.choose_slot(Q, None, T0), Some(WorkerId(1)));
+    hand(&mut s, WorkerId(1), key(3), F, 10);
+    assert_eq!(s.choose_slot(Q, None, T0), None);
+    assert!(choose(&mut s, F, T0).is_some(), "prefetch room is left");
 }
 
 /// Tasks with large specs are not hoarded: prefetch stops once a worker's queued specs reach
@@ -329,16 +351,23 @@ fn prefetch_stops_at_the_queued_bytes_budget() {
     let w = WorkerId(1);
     let big = (prefetch::MAX_QUEUED_BYTES_PER_SLOT / 2) as usize;
     let key = |n| (TaskId(n), Attempt(1));
-    s.hand(w, key(1), "m:short", big);
+    hand(&mut s, w, key(1), "m:short", big);
     s.started(w, &[key(1)], T0);
-    s.hand(w, key(2), "m:short", big);
-    assert_eq!(s.choose("m:short", T0), Some(w));
-    s.hand(w, key(3), "m:short", big);
-    assert_eq!(s.choose("m:short", T0), None, "two queued fill the budget");
+    hand(&mut s, w, key(2), "m:short", big);
+    assert_eq!(choose(&mut s, "m:short", T0), Some(w));
+    hand(&mut s, w, key(3), "m:short", big);
+    assert_eq!(
+        choose(&mut s, "m:short", T0),
+        None,
+        "two queued fill the budget"
+    );
     s.started(w, &[key(2)], T0);
     assert_eq!(
-        s.choose("m:short", T0),
+        choose(&mut s, "m:short", T0),
         Some(w),
         "one started frees its bytes"
     );
 }
+
+mod held;
+mod queues;

@@ -1,35 +1,45 @@
-//! The compact in-memory form of the tasks that are not finished (created, ready, running,
-//! waiting), which are all the task table holds: finished tasks live in the store.
+//! The compact in-memory form of the tasks that are not finished (created, blocked,
+//! scheduled, paused, ready, running, waiting), which are all the task table holds: finished
+//! tasks live in the store.
 //!
 //! A `TaskRecord` in memory costs some 400 bytes and five heap blocks; with a million tasks
 //! stored that alone outgrew the coordinator's budget (300 MB whatever the tasks' states). A
-//! `LiveTask` keeps what the state machine reads and what a record written back needs, in 88
-//! bytes and usually no heap block: the function name and policy, shared by most tasks, are
-//! interned together as a `kind` in [`Names`]; so are worker names; args and kwargs are one
-//! string, inline when short; optional times take 8 bytes; a live task has no result. `LiveTasks` holds them in a slab indexed by id, so that
-//! a removal leaves a slot for the next task rather than a hole in a map of large values.
+//! `LiveTask` keeps what the state machine reads and what a record written back needs, in 96
+//! bytes and usually no heap block: the function name, policy and queue, shared by most
+//! tasks, are interned together as a `kind` in [`Names`]; so are worker names; args and kwargs
+//! are one string, inline when short; the priority is a byte; optional times (start time,
+//! retry, start of the latest attempt) take 8 bytes each; what few tasks have (the tasks they
+//! run after, a failed attempt's error) shares one optional box; a live task has no result.
+//! `LiveTasks` holds them in a slab indexed by id, so that a removal leaves a slot for the next
+//! task rather than a hole in a map of large values.
 //!
 //! Interned names are never forgotten: a coordinator that sees many distinct function names
-//! keeps each once (a few bytes each), where it used to keep one copy per task.
+//! (or queue names) keeps each once (a few bytes each), where it used to keep one copy per
+//! task.
 
+use crate::queues::QueueId;
 use crate::record::{TaskRecord, TaskRecordRef};
 use std::collections::HashMap;
-use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskError, TaskPolicy, TaskSpec, TaskState, Timestamp, When};
 use tatzelwurm_proto::{Attempt, TaskId};
 
-/// A function name and its policy, the part of a spec that tasks share.
-type Kind = (Box<str>, TaskPolicy);
+/// A function name, its policy and its queue: the part of a spec that tasks share.
+type Kind = (Box<str>, TaskPolicy, QueueId);
 
-/// Interned kinds (function and policy) and worker names, by small number.
+/// Interned kinds (function, policy and queue), queue names and worker names, by small number.
 #[derive(Debug, Default)]
 pub struct Names {
     kinds: Vec<Kind>,
-    /// Kind numbers by function name, then policy (a function has one policy or a few).
-    kind_ids: HashMap<Box<str>, Vec<(PolicyKey, u32)>>,
+    /// Kind numbers by function name, then policy and queue (a function has one or a few).
+    kind_ids: HashMap<Box<str>, Vec<(PolicyKey, QueueId, u32)>>,
     /// The kind interned last: tasks come in runs of one kind (an add, a start's records).
     last_kind: Option<u32>,
     workers: Vec<Box<str>>,
     worker_ids: HashMap<Box<str>, u32>,
+    /// Queue names by `QueueId`: a queue, once named, keeps its number while the coordinator
+    /// runs (the ready lanes, the queue table and the scheduler index by it).
+    queues: Vec<Box<str>>,
+    queue_ids: HashMap<Box<str>, QueueId>,
 }
 
 /// `TaskPolicy` as a hashable key (the wire type does not derive `Hash`).
@@ -46,27 +56,29 @@ fn policy_key(policy: &TaskPolicy) -> PolicyKey {
 }
 
 impl Names {
-    fn kind(&mut self, function: &str, policy: TaskPolicy) -> u32 {
+    fn kind(&mut self, function: &str, policy: TaskPolicy, queue: &str) -> u32 {
         if let Some(last) = self.last_kind {
-            let (name, known) = &self.kinds[last as usize];
-            if **name == *function && *known == policy {
+            let (name, known, q) = &self.kinds[last as usize];
+            if **name == *function && *known == policy && *self.queues[q.index()] == *queue {
                 return last;
             }
         }
+        let queue = self.queue(queue);
         let key = policy_key(&policy);
-        let id = match self
-            .kind_ids
-            .get(function)
-            .and_then(|policies| policies.iter().find(|(k, _)| *k == key).map(|(_, id)| *id))
-        {
+        let id = match self.kind_ids.get(function).and_then(|kinds| {
+            kinds
+                .iter()
+                .find(|(k, q, _)| *k == key && *q == queue)
+                .map(|(_, _, id)| *id)
+        }) {
             Some(id) => id,
             None => {
                 let id = self.kinds.len() as u32;
-                self.kinds.push((function.into(), policy));
+                self.kinds.push((function.into(), policy, queue));
                 self.kind_ids
                     .entry(function.into())
                     .or_default()
-                    .push((key, id));
+                    .push((key, queue, id));
                 id
             }
         };
@@ -74,7 +86,7 @@ impl Names {
         id
     }
 
-    /// The number of `name` plus one (0 stands for no worker).
+    /// The number of the worker `name` plus one (0 stands for no worker).
     fn worker(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.worker_ids.get(name) {
             return id + 1;
@@ -84,6 +96,40 @@ impl Names {
         self.worker_ids.insert(name.into(), id);
         id + 1
     }
+
+    /// The number of queue `name`, interning it if new.
+    pub fn queue(&mut self, name: &str) -> QueueId {
+        if let Some(&id) = self.queue_ids.get(name) {
+            return id;
+        }
+        let id = QueueId(self.queues.len() as u32);
+        self.queues.push(name.into());
+        self.queue_ids.insert(name.into(), id);
+        id
+    }
+
+    /// The number of queue `name`, if anything has named it.
+    pub fn find_queue(&self, name: &str) -> Option<QueueId> {
+        self.queue_ids.get(name).copied()
+    }
+
+    /// The name of queue `id`.
+    pub fn queue_name(&self, id: QueueId) -> &str {
+        &self.queues[id.index()]
+    }
+
+    /// How many queues have been named (ids are below this).
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+/// What few live tasks have: the tasks they run after, and the error of a failed attempt while
+/// they wait for a retry. Boxed together so that a task with neither pays 8 bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Rare {
+    after: Box<[TaskId]>,
+    error: Option<TaskError>,
 }
 
 /// Two strings joined, kept inline when short: most tasks' args and kwargs (`[42]{}`) fit in
@@ -149,7 +195,7 @@ impl From<Option<Timestamp>> for OptTime {
 /// A task that is not finished, as the table keeps it. See the module comment.
 #[derive(Debug, Clone)]
 pub struct LiveTask {
-    /// The interned function and policy.
+    /// The interned function, policy and queue.
     kind: u32,
     /// The interned worker of the latest attempt plus one; 0 for none.
     worker: u32,
@@ -159,31 +205,39 @@ pub struct LiveTask {
     call: Text,
     /// Where it is in its life; never a finished state.
     pub state: TaskState,
+    /// Higher runs first (`PRIORITIES`).
+    pub priority: i8,
+    /// Its `attempt` is ahead of its stored record: a restart skipped the number an unwritten
+    /// assignment may have used (`TaskTable::recover`). Its next assignment is written before
+    /// its `Run` leaves, so that a second crash cannot skip to the same number again.
+    pub unrecorded: bool,
     /// How many times it was handed to a worker; the current attempt's fencing token.
     pub attempt: Attempt,
     /// Attempts that failed; checked against retries.
     pub failures: u32,
     /// Attempts lost with their worker; checked against the crash limit.
     pub crashes: u32,
+    /// Not before this (its spec's `run_at`, always an `At` once added).
+    pub run_at: OptTime,
     /// When a `waiting` task becomes `ready` again.
     pub retry_at: OptTime,
     /// When it was added.
     pub created_at: Timestamp,
     /// When the latest attempt was handed out.
     pub started_at: OptTime,
-    /// Why the latest attempt failed, while the task waits for its retry.
-    pub error: Option<Box<TaskError>>,
-    /// Its `attempt` is ahead of its stored record: a restart skipped the number an unwritten
-    /// assignment may have used (`TaskTable::recover`). Its next assignment is written before
-    /// its `Run` leaves, so that a second crash cannot skip to the same number again.
-    pub unrecorded: bool,
+    /// What few tasks have: `after` and a failed attempt's error (see `Rare`).
+    rare: Option<Box<Rare>>,
 }
 
 impl LiveTask {
-    /// A task as it is right after `add`.
+    /// A task as it is right after `add` (its `run_at` already an `At`, see `TaskTable::add`).
     pub fn new(spec: TaskSpec, state: TaskState, now: Timestamp, names: &mut Names) -> LiveTask {
-        let kind = names.kind(&spec.function, spec.policy);
-        LiveTask::of_kind(kind, &spec.args, &spec.kwargs, state, now)
+        let kind = names.kind(&spec.function, spec.policy, &spec.queue);
+        let mut task = LiveTask::of_kind(kind, &spec.args, &spec.kwargs, state, now);
+        task.priority = spec.priority;
+        task.run_at = run_at(spec.run_at);
+        task.set_after(spec.after);
+        task
     }
 
     fn of_kind(kind: u32, args: &str, kwargs: &str, state: TaskState, now: Timestamp) -> LiveTask {
@@ -194,26 +248,30 @@ impl LiveTask {
             args_len: args.len() as u32,
             call,
             state,
+            priority: 0,
+            unrecorded: false,
             attempt: Attempt(0),
             failures: 0,
             crashes: 0,
+            run_at: OptTime::NONE,
             retry_at: OptTime::NONE,
             created_at: now,
             started_at: OptTime::NONE,
-            error: None,
-            unrecorded: false,
+            rare: None,
         }
     }
 
-    /// A stored record of a task that is not finished (its result, if any, is dropped).
+    /// A stored record of a task that is not finished (its result, if any, is dropped); the
+    /// start reads records in place instead (`from_ref`).
+    #[cfg(test)]
     pub fn from_record(record: TaskRecord, names: &mut Names) -> LiveTask {
         let mut task = LiveTask::new(record.spec, record.state, record.created_at, names);
-        task.attempt = record.attempt;
+        task.attempt = record.attempts;
         task.failures = record.failures;
         task.crashes = record.crashes;
         task.retry_at = record.retry_at.into();
         task.started_at = record.started_at.into();
-        task.error = record.error.map(Box::new);
+        task.set_error(record.error);
         task.worker = record.worker.map_or(0, |name| names.worker(&name));
         task
     }
@@ -221,7 +279,7 @@ impl LiveTask {
     /// A stored record of a task that is not finished, read in place (a start's).
     pub fn from_ref(record: &TaskRecordRef<'_>, names: &mut Names) -> LiveTask {
         let spec = &record.spec;
-        let kind = names.kind(spec.function, spec.policy);
+        let kind = names.kind(spec.function, spec.policy, spec.queue);
         let mut task = LiveTask::of_kind(
             kind,
             spec.args,
@@ -229,12 +287,15 @@ impl LiveTask {
             record.state,
             record.created_at,
         );
-        task.attempt = record.attempt;
+        task.priority = spec.priority;
+        task.run_at = run_at(spec.run_at);
+        task.set_after(spec.after.clone());
+        task.attempt = record.attempts;
         task.failures = record.failures;
         task.crashes = record.crashes;
         task.retry_at = record.retry_at.into();
         task.started_at = record.started_at.into();
-        task.error = record.error.clone().map(Box::new);
+        task.set_error(record.error.clone());
         task.worker = record.worker.map_or(0, |name| names.worker(name));
         task
     }
@@ -249,14 +310,58 @@ impl LiveTask {
         names.kinds[self.kind as usize].1
     }
 
+    /// The queue it waits in.
+    pub fn queue(&self, names: &Names) -> QueueId {
+        names.kinds[self.kind as usize].2
+    }
+
+    /// The tasks it runs after (empty for most).
+    pub fn after(&self) -> &[TaskId] {
+        self.rare.as_ref().map_or(&[], |rare| &rare.after)
+    }
+
+    /// Why the latest attempt failed, while the task waits for its retry.
+    pub fn error(&self) -> Option<&TaskError> {
+        self.rare.as_ref().and_then(|rare| rare.error.as_ref())
+    }
+
+    /// Records (or clears) the latest attempt's error.
+    pub fn set_error(&mut self, error: Option<TaskError>) {
+        if error.is_some() || self.rare.is_some() {
+            self.rare_mut(|rare| rare.error = error);
+        }
+    }
+
+    fn set_after(&mut self, after: Vec<TaskId>) {
+        if !after.is_empty() || self.rare.is_some() {
+            self.rare_mut(|rare| rare.after = after.into_boxed_slice());
+        }
+    }
+
+    /// Changes the rare part, boxing it only while it holds something.
+    fn rare_mut(&mut self, change: impl FnOnce(&mut Rare)) {
+        let mut rare = self.rare.take().unwrap_or_default();
+        change(&mut rare);
+        if rare.after.is_empty() && rare.error.is_none() {
+            self.rare = None;
+        } else {
+            self.rare = Some(rare);
+        }
+    }
+
     /// What it runs, whole.
     pub fn spec(&self, names: &Names) -> TaskSpec {
         let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
+        let (function, policy, queue) = &names.kinds[self.kind as usize];
         TaskSpec {
-            function: self.function(names).to_string(),
+            function: function.to_string(),
             args: args.to_string(),
             kwargs: kwargs.to_string(),
-            policy: self.policy(names),
+            policy: *policy,
+            queue: names.queue_name(*queue).to_string(),
+            priority: self.priority,
+            run_at: self.run_at.get().map(When::At),
+            after: self.after().to_vec(),
         }
     }
 
@@ -273,28 +378,43 @@ impl LiveTask {
         self.worker = name.map_or(0, |name| names.worker(name));
     }
 
-    /// The record to store (and to finish from).
+    /// The record to store (and to finish from); also what an actioner is told about it
+    /// (a record is the wire's `TaskInfo`, without output). The attempt number a restart
+    /// skipped (`unrecorded`) is only reserved, not handed out, so the record keeps the count
+    /// before it: a restart reserves it again, and a task that ends without another attempt
+    /// shows how many it had.
     pub fn record(&self, id: TaskId, names: &Names) -> TaskRecord {
+        let attempts = if self.unrecorded {
+            Attempt(self.attempt.0.saturating_sub(1))
+        } else {
+            self.attempt
+        };
         TaskRecord {
             id,
-            spec: self.spec(names),
             state: self.state,
-            attempt: self.attempt,
+            spec: self.spec(names),
+            result: None,
+            error: self.error().cloned(),
+            worker: self.worker(names).map(str::to_string),
+            attempts,
             failures: self.failures,
             crashes: self.crashes,
             retry_at: self.retry_at.get(),
-            worker: self.worker(names).map(str::to_string),
-            result: None,
-            error: self.error.as_deref().cloned(),
             created_at: self.created_at,
             started_at: self.started_at.get(),
             finished_at: None,
+            output: None,
         }
     }
+}
 
-    /// What an actioner is told about it, without output.
-    pub fn info(&self, id: TaskId, names: &Names) -> TaskInfo {
-        self.record(id, names).into_info()
+/// A stored `run_at` as kept live: an `At` (what `add` stores); a `Delay`, which only a client
+/// sends and `add` replaces, is not expected here and counts from the epoch.
+fn run_at(when: Option<When>) -> OptTime {
+    match when {
+        None => OptTime::NONE,
+        Some(When::At(at)) => Some(Timestamp(at.0.max(1))).into(),
+        Some(When::Delay(ms)) => Some(Timestamp(ms.max(1))).into(),
     }
 }
 
@@ -429,12 +549,7 @@ mod tests {
     use super::*;
 
     fn spec(function: &str, args: &str) -> TaskSpec {
-        TaskSpec {
-            function: function.into(),
-            args: args.into(),
-            kwargs: "{\"k\": 1}".into(),
-            policy: TaskPolicy::default(),
-        }
+        TaskSpec::call(function, args, "{\"k\": 1}")
     }
 
     /// A record made live and written back is the same record (a live one has no result),
@@ -448,7 +563,7 @@ mod tests {
             TaskState::Waiting,
             Timestamp(3),
         );
-        record.attempt = Attempt(2);
+        record.attempts = Attempt(2);
         record.failures = 1;
         record.crashes = 1;
         record.retry_at = Some(Timestamp(9));
@@ -518,7 +633,7 @@ mod tests {
     #[test]
     fn a_live_task_is_small() {
         assert!(
-            std::mem::size_of::<LiveTask>() <= 104,
+            std::mem::size_of::<LiveTask>() <= 96,
             "{}",
             std::mem::size_of::<LiveTask>()
         );

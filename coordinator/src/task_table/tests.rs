@@ -7,7 +7,8 @@
 use super::*;
 use crate::store::Store;
 use std::collections::HashMap;
-use tatzelwurm_proto::task::{TaskError, TaskOutput, TaskPolicy};
+use tatzelwurm_proto::actioner::Selection;
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskOutput, TaskPolicy};
 use tatzelwurm_proto::WorkerId;
 
 /// Kill orders: the worker that holds each attempt to stop.
@@ -39,10 +40,11 @@ impl std::ops::DerefMut for Sim {
 impl Sim {
     fn recover(records: Vec<TaskRecord>, next_id: u64, now: Timestamp) -> Sim {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
         Sim {
-            table: TaskTable::recover(records, next_id, now),
+            table: TaskTable::recover(records, next_id, Vec::new(), now, &store),
             flights: HashMap::new(),
-            store: Store::open(dir.path(), None).unwrap(),
+            store,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap(),
@@ -57,10 +59,27 @@ impl Sim {
             tasks: batch.tasks.clone(),
             outputs: batch.outputs.clone(),
             next_task_id: batch.next_task_id,
-            add_keys: Vec::new(),
+            queues: batch.queues.clone(),
+            schedules: batch.schedules.clone(),
+            ..Batch::default()
         };
         self.runtime.block_on(self.store.apply(copy)).unwrap();
         batch
+    }
+
+    /// A restart: the table rebuilt from what the store holds (after this round's flush), as
+    /// `run` rebuilds it, at `now`.
+    fn restart(&mut self, now: Timestamp) {
+        self.take_changes();
+        let loaded = self.store.load().unwrap();
+        self.table = TaskTable::recover(
+            loaded.tasks,
+            loaded.next_task_id,
+            loaded.queues,
+            now,
+            &self.store,
+        );
+        self.flights.clear();
     }
 
     /// Two rounds' flushes: whatever finished is then only in the store.
@@ -74,13 +93,17 @@ impl Sim {
     }
 
     fn play(&mut self, selection: &Selection) -> Result<Changed, TableError> {
-        self.table.play(selection, &self.store)
+        self.table.play(selection, &self.store, NOW)
+    }
+
+    fn add(&mut self, specs: Vec<TaskSpec>, play: bool, now: Timestamp) -> Vec<TaskId> {
+        self.table.add(specs, play, now, &self.store).unwrap()
     }
 
     fn list(&self, states: &[TaskState], after: Option<u64>, limit: usize) -> Vec<u64> {
         let infos = self
             .table
-            .list(states, after.map(TaskId), limit, &self.store);
+            .list(states, None, after.map(TaskId), limit, &self.store);
         infos.unwrap().iter().map(|t| t.id.0).collect()
     }
 
@@ -166,12 +189,7 @@ const W2: WorkerId = WorkerId(2);
 const NOW: Timestamp = Timestamp(1_000);
 
 fn spec(n: u32) -> TaskSpec {
-    TaskSpec {
-        function: "tasks:square".into(),
-        args: format!("[{n}]"),
-        kwargs: "{}".into(),
-        policy: tatzelwurm_proto::task::TaskPolicy::default(),
-    }
+    TaskSpec::call("tasks:square", format!("[{n}]"), "{}")
 }
 
 fn specs(n: u32) -> Vec<TaskSpec> {
@@ -405,7 +423,7 @@ fn an_unwritten_attempt_number_is_never_handed_out_again() {
     // number is 3 and no skip is needed; without the write it would have been 2 again.
     let written = after.take_changes().tasks;
     assert_eq!(written.len(), 1, "the assignment after a skip is written");
-    assert_eq!(written[0].attempt, Attempt(2));
+    assert_eq!(written[0].attempts, Attempt(2));
     let mut again = Sim::recover(written, 2, NOW);
     assert_eq!(again.assign(W1, "w1", 1, NOW)[0].attempt, Attempt(3));
 }
@@ -462,7 +480,7 @@ fn failure_waits_then_retries_until_retries_run_out() {
     assert_eq!(info.state, TaskState::Waiting);
     let due = info.retry_at.expect("a waiting task has a retry time");
     assert!(due.0 >= NOW.0 + 50 && due.0 < NOW.0 + 150, "{due:?}");
-    assert_eq!(table.next_retry(), Some(due));
+    assert_eq!(table.next_due(), Some(due));
     assert!(!table.is_finished(TaskId(1)));
     assert_eq!(table.promote_due(Timestamp(due.0 - 1)), 0);
     assert_eq!(table.promote_due(due), 1);
@@ -472,7 +490,7 @@ fn failure_waits_then_retries_until_retries_run_out() {
     let info = table.show(TaskId(1)).unwrap();
     assert_eq!((info.state, info.failures), (TaskState::Failed, 2));
     assert_eq!(info.error.unwrap().kind, "ValueError");
-    assert_eq!(table.next_retry(), None);
+    assert_eq!(table.next_due(), None);
 }
 
 /// A waiting task can be killed, and its due retry then does nothing.
@@ -533,11 +551,11 @@ fn recovery_fails_running_at_most_once_and_keeps_waiting() {
     before.add(vec![once, retried], true, NOW);
     before.assign(W1, "w1", 2, NOW);
     before.report(W1, failed(TaskId(2), Attempt(1)), NOW);
-    let due = before.next_retry().unwrap();
+    let due = before.next_due().unwrap();
     let after = Sim::recover(before.take_changes().tasks, 3, NOW);
     assert_eq!(state(&after, TaskId(1)), TaskState::Failed);
     assert_eq!(state(&after, TaskId(2)), TaskState::Waiting);
-    assert_eq!(after.next_retry(), Some(due));
+    assert_eq!(after.next_due(), Some(due));
 }
 
 /// A heartbeat naming an attempt that is not this worker's is reported as stale; a fenced
@@ -795,3 +813,6 @@ fn a_late_kill_confirmation_keeps_its_output() {
     assert_eq!(table.take_changes().outputs.len(), 1);
     assert_eq!(state(&table, TaskId(1)), TaskState::Killed);
 }
+
+mod held;
+mod rules;

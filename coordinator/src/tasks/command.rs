@@ -1,12 +1,16 @@
-//! The task actor's commands from actioners: each applied to the table (and the add keys and
-//! watchers) within the round, its reply sent by `deliver` after the flush.
+//! The task actor's commands from actioners: each applied to the table (and the add keys,
+//! watchers and schedules) within the round, its reply sent by `deliver` after the flush, so
+//! that a queue setting or a schedule is durable before it is answered. Queue commands are in
+//! `queue_command.rs`. An add is checked whole before anything is added: function names,
+//! queue names, priorities and the number of dependencies here, dependency ids by the table.
 
 use super::{Origin, Round, TasksActor};
 use crate::task_table::{Changed, TableError};
 use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, Reply};
 use tatzelwurm_proto::function::check_function;
 use tatzelwurm_proto::limits::MAX_TASKS_PER_LIST;
-use tatzelwurm_proto::task::{TaskSpec, Timestamp};
+use tatzelwurm_proto::queue::check_name;
+use tatzelwurm_proto::task::{check_priority, TaskSpec, Timestamp, MAX_AFTER};
 use tatzelwurm_proto::TaskId;
 use tokio::sync::oneshot;
 
@@ -39,8 +43,9 @@ impl TasksActor {
             },
             Command::Play(selection) => {
                 round.may_dispatch = true;
-                changed(self.table.play(&selection, &self.store))
+                changed(self.table.play(&selection, &self.store, now))
             }
+            Command::Pause(selection) => changed(self.table.pause(&selection, &self.store)),
             Command::Kill(selection) => match self.table.kill(&selection, &self.store, now) {
                 Ok((outcome, running)) => {
                     // Each to the worker that holds the attempt, running or queued there.
@@ -55,12 +60,16 @@ impl TasksActor {
             },
             Command::List {
                 states,
+                queue,
                 after,
                 limit,
-            } => match self
-                .table
-                .list(&states, after, list_limit(limit), &self.store)
-            {
+            } => match self.table.list(
+                &states,
+                queue.as_deref(),
+                after,
+                list_limit(limit),
+                &self.store,
+            ) {
                 Ok(tasks) => Reply::Tasks { tasks, more: false },
                 Err(err) => Reply::Error(err.failure()),
             },
@@ -103,6 +112,30 @@ impl TasksActor {
                 }
                 Err(err) => Reply::Error(err.failure()),
             },
+            Command::Queues => Reply::Queues(self.queue_list()),
+            Command::Queue { name, change } => match self.change_queue(&name, change) {
+                Ok(info) => {
+                    // A resumed queue, or a raised limit, may hand tasks now.
+                    round.may_dispatch = true;
+                    Reply::Queues(vec![info])
+                }
+                Err(failure) => Reply::Error(failure),
+            },
+            Command::AddSchedule(spec) => match self.schedules.add(spec, now) {
+                Ok(info) => Reply::Schedules(vec![info]),
+                Err(err) => Reply::Error(err.failure()),
+            },
+            Command::Schedules(None) => Reply::Schedules(self.schedules.list()),
+            Command::Schedules(Some(name)) => match self.schedules.get(&name) {
+                Ok(info) => Reply::Schedules(vec![info]),
+                Err(err) => Reply::Error(err.failure()),
+            },
+            Command::Schedule { name, change } => {
+                match self.schedules.change(&name, change, now) {
+                    Ok(info) => Reply::Schedules(vec![info]),
+                    Err(err) => Reply::Error(err.failure()),
+                }
+            }
             Command::Workers => Reply::Error(Failure::new(
                 FailureKind::Internal,
                 "internal: worker lists are answered through the workers' handle",
@@ -131,7 +164,11 @@ impl TasksActor {
             return Ok(known.ids());
         }
         check_functions(&tasks)?;
-        let ids = self.table.add(tasks, play, now);
+        check_placement(&tasks)?;
+        let ids = self
+            .table
+            .add(tasks, play, now, &self.store)
+            .map_err(|err| err.failure())?;
         if let Some(key) = key {
             self.add_keys.insert(key, &ids, now);
         }
@@ -197,6 +234,29 @@ fn check_functions(tasks: &[TaskSpec]) -> Result<(), Failure> {
         ));
     }
     Err(Failure::bad_request(message))
+}
+
+/// Every task's queue must be named as `queue::check_name` allows, its priority be within
+/// `PRIORITIES` (`check_priority`, the sentence every client uses) and its dependencies be at
+/// most `MAX_AFTER`; the refusal names the first bad task by its place in a larger add.
+fn check_placement(tasks: &[TaskSpec]) -> Result<(), Failure> {
+    for (n, task) in tasks.iter().enumerate() {
+        let which = if tasks.len() == 1 {
+            String::new()
+        } else {
+            format!("task {} of this add: ", n + 1)
+        };
+        let refuse = |err: String| Failure::bad_request(format!("{which}{err}"));
+        check_name(&task.queue).map_err(refuse)?;
+        check_priority(i64::from(task.priority)).map_err(refuse)?;
+        if task.after.len() > MAX_AFTER {
+            return Err(refuse(format!(
+                "a task may run after at most {MAX_AFTER} tasks, not {}; chain them through fewer tasks",
+                task.after.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How many tasks one `List` answers: what was asked, but never more than the protocol's cap

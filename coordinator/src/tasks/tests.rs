@@ -9,8 +9,9 @@ use tatzelwurm_proto::worker::Assignment;
 /// An actor over a fresh store in `dir`.
 fn start(dir: &std::path::Path) -> TasksHandle {
     let store = Store::open(dir, None).unwrap();
-    let table = TaskTable::recover(crate::store::Records::default(), 1, Timestamp::now());
-    let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), store);
+    let now = Timestamp::now();
+    let table = TaskTable::recover(crate::store::Records::default(), 1, Vec::new(), now, &store);
+    let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), Schedules::new(), store);
     tasks
 }
 
@@ -25,12 +26,7 @@ fn origin(conn: u64, request: u64, sink: &PushSink) -> Origin {
 
 fn specs(n: u64) -> Vec<TaskSpec> {
     (0..n)
-        .map(|i| TaskSpec {
-            function: "tasks:square".into(),
-            args: format!("[{i}]"),
-            kwargs: "{}".into(),
-            policy: Default::default(),
-        })
+        .map(|i| TaskSpec::call("tasks:square", format!("[{i}]"), "{}"))
         .collect()
 }
 
@@ -64,6 +60,7 @@ async fn a_key_sent_twice_adds_once() {
         .command(
             Command::List {
                 states: Vec::new(),
+                queue: None,
                 after: None,
                 limit: 0,
             },
@@ -192,6 +189,8 @@ async fn worker(
         name: name.into(),
         slots,
         python: "3.11.7".into(),
+        queues: vec!["default".into()],
+        async_concurrency: 1,
     };
     let (id, held_off) = tasks.register(hello, "a".into(), sender).await.unwrap();
     assert_eq!(held_off, None);
@@ -317,12 +316,7 @@ fn run_frames_stay_within_the_frame_limit() {
         .map(|n| Assignment {
             task: TaskId(n),
             attempt: Attempt(1),
-            spec: TaskSpec {
-                function: "m:f".into(),
-                args: big.clone(),
-                kwargs: "{}".into(),
-                policy: Default::default(),
-            },
+            spec: TaskSpec::call("m:f", big.clone(), "{}"),
         })
         .collect();
     let frames = run_frames(run);
@@ -351,9 +345,12 @@ fn only_existing_at_least_once_runs_go_before_the_flush() {
         }
     };
     let fresh_from = 10;
-    assert!(before_flush(&assignment(9, false), fresh_from, false));
-    assert!(!before_flush(&assignment(9, false), fresh_from, true));
-    assert!(!before_flush(&assignment(9, true), fresh_from, false));
-    assert!(!before_flush(&assignment(10, false), fresh_from, false));
-    assert!(!before_flush(&assignment(11, true), fresh_from, false));
+    assert!(before_flush(&assignment(9, false), fresh_from, true));
+    assert!(!before_flush(&assignment(9, false), fresh_from, false));
+    assert!(!before_flush(&assignment(9, true), fresh_from, true));
+    assert!(!before_flush(&assignment(10, false), fresh_from, true));
+    assert!(!before_flush(&assignment(11, true), fresh_from, true));
 }
+
+mod held;
+mod queues;

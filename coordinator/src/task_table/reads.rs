@@ -1,0 +1,126 @@
+//! Reads of the table for actioners: listings, one task, and the tasks pushes and waiters
+//! describe. Live tasks are described from memory; finished ones from the store, except those
+//! finished this round, which memory still has (and has newer).
+
+use super::{TableError, TaskTable};
+use crate::record::TaskRecord;
+use crate::store::{Part, Store};
+use std::collections::BTreeMap;
+use tatzelwurm_proto::task::{TaskInfo, TaskOutput, TaskState};
+use tatzelwurm_proto::TaskId;
+
+impl TaskTable {
+    /// Tasks in any of `states` (all when empty) of `queue` (any when `None`) with ids above
+    /// `after`, in id order, at most `limit` of them, without output. Live tasks come from
+    /// memory; finished ones from `store`, except those finished in this round, which memory has
+    /// newer. A listing of live states only reads no store; one of a queue reads finished
+    /// records page by page until it has `limit` of that queue or the store has no more.
+    pub fn list(
+        &self,
+        states: &[TaskState],
+        queue: Option<&str>,
+        after: Option<TaskId>,
+        limit: usize,
+        store: &Store,
+    ) -> Result<Vec<TaskInfo>, TableError> {
+        let Some(from) = after.map_or(Some(0), |id| id.0.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let wanted = |state: TaskState| states.is_empty() || states.contains(&state);
+        // A queue nothing has named has no live task (and its finished ones, if a restart
+        // forgot its name, are still found by name in the store).
+        let queue_id = queue.map(|name| self.names.find_queue(name));
+        let live: Vec<(TaskId, TaskInfo)> = self
+            .tasks
+            .range_from(TaskId(from))
+            .filter(|(id, t)| wanted(self.shown_state(*id, t)))
+            .filter(|(_, t)| queue_id.is_none_or(|q| Some(t.queue(&self.names)) == q))
+            .take(limit)
+            .map(|(id, t)| (id, self.shown_record(id, t)))
+            .collect();
+        if !states.is_empty() && states.iter().all(|s| !s.is_finished()) {
+            return Ok(live.into_iter().map(|(_, info)| info).collect());
+        }
+        let of_queue = |r: &TaskRecord| queue.is_none_or(|q| r.spec.queue == q);
+        let recent: Vec<(TaskId, TaskInfo)> = self
+            .done
+            .range(TaskId(from)..)
+            .filter(|(_, (r, _))| wanted(r.state) && of_queue(r))
+            .take(limit)
+            .map(|(id, (r, _))| (*id, r.clone()))
+            .collect();
+        let mut stored: Vec<(TaskId, TaskInfo)> = Vec::new();
+        let mut cursor = after;
+        loop {
+            let page = store
+                .scan(Part::Finished, cursor, limit, states)
+                .map_err(|err| TableError::Store(err.to_string()))?;
+            let full = page.len() >= limit;
+            cursor = page.last().map(|r| r.id).or(cursor);
+            stored.extend(page.into_iter().filter(of_queue).map(|r| (r.id, r)));
+            if !full || queue.is_none() || stored.len() >= limit {
+                break;
+            }
+        }
+        // Three lists in id order; an id in memory and in the store is memory's.
+        let mut merged: BTreeMap<TaskId, TaskInfo> = stored.into_iter().collect();
+        merged.extend(recent);
+        merged.extend(live);
+        Ok(merged.into_values().take(limit).collect())
+    }
+
+    /// One task, without its output (which only the store has); a finished one is read from
+    /// `store` unless it finished in this round.
+    pub fn show(&self, id: TaskId, store: &Store) -> Result<TaskInfo, TableError> {
+        if !self.exists(id) {
+            return Err(self.unknown(vec![id]));
+        }
+        match self.info_in_memory(id) {
+            Some(info) => Ok(info),
+            None => match store.get(id) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => Err(TableError::Store(format!(
+                    "task {id} has no record in the database"
+                ))),
+                Err(err) => Err(TableError::Store(err.to_string())),
+            },
+        }
+    }
+
+    /// The output of task `id` reported since the last `take_changes`, if any: newer than what
+    /// the store has, and about to be written with the same flush as the answer that shows it.
+    pub fn unsaved_output(&self, id: TaskId) -> Option<&TaskOutput> {
+        self.outputs
+            .iter()
+            .rev()
+            .find(|(task, _)| *task == id)
+            .map(|(_, output)| output)
+    }
+
+    /// A task as listed (without output), if memory has it: live, or finished this round.
+    fn info_in_memory(&self, id: TaskId) -> Option<TaskInfo> {
+        match self.tasks.get(id) {
+            Some(task) => Some(self.shown_record(id, task)),
+            None => self.done.get(&id).map(|(r, _)| r.clone()),
+        }
+    }
+
+    /// The tasks `ids` as listed (without output), for pushes and waiters: from memory, or
+    /// for tasks finished in an earlier round from `store`. Ids of no task (and, should the
+    /// store fail to read, the tasks it could not read) are left out.
+    pub fn infos(&self, ids: &[TaskId], store: &Store) -> Vec<TaskInfo> {
+        ids.iter()
+            .filter_map(|id| match self.info_in_memory(*id) {
+                Some(info) => Some(info),
+                None if self.exists(*id) => match store.get(*id) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        tracing::error!("cannot read task {id} from the database: {err}");
+                        None
+                    }
+                },
+                None => None,
+            })
+            .collect()
+    }
+}
