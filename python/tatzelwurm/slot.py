@@ -8,7 +8,8 @@ it as `PYTHON -m tatzelwurm.slot`. Either way it is this one file, and it import
 standard library (under -m, Python imports the package's __init__ first, and nothing more).
 
 A slot started with the argument --keep-children leaves the processes a task started running
-when the task ends (see Processes a task leaves behind).
+when the task ends (see Processes a task leaves behind); one started with --no-reload never
+imports changed source files afresh (see Hot reload).
 
 For tasks
 ---------
@@ -18,6 +19,46 @@ by one each time the coordinator hands the task out again (after a retry, or whe
 lost), so the pair makes an idempotency key: "task 12, attempt 3" names one run. While the slot
 waits for work the two variables are not set (between tasks it runs back to back they change
 from one task's values to the next's).
+
+Async tasks
+-----------
+A task whose function is a coroutine function (`async def`, or any function whose call returns a
+coroutine) runs on the slot's one asyncio event loop, which the slot creates when it first needs
+it and keeps for its life (so an aiohttp session or a connection pool a module keeps stays on one
+loop). The first time a call of a function returns a coroutine, the slot tells workwurm
+("coroutines") before the coroutine runs; workwurm then hands that function's tasks "together":
+the slot starts each at once on its loop, up to workwurm's --async-concurrency of them, and sends
+each one's "done" when it ends, in any order. A task workwurm hands in order (it did not know yet)
+runs to its end before the next, on the same loop. A kill or a timeout of a together task cancels
+its asyncio task ("interrupt"); one that does not end soon after is killed with its slot by
+workwurm. A sync function handed together (it was async before a hot reload) runs at once,
+blocking the loop for as long as it runs.
+
+What a together task writes through sys.stdout and sys.stderr (print, logging handlers made while
+it runs, tracebacks it prints) is its own: while together tasks run, sys.stdout and sys.stderr are
+routers that write to the buffer of the task whose context they run in (a context variable, so
+asyncio tasks that a task creates write to its buffer too), and to the real streams otherwise.
+What reaches fds 1 and 2 directly (os.write, child processes, C code, a handler that kept the
+original sys.stderr object from before) cannot be split between tasks: it is reported with the
+next together task of the slot that ends. TATZELWURM_TASK_ID and TATZELWURM_ATTEMPT name the
+together task started last (one process has one environment), and the processes a together task
+leaves behind are ended when the slot has no together task left, not when the task ends. asyncio
+tasks that a task leaves running after it returned go on only while the loop runs (while other
+async tasks run), and what they write is nobody's.
+
+Hot reload
+----------
+Unless started with --no-reload, the slot notices when a source file of your code changed and
+imports your code afresh for its next task, so that a fixed bug takes effect without restarting
+workwurm. "Your code" is every imported module whose file is a .py outside the standard library
+and site-/dist-packages (your project, editable installs, `path/to/file.py` tasks). At most every
+RELOAD_EVERY seconds, just before it begins a task, the slot compares each such file's mtime and
+size with what it saw when the module was imported (never a stat per task); if any changed, it
+drops all of your modules from sys.modules (and its own caches, and the stale __pycache__ entries
+of the changed files), and the task imports them afresh: module-level code runs again, so
+module-level state starts over. Not reloaded: installed packages, C extensions, references that
+modules which were not reloaded (a library's registry, say) keep to your old functions and
+classes, and tasks already running, which finish with the code they started with.
 
 Dying with workwurm
 -------------------
@@ -55,8 +96,13 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
       Tasks to run one after another, in order, after those the slot holds already. workwurm
       hands a slot several at once when their functions are fast, so that it never waits for its
       next task; they wait in the slot's own queue.
+      A task with "together": true (of a coroutine function) is started on the event loop at once
+      instead, beside the slot's other together tasks (see Async tasks).
   workwurm -> slot  {"cancel": [[12, 1], ...]}
       Tasks (task, attempt) the slot holds and must not begin: they were killed.
+  workwurm -> slot  {"interrupt": [[12, 1], ...]}
+      Together tasks to cancel (their asyncio tasks); each is answered by its "done" when it
+      ended (a CancelledError, unless it ended otherwise first).
   slot -> workwurm  {"hello": {"python": "3.11.7", "executable": "/usr/bin/python3", "pid": 4711,
                                 "capture": [7, 8]}}
       Once, when the slot is ready for tasks. "capture" holds the fds of the files that capture a
@@ -73,6 +119,13 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
       reads whatever workwurm sent meanwhile, so a cancel that arrived in time is always
       honoured and said so ahead of the "done" after which the task would have begun; a task
       that began before its cancel arrived is killed by workwurm with the slot.
+  slot -> workwurm  {"unmet": [[12, 1], ...]}
+      A task handed with "needs": [[11, 1], ...] (a held task behind the attempts of the tasks it
+      runs after) runs only if each of those completed in this slot ("ok": true); otherwise the
+      slot skips it and says so in place of its `done` (the task after it begins next).
+  slot -> workwurm  {"coroutines": ["pkg.mod:fn", ...]}
+      Functions the slot found to be coroutine functions (a call returned a coroutine), once per
+      function per slot process, before that coroutine runs.
 
 End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
 understand is a bug in one side; the slot reports it on workwurm's stderr and goes on. fd 5 is
@@ -451,13 +504,14 @@ class Capture:
             pass
 
 
-_stdout = sys.__stdout__
-_stderr = sys.__stderr__
+# What sys.stdout and sys.stderr should be between tasks: the real streams, or while together
+# tasks run, the routers that split their output (see Together).
+_streams = [sys.__stdout__, sys.__stderr__]
 
 
 def flush_python_streams():
     out, err = sys.stdout, sys.stderr
-    if out is _stdout and err is _stderr and out is not None and err is not None:
+    if out is _streams[0] and err is _streams[1] and out is not None and err is not None:
         # The common case: one flush each, usually of an empty buffer.
         try:
             out.flush()
@@ -469,9 +523,8 @@ def flush_python_streams():
             pass
         return
     # A task may have replaced or closed sys.stdout; put the real ones back for the next task.
-    for name in ("stdout", "stderr"):
+    for name, original in zip(("stdout", "stderr"), _streams):
         stream = getattr(sys, name)
-        original = getattr(sys, "__%s__" % name)
         try:
             stream.flush()
         except Exception:
@@ -537,6 +590,9 @@ def resolve(function):
     else:
         module = importlib.import_module(target)
         _modules[function] = (module, name)
+    if _reloader is not None:
+        # Right after the import: what it imported is what a later change is compared with.
+        _reloader.notice()
     obj = getattr(module, name)
     if not callable(obj):
         raise TypeError("%s is a %s, not a function" % (function, type(obj).__name__))
@@ -671,8 +727,9 @@ def describe(exc):
     return failure(type(exc).__name__, message, trace)
 
 
-def run_one(task, capture, leftovers):
-    """Runs one task; returns the JSON text of its `done` entry."""
+def run_one(task, capture, leftovers, together):
+    """Runs one task to its end (a coroutine function's on the event loop, see Async tasks);
+    returns the JSON text of its `done` entry and whether it completed (no error)."""
     environ = os.environ
     environ[TASK_ID_ENV] = str(task["task"])
     attempt = str(task["attempt"])
@@ -684,15 +741,27 @@ def run_one(task, capture, leftovers):
             function = resolve(task["function"])
             args, kwargs = parse_arguments(task)
             value = function(*args, **kwargs)
+            if type(value) is _CoroutineType:
+                # An `async def` (or a function that returns a coroutine): nothing of it ran yet.
+                together.announce(task["function"])
+                value = together.run_to_end(value)
             result, error = encode_result(value)
         except BaseException as exc:
             result, error = None, describe(exc)
     finally:
         # Before the output is read: what the leftovers wrote until now belongs to this task,
         # and nothing of theirs lands in the next task's output.
-        if leftovers is not None:
+        if leftovers is not None and not together.running:
             leftovers.end()
         stdout, stderr = capture.take_output()
+    if _reloader is not None and len(sys.modules) != _reloader.seen:
+        # The task imported modules: note their files as they are now.
+        _reloader.notice()
+    return done_entry(task, result, error, stdout, stderr), error is None
+
+
+def done_entry(task, result, error, stdout, stderr):
+    """The JSON text of a task's `done` entry."""
     if error is None:
         # The common case, written by hand: json.dumps of the whole entry costs more than the
         # task of a noop.
@@ -708,14 +777,267 @@ def run_one(task, capture, leftovers):
     return json.dumps(done, ensure_ascii=False, separators=(",", ":"))
 
 
+# The type of a coroutine object: a task whose call returns one is an async task.
+async def _probe():
+    pass
+
+
+_probe_coroutine = _probe()
+_CoroutineType = type(_probe_coroutine)
+_probe_coroutine.close()
+del _probe_coroutine
+
+
+class TaskOutput:
+    """What one together task wrote through sys.stdout and sys.stderr, its tail kept."""
+
+    __slots__ = ("parts", "sizes", "dropped")
+
+    def __init__(self):
+        self.parts = ([], [])
+        self.sizes = [0, 0]
+        self.dropped = [0, 0]
+
+    def write(self, which, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        parts = self.parts[which]
+        parts.append(text)
+        self.sizes[which] += len(text)
+        if self.sizes[which] > 2 * KEEP_BYTES:
+            joined = "".join(parts)
+            self.dropped[which] += len(joined) - KEEP_BYTES
+            parts[:] = [joined[-KEEP_BYTES:]]
+            self.sizes[which] = KEEP_BYTES
+        return len(text)
+
+    def text(self, which):
+        text = "".join(self.parts[which])
+        data = text.encode("utf-8", "replace")
+        dropped = self.dropped[which]
+        if len(data) > KEEP_BYTES:
+            data = data[-KEEP_BYTES:]
+            text = data.decode("utf-8", "replace")
+            dropped += 1
+        if dropped:
+            text = "[tatzelwurm: earlier output not kept]\n" + text
+        return text
+
+
+class Router:
+    """sys.stdout or sys.stderr while together tasks run: a write goes to the buffer of the task
+    whose context it runs in, any other to the real stream (see Async tasks)."""
+
+    def __init__(self, real, which):
+        self._real = real
+        self._which = which
+
+    def write(self, text):
+        output = _task_output.get(None)
+        if output is None:
+            return self._real.write(text)
+        return output.write(self._which, text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if _task_output.get(None) is None:
+            self._real.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+_task_output = None  # a contextvars.ContextVar once the first together task starts
+
+
+async def _guarded(coroutine, output=None):
+    """Awaits a task's coroutine in its own context; (True, value), or (False, exception) for a
+    SystemExit or KeyboardInterrupt, which asyncio would let out of the event loop."""
+    if output is not None:
+        _task_output.set(output)
+    try:
+        return True, await coroutine
+    except (SystemExit, KeyboardInterrupt) as exc:
+        return False, exc
+
+
+class Together:
+    """The slot's event loop and the together tasks running on it (see Async tasks)."""
+
+    def __init__(self, channel, capture, leftovers):
+        self.channel = channel
+        self.capture = capture
+        self.leftovers = leftovers
+        self.queue = None
+        self.loop = None
+        # (task, attempt) -> (the task's message, its asyncio task, its output)
+        self.running = {}
+        self.announced = set()
+        self.wake = None
+        self.eof = False
+        self.routers = None
+
+    def announce(self, function):
+        """Tells workwurm, once per function, that `function` is a coroutine function."""
+        if function not in self.announced:
+            self.announced.add(function)
+            self.channel.send({"coroutines": [function]})
+
+    def event_loop(self):
+        if self.loop is None:
+            global _task_output
+            import asyncio
+            import contextvars
+
+            _task_output = contextvars.ContextVar("tatzelwurm_task_output")
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            # While the loop runs, workwurm's frames are read by it.
+            self.loop.add_reader(self.channel.fd, self.readable)
+        return self.loop
+
+    def run_to_end(self, coroutine):
+        """Runs a coroutine of a task handed in order to its end; its value, or raises."""
+        ok, value = self.event_loop().run_until_complete(_guarded(coroutine))
+        if not ok:
+            raise value
+        return value
+
+    def start(self, task):
+        """Starts a together task on the loop (a sync function's runs here and now)."""
+        key = (task["task"], task["attempt"])
+        environ = os.environ
+        environ[TASK_ID_ENV] = str(task["task"])
+        environ[ATTEMPT_ENV] = str(task["attempt"])
+        output = None
+        try:
+            function = resolve(task["function"])
+            args, kwargs = parse_arguments(task)
+            value = function(*args, **kwargs)
+            if type(value) is _CoroutineType:
+                self.announce(task["function"])
+                loop = self.event_loop()
+                self.route()
+                output = TaskOutput()
+                handle = loop.create_task(_guarded(value, output))
+                self.running[key] = (task, handle, output)
+                handle.add_done_callback(lambda handle, key=key: self.finished(key, handle))
+                return
+            # A sync function (it was async before a hot reload): it ran, here and now.
+            result, error = encode_result(value)
+        except BaseException as exc:
+            result, error = None, describe(exc)
+        self.report(task, result, error, output)
+        if not self.running:
+            self.unroute()
+
+    def interrupt(self, keys):
+        """Cancels these together tasks; one not started yet ends at once as cancelled."""
+        for key in keys:
+            running = self.running.get(key)
+            if running is not None:
+                running[1].cancel()
+                continue
+            for task in list(self.queue.tasks):
+                if (task["task"], task["attempt"]) == key:
+                    self.queue.tasks.remove(task)
+                    self.report(task, None, failure("CancelledError", "the task was cancelled"), None)
+
+    def finished(self, key, handle):
+        """A together task's asyncio task is done: report it."""
+        try:
+            task, _, output = self.running.pop(key)
+            if handle.cancelled():
+                result, error = None, failure("CancelledError", "the task was cancelled")
+            elif handle.exception() is not None:
+                result, error = None, describe(handle.exception())
+            else:
+                ok, value = handle.result()
+                if ok:
+                    result, error = encode_result(value)
+                else:
+                    result, error = None, describe(value)
+            self.report(task, result, error, output)
+            if not self.running:
+                self.unroute()
+                if self.leftovers is not None:
+                    self.leftovers.end()
+                os.environ.pop(TASK_ID_ENV, None)
+                os.environ.pop(ATTEMPT_ENV, None)
+                self.wake_up()
+        except BaseException as exc:
+            self.capture.complain("cannot report a finished async task: %r" % (exc,))
+
+    def report(self, task, result, error, output):
+        """Sends the `done` of a together task: its own output first, then what reached fds 1
+        and 2 since the last report (which cannot be split, see Async tasks)."""
+        stdout, stderr = self.capture.take_output()
+        if output is not None:
+            stdout, stderr = output.text(0) + stdout, output.text(1) + stderr
+        self.channel.write('{"done":[%s]}' % done_entry(task, result, error, stdout, stderr))
+        if _reloader is not None:
+            _reloader.notice()
+
+    def route(self):
+        """Splits the output of together tasks from now on (see Router)."""
+        if self.routers is None:
+            flush_python_streams()
+            self.routers = [Router(sys.stdout, 0), Router(sys.stderr, 1)]
+            sys.stdout, sys.stderr = self.routers
+            _streams[:] = self.routers
+
+    def unroute(self):
+        if self.routers is not None:
+            flush_python_streams()
+            _streams[:] = [sys.__stdout__, sys.__stderr__]
+            sys.stdout, sys.stderr = self.routers[0]._real, self.routers[1]._real
+            self.routers = None
+
+    def readable(self):
+        """workwurm sent something while the loop runs."""
+        try:
+            data = os.read(self.channel.fd, READ_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            self.eof = True
+            self.loop.remove_reader(self.channel.fd)
+            self.wake_up()
+            return
+        messages = self.channel.cut(data)
+        if messages:
+            self.queue.take(messages)
+            if self.queue.tasks:
+                self.wake_up()
+
+    def wake_up(self):
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    def serve(self):
+        """Runs the loop until a task is to be started, every together task ended, or workwurm
+        is gone (then False)."""
+        self.wake = self.loop.create_future()
+        try:
+            self.loop.run_until_complete(self.wake)
+        finally:
+            self.wake = None
+        return not self.eof
+
+
 class Queue:
     """The tasks workwurm handed this slot and it has not begun, oldest first, and those of them
     workwurm took back (`cancel`) that it has not yet been told were skipped."""
 
-    def __init__(self, capture):
+    def __init__(self, capture, together):
         self.tasks = collections.deque()
         self.skipped = []
         self.capture = capture
+        self.together = together
+        together.queue = self
 
     def take(self, messages):
         for message in messages:
@@ -727,6 +1049,10 @@ class Queue:
                 cancel = message.get("cancel")
                 if cancel is not None:
                     self.cancel({(task, attempt) for task, attempt in cancel})
+                    continue
+                interrupt = message.get("interrupt")
+                if interrupt is not None:
+                    self.together.interrupt([(task, attempt) for task, attempt in interrupt])
                     continue
             self.capture.complain("ignoring a message it does not understand")
 
@@ -750,8 +1076,146 @@ class Queue:
         return frame
 
 
+class Completed:
+    """The (task, attempt) pairs of the last tasks that completed in this slot, for the `needs`
+    of held tasks: a held task is handed only behind the tasks it needs, in the same hand of at
+    most 32 tasks, so the last KEEP completions always cover them."""
+
+    KEEP = 256
+
+    def __init__(self):
+        self.ids = set()
+        self.order = collections.deque()
+
+    def add(self, task):
+        self.ids.add(task)
+        self.order.append(task)
+        if len(self.order) > self.KEEP:
+            self.ids.discard(self.order.popleft())
+
+    def all(self, needs):
+        ids = self.ids
+        for task, attempt in needs:
+            if (task, attempt) not in ids:
+                return False
+        return True
+
+
+# How often at most the slot looks whether a source file of your code changed (see Hot reload).
+RELOAD_EVERY = 0.5
+
+
+class Reloader:
+    """Hot reload: notices changed source files of your modules and drops those modules so that
+    the next task imports them afresh (see Hot reload)."""
+
+    def __init__(self, capture):
+        self.capture = capture
+        self.installed = installed_dirs()
+        # Your modules' source files: path -> (mtime_ns, size) when the module was imported.
+        self.files = {}
+        # Module name -> (module, its file), for the modules the files belong to.
+        self.modules = {}
+        # len(sys.modules) when last looked through, so that `notice` costs one len() when no
+        # module was imported.
+        self.seen = 0
+        # time.monotonic() when the files are looked at next.
+        self.next = 0.0
+
+    def notice(self):
+        """Takes note of your modules imported since the last call, with their files' stamps."""
+        modules = sys.modules
+        if len(modules) == self.seen:
+            return
+        self.seen = len(modules)
+        for name, module in list(modules.items()):
+            if name in self.modules:
+                continue
+            path = self.source(name, module)
+            if path is None:
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            self.modules[name] = (module, path)
+            self.files.setdefault(path, (info.st_mtime_ns, info.st_size))
+
+    def source(self, name, module):
+        """The absolute path of `module`'s source file if it is your code, else None."""
+        if name == "__main__" or name == "tatzelwurm" or name.startswith("tatzelwurm."):
+            return None
+        path = getattr(module, "__file__", None)
+        if type(path) is not str or not path.endswith(".py"):
+            return None
+        path = os.path.abspath(path)
+        if path.startswith(self.installed):
+            return None
+        return path
+
+    def look(self):
+        """If a source file of your code changed, drops your modules; at most every
+        RELOAD_EVERY seconds (the caller checks `next`)."""
+        self.next = time.monotonic() + RELOAD_EVERY
+        changed = []
+        for path, stamp in self.files.items():
+            try:
+                info = os.stat(path)
+                now = (info.st_mtime_ns, info.st_size)
+            except OSError:
+                now = None
+            if now != stamp:
+                changed.append(path)
+        if changed:
+            self.drop(changed)
+
+    def drop(self, changed):
+        shown = ", ".join(changed[:3]) + (" and %d more" % (len(changed) - 3) if len(changed) > 3 else "")
+        self.capture.complain("%s changed; importing your code afresh for the next task" % shown)
+        for name, (module, _) in self.modules.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+        for path in changed:
+            # Its bytecode cache could be taken for the new source (it records the mtime in
+            # whole seconds, and the size).
+            try:
+                os.unlink(importlib.util.cache_from_source(path))
+            except (OSError, ValueError, NotImplementedError):
+                pass
+        _modules.clear()
+        _file_modules.clear()
+        _file_module_names.clear()
+        importlib.invalidate_caches()
+        self.modules.clear()
+        self.files.clear()
+        self.seen = 0
+
+
+def installed_dirs():
+    """The directories of the standard library and of installed packages, each ending in a
+    separator: modules there are not your code."""
+    dirs = {os.path.dirname(os.__file__)}
+    try:
+        import site
+
+        dirs.update(site.getsitepackages())
+        dirs.add(site.getusersitepackages())
+    except Exception:
+        pass
+    for entry in sys.path:
+        if os.path.basename(entry.rstrip(os.sep)) in ("site-packages", "dist-packages"):
+            dirs.add(entry)
+    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs if d)
+
+
+# The slot's Reloader, None under --no-reload.
+_reloader = None
+
+
 def main():
-    keep_children = "--keep-children" in sys.argv[1:]
+    global _reloader
+    arguments = sys.argv[1:]
+    keep_children = "--keep-children" in arguments
     guardian = start_guardian()
     # After the guardian: it must not become this slot's child (a task's os.wait() would see it).
     leftovers = None if keep_children else Leftovers(guardian, become_subreaper())
@@ -761,6 +1225,11 @@ def main():
     # right after it.
     sys.path[1:1] = extra
     capture = Capture()
+    if "--no-reload" not in arguments:
+        _reloader = Reloader(capture)
+        # What was imported at start (sitecustomize, .pth hooks) counts as it is now.
+        _reloader.notice()
+    reloader = _reloader
     channel.send(
         {
             "hello": {
@@ -772,10 +1241,17 @@ def main():
         }
     )
     capture.start()
-    queue = Queue(capture)
-    tasks = queue.tasks
+    together = Together(channel, capture, leftovers)
+    queue = Queue(capture, together)
+    monotonic = time.monotonic
+    completed = Completed()
     while True:
         if not queue.tasks:
+            if together.running:
+                # The event loop runs the together tasks and reads workwurm's frames.
+                if not together.serve():
+                    os._exit(0)
+                continue
             skipped = queue.skipped_frame()
             if skipped is not None:
                 channel.write(skipped)
@@ -787,8 +1263,33 @@ def main():
                 os._exit(0)
             queue.take(messages)
             continue
-        tasks = queue.tasks
-        done = run_one(tasks.popleft(), capture, leftovers)
+        task = queue.tasks.popleft()
+        needs = task.get("needs")
+        if needs is not None and not completed.all(needs):
+            # A held task whose dependency did not complete here: skipped, and said so in place
+            # of its `done`, after what workwurm sent meanwhile (as below).
+            messages = channel.ready()
+            if messages is None:
+                os._exit(0)
+            if messages:
+                queue.take(messages)
+            unmet = '{"unmet":[[%d,%d]]}' % (task["task"], task["attempt"])
+            skipped = queue.skipped_frame()
+            if skipped is None:
+                channel.write(unmet)
+            else:
+                channel.write(skipped, unmet)
+            continue
+        if reloader is not None and monotonic() >= reloader.next:
+            reloader.look()
+        if task.get("together"):
+            together.start(task)
+            continue
+        done, ok = run_one(task, capture, leftovers, together)
+        if ok:
+            completed.add((task["task"], task["attempt"]))
+        if together.eof:
+            os._exit(0)
         # Before the next task begins, what workwurm sent meanwhile: more tasks, or a cancel of
         # one not begun, which must be skipped and said so ahead of this `done`.
         messages = channel.ready()

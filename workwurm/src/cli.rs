@@ -12,7 +12,8 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use tatzelwurm_proto::handshake::token_from_env;
+use tatzelwurm_proto::handshake::{token_from_env, MAX_WORKER_QUEUES};
+use tatzelwurm_proto::task::DEFAULT_QUEUE;
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// What the program that calls [`crate::main`] knows better than the command line: the cargo
@@ -61,6 +62,30 @@ pub struct Args {
     /// that left the slot's process group (start_new_session=True, setsid) is never touched.
     #[arg(long)]
     pub keep_children: bool,
+    /// A queue to take tasks from; repeatable, so one worker can serve several queues
+    /// [default: default].
+    #[arg(long = "queue", value_name = "NAME", value_parser = queue_name)]
+    pub queues: Vec<String>,
+    /// How many tasks of an `async def` function one slot runs at once, on its event loop.
+    /// Each such task counts as 1/N of a slot, so the coordinator hands this worker up to
+    /// slots x N of them.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_ASYNC_CONCURRENCY as i64))]
+    pub async_concurrency: u32,
+    /// Do not reload your code when its source files change: the modules a slot imported stay
+    /// as they were until the slot ends. By default a slot notices a changed source file within
+    /// about a second and imports your modules afresh for its next task.
+    #[arg(long)]
+    pub no_reload: bool,
+}
+
+/// The most tasks one slot runs at once on its event loop (`--async-concurrency`).
+pub const MAX_ASYNC_CONCURRENCY: u32 = 10_000;
+
+/// clap's check of a `--queue` name: proto's naming rule, in its one sentence.
+fn queue_name(name: &str) -> Result<String, String> {
+    tatzelwurm_proto::queue::check_name(name)?;
+    Ok(name.to_string())
 }
 
 /// Everything `run` needs, settled: defaults applied and paths absolute.
@@ -84,6 +109,12 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The coordinator's token, from `TATZELWURM_TOKEN` (not a flag: it would show in `ps`).
     pub token: Option<String>,
+    /// The queues this worker serves, in the order given, without repeats; never empty.
+    pub queues: Vec<String>,
+    /// How many tasks of a coroutine function one slot runs at once (at least 1).
+    pub async_concurrency: u32,
+    /// Whether slots import changed source files afresh (hot reload; off with `--no-reload`).
+    pub reload: bool,
 }
 
 impl Args {
@@ -116,6 +147,21 @@ impl Args {
             }
             paths.push(absolute);
         }
+        let mut queues: Vec<String> = Vec::new();
+        for queue in self.queues {
+            if !queues.contains(&queue) {
+                queues.push(queue);
+            }
+        }
+        if queues.is_empty() {
+            queues.push(DEFAULT_QUEUE.to_string());
+        }
+        if queues.len() > MAX_WORKER_QUEUES {
+            bail!(
+                "a worker may serve at most {MAX_WORKER_QUEUES} queues, not {}; start more workers",
+                queues.len()
+            );
+        }
         let name = self
             .name
             .unwrap_or_else(|| format!("{}:{}", hostname(), std::process::id()));
@@ -129,6 +175,9 @@ impl Args {
             keep_children: self.keep_children,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout),
             token: token_from_env(),
+            queues,
+            async_concurrency: self.async_concurrency,
+            reload: !self.no_reload,
         })
     }
 }
@@ -222,6 +271,53 @@ mod tests {
         assert_eq!(config.program, SlotProgram::Carried);
         assert!(!config.keep_children);
         assert!(parse(&["--keep-children"]).unwrap().keep_children);
+    }
+
+    /// Queues default to `default`, keep their order without repeats; async concurrency
+    /// defaults to 1 and reload to on.
+    #[test]
+    fn queues_async_concurrency_and_reload() {
+        let config = parse(&[]).unwrap().into_config(Launch::default()).unwrap();
+        assert_eq!(config.queues, ["default"]);
+        assert_eq!(config.async_concurrency, 1);
+        assert!(config.reload);
+        let config = parse(&[
+            "--queue",
+            "gpu",
+            "--queue",
+            "io.bound",
+            "--queue",
+            "gpu",
+            "--async-concurrency",
+            "50",
+            "--no-reload",
+        ])
+        .unwrap()
+        .into_config(Launch::default())
+        .unwrap();
+        assert_eq!(config.queues, ["gpu", "io.bound"]);
+        assert_eq!(config.async_concurrency, 50);
+        assert!(!config.reload);
+    }
+
+    /// A bad queue name or async concurrency is refused by clap in one sentence that says what
+    /// is allowed.
+    #[test]
+    fn refuses_bad_queues_and_concurrency() {
+        let err = parse(&["--queue", "a b"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let sentence = crate::entry::one_sentence(&err);
+        assert_eq!(
+            sentence,
+            "invalid value 'a b' for '--queue <NAME>': `a b` is not a queue name; use 1 to 64 \
+             letters, digits, `_`, `-` or `.`, such as `default` or `nightly-report`"
+        );
+        assert!(parse(&["--queue", ""]).is_err());
+        for bad in ["0", "-1", "many", "10001"] {
+            let err = parse(&["--async-concurrency", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(!crate::entry::one_sentence(&err).contains('\n'));
+        }
     }
 
     /// Zero slots and a missing --path dir are refused up front.

@@ -1,11 +1,13 @@
 //! The failures the worker reports on a task's behalf, when the task could not say how it ended:
-//! its slot process died under it, or it ran past its timeout and was killed.
+//! its slot process died under it (or was replaced under it), or it ran past its timeout and
+//! was killed.
 //!
 //! `slots` builds them; the kinds (`SlotCrashed`, `Timeout`) are names the coordinator and users
 //! match on, so keep them stable.
 
 use std::time::Duration;
 use tatzelwurm_proto::task::TaskError;
+use tatzelwurm_proto::{Attempt, TaskId};
 
 /// The error of a task whose slot process ended while running it; `how` is
 /// `slot_process::describe_exit`'s phrase, such as "was killed by signal 11".
@@ -14,6 +16,22 @@ pub fn slot_crashed(how: &str) -> TaskError {
         kind: "SlotCrashed".into(),
         message: format!(
             "the slot process running this task {how}; the worker started a fresh slot"
+        ),
+        traceback: String::new(),
+    }
+}
+
+/// The error of a task that ran together with task `task` (attempt `attempt`) on one slot's
+/// event loop when the worker replaced that slot because `task` did not end after its cancel
+/// (see `slot_table::together`).
+pub fn replaced_beside(task: TaskId, attempt: Attempt) -> TaskError {
+    TaskError {
+        kind: "SlotCrashed".into(),
+        message: format!(
+            "the worker replaced the slot process running this task because task {task} \
+             (attempt {attempt}), which ran beside it on the same event loop, did not stop within \
+             {} s of being cancelled",
+            seconds(crate::slot_table::GRACE)
         ),
         traceback: String::new(),
     }

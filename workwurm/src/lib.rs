@@ -12,7 +12,10 @@
 //! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
 //! - [`slot_table`]: the rules of the slots as a plain struct: the queue of attempts the
 //!   coordinator handed this worker (prefetch), what each slot holds, kills, cancels, timeouts,
-//!   crashes, take-backs and restarts; tested without Python.
+//!   crashes, take-backs and restarts, (in `slot_table/together.rs`) the tasks of `async def`
+//!   functions that one slot runs together on its event loop, up to `--async-concurrency`, and
+//!   (in `slot_table/waits.rs`) the start condition of held tasks, which the coordinator sends
+//!   ahead of the tasks they run after; tested without Python.
 //! - [`slots`]: the slot pool actor around the table: starts and kills the slot processes, writes
 //!   their frames, reads their events, and tells the session which attempts reached a slot
 //!   (`Started`) and how they ended.
@@ -30,8 +33,13 @@
 //!   second one or `--drain-timeout` stops at once.
 //!
 //! Data flow: session → `SlotsHandle::run` → the table's queue → a slot's pipe (several fast
-//! tasks per frame) → slot.py runs them one by one → the slot's watcher → the pool → `Started`
-//! and reports on a channel → the session's outbox → the coordinator.
+//! tasks per frame) → slot.py runs them one by one (or, for coroutine functions, several at once
+//! on its event loop) → the slot's watcher → the pool → `Started`, `Coroutines` and reports on a
+//! channel → the session's outbox → the coordinator.
+//!
+//! The worker serves the queues named by `--queue` (the coordinator picks what it hands out);
+//! hot reload (importing changed source files afresh, off with `--no-reload`) lives entirely in
+//! slot.py, which documents what is and is not reloaded.
 
 pub mod captured;
 pub mod cli;
@@ -79,12 +87,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::Result<()> {
     let version = interpreter::probe(&config.python).await?;
     info!(
-        "worker {} with {} slot{} of Python {} ({}), coordinator {}",
+        "worker {} with {} slot{} of Python {} ({}), queue{} {}, {} async task{} per slot, hot reload {}, coordinator {}",
         config.name,
         config.slots,
         if config.slots == 1 { "" } else { "s" },
         version,
         config.python.display(),
+        if config.queues.len() == 1 { "" } else { "s" },
+        config.queues.join(", "),
+        config.async_concurrency,
+        if config.async_concurrency == 1 { "" } else { "s" },
+        if config.reload { "on" } else { "off" },
         config.coordinator
     );
     // One lifeline for the life of this process: its write end closes only when workwurm exits.
@@ -92,7 +105,12 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
         .context("cannot create the pipe that ties the slots' lives to workwurm's")?;
     command.program = config.program.clone();
     command.keep_children = config.keep_children;
-    let (slots, reports) = SlotsHandle::start(command, config.slots as usize);
+    command.reload = config.reload;
+    let (slots, reports) = SlotsHandle::start(
+        command,
+        config.slots as usize,
+        config.async_concurrency as usize,
+    );
     // Offer the coordinator slots that can run a task now; a slot that cannot start at all
     // is reported by the pool and retried, and must not keep the worker away for good.
     if tokio::time::timeout(SLOTS_START_WAIT, slots.started())
@@ -110,10 +128,13 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
             name: config.name.clone(),
             slots: config.slots,
             python: version,
+            queues: config.queues.clone(),
+            async_concurrency: config.async_concurrency,
         },
         token: config.token.clone(),
         slots: &slots,
         reports,
+        coroutines: Vec::new(),
     };
     let result = session.serve(stop).await;
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, slots.shutdown())

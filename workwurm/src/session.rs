@@ -14,6 +14,10 @@
 //! `Started` names an attempt when a slot gets it (the pool's news, one frame per burst). A
 //! `TakeBack` is answered with one `Returned` naming exactly the attempts that were still queued
 //! and are now dropped here; heartbeats name queued attempts too.
+//!
+//! The functions the slots found to be coroutine functions are told to the coordinator once per
+//! function per connection (`Coroutines`): as the pool learns them, and all of them again at the
+//! start of every new connection, since a coordinator forgets a worker that reconnects.
 
 use crate::outbox::{into_frames, Outbox};
 use crate::slots::{News, SlotsHandle};
@@ -21,7 +25,7 @@ use crate::stop::Stop;
 use std::time::Duration;
 use tatzelwurm_proto::backoff::{Backoff, Curve};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
-use tatzelwurm_proto::limits::MAX_ATTEMPTS_PER_FRAME;
+use tatzelwurm_proto::limits::{MAX_ATTEMPTS_PER_FRAME, MAX_IDS_PER_REQUEST};
 use tatzelwurm_proto::worker::{FromWorker, ToWorker};
 use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
 use thiserror::Error;
@@ -88,6 +92,9 @@ pub struct Session<'a> {
     pub slots: &'a SlotsHandle,
     /// Attempts that reached a slot and reports of finished attempts, from the slot pool.
     pub reports: mpsc::UnboundedReceiver<News>,
+    /// Every coroutine function the pool named so far, in the order learned, for each new
+    /// connection.
+    pub coroutines: Vec<String>,
 }
 
 impl Session<'_> {
@@ -186,6 +193,9 @@ impl Session<'_> {
         if !outbox.is_empty() {
             debug!("sending {} unacknowledged reports again", outbox.len());
         }
+        for names in self.coroutines.chunks(MAX_IDS_PER_REQUEST) {
+            let _ = to_writer.send(FromWorker::Coroutines(names.to_vec())).await;
+        }
         for frame in into_frames(outbox.unacknowledged()) {
             let _ = to_writer.send(FromWorker::Reports(frame)).await;
         }
@@ -223,19 +233,33 @@ impl Session<'_> {
                     // one `Started` (sent first: a report implies it anyway) and the reports.
                     let mut started = Vec::new();
                     let mut fresh = Vec::new();
+                    let mut coroutines = Vec::new();
+                    let mut returned = Vec::new();
                     let mut next = Some(news);
                     while let Some(news) = next {
                         match news {
                             News::Started(attempts) => started.extend(attempts),
                             News::Report(report) => fresh.push(outbox.keep(report)),
+                            News::Coroutines(names) => coroutines.extend(names),
+                            News::Returned(attempts) => returned.extend(attempts),
                         }
                         next = self.reports.try_recv().ok();
                     }
+                    // First: from now on the coordinator counts these functions' tasks, started
+                    // ones included, as a share of a slot.
+                    for names in coroutines.chunks(MAX_IDS_PER_REQUEST) {
+                        let _ = to_writer.send(FromWorker::Coroutines(names.to_vec())).await;
+                    }
+                    self.coroutines.extend(coroutines);
                     for frame in started.chunks(MAX_ATTEMPTS_PER_FRAME) {
                         let _ = to_writer.send(FromWorker::Started(frame.to_vec())).await;
                     }
                     for frame in into_frames(fresh) {
                         let _ = to_writer.send(FromWorker::Reports(frame)).await;
+                    }
+                    // Last: held tasks given back unasked, after the reports that doomed them.
+                    for frame in returned.chunks(MAX_ATTEMPTS_PER_FRAME) {
+                        let _ = to_writer.send(FromWorker::Returned(frame.to_vec())).await;
                     }
                 }
                 _ = heartbeat.tick() => {

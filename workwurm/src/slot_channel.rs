@@ -10,14 +10,24 @@
 //! JSON, one object with one key:
 //! - workwurm → slot: `{"run": [{"task", "attempt", "function", "args", "kwargs"}, ...]}`, tasks
 //!   to run in order after those it holds (several when their functions are fast, see
-//!   `slot_table`); `{"cancel": [[task, attempt], ...]}`, tasks it holds to skip if it has not
-//!   begun them.
+//!   `slot_table`); a task with `"together": true` (a coroutine function's) is started on the
+//!   slot's event loop at once instead, beside the others running there; a task with
+//!   `"needs": [[task, attempt], ...]` (a held task behind the tasks it runs after, see `slot_table/waits`)
+//!   runs only if those completed in this slot, else the slot skips it and says `unmet`;
+//!   `{"cancel": [[task, attempt], ...]}`, tasks it holds to skip if it has not begun them;
+//!   `{"interrupt": [[task, attempt], ...]}`, together tasks to cancel (their asyncio tasks),
+//!   each answered by its `done` when it ended.
 //! - slot → workwurm: `{"hello": {"python", "executable", "pid", "capture"}}` once, when the slot
 //!   is ready (`capture`: the fds of its stdout and stderr capture files);
 //!   then `{"done": [{"task", "attempt", "ok", "result" | "error", "stdout", "stderr"}]}` as each
 //!   task ends, before the slot begins the next one, where `error` is
 //!   `{"kind", "message", "traceback"}`; `{"skipped": [[task, attempt], ...]}`, the cancelled
-//!   tasks it dropped, sent before the `done` after which they would have begun.
+//!   tasks it dropped, sent before the `done` after which they would have begun;
+//!   `{"coroutines": ["pkg.mod:fn", ...]}`, functions the slot found to be coroutine functions
+//!   (a call returned a coroutine; once per function per slot process), sent before that
+//!   coroutine runs. A together task's `done` comes whenever it ends, in any order.
+//!   `{"unmet": [[task, attempt], ...]}`: tasks skipped because their `needs` were not all
+//!   completed, sent in place of their `done` (the next task begins after it).
 //!
 //! `args`, `kwargs` and `result` stay JSON *text* end to end: only Python parses them.
 
@@ -45,6 +55,12 @@ pub enum FromSlot {
     /// Tasks the slot was asked to cancel and dropped without beginning them; sent before the
     /// `done` after which one of them would have begun.
     Skipped(Vec<(u64, u32)>),
+    /// Functions the slot found to be coroutine functions (`async def`: a call returned a
+    /// coroutine), once per function per slot process, before that coroutine runs.
+    Coroutines(Vec<String>),
+    /// Tasks the slot skipped because a task their `needs` named had not completed there;
+    /// each is sent where its `done` would have been, so the task after it begins next.
+    Unmet(Vec<(u64, u32)>),
 }
 
 /// What a slot says about itself when it is ready.
@@ -109,6 +125,13 @@ struct RunTask<'a> {
     function: &'a str,
     args: &'a str,
     kwargs: &'a str,
+    /// Start it on the event loop at once, beside the slot's other together tasks.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    together: bool,
+    /// Run it only if these tasks, ahead of it in the slot's hand, completed; else skip it and
+    /// say so (`unmet`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    needs: Vec<(u64, u32)>,
 }
 
 /// Why bytes from a slot are not a message: the slot is then treated as broken and replaced.
@@ -122,17 +145,23 @@ pub enum SlotProtocolError {
     Invalid(#[from] serde_json::Error),
 }
 
-/// The frame (length prefix included) that hands `tasks` to a slot.
-pub fn encode_run<'a>(tasks: impl IntoIterator<Item = &'a Assignment>) -> Vec<u8> {
+/// The frame (length prefix included) that hands `tasks` to a slot, to run in order, or all
+/// `together` on its event loop.
+pub fn encode_run<'a>(
+    tasks: impl IntoIterator<Item = (&'a Assignment, &'a [(TaskId, Attempt)])>,
+    together: bool,
+) -> Vec<u8> {
     let frame = RunFrame {
         run: tasks
             .into_iter()
-            .map(|a| RunTask {
+            .map(|(a, needs)| RunTask {
                 task: a.task.0,
                 attempt: a.attempt.0,
                 function: &a.spec.function,
                 args: &a.spec.args,
                 kwargs: &a.spec.kwargs,
+                together,
+                needs: needs.iter().map(|(t, a)| (t.0, a.0)).collect(),
             })
             .collect(),
     };
@@ -145,20 +174,34 @@ pub fn encode_run<'a>(tasks: impl IntoIterator<Item = &'a Assignment>) -> Vec<u8
 }
 
 #[derive(Serialize)]
-struct CancelFrame<'a> {
-    cancel: &'a [(u64, u32)],
+#[serde(rename_all = "lowercase")]
+enum AttemptsFrame {
+    Cancel(Vec<(u64, u32)>),
+    Interrupt(Vec<(u64, u32)>),
+}
+
+fn encode_attempts(frame: AttemptsFrame) -> Vec<u8> {
+    let mut bytes = vec![0; 4];
+    serde_json::to_writer(&mut bytes, &frame).expect("an attempts frame is always serialisable");
+    let len = (bytes.len() - 4) as u32;
+    bytes[..4].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
+fn pairs(attempts: &[(TaskId, Attempt)]) -> Vec<(u64, u32)> {
+    attempts.iter().map(|(t, a)| (t.0, a.0)).collect()
 }
 
 /// The frame (length prefix included) that asks a slot to skip these tasks it holds and has not
 /// begun.
 pub fn encode_cancel(attempts: &[(TaskId, Attempt)]) -> Vec<u8> {
-    let pairs: Vec<(u64, u32)> = attempts.iter().map(|(t, a)| (t.0, a.0)).collect();
-    let mut bytes = vec![0; 4];
-    serde_json::to_writer(&mut bytes, &CancelFrame { cancel: &pairs })
-        .expect("a cancel frame is always serialisable");
-    let len = (bytes.len() - 4) as u32;
-    bytes[..4].copy_from_slice(&len.to_be_bytes());
-    bytes
+    encode_attempts(AttemptsFrame::Cancel(pairs(attempts)))
+}
+
+/// The frame (length prefix included) that asks a slot to cancel these tasks it runs together
+/// on its event loop.
+pub fn encode_interrupt(attempts: &[(TaskId, Attempt)]) -> Vec<u8> {
+    encode_attempts(AttemptsFrame::Interrupt(pairs(attempts)))
 }
 
 /// Collects bytes read from a slot's pipe and cuts them into messages.
@@ -271,9 +314,10 @@ mod tests {
                 args: "[1]".into(),
                 kwargs: "{}".into(),
                 policy: tatzelwurm_proto::task::TaskPolicy::default(),
+                ..TaskSpec::default()
             },
         };
-        let bytes = encode_run([&assignment]);
+        let bytes = encode_run([(&assignment, &[][..])], false);
         let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
         assert_eq!(len, bytes.len() - 4);
         let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
@@ -282,6 +326,14 @@ mod tests {
             serde_json::json!({"run": [{"task": 12, "attempt": 3, "function": "m:f",
                                         "args": "[1]", "kwargs": "{}"}]})
         );
+        let bytes = encode_run([(&assignment, &[][..])], true);
+        let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
+        assert_eq!(value["run"][0]["together"], serde_json::json!(true));
+        let bytes = encode_interrupt(&[(TaskId(12), Attempt(3))]);
+        let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
+        assert_eq!(value, serde_json::json!({"interrupt": [[12, 3]]}));
+        let coroutines: FromSlot = serde_json::from_str(r#"{"coroutines":["m:f"]}"#).unwrap();
+        assert_eq!(coroutines, FromSlot::Coroutines(vec!["m:f".into()]));
     }
 
     /// Frames split across reads, and two frames in one read, come out whole and in order.

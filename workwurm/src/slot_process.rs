@@ -53,6 +53,9 @@ pub const SLOT_PY: &str = include_str!("../../python/tatzelwurm/slot.py");
 /// The argument that tells slot.py to leave the processes a task started running when it ends.
 pub const KEEP_CHILDREN_ARG: &str = "--keep-children";
 
+/// The argument that tells slot.py not to import changed source files afresh (hot reload).
+pub const NO_RELOAD_ARG: &str = "--no-reload";
+
 /// The environment variable through which slot.py learns the `--path` dirs (joined with `:`).
 pub const PATH_ENV: &str = "TATZELWURM_PATH";
 
@@ -105,6 +108,8 @@ pub struct SlotCommand {
     pub extra_path: OsString,
     /// Leave the processes a task started running when the task ends (`--keep-children`).
     pub keep_children: bool,
+    /// Import the user's modules afresh when their source files change (off: `--no-reload`).
+    pub reload: bool,
     /// The one lifeline of this worker, whose read end every slot gets as fd 5.
     pub lifeline: Arc<Lifeline>,
 }
@@ -118,6 +123,7 @@ impl SlotCommand {
             program: SlotProgram::Carried,
             extra_path,
             keep_children: false,
+            reload: true,
             lifeline: Arc::new(Lifeline::new()?),
         })
     }
@@ -130,6 +136,9 @@ impl SlotCommand {
         };
         if self.keep_children {
             args.push(KEEP_CHILDREN_ARG);
+        }
+        if !self.reload {
+            args.push(NO_RELOAD_ARG);
         }
         args
     }

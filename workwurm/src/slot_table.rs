@@ -29,9 +29,20 @@
 //! that the slot had gone on. Those it reported ended are reported as they ended; the one it may
 //! have begun when the SIGKILL landed is reported crashed (running it again unasked could run an
 //! at-most-once task twice); only the rest, never begun, go back to the queue.
+//!
+//! A task whose spec names tasks it runs after (`after`) may arrive while this worker still holds
+//! some of them (the coordinator hands a chain to one worker ahead of completion): it starts only
+//! once each of those completed here, may wait in a slot's hand right behind them with the
+//! condition that they complete there (the slot skips it otherwise), and is given back unasked
+//! if one of them does not complete (see `waits`).
+//!
+//! Tasks of coroutine functions (`async def`) that the table knows as such run *together*: up to
+//! `async_concurrency` of them at once in one slot, on its event loop, each begun when handed and
+//! ended on its own (see `together`). A slot either runs a sequential hand (sync tasks, and tasks
+//! of functions not known to be coroutines) or a set of together tasks, never both.
 
 use crate::failures;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tatzelwurm_proto::backoff::Curve;
 use tatzelwurm_proto::task::{Outcome, TaskOutput};
@@ -55,12 +66,19 @@ const RESTART: Curve = Curve {
 pub enum Action {
     /// Start a fresh process for `slot` after `delay`; the old one, if any, is gone.
     Start { slot: usize, delay: Duration },
-    /// Write this run frame (of `count` tasks) to `slot`; if the write fails, call
-    /// [`SlotTable::hand_failed`].
+    /// Write this run frame (of `count` tasks, run together or in order) to `slot`; if the write
+    /// fails, call [`SlotTable::hand_failed`] with the same `count` and `together`.
     Hand {
         slot: usize,
         count: usize,
+        together: bool,
         frame: Vec<u8>,
+    },
+    /// Ask `slot` to cancel these tasks it runs together (their asyncio tasks); each is reported
+    /// when the slot says it ended, or when the slot is replaced after `together::GRACE`.
+    Interrupt {
+        slot: usize,
+        attempts: Vec<AttemptId>,
     },
     /// Ask `slot` to skip these tasks it holds and has not begun.
     Cancel {
@@ -92,6 +110,16 @@ pub struct SlotTable {
     actions: VecDeque<Action>,
     /// Average time a task of each function took here, from its start in the slot to its report.
     durations: HashMap<String, Duration>,
+    /// How many together tasks one slot may run at once (`--async-concurrency`, at least 1).
+    concurrency: usize,
+    /// The functions the slots found to be coroutine functions: their tasks run together.
+    coroutines: HashSet<String>,
+    /// Coroutine functions learned since the last `take_coroutines`, for the coordinator.
+    learned: Vec<String>,
+    /// Held tasks waiting for others held here to complete (see `waits`).
+    waits: Waits,
+    /// Doomed held tasks given back unasked since the last `take_returned` (see `waits`).
+    returned: Vec<AttemptId>,
 }
 
 /// One slot.
@@ -109,6 +137,12 @@ struct Slot {
     failures: u32,
     /// Whether the slot has said hello once.
     announced: bool,
+    /// The tasks it runs together on its event loop (only while `Ready` and its hand is empty,
+    /// or while it is being killed), in the order they were handed.
+    together: Vec<Together>,
+    /// The together task whose failed cancellation made the table replace this slot's process:
+    /// the other together tasks still running at its exit fail naming it.
+    replaced_for: Option<AttemptId>,
 }
 
 /// A slot's process as the table sees it.
@@ -148,6 +182,9 @@ struct Handed {
     assignment: Assignment,
     /// Killed before it began: reported already, asked to be skipped.
     cancelled: bool,
+    /// Attempts ahead of it in the same hand that must have completed for it to run (a held
+    /// task, see `waits`); the slot skips it otherwise (`unmet`).
+    needs: Vec<AttemptId>,
 }
 
 impl Handed {
@@ -157,8 +194,9 @@ impl Handed {
 }
 
 impl SlotTable {
-    /// A table of `count` slots, each being started.
-    pub fn new(count: usize) -> SlotTable {
+    /// A table of `count` slots, each being started, each running up to `concurrency` tasks of
+    /// coroutine functions at once.
+    pub fn new(count: usize, concurrency: usize) -> SlotTable {
         let mut table = SlotTable {
             slots: (0..count).map(|_| Slot::default()).collect(),
             queue: VecDeque::new(),
@@ -166,6 +204,11 @@ impl SlotTable {
             started: Vec::new(),
             actions: VecDeque::new(),
             durations: HashMap::new(),
+            concurrency: concurrency.max(1),
+            coroutines: HashSet::new(),
+            learned: Vec::new(),
+            waits: Waits::default(),
+            returned: Vec::new(),
         };
         for slot in 0..count {
             table.start(slot);
@@ -178,6 +221,12 @@ impl SlotTable {
         self.actions.pop_front()
     }
 
+    /// Held tasks the worker gives back unasked since the last call (a task they run after did
+    /// not complete here, see `waits`), for a `Returned` frame.
+    pub fn take_returned(&mut self) -> Vec<AttemptId> {
+        std::mem::take(&mut self.returned)
+    }
+
     /// The attempts handed to a slot since the last call, for one `Started` frame.
     pub fn take_started(&mut self) -> Vec<AttemptId> {
         std::mem::take(&mut self.started)
@@ -186,7 +235,20 @@ impl SlotTable {
     /// Queues these attempts and hands out what the slots can take. A queue longer than the
     /// free slots is normal (the coordinator prefetches).
     pub fn run(&mut self, assignments: Vec<Assignment>, now: Instant) {
+        let waiting = assignments.iter().any(|a| !a.spec.after.is_empty());
+        for assignment in &assignments {
+            self.waits.again(assignment.task);
+        }
+        let from = self.queue.len();
         self.queue.extend(assignments);
+        if waiting {
+            // Held tasks (see `waits`): what each waits for among those held here, those of
+            // this frame included.
+            let held = self.held_tasks();
+            for assignment in self.queue.range(from..) {
+                self.waits.arrive(assignment, |id| held.contains(&id));
+            }
+        }
         self.dispatch(now);
     }
 
@@ -202,6 +264,14 @@ impl SlotTable {
             }
             !named
         });
+        if !self.waits.is_empty() || !returned.is_empty() {
+            let now = Instant::now();
+            for (task, _) in &returned {
+                // Given back: what waits for it here never starts here, and goes back too.
+                self.waits.ended(*task, false, Some(now));
+            }
+            self.dispatch(now);
+        }
         returned
     }
 
@@ -209,7 +279,9 @@ impl SlotTable {
     /// here are ignored.
     pub fn kill(&mut self, attempts: &[AttemptId], now: Instant) {
         for &target in attempts {
-            self.kill_one(target);
+            if !self.kill_together(target, now) {
+                self.kill_one(target);
+            }
         }
         self.dispatch(now);
     }
@@ -297,17 +369,22 @@ impl SlotTable {
     pub fn abandon(&mut self) {
         let dropped = self.queue.len();
         self.queue.clear();
+        self.waits.clear();
+        self.returned.clear();
         let mut killed = 0;
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
             let busy = match &slot.phase {
-                Phase::Ready => !slot.hand.is_empty(),
+                Phase::Ready => !slot.hand.is_empty() || !slot.together.is_empty(),
                 Phase::Killing(Some(_)) => true,
+                Phase::Killing(None) => !slot.together.is_empty(),
                 _ => false,
             };
             if busy {
-                killed += 1;
+                killed += slot.together.len().max(1);
                 slot.hand.clear();
+                slot.together.clear();
+                slot.replaced_for = None;
                 slot.began = None;
                 slot.phase = Phase::Killing(None);
                 self.actions.push_back(Action::Kill { slot: index });
@@ -325,6 +402,7 @@ impl SlotTable {
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
             slot.hand.clear();
+            slot.together.clear();
             slot.phase = match std::mem::take(&mut slot.phase) {
                 Phase::Dead => Phase::Dead,
                 Phase::Starting => {
@@ -353,6 +431,7 @@ impl SlotTable {
     pub fn running(&self) -> Vec<AttemptId> {
         let mut running = Vec::new();
         for slot in &self.slots {
+            running.extend(slot.together.iter().map(|t| t.id()));
             match &slot.phase {
                 Phase::Ready => {
                     running.extend(slot.hand.iter().filter(|h| !h.cancelled).map(Handed::id))
@@ -428,6 +507,38 @@ impl SlotTable {
         }
     }
 
+    /// The slot skipped these held tasks, in order, because a task their `needs` named had not
+    /// completed there (see `waits`); each was the front of its hand, in place of a `done`, and
+    /// the next one begins now. They go back to the queue, where they wait as before (doomed by
+    /// the report of the task that did not complete) until the coordinator kills them or takes
+    /// them back.
+    pub fn unmet(&mut self, index: usize, attempts: &[AttemptId], now: Instant) {
+        let mut back = Vec::new();
+        for &id in attempts {
+            let slot = &mut self.slots[index];
+            if !matches!(slot.phase, Phase::Ready | Phase::Killing(Some(_))) {
+                continue;
+            }
+            let Some(at) = slot.hand.iter().position(|h| h.id() == id) else {
+                warn!(task = %id.0, "slot {index} skipped a task it does not hold");
+                continue;
+            };
+            if at != 0 {
+                warn!(task = %id.0, "slot {index} skipped a task that was not its next");
+            }
+            let handed = slot.hand.remove(at).expect("the index is in the hand");
+            slot.began = None;
+            if !handed.cancelled {
+                back.push(handed.assignment);
+            }
+        }
+        for assignment in back.into_iter().rev() {
+            self.queue.push_front(assignment);
+        }
+        self.settle(index, now);
+        self.dispatch(now);
+    }
+
     /// The slot reported these tasks, in order; each was the front of its hand, and the next one
     /// begins now.
     pub fn done(&mut self, index: usize, reports: Vec<Report>, now: Instant) {
@@ -440,6 +551,9 @@ impl SlotTable {
 
     fn done_one(&mut self, index: usize, report: Report, now: Instant) {
         let id = (report.task, report.attempt);
+        let Some(report) = self.done_together(index, report) else {
+            return;
+        };
         let slot = &mut self.slots[index];
         match &mut slot.phase {
             Phase::Ready if slot.hand.front().map(Handed::id) == Some(id) => {
@@ -453,18 +567,12 @@ impl SlotTable {
                 }
                 slot.failures = 0;
                 // The next task begins now; its `began` is set by `settle`.
-                self.actions.push_back(Action::Report {
-                    report,
-                    output_of: None,
-                });
+                self.push_report(report, None);
             }
             // Abandoned (the connection dropped) or shut down after it finished: the result is
             // true, so it is reported; the coordinator records it only if this attempt is still
             // the task's current one, and otherwise logs it as ignored.
-            Phase::Killing(None) => self.actions.push_back(Action::Report {
-                report,
-                output_of: None,
-            }),
+            Phase::Killing(None) => self.push_report(report, None),
             Phase::Killing(Some(stop)) => {
                 if stop.target == id {
                     // It finished as the kill was sent: the kill stands, but the slot went on.
@@ -473,10 +581,7 @@ impl SlotTable {
                     // A task behind it ran to its end before the SIGKILL landed: a true result.
                     let handed = slot.hand.pop_front().expect("the front was just seen");
                     if !handed.cancelled {
-                        self.actions.push_back(Action::Report {
-                            report,
-                            output_of: None,
-                        });
+                        self.push_report(report, None);
                     }
                 } else {
                     warn!(task = %report.task, attempt = %report.attempt, "slot {index} reported a task it was not running");
@@ -517,9 +622,13 @@ impl SlotTable {
         }
     }
 
-    /// The last `count` tasks handed to `index` did not reach it: its process is gone (its exit
-    /// is on the way). They go back to the queue.
-    pub fn hand_failed(&mut self, index: usize, count: usize, now: Instant) {
+    /// The last `count` tasks handed to `index` (`together` or in order, as the `Hand` said) did
+    /// not reach it: its process is gone (its exit is on the way). They go back to the queue.
+    pub fn hand_failed(&mut self, index: usize, count: usize, together: bool, now: Instant) {
+        if together {
+            self.together_hand_failed(index, count, now);
+            return;
+        }
         let slot = &mut self.slots[index];
         if !matches!(slot.phase, Phase::Ready) || slot.broken || slot.hand.len() < count {
             // Its exit or a kill came first (in the same turn) and settles the hand.
@@ -546,8 +655,13 @@ impl SlotTable {
     /// The slot's process is gone (`how`: as `describe_exit` says it). Reports what it was
     /// running, gives what it held back to the queue, and starts a fresh process.
     pub fn exited(&mut self, index: usize, how: &str, now: Instant) {
+        let together = self.together_exited(index, how);
         let slot = &mut self.slots[index];
         let why = match std::mem::take(&mut slot.phase) {
+            Phase::Ready if together > 0 => Some(format!(
+                "slot {index} {how} while running {together} task{} together",
+                if together == 1 { "" } else { "s" }
+            )),
             Phase::Ready => match slot.hand.pop_front() {
                 Some(front) => {
                     let id = front.id();
@@ -608,6 +722,7 @@ impl SlotTable {
         self.slots
             .iter()
             .filter_map(|slot| deadline(slot).map(|(at, _)| at))
+            .chain(self.slots.iter().filter_map(together::next_deadline))
             .min()
     }
 
@@ -615,6 +730,7 @@ impl SlotTable {
     /// slot's exit arrives.
     pub fn time_out(&mut self, now: Instant) {
         for index in 0..self.slots.len() {
+            self.time_out_together(index, now);
             let Some((at, limit)) = deadline(&self.slots[index]) else {
                 continue;
             };
@@ -639,6 +755,8 @@ impl SlotTable {
         let delay = RESTART.delay(slot.failures);
         slot.phase = Phase::Starting;
         slot.hand.clear();
+        slot.together.clear();
+        slot.replaced_for = None;
         slot.began = None;
         slot.broken = false;
         self.actions.push_back(Action::Start { slot: index, delay });
@@ -664,15 +782,24 @@ impl SlotTable {
     }
 
     fn report(&mut self, (task, attempt): AttemptId, outcome: Outcome, output_of: Option<usize>) {
-        self.actions.push_back(Action::Report {
-            report: Report {
-                task,
-                attempt,
-                outcome,
-                output: TaskOutput::default(),
-            },
-            output_of,
-        });
+        let report = Report {
+            task,
+            attempt,
+            outcome,
+            output: TaskOutput::default(),
+        };
+        self.push_report(report, output_of);
+    }
+
+    /// Queues `report` for the session; the tasks waiting for its task learn how it ended
+    /// (`waits`). Every report goes through here.
+    fn push_report(&mut self, report: Report, output_of: Option<usize>) {
+        if matches!(report.outcome, Outcome::Completed { .. }) {
+            self.waits.ended(report.task, true, None);
+        } else {
+            self.waits.ended(report.task, false, Some(Instant::now()));
+        }
+        self.actions.push_back(Action::Report { report, output_of });
     }
 }
 
@@ -688,8 +815,13 @@ fn deadline(slot: &Slot) -> Option<(Instant, Duration)> {
 }
 
 mod hand_out;
+mod together;
+mod waits;
 
 pub use hand_out::{FAST, HAND_MAX};
+use together::Together;
+pub use together::GRACE;
+use waits::Waits;
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@
 //! turn, so that a burst of tasks costs one `Started` frame, not one per task.
 
 use crate::captured::Captured;
-use crate::slot_channel::{encode_cancel, FromSlot};
+use crate::slot_channel::{encode_cancel, encode_interrupt, FromSlot};
 use crate::slot_process::{
     self, describe_exit, kill_group, Event, EventKind, SlotCommand, SlotWriter, StartedBox,
 };
@@ -47,6 +47,13 @@ pub enum News {
     Started(Vec<AttemptId>),
     /// An attempt ended.
     Report(Report),
+    /// A slot found these functions to be coroutine functions; each is named once for the life
+    /// of the pool (the coordinator's `Coroutines`, which the session repeats on every new
+    /// connection).
+    Coroutines(Vec<String>),
+    /// Held tasks given back unasked: a task they run after did not complete here (the
+    /// coordinator's `Returned`; see `slot_table/waits`).
+    Returned(Vec<AttemptId>),
 }
 
 /// The session's way to the slot pool. Cheap to clone; the pool kills its slots and stops when
@@ -67,19 +74,21 @@ enum Command {
 }
 
 impl SlotsHandle {
-    /// Starts `count` slots running `command` and returns the handle and the channel of its news
+    /// Starts `count` slots running `command`, each running up to `async_concurrency` tasks of
+    /// coroutine functions at once, and returns the handle and the channel of its news
     /// (unbounded: at most one report per assigned task is ever outstanding, and the pool must
     /// never wait for the session).
     pub fn start(
         command: SlotCommand,
         count: usize,
+        async_concurrency: usize,
     ) -> (SlotsHandle, mpsc::UnboundedReceiver<News>) {
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let (news, news_inbox) = mpsc::unbounded_channel();
         let (events, event_inbox) = mpsc::unbounded_channel();
         let mut pool = Pool {
             command,
-            table: SlotTable::new(count),
+            table: SlotTable::new(count, async_concurrency),
             processes: (0..count).map(|_| Process::default()).collect(),
             news,
             events,
@@ -277,13 +286,24 @@ impl Pool {
         while let Some(action) = self.table.next_action() {
             match action {
                 Action::Start { slot, delay } => self.start_slot(slot, delay),
-                Action::Hand { slot, count, frame } => {
+                Action::Hand {
+                    slot,
+                    count,
+                    together,
+                    frame,
+                } => {
                     let sent = match &self.processes[slot].state {
                         ProcessState::Live(live) => live.to_slot.send(frame),
                         _ => false,
                     };
                     if !sent {
-                        self.table.hand_failed(slot, count, now);
+                        self.table.hand_failed(slot, count, together, now);
+                    }
+                }
+                Action::Interrupt { slot, attempts } => {
+                    if let ProcessState::Live(live) = &self.processes[slot].state {
+                        // A failed write means the process is gone; its exit settles the rest.
+                        let _ = live.to_slot.send(encode_interrupt(&attempts));
                     }
                 }
                 Action::Cancel { slot, attempts } => {
@@ -326,6 +346,10 @@ impl Pool {
         let started = self.table.take_started();
         if !started.is_empty() {
             let _ = self.news.send(News::Started(started));
+        }
+        let returned = self.table.take_returned();
+        if !returned.is_empty() {
+            let _ = self.news.send(News::Returned(returned));
         }
     }
 
@@ -424,6 +448,22 @@ impl Pool {
                     .collect();
                 self.table.skipped(index, &ids);
             }
+            EventKind::Message(FromSlot::Unmet(unmet)) => {
+                let ids: Vec<AttemptId> = unmet
+                    .into_iter()
+                    .map(|(task, attempt)| (TaskId(task), Attempt(attempt)))
+                    .collect();
+                self.table.unmet(index, &ids, now);
+            }
+            EventKind::Message(FromSlot::Coroutines(names)) => {
+                self.table.coroutines(index, names, now);
+                // At once, ahead of the reports of this turn: the coordinator counts the
+                // function's tasks as shares of a slot from then on.
+                let learned = self.table.take_coroutines();
+                if !learned.is_empty() {
+                    let _ = self.news.send(News::Coroutines(learned));
+                }
+            }
             EventKind::Exited(status) => {
                 if let ProcessState::Live(live) = &mut self.processes[index].state {
                     live.exited = true;
@@ -450,3 +490,12 @@ impl Drop for Pool {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod together_tests;
+
+#[cfg(test)]
+mod reload_tests;
+
+#[cfg(test)]
+mod held_tests;

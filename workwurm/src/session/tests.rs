@@ -6,7 +6,7 @@ use crate::stop::Stop;
 use crate::{interpreter, run_until, Config};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome};
+use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use tatzelwurm_proto::task::{Outcome, TaskSpec};
 use tatzelwurm_proto::worker::{Assignment, FromWorker, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, Connection, TaskId, WorkerId};
@@ -27,7 +27,12 @@ struct Worker {
 
 impl Worker {
     fn start(coordinator: String, slots: u32) -> Worker {
-        let config = Config {
+        Worker::start_with(coordinator, slots, |_| {})
+    }
+
+    /// Like `start`, with the config changed by `change` first.
+    fn start_with(coordinator: String, slots: u32, change: impl FnOnce(&mut Config)) -> Worker {
+        let mut config = Config {
             coordinator,
             slots,
             paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")],
@@ -37,7 +42,11 @@ impl Worker {
             keep_children: false,
             drain_timeout: Duration::from_secs(30),
             token: None,
+            queues: vec!["default".into()],
+            async_concurrency: 1,
+            reload: true,
         };
+        change(&mut config);
         let (stop, stopped) = watch::channel(Stop::Running);
         let done = tokio::spawn(run_until(config, stopped));
         Worker { stop, done }
@@ -60,6 +69,11 @@ impl Worker {
 
 /// Accepts the worker's next connection and welcomes it.
 async fn accept(listener: &TcpListener) -> WorkerConnection {
+    accept_hello(listener).await.0
+}
+
+/// Accepts the worker's next connection, welcomes it, and returns what it said of itself.
+async fn accept_hello(listener: &TcpListener) -> (WorkerConnection, WorkerHello) {
     let (stream, _) = timeout(PATIENCE, listener.accept())
         .await
         .expect("the worker connects")
@@ -70,6 +84,7 @@ async fn accept(listener: &TcpListener) -> WorkerConnection {
     let Role::Worker(worker) = hello.role else {
         panic!("expected a worker hello")
     };
+    let said = worker.clone();
     assert_eq!((worker.name.as_str(), worker.slots), ("test-worker", 1));
     assert!(worker.python.starts_with("3."), "{}", worker.python);
     connection
@@ -79,7 +94,7 @@ async fn accept(listener: &TcpListener) -> WorkerConnection {
         }))
         .await
         .unwrap();
-    connection.retype()
+    (connection.retype(), said)
 }
 
 fn assignment(task: u64, attempt: u32, function: &str, args: &str) -> Assignment {
@@ -91,6 +106,7 @@ fn assignment(task: u64, attempt: u32, function: &str, args: &str) -> Assignment
             args: args.into(),
             kwargs: "{}".into(),
             policy: tatzelwurm_proto::task::TaskPolicy::default(),
+            ..TaskSpec::default()
         },
     }
 }
@@ -485,5 +501,80 @@ async fn session_throughput() {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
+    worker.stop().await.unwrap();
+}
+
+/// The hello names the worker's queues (default: `default`) and async concurrency; a function
+/// found to be `async def` is named in `Coroutines` before its task's report, once per
+/// connection, and again first thing on the next connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_concurrency_and_coroutines_reach_the_coordinator() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let (connection, hello) = accept_hello(&listener).await;
+    assert_eq!(
+        (hello.queues, hello.async_concurrency),
+        (vec!["default".to_string()], 1)
+    );
+    drop(connection);
+    worker.stop().await.unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start_with(listener.local_addr().unwrap().to_string(), 1, |config| {
+        config.queues = vec!["gpu".into(), "io".into()];
+        config.async_concurrency = 8;
+    });
+    let (mut connection, hello) = accept_hello(&listener).await;
+    assert_eq!(
+        (hello.queues, hello.async_concurrency),
+        (vec!["gpu".to_string(), "io".to_string()], 8)
+    );
+    for id in [1, 2] {
+        connection
+            .send(&ToWorker::Run(vec![assignment(
+                id,
+                1,
+                "aio:wait",
+                r#"[0, "x"]"#,
+            )]))
+            .await
+            .unwrap();
+    }
+    // Frames until both reports: the function is named once, before the first report.
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while frames
+        .iter()
+        .filter(|f| matches!(f, FromWorker::Reports(_)))
+        .flat_map(|f| match f {
+            FromWorker::Reports(r) => r.clone(),
+            _ => Vec::new(),
+        })
+        .count()
+        < 2
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = timeout(left, connection.recv())
+            .await
+            .expect("frames in time")
+            .unwrap();
+        frames.push(frame.expect("the connection stays open"));
+    }
+    let named: Vec<usize> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, FromWorker::Coroutines(names) if names == &["aio:wait"]))
+        .map(|(i, _)| i)
+        .collect();
+    let first_report = frames
+        .iter()
+        .position(|f| matches!(f, FromWorker::Reports(_)))
+        .unwrap();
+    assert_eq!(named.len(), 1, "{frames:?}");
+    assert!(named[0] < first_report, "{frames:?}");
+    drop(connection);
+    let mut connection = accept(&listener).await;
+    let first = timeout(PATIENCE, connection.recv()).await.unwrap().unwrap();
+    assert_eq!(first, Some(FromWorker::Coroutines(vec!["aio:wait".into()])));
     worker.stop().await.unwrap();
 }

@@ -35,7 +35,10 @@ async fn guardian_kills_the_group_when_the_lifeline_closes() {
     let (guardian, guardian_parent) = *members.iter().find(|(p, _)| *p != pid).unwrap();
     assert_ne!(guardian_parent, pid, "the guardian is not the slot's child");
 
-    assert!(to_slot.send(encode_run([&task(1, "tasks:wait_any", "[]")])));
+    assert!(to_slot.send(encode_run(
+        [(&task(1, "tasks:wait_any", "[]"), &[][..])],
+        false
+    )));
     let EventKind::Message(FromSlot::Done(done)) = next_event(&mut inbox).await else {
         panic!("expected the task's result");
     };
@@ -44,7 +47,10 @@ async fn guardian_kills_the_group_when_the_lifeline_closes() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
     let args = serde_json::to_string(&[pid_file.to_str().unwrap()]).unwrap();
-    assert!(to_slot.send(encode_run([&task(2, "tasks:hold_gil_with_child", &args)])));
+    assert!(to_slot.send(encode_run(
+        [(&task(2, "tasks:hold_gil_with_child", &args), &[][..])],
+        false
+    )));
     wait_until("the task started its child", || pid_file.exists()).await;
     let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
         .unwrap()

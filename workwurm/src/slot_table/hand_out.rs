@@ -5,11 +5,12 @@
 //! spread evenly, so a slot never waits a round trip for its next task while nothing slow is held
 //! back behind another (a handed task counts as started and is not given back). The moving
 //! average of each function's duration, measured here from its start in the slot to its report,
-//! decides what is fast.
+//! decides what is fast. Tasks of coroutine functions are handed by the rules of `together`,
+//! in the same pass and queue order.
 
-use super::{Action, Handed, Phase, Slot, SlotTable};
+use super::{Action, AttemptId, Handed, Phase, Slot, SlotTable};
 use crate::slot_channel::encode_run;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tatzelwurm_proto::worker::Assignment;
 use tokio::time::Instant;
@@ -19,6 +20,10 @@ pub const HAND_MAX: usize = 32;
 
 /// A slot is topped up only once its hand is this short, so that a run frame carries many tasks.
 pub(super) const HAND_LOW: usize = HAND_MAX / 2;
+
+/// Waiting held tasks looked at per hand-out, the oldest first: a chain's next link is at the
+/// front, and a long queue of held tasks is not looked through on every report.
+const BEHIND_SCAN: usize = 2 * HAND_MAX;
 
 /// A function whose runs here average less than this is fast: its tasks may wait in a slot
 /// behind another fast one. At most `HAND_MAX` of them, so a slot holds at most ~60 ms of work
@@ -31,7 +36,7 @@ const MAX_FUNCTIONS: usize = 4096;
 impl SlotTable {
     /// Whether tasks of `function` may wait behind another in a slot.
     fn is_fast(&self, function: &str) -> bool {
-        self.durations.get(function).is_some_and(|d| *d < FAST)
+        self.durations.get(function).is_some_and(|d| *d < FAST) && !self.is_coroutine(function)
     }
 
     /// Whether `index` may take `next` behind what it holds: every task there is fast, and so
@@ -50,30 +55,158 @@ impl SlotTable {
                 .is_some_and(|front| self.is_fast(&front.assignment.spec.function))
     }
 
-    /// Hands queued attempts to slots: first one to each idle slot, then fast ones behind fast
-    /// ones to slots whose hands ran low, spread evenly; one run frame per slot.
+    /// Hands queued attempts to slots: in queue order, tasks of coroutine functions to slots
+    /// that run together tasks and have room (or to idle slots, see `together`), the others
+    /// one to each idle slot; then fast ones behind fast ones to slots whose hands ran low,
+    /// spread evenly. One run frame per slot and kind.
+    ///
+    /// Held tasks that wait for others (see `waits`) are passed over, unless every task one
+    /// waits for is in one slot's hand: then it may go behind them there, on the same terms as
+    /// a fast task, with the condition that they completed (`needs`).
     pub(super) fn dispatch(&mut self, now: Instant) {
         if self.queue.is_empty() || self.stopping {
             return;
         }
-        let ready = |slot: &Slot| matches!(slot.phase, Phase::Ready) && !slot.broken;
         let mut handed = vec![0usize; self.slots.len()];
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if ready(slot) && slot.hand.is_empty() {
-                let Some(assignment) = self.queue.pop_front() else {
+        let mut together = vec![0usize; self.slots.len()];
+        if self.waits.is_empty() {
+            self.hand_startable(&mut handed, &mut together, now);
+        } else {
+            if self.waits.any_doomed() {
+                self.give_back_doomed();
+            }
+            if !self.has_room() {
+                // Held tasks make the queue long (a chain flows here); look through it only
+                // when a slot could take something.
+                return;
+            }
+            let (go, mut wait): (VecDeque<Assignment>, VecDeque<Assignment>) =
+                std::mem::take(&mut self.queue)
+                    .into_iter()
+                    .partition(|a| self.waits.startable(a.task));
+            self.queue = go;
+            self.hand_startable(&mut handed, &mut together, now);
+            self.hand_behind(&mut wait, &mut handed, now);
+            // Those still waiting go back ahead of the rest: they are older.
+            wait.append(&mut self.queue);
+            self.queue = wait;
+        }
+        self.send_hands(handed, together);
+    }
+
+    /// Whether some slot could take a task now: an idle one, one whose hand ran low, or any
+    /// while coroutine functions are known (their rules are `together`'s).
+    fn has_room(&self) -> bool {
+        !self.coroutines.is_empty()
+            || self.slots.iter().any(|slot| {
+                matches!(slot.phase, Phase::Ready) && !slot.broken && slot.hand.len() <= HAND_LOW
+            })
+    }
+
+    /// Gives back the queued held tasks that are doomed (see `waits`), and so dooms what waits
+    /// for them in turn, until none is left.
+    fn give_back_doomed(&mut self) {
+        loop {
+            let before = self.returned.len();
+            let waits = &self.waits;
+            let (doomed, keep): (VecDeque<Assignment>, VecDeque<Assignment>) =
+                std::mem::take(&mut self.queue)
+                    .into_iter()
+                    .partition(|a| waits.doomed(a.task));
+            self.queue = keep;
+            for assignment in doomed {
+                self.waits
+                    .ended(assignment.task, false, Some(Instant::now()));
+                self.returned.push((assignment.task, assignment.attempt));
+            }
+            if self.returned.len() == before {
+                return;
+            }
+        }
+    }
+
+    /// Hands waiting tasks (in `wait`, in queue order) behind all the tasks each waits for, if
+    /// those are in one slot's hand and the slot may hold one more; they run there only if
+    /// those completed. Handed ones leave `wait`.
+    fn hand_behind(&mut self, wait: &mut VecDeque<Assignment>, handed: &mut [usize], now: Instant) {
+        let mut at = 0;
+        while at < wait.len().min(BEHIND_SCAN) {
+            let next = &wait[at];
+            let Some(needs) = self.waits.condition(next.task) else {
+                at += 1;
+                continue;
+            };
+            let target = (0..self.slots.len()).find(|&index| {
+                let slot = &self.slots[index];
+                // Topped up only once its hand ran low, as for fast tasks, so that a chain
+                // goes to a slot in frames of many tasks.
+                matches!(slot.phase, Phase::Ready)
+                    && !slot.broken
+                    && slot.hand.len() - handed[index] <= HAND_LOW
+                    && needs.iter().all(|id| {
+                        slot.hand
+                            .iter()
+                            .any(|h| h.assignment.task == *id && !h.cancelled)
+                    })
+            });
+            let Some(index) = target.filter(|&index| self.may_hold_more(index, next, now)) else {
+                at += 1;
+                continue;
+            };
+            let hand = &self.slots[index].hand;
+            let needs: Vec<AttemptId> = needs
+                .iter()
+                .filter_map(|id| hand.iter().find(|h| h.assignment.task == *id))
+                .map(Handed::id)
+                .collect();
+            let assignment = wait.remove(at).expect("the index is in the list");
+            self.slots[index].hand.push_back(Handed {
+                assignment,
+                cancelled: false,
+                needs,
+            });
+            handed[index] += 1;
+        }
+    }
+
+    /// Hands startable queued attempts to slots (see `dispatch`).
+    fn hand_startable(&mut self, handed: &mut [usize], together: &mut [usize], now: Instant) {
+        let ready = |slot: &Slot| matches!(slot.phase, Phase::Ready) && !slot.broken;
+        while let Some(front) = self.queue.front() {
+            if self.is_coroutine(&front.spec.function) {
+                let Some(index) = self.together_target(None) else {
                     break;
                 };
-                slot.began = Some(now);
-                slot.hand.push_back(Handed {
-                    assignment,
-                    cancelled: false,
-                });
-                handed[index] += 1;
+                let assignment = self.queue.pop_front().expect("the front was just seen");
+                self.push_together(index, assignment, now);
+                together[index] += 1;
+                continue;
             }
+            let idle = self
+                .slots
+                .iter()
+                .position(|slot| ready(slot) && slot.hand.is_empty() && slot.together.is_empty());
+            let Some(index) = idle else {
+                // It waits for an idle slot; together tasks behind it may pass it.
+                self.pass_waiting(together, now);
+                break;
+            };
+            let assignment = self.queue.pop_front().expect("the front was just seen");
+            let slot = &mut self.slots[index];
+            slot.began = Some(now);
+            slot.hand.push_back(Handed {
+                assignment,
+                cancelled: false,
+                needs: Vec::new(),
+            });
+            handed[index] += 1;
         }
         // Slots that may be topped up: those whose hands ran low (or just got their front).
         let mut open: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| ready(&self.slots[i]) && self.slots[i].hand.len() - handed[i] <= HAND_LOW)
+            .filter(|&i| {
+                let slot = &self.slots[i];
+                ready(slot) && !slot.hand.is_empty() && slot.hand.len() - handed[i] <= HAND_LOW
+            })
             .collect();
         while !open.is_empty() && !self.queue.is_empty() {
             let mut still = Vec::with_capacity(open.len());
@@ -88,25 +221,79 @@ impl SlotTable {
                 self.slots[index].hand.push_back(Handed {
                     assignment,
                     cancelled: false,
+                    needs: Vec::new(),
                 });
                 handed[index] += 1;
                 still.push(index);
             }
             open = still;
         }
+    }
+
+    /// One run frame per slot and kind for what `dispatch` handed.
+    fn send_hands(&mut self, handed: Vec<usize>, together: Vec<usize>) {
         for (index, count) in handed.into_iter().enumerate() {
             if count == 0 {
                 continue;
             }
             let hand = &self.slots[index].hand;
-            let new = hand.iter().skip(hand.len() - count).map(|h| &h.assignment);
+            let new = hand
+                .iter()
+                .skip(hand.len() - count)
+                .map(|h| (&h.assignment, h.needs.as_slice()));
             self.started
-                .extend(new.clone().map(|a| (a.task, a.attempt)));
+                .extend(new.clone().map(|(a, _)| (a.task, a.attempt)));
             self.actions.push_back(Action::Hand {
                 slot: index,
                 count,
-                frame: encode_run(new),
+                together: false,
+                frame: encode_run(new, false),
             });
+        }
+        for (index, count) in together.into_iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let running = &self.slots[index].together;
+            let new = running
+                .iter()
+                .skip(running.len() - count)
+                .map(|t| (&t.assignment, &[][..]));
+            self.started
+                .extend(new.clone().map(|(a, _)| (a.task, a.attempt)));
+            self.actions.push_back(Action::Hand {
+                slot: index,
+                count,
+                together: true,
+                frame: encode_run(new, true),
+            });
+        }
+    }
+
+    /// While the queue's front waits for an idle slot, hands the together tasks queued behind
+    /// it (among the first `together::SCAN`) to slots with room, except the one kept free for
+    /// it (see `together`).
+    fn pass_waiting(&mut self, together: &mut [usize], now: Instant) {
+        if self.coroutines.is_empty() {
+            // The common case, on every report while sync tasks wait: nothing to look for.
+            return;
+        }
+        let reserved = self.reserved_for_waiting();
+        if self.together_target(reserved).is_none() {
+            return;
+        }
+        let mut at = 1;
+        while at < self.queue.len().min(super::together::SCAN) {
+            if !self.is_coroutine(&self.queue[at].spec.function) {
+                at += 1;
+                continue;
+            }
+            let Some(index) = self.together_target(reserved) else {
+                return;
+            };
+            let assignment = self.queue.remove(at).expect("the index is in the queue");
+            self.push_together(index, assignment, now);
+            together[index] += 1;
         }
     }
 }

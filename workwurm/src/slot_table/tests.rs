@@ -5,7 +5,7 @@ use super::hand_out::HAND_LOW;
 use super::*;
 use tatzelwurm_proto::task::{TaskPolicy, TaskSpec};
 
-fn task(id: u64, function: &str) -> Assignment {
+pub(super) fn task(id: u64, function: &str) -> Assignment {
     Assignment {
         task: TaskId(id),
         attempt: Attempt(1),
@@ -14,15 +14,16 @@ fn task(id: u64, function: &str) -> Assignment {
             args: "[]".into(),
             kwargs: "{}".into(),
             policy: TaskPolicy::default(),
+            ..TaskSpec::default()
         },
     }
 }
 
-fn id(task: u64) -> AttemptId {
+pub(super) fn id(task: u64) -> AttemptId {
     (TaskId(task), Attempt(1))
 }
 
-fn completed(task: u64) -> Report {
+pub(super) fn completed(task: u64) -> Report {
     Report {
         task: TaskId(task),
         attempt: Attempt(1),
@@ -33,29 +34,44 @@ fn completed(task: u64) -> Report {
 
 /// What the actor would do, simplified for assertions.
 #[derive(Debug, PartialEq)]
-enum Did {
+pub(super) enum Did {
     Start(usize),
+    /// A run frame of tasks to run in order.
     Hand(usize, Vec<u64>),
+    /// A run frame of tasks to run together.
+    Together(usize, Vec<u64>),
     Cancel(usize, Vec<u64>),
+    Interrupt(usize, Vec<u64>),
     Kill(usize),
     Report(u64, &'static str, Option<usize>),
 }
 
-fn actions(table: &mut SlotTable) -> Vec<Did> {
+pub(super) fn actions(table: &mut SlotTable) -> Vec<Did> {
     let mut did = Vec::new();
     while let Some(action) = table.next_action() {
         did.push(match action {
             Action::Start { slot, .. } => Did::Start(slot),
-            Action::Hand { slot, frame, count } => {
+            Action::Hand {
+                slot,
+                frame,
+                count,
+                together,
+            } => {
                 let value: serde_json::Value = serde_json::from_slice(&frame[4..]).unwrap();
-                let ids: Vec<u64> = value["run"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t["task"].as_u64().unwrap())
-                    .collect();
+                let tasks = value["run"].as_array().unwrap();
+                let ids: Vec<u64> = tasks.iter().map(|t| t["task"].as_u64().unwrap()).collect();
                 assert_eq!(ids.len(), count);
-                Did::Hand(slot, ids)
+                for t in tasks {
+                    assert_eq!(t["together"].as_bool().unwrap_or(false), together);
+                }
+                if together {
+                    Did::Together(slot, ids)
+                } else {
+                    Did::Hand(slot, ids)
+                }
+            }
+            Action::Interrupt { slot, attempts } => {
+                Did::Interrupt(slot, attempts.iter().map(|a| a.0 .0).collect())
             }
             Action::Cancel { slot, attempts } => {
                 Did::Cancel(slot, attempts.iter().map(|a| a.0 .0).collect())
@@ -67,6 +83,9 @@ fn actions(table: &mut SlotTable) -> Vec<Did> {
                     Outcome::Completed { .. } => "completed",
                     Outcome::Killed => "killed",
                     Outcome::Failed { error } if error.kind == "Timeout" => "timeout",
+                    Outcome::Failed { error } if error.message.contains("did not stop within") => {
+                        "replaced"
+                    }
                     Outcome::Failed { error } if error.kind == "SlotCrashed" => "crashed",
                     Outcome::Failed { .. } => "failed",
                 },
@@ -78,8 +97,13 @@ fn actions(table: &mut SlotTable) -> Vec<Did> {
 }
 
 /// A table of `count` slots, all started and ready.
-fn ready(count: usize, now: Instant) -> SlotTable {
-    let mut table = SlotTable::new(count);
+pub(super) fn ready(count: usize, now: Instant) -> SlotTable {
+    ready_with(count, 1, now)
+}
+
+/// A table of `count` slots running up to `concurrency` together tasks each, all ready.
+pub(super) fn ready_with(count: usize, concurrency: usize, now: Instant) -> SlotTable {
+    let mut table = SlotTable::new(count, concurrency);
     for slot in 0..count {
         table.process_started(slot, Ok(()));
         table.hello(slot, now);
@@ -92,7 +116,7 @@ fn ready(count: usize, now: Instant) -> SlotTable {
 }
 
 /// Teaches the table that `function` is fast by running one task of it on slot 0.
-fn learn_fast(table: &mut SlotTable, function: &str, now: Instant) {
+pub(super) fn learn_fast(table: &mut SlotTable, function: &str, now: Instant) {
     table.run(vec![task(900, function)], now);
     table.done(0, vec![completed(900)], now + Duration::from_micros(50));
     actions(table);
@@ -361,7 +385,7 @@ fn failed_hand_out_goes_back_to_the_queue() {
     let mut table = ready(1, now);
     table.run(vec![task(1, "m:f"), task(2, "m:f")], now);
     actions(&mut table);
-    table.hand_failed(0, 1, now);
+    table.hand_failed(0, 1, false, now);
     assert_eq!(actions(&mut table), [Did::Kill(0)]);
     assert_eq!(table.queued(), 2);
     table.exited(0, "was killed by signal 9", now);
@@ -411,7 +435,7 @@ fn shutdown_kills_and_restarts_nothing() {
 #[test]
 fn failed_starts_back_off() {
     let now = Instant::now();
-    let mut table = SlotTable::new(1);
+    let mut table = SlotTable::new(1, 1);
     actions(&mut table);
     table.run(vec![task(1, "m:f")], now);
     for expected in [100, 200, 400] {
@@ -487,7 +511,7 @@ fn a_late_failed_hand_out_is_ignored() {
     table.exited(0, "was killed by signal 9", now);
     let did = actions(&mut table);
     assert_eq!(did.last(), Some(&Did::Start(0)), "{did:?}");
-    table.hand_failed(0, 1, now);
+    table.hand_failed(0, 1, false, now);
     assert_eq!(actions(&mut table), []);
     assert_eq!(table.queued(), 1, "2 waits; 1 was reported crashed");
 }

@@ -21,7 +21,7 @@ pub(crate) fn python_command() -> SlotCommand {
 }
 
 fn start(count: usize) -> (SlotsHandle, mpsc::UnboundedReceiver<News>) {
-    SlotsHandle::start(python_command(), count)
+    SlotsHandle::start(python_command(), count, 1)
 }
 
 pub(crate) fn task(id: u64, function: &str, args: &str) -> Assignment {
@@ -33,12 +33,13 @@ pub(crate) fn task(id: u64, function: &str, args: &str) -> Assignment {
             args: args.into(),
             kwargs: "{}".into(),
             policy: tatzelwurm_proto::task::TaskPolicy::default(),
+            ..TaskSpec::default()
         },
     }
 }
 
 /// The next report (news of attempts reaching a slot are skipped).
-async fn next(reports: &mut mpsc::UnboundedReceiver<News>) -> Report {
+pub(crate) async fn next(reports: &mut mpsc::UnboundedReceiver<News>) -> Report {
     loop {
         let news = tokio::time::timeout(PATIENCE, reports.recv())
             .await
@@ -50,7 +51,7 @@ async fn next(reports: &mut mpsc::UnboundedReceiver<News>) -> Report {
     }
 }
 
-async fn run_one(
+pub(crate) async fn run_one(
     slots: &SlotsHandle,
     reports: &mut mpsc::UnboundedReceiver<News>,
     t: Assignment,
@@ -62,14 +63,14 @@ async fn run_one(
     report
 }
 
-fn completed(report: &Report) -> &str {
+pub(crate) fn completed(report: &Report) -> &str {
     match &report.outcome {
         Outcome::Completed { result } => result,
         other => panic!("expected a result, got {other:?} with {:?}", report.output),
     }
 }
 
-fn failed(report: &Report) -> &TaskError {
+pub(crate) fn failed(report: &Report) -> &TaskError {
     match &report.outcome {
         Outcome::Failed { error } => error,
         other => panic!("expected a failure, got {other:?}"),
@@ -77,7 +78,7 @@ fn failed(report: &Report) -> &TaskError {
 }
 
 /// The same task with a timeout.
-fn with_timeout(mut assignment: Assignment, millis: u64) -> Assignment {
+pub(crate) fn with_timeout(mut assignment: Assignment, millis: u64) -> Assignment {
     assignment.spec.policy.timeout_ms = Some(millis);
     assignment
 }
@@ -446,7 +447,7 @@ async fn a_finished_task_leaves_no_processes_behind() {
 async fn keep_children_leaves_them_to_the_slot() {
     let mut command = python_command();
     command.keep_children = true;
-    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    let (slots, mut reports) = SlotsHandle::start(command, 1, 1);
     let slot: i32 = completed(&run_one(&slots, &mut reports, task(1, "tasks:pid", "[]")).await)
         .parse()
         .unwrap();
@@ -604,7 +605,7 @@ async fn broken_interpreter_backs_off() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let command = SlotCommand::new(fake, Default::default()).unwrap();
-    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    let (slots, mut reports) = SlotsHandle::start(command, 1, 1);
     slots.run(vec![task(1, "tasks:add", "[1, 1]")]).await;
     // Measuring, not synchronising: count the starts in a fixed window.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -650,7 +651,7 @@ async fn virtualenv_packages_import() {
 
     let python = interpreter::resolve(Some(&venv.join("bin/python3"))).unwrap();
     let command = SlotCommand::new(python.clone(), fixtures().into_os_string()).unwrap();
-    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    let (slots, mut reports) = SlotsHandle::start(command, 1, 1);
     let report = run_one(
         &slots,
         &mut reports,
@@ -680,7 +681,7 @@ async fn slot_module_runs_tasks_like_the_carried_loop() {
     let python = interpreter::resolve(Some(&venv.join("bin/python3"))).unwrap();
     let mut command = SlotCommand::new(python.clone(), fixtures().into_os_string()).unwrap();
     command.program = slot_process::SlotProgram::Module("tatzelwurm.slot".into());
-    let (slots, mut reports) = SlotsHandle::start(command, 1);
+    let (slots, mut reports) = SlotsHandle::start(command, 1, 1);
     let report = run_one(&slots, &mut reports, task(1, "tasks:slot_argv", "[]")).await;
     let argv: Vec<String> = serde_json::from_str(completed(&report)).unwrap();
     assert_eq!(argv, [package.join("slot.py").display().to_string()]);
