@@ -1,15 +1,26 @@
-//! The command line as clap parses it: `actionwurm [--coordinator ADDR] task|worker ...`.
+//! The command line as clap parses it: `actionwurm [--coordinator ADDR]
+//! task|queue|schedule|worker ...`.
 //!
-//! Only shapes and help text live here; `commands` gives them meaning. The names are the
-//! contract of issue 5 (tests and docs use them), so change them only together with those.
+//! Only shapes and help text live here (`queue` and `schedule` in files of their own, the
+//! value parsers in `values`); `commands` gives them meaning. The names are the contract of
+//! issues 5 and 11 (tests and docs use them), so change them only together with those.
+
+mod queue;
+mod schedule;
+pub mod values;
+
+pub use queue::{LimitArgs, QueueCommand, QueueName};
+pub use schedule::{ScheduleAddArgs, ScheduleCommand, ScheduleName, ScheduleShowArgs, TriggerArgs};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use tatzelwurm_proto::address::check_coordinator_address;
-use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT};
+use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT, DEFAULT_QUEUE};
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
+use values::{parse_crash_limit, parse_priority, parse_queue, parse_retries};
 
-/// Add, play, kill, list, show and wait for tatzelwurm tasks; list workers.
+/// Add, play, pause, kill, list, show and wait for tatzelwurm tasks; manage queues and
+/// schedules; list workers.
 #[derive(Debug, Parser)]
 #[command(name = "actionwurm", version)]
 pub struct Cli {
@@ -21,12 +32,18 @@ pub struct Cli {
     pub command: TopCommand,
 }
 
-/// The two things an actioner handles: tasks and workers.
+/// What an actioner handles: tasks, queues, schedules and workers.
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
-    /// Add, play, kill, list, show and wait for tasks.
+    /// Add, play, pause, kill, list, show and wait for tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// List queues; pause, resume or limit one.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Add, list, show, pause, resume and remove schedules that add tasks over time.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Inspect the connected workers.
     #[command(subcommand)]
     Worker(WorkerCommand),
@@ -37,9 +54,14 @@ pub enum TopCommand {
 pub enum TaskCommand {
     /// Add tasks and print their ids, one per line.
     Add(AddArgs),
-    /// Move created tasks to ready, so that workers run them.
+    /// Move created or paused tasks on, so that workers run them: to blocked while a task
+    /// they run after (--after) has not completed, to scheduled while their start time
+    /// (--delay, --at) is ahead, else to ready.
     Play(SelectArgs),
-    /// End created, ready, waiting or running tasks (a running one is stopped on its worker).
+    /// Hold created, ready or scheduled tasks as paused until `task play` (a scheduled task
+    /// keeps its start time).
+    Pause(SelectArgs),
+    /// End tasks that are not finished (a running one is stopped on its worker).
     Kill(SelectArgs),
     /// List tasks as a table, or as one JSON array with --json.
     List(ListArgs),
@@ -77,9 +99,52 @@ pub struct AddArgs {
     /// A file with one JSON array of arguments per line: one task per line, one round trip.
     #[arg(long, value_name = "FILE", conflicts_with = "args")]
     pub args_file: Option<PathBuf>,
-    /// Start the tasks ready instead of created.
+    /// Play the tasks at once instead of leaving them created (they go to ready, or to
+    /// blocked or scheduled as --after, --delay and --at say).
     #[arg(long)]
     pub play: bool,
+    /// Where the tasks wait and in which order.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+    /// When the tasks may start.
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// How the tasks are retried, fenced and timed.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The queue and priority of tasks, shared by `task add` and `schedule add`.
+#[derive(Debug, Args)]
+pub struct PlacementArgs {
+    /// The queue the tasks wait in; only workers started with `--queue NAME` run them.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_QUEUE, value_parser = parse_queue)]
+    pub queue: String,
+    /// Higher runs first, from -100 to 100; tasks of one priority run first in, first out.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_priority, allow_negative_numbers = true)]
+    pub priority: i8,
+}
+
+/// When the tasks of `task add` may start.
+#[derive(Debug, Args)]
+pub struct TimingArgs {
+    /// Start no sooner than this long after the coordinator adds them: 30s, 5m, 2h, 1h30m.
+    #[arg(long, value_name = "SPAN", value_parser = values::parse_delay, conflicts_with = "at", allow_hyphen_values = true)]
+    pub delay: Option<u64>,
+    /// Start no sooner than this moment, RFC 3339 with an offset: 2026-12-01T09:00:00Z. A
+    /// moment already past starts them at once (said on stderr).
+    #[arg(long, value_name = "TIME", value_parser = values::parse_at)]
+    pub at: Option<tatzelwurm_proto::task::Timestamp>,
+    /// Start only after these tasks completed (ids, repeat or separate with commas); if one
+    /// fails or is killed, these tasks fail too.
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub after: Vec<u64>,
+}
+
+/// What happens when an attempt fails, is lost or runs too long; shared by `task add` and
+/// `schedule add`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// Never start a task twice: if its worker is lost while it runs, it ends failed instead
     /// of running again.
     #[arg(long, conflicts_with = "crash_limit")]
@@ -100,7 +165,8 @@ pub struct AddArgs {
     pub crash_limit: u32,
 }
 
-/// Which tasks `task play` or `task kill` is about: ids, or `-a` for all it applies to.
+/// Which tasks `task play`, `pause`, `kill` or `wait` is about: ids, or `-a` for all it
+/// applies to.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// Task ids.
@@ -118,10 +184,13 @@ pub struct SelectArgs {
 /// Arguments of `task list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only tasks in this state: created, ready, running, waiting, completed, failed or killed
-    /// (repeat, or separate with commas, for several).
+    /// Only tasks in this state: created, blocked, scheduled, paused, ready, running, waiting,
+    /// completed, failed or killed (repeat, or separate with commas, for several).
     #[arg(long = "state", value_name = "STATE", value_delimiter = ',')]
     pub states: Vec<TaskState>,
+    /// Only tasks of this queue.
+    #[arg(long, value_name = "NAME", value_parser = parse_queue)]
+    pub queue: Option<String>,
     /// At most this many tasks (0: all of them).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LIST_LIMIT)]
     pub limit: usize,
@@ -165,23 +234,6 @@ pub struct JsonFlag {
     /// Print one JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `--retries`: a whole number, zero or more.
-fn parse_retries(text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse::<u32>()
-        .map_err(|_| "must be a whole number of 0 or more, such as 3".into())
-}
-
-/// `--crash-limit`: a whole number, at least 1 (a limit of 0 would fail a task before it ran).
-fn parse_crash_limit(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(limit) if limit >= 1 => Ok(limit),
-        _ => Err(format!(
-            "must be a whole number of 1 or more, such as {DEFAULT_CRASH_LIMIT}"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -239,7 +291,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("use one of: created, ready, running, waiting, completed, failed, killed"),
+            err.contains("use one of: created, blocked, scheduled, paused, ready, running, waiting, completed, failed, killed"),
             "{err}"
         );
         let cli = parse("actionwurm task list --state waiting,running").unwrap();
@@ -249,10 +301,13 @@ mod tests {
         assert_eq!(list.states, vec![TaskState::Waiting, TaskState::Running]);
     }
 
-    /// play, kill and wait take ids or -a, not both and not neither.
+    /// play, pause, kill and wait take ids or -a, not both and not neither.
     #[test]
     fn selections_need_ids_or_all() {
         assert!(parse("actionwurm task play 1 2 3").is_ok());
+        assert!(parse("actionwurm task pause 1 2").is_ok());
+        assert!(parse("actionwurm task pause -a").is_ok());
+        assert!(parse("actionwurm task pause").is_err());
         assert!(parse("actionwurm task kill -a").is_ok());
         assert!(parse("actionwurm task wait -a --timeout 0.5").is_ok());
         assert!(parse("actionwurm task play").is_err());
@@ -279,11 +334,11 @@ mod tests {
     #[test]
     fn policy_flags_default() {
         let args = add("actionwurm task add m:f").unwrap();
-        assert!(!args.at_most_once);
-        assert_eq!(args.retries, 0);
-        assert_eq!(args.backoff, 1.0);
-        assert_eq!(args.timeout, None);
-        assert_eq!(args.crash_limit, DEFAULT_CRASH_LIMIT);
+        assert!(!args.policy.at_most_once);
+        assert_eq!(args.policy.retries, 0);
+        assert_eq!(args.policy.backoff, 1.0);
+        assert_eq!(args.policy.timeout, None);
+        assert_eq!(args.policy.crash_limit, DEFAULT_CRASH_LIMIT);
     }
 
     /// Every policy flag parses, with --args-file too.
@@ -293,12 +348,12 @@ mod tests {
             "actionwurm task add m:f --args-file x --retries 3 --backoff 0.25 --timeout 2.5 --crash-limit 2",
         )
         .unwrap();
-        assert_eq!(args.retries, 3);
-        assert_eq!(args.backoff, 0.25);
-        assert_eq!(args.timeout, Some(2.5));
-        assert_eq!(args.crash_limit, 2);
+        assert_eq!(args.policy.retries, 3);
+        assert_eq!(args.policy.backoff, 0.25);
+        assert_eq!(args.policy.timeout, Some(2.5));
+        assert_eq!(args.policy.crash_limit, 2);
         let args = add("actionwurm task add m:f --at-most-once --retries 1").unwrap();
-        assert!(args.at_most_once);
+        assert!(args.policy.at_most_once);
     }
 
     /// Each bad value is refused with a sentence that names the value and shows a good one.
@@ -346,6 +401,66 @@ mod tests {
     #[test]
     fn at_most_once_excludes_crash_limit() {
         let err = add("actionwurm task add m:f --at-most-once --crash-limit 3").unwrap_err();
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+
+    /// The new states filter a list, and so does a queue.
+    #[test]
+    fn new_states_and_queue_filter() {
+        let cli =
+            parse("actionwurm task list --state blocked,scheduled,paused --queue gpu").unwrap();
+        let TopCommand::Task(TaskCommand::List(list)) = cli.command else {
+            panic!("not a list");
+        };
+        assert_eq!(
+            list.states,
+            vec![TaskState::Blocked, TaskState::Scheduled, TaskState::Paused]
+        );
+        assert_eq!(list.queue.as_deref(), Some("gpu"));
+    }
+
+    /// Queue, priority, delay, time and dependencies parse; the defaults are the default
+    /// queue, priority 0, now and nothing.
+    #[test]
+    fn placement_and_timing_flags() {
+        let args = add("actionwurm task add m:f").unwrap();
+        assert_eq!(args.placement.queue, DEFAULT_QUEUE);
+        assert_eq!(args.placement.priority, 0);
+        assert_eq!(args.timing.delay, None);
+        assert_eq!(args.timing.at, None);
+        assert!(args.timing.after.is_empty());
+        let args = add(
+            "actionwurm task add m:f --queue gpu --priority -100 --delay 1h30m --after 4,5 --after 9",
+        )
+        .unwrap();
+        assert_eq!(args.placement.queue, "gpu");
+        assert_eq!(args.placement.priority, -100);
+        assert_eq!(args.timing.delay, Some(5_400_000));
+        assert_eq!(args.timing.after, vec![4, 5, 9]);
+        let args = add("actionwurm task add m:f --at 2026-12-01T09:00:00Z").unwrap();
+        assert_eq!(
+            args.timing.at,
+            Some(tatzelwurm_proto::task::Timestamp(1_796_115_600_000))
+        );
+    }
+
+    /// Each bad value of the new flags is refused naming the flag and the value.
+    #[test]
+    fn bad_placement_and_timing_values() {
+        for (line, flag, part) in [
+            ("--priority 101", "--priority <N>", "from -100 to 100"),
+            ("--priority high", "--priority <N>", "from -100 to 100"),
+            ("--delay 1h3x", "--delay <SPAN>", "`3x`"),
+            ("--delay soon", "--delay <SPAN>", "`soon`"),
+            ("--at tomorrow", "--at <TIME>", "RFC 3339"),
+            ("--at 2026-12-01T09:00:00", "--at <TIME>", "no UTC offset"),
+            ("--queue a/b", "--queue <NAME>", "not a queue name"),
+            ("--after x", "--after <ID>", "invalid digit"),
+        ] {
+            let err = add(&format!("actionwurm task add m:f {line}")).unwrap_err();
+            assert!(err.contains(flag) && err.contains(part), "{line}: {err}");
+        }
+        let err = add("actionwurm task add m:f --delay 5m --at 2026-12-01T09:00:00Z").unwrap_err();
         assert!(err.contains("cannot be used with"), "{err}");
     }
 }

@@ -2,12 +2,14 @@
 //! (`tatzelwurm_client`), which owns the connection, its errors and the wire.
 //!
 //! Layout:
-//! - [`cli`]: the command line as clap parses it (the names are issue 5's contract).
+//! - [`cli`]: the command line as clap parses it (the names are the contract of issues 5 and
+//!   11); `cli::queue` and `cli::schedule` hold those commands, `cli::values` the value parsers.
 //! - [`commands`]: what each subcommand does, returning an [`outcome::Outcome`] instead of
-//!   printing; `commands::task` and `commands::worker`.
+//!   printing; `commands::task`, `queue`, `schedule` and `worker`.
 //! - [`spec`]: checking `FUNC`, `--args`, `--kwargs` and `--args-file` into `TaskSpec`s, and
 //!   the policy flags (`--retries`, `--timeout`, ...) into the `TaskPolicy` they share.
 //! - [`table`]: comfy-table builders for people; [`time`]: UTC times and short durations.
+//! - [`when`]: spans (`--delay 1h30m`, `--every 30s`) and moments (`--at`) as typed, via jiff.
 //! - [`output`]: JSON for scripts, error sentences (clap's too), and `emit`, the one writer to
 //!   the terminal.
 //! - [`outcome`]: what a command says and its exit code.
@@ -22,6 +24,7 @@ pub mod output;
 pub mod spec;
 pub mod table;
 pub mod time;
+pub mod when;
 
 use clap::Parser;
 use cli::{Cli, TopCommand, WorkerCommand};
@@ -62,6 +65,8 @@ pub async fn run(cli: Cli) -> Outcome {
     let addr = cli.coordinator.as_str();
     let result = match &cli.command {
         TopCommand::Task(command) => commands::task::run(addr, command).await,
+        TopCommand::Queue(command) => commands::queue::run(addr, command).await,
+        TopCommand::Schedule(command) => commands::schedule::run(addr, command).await,
         TopCommand::Worker(WorkerCommand::List(flag)) => {
             commands::worker::list(addr, flag.json).await
         }

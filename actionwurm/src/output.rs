@@ -1,19 +1,26 @@
 //! What scripts read and how everything reaches the terminal: the JSON form of tasks and
-//! workers, the one-sentence form of errors (clap's included), and `emit`, which writes an
-//! `Outcome`.
+//! workers (queues and schedules in `queue_json` and `schedule_json`), the one-sentence form
+//! of errors (clap's included), and `emit`, which writes an `Outcome`.
 //!
 //! Used by `commands` (JSON and error sentences) and by `main` (`emit`, `clap_error`). The JSON
 //! keys and value types are a contract for scripts: add keys freely, never rename or retype one.
+
+mod queue_json;
+mod schedule_json;
+
+pub use queue_json::QueueJson;
+pub use schedule_json::ScheduleJson;
 
 use crate::outcome::Outcome;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{self, Write};
 use tatzelwurm_proto::actioner::WorkerInfo;
-use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, Timestamp};
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, Timestamp, When};
 
-/// One task as scripts read it: arguments and result as JSON values, times (and `retry_at`) as
-/// seconds since the epoch, durations of the policy in seconds, the error as an object or null.
+/// One task as scripts read it: arguments and result as JSON values, times (and `retry_at`,
+/// `run_at`) as seconds since the epoch, durations of the policy in seconds, the error as an
+/// object or null.
 #[derive(Debug, Serialize)]
 pub struct TaskJson<'a> {
     id: u64,
@@ -21,6 +28,14 @@ pub struct TaskJson<'a> {
     function: &'a str,
     args: Value,
     kwargs: Value,
+    /// The queue it waits in.
+    queue: &'a str,
+    /// Higher runs first.
+    priority: i8,
+    /// Not before this moment (null: as soon as it is ready).
+    run_at: Option<f64>,
+    /// The ids of the tasks it runs after.
+    after: Vec<u64>,
     policy: PolicyJson,
     result: Value,
     error: Option<ErrorJson<'a>>,
@@ -48,7 +63,7 @@ struct ErrorJson<'a> {
 /// How a task is retried, fenced and timed: `TaskPolicy` with seconds instead of milliseconds,
 /// the unit of the `task add` flags.
 #[derive(Debug, Serialize)]
-struct PolicyJson {
+pub(crate) struct PolicyJson {
     at_most_once: bool,
     retries: u32,
     backoff: f64,
@@ -82,6 +97,10 @@ pub struct WorkerJson<'a> {
     state: &'static str,
     /// Until when it is held off (seconds since the epoch), or null.
     held_off_until: Option<f64>,
+    /// The queues it serves.
+    queues: &'a [String],
+    /// How many `async def` tasks one of its slots runs at once.
+    async_concurrency: u32,
 }
 
 impl<'a> TaskJson<'a> {
@@ -93,6 +112,10 @@ impl<'a> TaskJson<'a> {
             function: &info.spec.function,
             args: json_value(&info.spec.args),
             kwargs: json_value(&info.spec.kwargs),
+            queue: &info.spec.queue,
+            priority: info.spec.priority,
+            run_at: run_at(info).map(Timestamp::as_secs_f64),
+            after: info.spec.after.iter().map(|id| id.0).collect(),
             policy: PolicyJson::new(&info.spec.policy),
             result: info.result.as_deref().map_or(Value::Null, json_value),
             error: info.error.as_ref().map(ErrorJson::new),
@@ -112,8 +135,17 @@ impl<'a> TaskJson<'a> {
     }
 }
 
+/// When a task may start: its `At`, or (from a coordinator that did not resolve a `Delay`,
+/// which it always does on add) its delay counted from when it was added.
+pub fn run_at(info: &TaskInfo) -> Option<Timestamp> {
+    match info.spec.run_at? {
+        When::At(at) => Some(at),
+        When::Delay(millis) => Some(Timestamp(info.created_at.0.saturating_add(millis))),
+    }
+}
+
 impl PolicyJson {
-    fn new(policy: &TaskPolicy) -> PolicyJson {
+    pub(crate) fn new(policy: &TaskPolicy) -> PolicyJson {
         PolicyJson {
             at_most_once: policy.at_most_once,
             retries: policy.retries,
@@ -168,13 +200,15 @@ impl<'a> WorkerJson<'a> {
             connected_at: info.connected_at.as_secs_f64(),
             state: worker_state(info),
             held_off_until: info.held_off_until.map(Timestamp::as_secs_f64),
+            queues: &info.queues,
+            async_concurrency: info.async_concurrency,
         }
     }
 }
 
 /// JSON text as a value; text that is not JSON (which the coordinator should never send) is
 /// kept as a string rather than lost.
-fn json_value(text: &str) -> Value {
+pub(crate) fn json_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
 }
 
@@ -294,6 +328,10 @@ mod tests {
             "function",
             "args",
             "kwargs",
+            "queue",
+            "priority",
+            "run_at",
+            "after",
             "policy",
             "result",
             "error",
@@ -327,6 +365,10 @@ mod tests {
         assert_eq!(json["failures"], 1);
         assert_eq!(json["crashes"], 0);
         assert_eq!(json["retry_at"], Value::Null);
+        assert_eq!(json["queue"], "default");
+        assert_eq!(json["priority"], 0);
+        assert_eq!(json["run_at"], Value::Null);
+        assert_eq!(json["after"], serde_json::json!([]));
         assert_eq!(
             json["policy"],
             serde_json::json!({"at_most_once": false, "retries": 0, "backoff": 1.0,
@@ -386,6 +428,27 @@ mod tests {
         }
     }
 
+    /// A scheduled task has its start time in seconds; a blocked one the ids it runs after; a
+    /// delay not yet resolved counts from when the task was added.
+    #[test]
+    fn scheduling_fields() {
+        let scheduled = task(9, TaskState::Scheduled);
+        let json = as_value(&TaskJson::new(&scheduled, false));
+        assert_eq!(json["run_at"].as_f64(), Some(1_795_484_712.0));
+        assert_eq!(json["state"], "scheduled");
+        let blocked = task(10, TaskState::Blocked);
+        let json = as_value(&TaskJson::new(&blocked, false));
+        assert_eq!(json["after"], serde_json::json!([1, 2]));
+        let mut delayed = task(11, TaskState::Created);
+        delayed.spec.run_at = Some(When::Delay(1_500));
+        delayed.spec.priority = -7;
+        delayed.spec.queue = "gpu".into();
+        let json = as_value(&TaskJson::new(&delayed, false));
+        assert_eq!(json["run_at"].as_f64(), Some(1_795_484_413.5));
+        assert_eq!(json["priority"], -7);
+        assert_eq!(json["queue"], "gpu");
+    }
+
     /// `show` adds the output; a list leaves it out.
     #[test]
     fn output_only_in_show() {
@@ -424,13 +487,16 @@ mod tests {
             connected_at: Timestamp(1_500),
             draining: true,
             held_off_until: None,
+            queues: vec!["default".into(), "gpu".into()],
+            async_concurrency: 4,
         };
         let json = as_value(&WorkerJson::new(&info));
         assert_eq!(
             json,
             serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
                 "running": 1, "queued": 0, "done": 10, "python": "3.11.7", "connected_at": 1.5,
-                "state": "draining", "held_off_until": null})
+                "state": "draining", "held_off_until": null, "queues": ["default", "gpu"],
+                "async_concurrency": 4})
         );
     }
 

@@ -5,13 +5,15 @@
 //! an `--args-file` of one JSON array per line; arguments are re-encoded as compact JSON text,
 //! the form `TaskSpec` carries. The policy flags (`--at-most-once`, `--retries`, `--backoff`,
 //! `--timeout`, `--crash-limit`), already range-checked by `cli`, become the `TaskPolicy` that
-//! every task of the add shares.
+//! every task of the add shares; `--delay`/`--at` become its `When`, and `--after` its
+//! dependencies. `schedule add` builds the task of its firings the same way.
 
-use crate::cli::AddArgs;
+use crate::cli::{PolicyArgs, TimingArgs};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::Path;
-use tatzelwurm_proto::task::{TaskPolicy, TaskSpec};
+use tatzelwurm_proto::task::{TaskPolicy, TaskSpec, When, MAX_AFTER};
+use tatzelwurm_proto::TaskId;
 
 /// Checks that `func` is `package.module:function` or `path/to/file.py:function`, the two forms a
 /// worker can import (proto's one rule, shared with the coordinator and the Python client), so
@@ -21,7 +23,7 @@ pub fn check_function(func: &str) -> Result<()> {
 }
 
 /// The policy of every task of one `task add`, from its flags; seconds become milliseconds.
-pub fn policy(args: &AddArgs) -> TaskPolicy {
+pub fn policy(args: &PolicyArgs) -> TaskPolicy {
     TaskPolicy {
         at_most_once: args.at_most_once,
         retries: args.retries,
@@ -29,6 +31,30 @@ pub fn policy(args: &AddArgs) -> TaskPolicy {
         timeout_ms: args.timeout.map(millis),
         crash_limit: args.crash_limit,
     }
+}
+
+/// When the tasks of an add may start: `--delay` as a delay the coordinator counts from when
+/// it adds them, `--at` as that moment, or at once.
+pub fn run_at(timing: &TimingArgs) -> Option<When> {
+    match (timing.delay, timing.at) {
+        (Some(millis), _) => Some(When::Delay(millis)),
+        (None, Some(at)) => Some(When::At(at)),
+        (None, None) => None,
+    }
+}
+
+/// `--after` as task ids, at most `MAX_AFTER` of them, each once.
+pub fn after(timing: &TimingArgs) -> Result<Vec<TaskId>> {
+    let mut ids: Vec<u64> = timing.after.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() > MAX_AFTER {
+        bail!(
+            "--after names {} tasks, more than the {MAX_AFTER} one task may run after; chain through a task that runs after some of them",
+            ids.len()
+        );
+    }
+    Ok(ids.into_iter().map(TaskId).collect())
 }
 
 /// Seconds as whole milliseconds, rounded, and never 0: `cli` accepts only positive seconds,
@@ -83,27 +109,16 @@ fn parse_json(
     }
 }
 
-/// Reads an `--args-file` and makes one spec per non-blank line, all sharing `function`,
-/// `kwargs` and `policy`. One bad line fails the whole file, so that nothing is added half-way.
-pub fn specs_from_file(
-    path: &Path,
-    function: &str,
-    kwargs: &str,
-    policy: TaskPolicy,
-) -> Result<Vec<TaskSpec>> {
+/// Reads an `--args-file` and makes one spec per non-blank line: `template` with that line's
+/// arguments. One bad line fails the whole file, so that nothing is added half-way.
+pub fn specs_from_file(path: &Path, template: &TaskSpec) -> Result<Vec<TaskSpec>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --args-file {}", path.display()))?;
-    specs_from_lines(&path.display().to_string(), &text, function, kwargs, policy)
+    specs_from_lines(&path.display().to_string(), &text, template)
 }
 
 /// The body of `specs_from_file`, apart from reading the file; `name` is how errors call it.
-pub fn specs_from_lines(
-    name: &str,
-    text: &str,
-    function: &str,
-    kwargs: &str,
-    policy: TaskPolicy,
-) -> Result<Vec<TaskSpec>> {
+pub fn specs_from_lines(name: &str, text: &str, template: &TaskSpec) -> Result<Vec<TaskSpec>> {
     let mut specs = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -116,10 +131,8 @@ pub fn specs_from_lines(
             )
         })?;
         specs.push(TaskSpec {
-            function: function.into(),
             args,
-            kwargs: kwargs.into(),
-            policy,
+            ..template.clone()
         });
     }
     if specs.is_empty() {
@@ -169,7 +182,16 @@ mod tests {
         let TopCommand::Task(TaskCommand::Add(args)) = cli.command else {
             panic!("not an add");
         };
-        policy(&args)
+        policy(&args.policy)
+    }
+
+    fn template(kwargs: &str, policy: TaskPolicy) -> TaskSpec {
+        TaskSpec {
+            policy,
+            queue: "q".into(),
+            priority: 5,
+            ..TaskSpec::call("m:f", "[]", kwargs)
+        }
     }
 
     /// No flags give proto's default policy; each flag lands in its field, seconds as
@@ -244,12 +266,15 @@ mod tests {
     #[test]
     fn args_file_lines_become_tasks() {
         let text = "[1]\n\n  \n[\"two\", 2]\r\n[]\n";
-        let specs = specs_from_lines("jobs.txt", text, "m:f", r#"{"k":1}"#, retrying()).unwrap();
+        let specs =
+            specs_from_lines("jobs.txt", text, &template(r#"{"k":1}"#, retrying())).unwrap();
         let args: Vec<&str> = specs.iter().map(|s| s.args.as_str()).collect();
         assert_eq!(args, vec!["[1]", r#"["two",2]"#, "[]"]);
-        assert!(specs
-            .iter()
-            .all(|s| s.function == "m:f" && s.kwargs == r#"{"k":1}"# && s.policy == retrying()));
+        assert!(specs.iter().all(|s| s.function == "m:f"
+            && s.kwargs == r#"{"k":1}"#
+            && s.policy == retrying()
+            && s.queue == "q"
+            && s.priority == 5));
     }
 
     /// A bad line names the file and its line number, counting blank lines.
@@ -258,9 +283,7 @@ mod tests {
         let err = specs_from_lines(
             "jobs.txt",
             "[1]\n\n{\"a\":1}\n",
-            "m:f",
-            "{}",
-            TaskPolicy::default(),
+            &template("{}", TaskPolicy::default()),
         )
         .unwrap_err()
         .to_string();
@@ -271,9 +294,7 @@ mod tests {
         let err = specs_from_lines(
             "jobs.txt",
             "[1]\nnope\n",
-            "m:f",
-            "{}",
-            TaskPolicy::default(),
+            &template("{}", TaskPolicy::default()),
         )
         .unwrap_err()
         .to_string();
@@ -281,10 +302,42 @@ mod tests {
             err.starts_with("jobs.txt line 2 is not a JSON array: "),
             "{err}"
         );
-        let err = specs_from_lines("jobs.txt", "\n \n", "m:f", "{}", TaskPolicy::default())
+        let err = specs_from_lines("jobs.txt", "\n \n", &template("{}", TaskPolicy::default()))
             .unwrap_err()
             .to_string();
         assert!(err.contains("has no tasks"), "{err}");
+    }
+
+    fn timing_of(line: &str) -> TimingArgs {
+        let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
+        let TopCommand::Task(TaskCommand::Add(args)) = cli.command else {
+            panic!("not an add");
+        };
+        args.timing
+    }
+
+    /// `--delay` is sent as a delay, `--at` as a moment, nothing as nothing; `--after` ids
+    /// are sorted and each named once.
+    #[test]
+    fn timing_from_flags() {
+        use tatzelwurm_proto::task::Timestamp;
+        assert_eq!(run_at(&timing_of("actionwurm task add m:f")), None);
+        assert_eq!(
+            run_at(&timing_of("actionwurm task add m:f --delay 1h30m")),
+            Some(When::Delay(5_400_000))
+        );
+        assert_eq!(
+            run_at(&timing_of(
+                "actionwurm task add m:f --at 2026-12-01T09:00:00Z"
+            )),
+            Some(When::At(Timestamp(1_796_115_600_000)))
+        );
+        let ids = after(&timing_of("actionwurm task add m:f --after 3,1 --after 3")).unwrap();
+        assert_eq!(ids, vec![TaskId(1), TaskId(3)]);
+        let many: Vec<String> = (0..=MAX_AFTER as u64).map(|n| n.to_string()).collect();
+        let line = format!("actionwurm task add m:f --after {}", many.join(","));
+        let err = after(&timing_of(&line)).unwrap_err().to_string();
+        assert!(err.contains("more than the 1000"), "{err}");
     }
 
     /// A missing file is named in the error.
@@ -292,9 +345,7 @@ mod tests {
     fn missing_args_file_is_named() {
         let err = specs_from_file(
             Path::new("/nonexistent/jobs.txt"),
-            "m:f",
-            "{}",
-            TaskPolicy::default(),
+            &template("{}", TaskPolicy::default()),
         )
         .unwrap_err();
         assert!(

@@ -1,4 +1,5 @@
-//! Tables for people: the task list, one task in full, and the worker list (comfy-table 8).
+//! Tables for people: the task list, one task in full, and the worker list (comfy-table 8);
+//! the queue and schedule tables are in `queues` and `schedules`.
 //!
 //! Used by `commands`. Tables fit the terminal's width when stdout is one (comfy-table wraps
 //! cells) and keep whole lines when piped; no colours are used, so nothing leaks into a pipe.
@@ -10,6 +11,13 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 use serde_json::Value;
 use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::task::{TaskInfo, TaskPolicy, TaskState, Timestamp};
+use tatzelwurm_proto::TaskId;
+
+mod queues;
+mod schedules;
+
+pub use queues::queue_list;
+pub use schedules::{schedule_detail, schedule_list};
 
 /// How many characters of arguments a list row shows.
 const ARGS_WIDTH: usize = 40;
@@ -22,6 +30,7 @@ pub fn task_list(tasks: &[TaskInfo], now: Timestamp) -> Table {
     let mut table = new_table(&[
         "id",
         "state",
+        "queue",
         "function",
         "args",
         "worker",
@@ -34,22 +43,28 @@ pub fn task_list(tasks: &[TaskInfo], now: Timestamp) -> Table {
         table.add_row(vec![
             info.id.to_string(),
             info.state.to_string(),
+            info.spec.queue.clone(),
             info.spec.function.clone(),
             shorten(&arguments(info), ARGS_WIDTH),
             info.worker.clone().unwrap_or_default(),
             attempts(info),
             time::utc(info.created_at),
             took(info, now),
-            shorten(&result_or_error(info), RESULT_WIDTH),
+            shorten(&result_or_error(info, now), RESULT_WIDTH),
         ]);
     }
-    align_right(&mut table, &[0, 5]);
+    align_right(&mut table, &[0, 6]);
     table
 }
 
 /// One task in full as `field | value` rows, followed by its traceback and output verbatim
-/// (they are too long and too line-oriented for a cell).
-pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
+/// (they are too long and too line-oriented for a cell). `pending` holds, for a blocked task,
+/// the tasks it runs after that have not completed yet, with their states, when known.
+pub fn task_detail(
+    info: &TaskInfo,
+    now: Timestamp,
+    pending: Option<&[(TaskId, TaskState)]>,
+) -> String {
     let mut table = new_table(&["field", "value"]);
     let optional_time = |at: Option<Timestamp>| at.map(time::utc).unwrap_or_default();
     let mut rows: Vec<(&str, String)> = vec![
@@ -58,6 +73,8 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
         ("function", info.spec.function.clone()),
         ("args", info.spec.args.clone()),
         ("kwargs", info.spec.kwargs.clone()),
+        ("queue", info.spec.queue.clone()),
+        ("priority", priority(info.spec.priority)),
         ("worker", info.worker.clone().unwrap_or_default()),
         ("attempts", info.attempts.to_string()),
         ("failures", info.failures.to_string()),
@@ -73,6 +90,23 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
         ),
         ("error", error_line(info)),
     ];
+    let mut early: Vec<(&str, String)> = Vec::new();
+    if let Some(at) = output::run_at(info) {
+        early.push(("run at", time::moment(at, now)));
+    }
+    if !info.spec.after.is_empty() {
+        early.push(("after", id_list(&info.spec.after)));
+    }
+    if let (TaskState::Blocked, Some(pending)) = (info.state, pending) {
+        early.push(("waiting for", waiting_for(pending)));
+    }
+    let at = rows
+        .iter()
+        .position(|(field, _)| *field == "worker")
+        .unwrap_or(rows.len());
+    for (offset, row) in early.into_iter().enumerate() {
+        rows.insert(at + offset, row);
+    }
     if let Some(due) = info.retry_at {
         // Only a waiting task has a retry due; the row would be noise on the others.
         let at = rows
@@ -96,7 +130,8 @@ pub fn task_detail(info: &TaskInfo, now: Timestamp) -> String {
 }
 
 /// The worker list: one row per connected worker. `running` is what it holds (its load);
-/// `queued`, of those, the ones handed ahead of a free slot (prefetch) that no slot has started.
+/// `queued`, of those, the ones handed ahead of a free slot (prefetch) that no slot has started;
+/// `queues`, the queues it serves.
 pub fn worker_list(workers: &[WorkerInfo]) -> Table {
     let mut table = new_table(&[
         "id",
@@ -106,6 +141,7 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
         "running",
         "queued",
         "done",
+        "queues",
         "python",
         "connected (UTC)",
         "state",
@@ -119,6 +155,7 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
             worker.running.to_string(),
             worker.queued.to_string(),
             worker.done.to_string(),
+            worker.queues.join(", "),
             worker.python.clone(),
             time::utc(worker.connected_at),
             output::worker_state(worker).to_string(),
@@ -128,7 +165,34 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
     table
 }
 
-fn new_table(header: &[&str]) -> Table {
+/// A priority with the rule it follows: `0 (default; higher runs first)`, `10 (default 0;
+/// higher runs first)`.
+fn priority(priority: i8) -> String {
+    match priority {
+        0 => "0 (default; higher runs first)".into(),
+        n => format!("{n} (default 0; higher runs first)"),
+    }
+}
+
+/// Task ids as `1, 2, 3`, at most 20 of them, then how many more.
+fn id_list(ids: &[TaskId]) -> String {
+    let shown: Vec<String> = ids.iter().map(TaskId::to_string).collect();
+    crate::commands::capped(shown, 20).join(", ")
+}
+
+/// The dependencies a blocked task still waits for: `2 (running), 5 (ready)`.
+fn waiting_for(pending: &[(TaskId, TaskState)]) -> String {
+    if pending.is_empty() {
+        return "none (it moves on at once)".into();
+    }
+    let shown: Vec<String> = pending
+        .iter()
+        .map(|(id, state)| format!("{id} ({state})"))
+        .collect();
+    crate::commands::capped(shown, 20).join(", ")
+}
+
+pub(crate) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
@@ -137,7 +201,7 @@ fn new_table(header: &[&str]) -> Table {
     table
 }
 
-fn align_right(table: &mut Table, columns: &[usize]) {
+pub(crate) fn align_right(table: &mut Table, columns: &[usize]) {
     for &index in columns {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
@@ -216,11 +280,17 @@ fn took(info: &TaskInfo, now: Timestamp) -> String {
     }
 }
 
-fn result_or_error(info: &TaskInfo) -> String {
+/// The last column of the list: the result or error of a finished task, and for a task that
+/// waits to start, what it waits for (`runs in 4m 30s`, `after 1, 2`).
+fn result_or_error(info: &TaskInfo, now: Timestamp) -> String {
     match (&info.result, &info.error) {
         (Some(result), _) if info.state == TaskState::Completed => result.clone(),
         (_, Some(_)) => error_line(info),
-        _ => String::new(),
+        _ => match (info.state, output::run_at(info)) {
+            (TaskState::Blocked, _) => format!("after {}", id_list(&info.spec.after)),
+            (TaskState::Scheduled, Some(at)) => format!("runs {}", time::relative(at, now)),
+            _ => String::new(),
+        },
     }
 }
 
@@ -242,7 +312,7 @@ fn pretty(text: &str) -> String {
 }
 
 /// At most `max` characters on one line, with `…` where something was cut.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     let one_line = text.replace(['\n', '\r'], " ");
     if one_line.chars().count() <= max {
         return one_line;
@@ -310,7 +380,7 @@ mod tests {
     #[test]
     fn task_detail_is_complete() {
         let info = shown_task(4, TaskState::Failed);
-        let text = task_detail(&info, Timestamp(0));
+        let text = task_detail(&info, Timestamp(0), None);
         for part in [
             "finished (UTC)",
             "2026-11-24 01:40:14",
@@ -356,7 +426,7 @@ mod tests {
             ..TaskPolicy::default()
         };
         let due = info.retry_at.unwrap();
-        let text = task_detail(&info, Timestamp(due.0 - 1_200));
+        let text = task_detail(&info, Timestamp(due.0 - 1_200), None);
         for part in [
             "│ policy ",
             "at-least-once, 3 retries (backoff 1s), timeout 2.5s, crash limit 5",
@@ -367,10 +437,46 @@ mod tests {
         ] {
             assert!(text.contains(part), "missing {part:?} in\n{text}");
         }
-        assert!(task_detail(&info, due).contains("01:40:16 (due now)"));
-        let done = task_detail(&task(6, TaskState::Completed), Timestamp(0));
+        assert!(task_detail(&info, due, None).contains("01:40:16 (due now)"));
+        let done = task_detail(&task(6, TaskState::Completed), Timestamp(0), None);
         assert!(!done.contains("retry at"), "{done}");
         assert!(done.contains("at-least-once, no retries, no timeout, crash limit 5"));
+    }
+
+    /// A scheduled task shows its queue, priority and start time with how far it is; a blocked
+    /// one its dependencies and those still pending; the list says what each waits for.
+    #[test]
+    fn waiting_to_start_shows_why() {
+        let mut scheduled = task(9, TaskState::Scheduled);
+        scheduled.spec.queue = "gpu".into();
+        scheduled.spec.priority = 10;
+        let now = Timestamp(1_795_484_442_000);
+        let text = task_detail(&scheduled, now, None);
+        for part in [
+            "│ queue ",
+            "gpu",
+            "10 (default 0; higher runs first)",
+            "│ run at ",
+            "2026-11-24 01:45:12 UTC (in 4m 30s)",
+        ] {
+            assert!(text.contains(part), "missing {part:?} in\n{text}");
+        }
+        let blocked = task(10, TaskState::Blocked);
+        let pending = [(TaskId(2), TaskState::Running)];
+        let text = task_detail(&blocked, now, Some(&pending));
+        for part in ["│ after ", "1, 2", "│ waiting for ", "2 (running)"] {
+            assert!(text.contains(part), "missing {part:?} in\n{text}");
+        }
+        let listed = render(task_list(&[scheduled, blocked], now));
+        for cell in [
+            "runs in 4m 30s",
+            "after 1, 2",
+            "gpu",
+            "scheduled",
+            "blocked",
+        ] {
+            assert!(listed.contains(cell), "missing {cell:?} in\n{listed}");
+        }
     }
 
     /// An at-most-once policy leaves out the crash limit, which cannot apply to it.
@@ -400,6 +506,8 @@ mod tests {
             connected_at: Timestamp(1_795_484_412_000),
             draining: false,
             held_off_until: None,
+            queues: vec!["default".into()],
+            async_concurrency: 1,
         };
         let text = render(worker_list(&[worker]));
         for cell in [
@@ -411,6 +519,8 @@ mod tests {
             "connected (UTC)",
             "queued",
             "active",
+            "queues",
+            "default",
         ] {
             assert!(text.contains(cell), "missing {cell:?} in\n{text}");
         }

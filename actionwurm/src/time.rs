@@ -1,25 +1,20 @@
-//! Times and durations as people read them in tables: `2026-11-24 01:40:12` (UTC), `1.2s`, and
-//! the seconds of a task's policy as typed (`2.5s`).
+//! Times and durations as people read them in tables: `2026-11-24 01:40:12` (UTC), `1.2s`,
+//! `in 4m 30s`, and the seconds of a task's policy as typed (`2.5s`).
 //!
-//! Used by `table` only; JSON carries seconds since the epoch instead. The calendar arithmetic is
-//! Howard Hinnant's `civil_from_days`, so that no date crate is needed for one format.
+//! Used by `table` and the commands' messages; JSON carries seconds since the epoch instead.
+//! jiff does the calendar.
 
 use tatzelwurm_proto::task::Timestamp;
 
-const MILLIS_PER_DAY: u64 = 86_400_000;
-
 /// A moment as `YYYY-MM-DD HH:MM:SS` in UTC: sortable, unambiguous, and the same on every machine
-/// that reads the same coordinator.
+/// that reads the same coordinator. Milliseconds are cut, not rounded.
 pub fn utc(at: Timestamp) -> String {
-    let days = at.0 / MILLIS_PER_DAY;
-    let secs_of_day = (at.0 % MILLIS_PER_DAY) / 1000;
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
+    let millis = i64::try_from(at.0).unwrap_or(i64::MAX);
+    match jiff::Timestamp::from_millisecond(millis) {
+        Ok(moment) => moment.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        // Beyond jiff's range (year 9999): no coordinator's clock says that; show the number.
+        Err(_) => format!("{} ms after 1970", at.0),
+    }
 }
 
 /// The time between two moments, short enough for a table column: `350ms`, `1.2s`, `4m05s`,
@@ -34,26 +29,69 @@ pub fn duration(from: Timestamp, to: Timestamp) -> String {
     }
 }
 
+/// How far `at` is from `now`, in its two largest units: `in 4m 30s`, `in 2d 3h`, `now`, or
+/// `3m 10s ago` for a moment that has passed.
+pub fn relative(at: Timestamp, now: Timestamp) -> String {
+    let (millis, ahead) = if at >= now {
+        (at.0 - now.0, true)
+    } else {
+        (now.0 - at.0, false)
+    };
+    let secs = millis / 1000;
+    if secs == 0 {
+        return "now".into();
+    }
+    let units = units(secs);
+    let first = units.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    let shown: Vec<String> = units[first..(first + 2).min(4)]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    let span = shown.join(" ");
+    if ahead {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
+/// A moment with how far it is from now: `2026-11-24 01:45:12 UTC (in 4m 30s)`.
+pub fn moment(at: Timestamp, now: Timestamp) -> String {
+    format!("{} UTC ({})", utc(at), relative(at, now))
+}
+
+/// Whole seconds as days, hours, minutes and seconds, largest first.
+fn units(secs: u64) -> [(u64, &'static str); 4] {
+    [
+        (secs / 86_400, "d"),
+        (secs / 3_600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ]
+}
+
 /// A span given in seconds on the command line (`--backoff`, `--timeout`), shown the way it was
 /// typed: `1s`, `2.5s`, `0.25s`, `3600s`.
 pub fn seconds(millis: u64) -> String {
     format!("{}s", millis as f64 / 1000.0)
 }
 
-/// Year, month (1-12) and day (1-31) of the proleptic Gregorian calendar for a count of days
-/// since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// An interval in the units a person would type it in: `30s`, `5m`, `1h30m`, `1d`, `1.5s`.
+pub fn span(millis: u64) -> String {
+    if millis % 1000 != 0 {
+        return seconds(millis);
+    }
+    let text: String = units(millis / 1000)
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +107,10 @@ mod tests {
         // 2026-11-24 01:40:12.999 UTC: milliseconds are cut, not rounded.
         assert_eq!(utc(Timestamp(1_795_484_412_999)), "2026-11-24 01:40:12");
         assert_eq!(utc(Timestamp(951_782_400_000)), "2000-02-29 00:00:00");
+        assert_eq!(
+            utc(Timestamp(u64::MAX)),
+            format!("{} ms after 1970", u64::MAX)
+        );
     }
 
     /// Every magnitude of duration gets its own short form, and a negative one reads as zero.
@@ -82,6 +124,27 @@ mod tests {
         assert_eq!(duration(at(500), at(0)), "0ms");
     }
 
+    /// Moments ahead read "in", passed ones "ago", in their two largest units.
+    #[test]
+    fn relative_times() {
+        let now = Timestamp(1_000_000_000);
+        let later = |ms: u64| Timestamp(now.0 + ms);
+        assert_eq!(relative(later(270_000), now), "in 4m 30s");
+        assert_eq!(relative(later(270_400), now), "in 4m 30s");
+        assert_eq!(relative(later(12_000), now), "in 12s");
+        assert_eq!(relative(later(3_600_000), now), "in 1h");
+        assert_eq!(
+            relative(later(2 * 86_400_000 + 3 * 3_600_000 + 60_000), now),
+            "in 2d 3h"
+        );
+        assert_eq!(relative(later(400), now), "now");
+        assert_eq!(relative(Timestamp(now.0 - 190_000), now), "3m 10s ago");
+        assert_eq!(
+            moment(Timestamp(1_795_484_712_000), Timestamp(1_795_484_442_000)),
+            "2026-11-24 01:45:12 UTC (in 4m 30s)"
+        );
+    }
+
     /// Policy spans read as the seconds a user typed.
     #[test]
     fn seconds_as_typed() {
@@ -90,5 +153,16 @@ mod tests {
         assert_eq!(seconds(250), "0.25s");
         assert_eq!(seconds(1), "0.001s");
         assert_eq!(seconds(3_600_000), "3600s");
+    }
+
+    /// Intervals read in the units one would type.
+    #[test]
+    fn spans_as_typed() {
+        assert_eq!(span(30_000), "30s");
+        assert_eq!(span(300_000), "5m");
+        assert_eq!(span(5_400_000), "1h30m");
+        assert_eq!(span(86_400_000), "1d");
+        assert_eq!(span(90_061_000), "1d1h1m1s");
+        assert_eq!(span(1_500), "1.5s");
     }
 }

@@ -28,14 +28,10 @@ async fn main() {
     let (pipeline, mut events) = client.pipeline(window).expect("a pipeline");
     let started = Instant::now();
     for i in 0..n {
-        let spec = TaskSpec {
-            function: play_function
-                .clone()
-                .unwrap_or_else(|| "examples.tasks:square".into()),
-            args: format!("[{i}]"),
-            kwargs: "{}".into(),
-            policy: Default::default(),
-        };
+        let function = play_function
+            .clone()
+            .unwrap_or_else(|| "examples.tasks:square".into());
+        let spec = TaskSpec::call(function, format!("[{i}]"), "{}");
         pipeline
             .submit(spec, play_function.is_some())
             .await

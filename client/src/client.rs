@@ -19,7 +19,7 @@ use tatzelwurm_proto::TaskId;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
-/// What a play or a kill did.
+/// What a play, a pause or a kill did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changed {
     /// Tasks that moved.
@@ -86,7 +86,7 @@ impl Client {
         check_size(&command)?;
         let (tx, rx) = oneshot::channel();
         self.send(ToSession::Request {
-            command,
+            command: Box::new(command),
             to: Responder::Caller(tx),
         })?;
         rx.await.map_err(|_| self.closed())?
@@ -114,10 +114,17 @@ impl Client {
         Ok(all)
     }
 
-    /// Moves `created` tasks to `ready`. More ids than one request may carry
+    /// Moves `created` and `paused` tasks on (to `blocked`, `scheduled` or `ready`, as their
+    /// dependencies and start time say). More ids than one request may carry
     /// (`MAX_IDS_PER_REQUEST`) go as several requests, each applied on its own.
     pub async fn play(&self, sel: Selection) -> Result<Changed, ClientError> {
         self.change(sel, Command::Play).await
+    }
+
+    /// Holds `created`, `ready` and `scheduled` tasks as `paused` until they are played (a
+    /// scheduled one keeps its time). Chunked as `play` is.
+    pub async fn pause(&self, sel: Selection) -> Result<Changed, ClientError> {
+        self.change(sel, Command::Pause).await
     }
 
     /// Ends unfinished tasks; a running one is stopped by its worker. More ids than one
@@ -126,7 +133,8 @@ impl Client {
         self.change(sel, Command::Kill).await
     }
 
-    /// A play or a kill of `sel` (`command` is `Command::Play` or `Command::Kill`), cut into
+    /// A play, pause or kill of `sel` (`command` is `Command::Play`, `Command::Pause` or
+    /// `Command::Kill`), cut into
     /// requests of at most `MAX_IDS_PER_REQUEST` ids, their answers added up.
     pub async fn change(
         &self,
@@ -141,17 +149,20 @@ impl Client {
         Ok(all)
     }
 
-    /// Every task in one of `states` (all when empty), in id order, without output.
+    /// Every task in one of `states` (all when empty), of every queue, in id order, without
+    /// output.
     pub async fn list(&self, states: Vec<TaskState>) -> Result<Vec<TaskInfo>, ClientError> {
-        self.list_page(states, None, 0).await
+        self.list_page(states, None, None, 0).await
     }
 
-    /// Tasks in one of `states` (all when empty) with ids above `after`, in id order, at most
-    /// `limit` of them (0: all), without output. Read request by request, at most
-    /// `MAX_TASKS_PER_LIST` each, so that the coordinator never builds one huge reply.
+    /// Tasks in one of `states` (all when empty) of `queue` (every queue when `None`) with ids
+    /// above `after`, in id order, at most `limit` of them (0: all), without output. Read
+    /// request by request, at most `MAX_TASKS_PER_LIST` each, so that the coordinator never
+    /// builds one huge reply.
     pub async fn list_page(
         &self,
         states: Vec<TaskState>,
+        queue: Option<&str>,
         after: Option<TaskId>,
         limit: usize,
     ) -> Result<Vec<TaskInfo>, ClientError> {
@@ -164,6 +175,7 @@ impl Client {
             };
             let command = Command::List {
                 states: states.clone(),
+                queue: queue.map(str::to_owned),
                 after: cursor,
                 limit: wanted as u32,
             };
@@ -317,9 +329,12 @@ fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Workers(_) => "Workers",
         Reply::Watching => "Watching",
         Reply::Finished(_) => "Finished",
+        Reply::Queues(_) => "Queues",
+        Reply::Schedules(_) => "Schedules",
         Reply::Error(_) => "Error",
     }
 }
 
+mod control;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,13 @@ pub enum ErrorClass {
     TooLarge,
     /// The coordinator is stopping or failed, or spoke out of turn (-> `TatzelwurmError`).
     Internal,
+    /// A queue that no task, worker or setting names, in `queue pause|resume|limit`
+    /// (-> `UnknownQueue`).
+    UnknownQueue,
+    /// A schedule name that is not in use (-> `UnknownSchedule`).
+    UnknownSchedule,
+    /// A schedule name that is already in use, in `schedule add` (-> `ScheduleExists`).
+    ScheduleExists,
 }
 
 /// Why a request did not get an answer, or got a refusal. `Display` is one sentence.
@@ -92,6 +99,9 @@ impl ClientError {
                 FailureKind::BadRequest => ErrorClass::BadRequest,
                 FailureKind::TooLarge => ErrorClass::TooLarge,
                 FailureKind::Stopping | FailureKind::Internal => ErrorClass::Internal,
+                FailureKind::UnknownQueue => ErrorClass::UnknownQueue,
+                FailureKind::UnknownSchedule => ErrorClass::UnknownSchedule,
+                FailureKind::ScheduleExists => ErrorClass::ScheduleExists,
             },
             ClientError::TooLarge { .. } => ErrorClass::TooLarge,
             ClientError::Broken { .. }
@@ -205,6 +215,9 @@ mod tests {
             (FailureKind::TooLarge, ErrorClass::TooLarge),
             (FailureKind::Stopping, ErrorClass::Internal),
             (FailureKind::Internal, ErrorClass::Internal),
+            (FailureKind::UnknownQueue, ErrorClass::UnknownQueue),
+            (FailureKind::UnknownSchedule, ErrorClass::UnknownSchedule),
+            (FailureKind::ScheduleExists, ErrorClass::ScheduleExists),
         ] {
             assert_eq!(
                 ClientError::Rejected(Failure::new(kind, "x")).class(),

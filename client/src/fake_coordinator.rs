@@ -8,7 +8,11 @@
 
 use tatzelwurm_proto::actioner::{Command, FromActioner, Reply, ToActioner};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome};
-use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::queue::QueueInfo;
+use tatzelwurm_proto::schedule::{ScheduleInfo, ScheduleSpec, Trigger};
+use tatzelwurm_proto::task::{
+    TaskError, TaskInfo, TaskOutput, TaskSpec, TaskState, Timestamp, When,
+};
 use tatzelwurm_proto::{Attempt, Connection, RequestId, TaskId};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -142,10 +146,18 @@ where
 }
 
 /// A plausible task in `state`, with times, a worker, a result or error and counters to match
-/// (a `waiting` one has failed once and is due again at 01:40:16), so that tests of rendering
-/// and of commands have something realistic to show.
+/// (a `waiting` one has failed once and is due again at 01:40:16; a `scheduled` one runs at
+/// 01:45:12; a `blocked` one runs after tasks 1 and 2), so that tests of rendering and of
+/// commands have something realistic to show.
 pub fn task(id: u64, state: TaskState) -> TaskInfo {
-    let started = !matches!(state, TaskState::Created | TaskState::Ready);
+    let started = !matches!(
+        state,
+        TaskState::Created
+            | TaskState::Blocked
+            | TaskState::Scheduled
+            | TaskState::Paused
+            | TaskState::Ready
+    );
     // A waiting task keeps the error of the attempt that failed, as the coordinator does.
     let failed = matches!(state, TaskState::Failed | TaskState::Waiting);
     TaskInfo {
@@ -155,7 +167,13 @@ pub fn task(id: u64, state: TaskState) -> TaskInfo {
             function: "examples.words:count".into(),
             args: r#"["a b c", 2]"#.into(),
             kwargs: r#"{"lower":true}"#.into(),
-            policy: tatzelwurm_proto::task::TaskPolicy::default(),
+            run_at: (state == TaskState::Scheduled)
+                .then_some(When::At(Timestamp(1_795_484_712_000))),
+            after: match state {
+                TaskState::Blocked => vec![TaskId(1), TaskId(2)],
+                _ => Vec::new(),
+            },
+            ..TaskSpec::default()
         },
         result: (state == TaskState::Completed).then(|| r#"{"words":3}"#.into()),
         error: failed.then(|| TaskError {
@@ -185,4 +203,48 @@ pub fn shown_task(id: u64, state: TaskState) -> TaskInfo {
         stderr: "warning: slow\n".into(),
     });
     info
+}
+
+/// A plausible queue: `name`, not paused, no limit, 2 ready, 1 running and 5 completed tasks,
+/// served by worker `host:42`.
+pub fn queue(name: &str) -> QueueInfo {
+    let counts = TaskState::ALL
+        .into_iter()
+        .map(|state| {
+            let n = match state {
+                TaskState::Ready => 2,
+                TaskState::Running => 1,
+                TaskState::Completed => 5,
+                _ => 0,
+            };
+            (state, n)
+        })
+        .collect();
+    QueueInfo {
+        name: name.into(),
+        paused: false,
+        limit: 0,
+        counts,
+        workers: vec!["host:42".into()],
+    }
+}
+
+/// A plausible schedule: `name` runs `examples.words:count` every 5 minutes, added at
+/// 01:40:12, fired twice (tasks 8 and 7, newest first), next at 01:50:12.
+pub fn schedule(name: &str) -> ScheduleInfo {
+    ScheduleInfo {
+        spec: ScheduleSpec {
+            name: name.into(),
+            trigger: Trigger::Every(300_000),
+            task: TaskSpec::call("examples.words:count", r#"["a b c"]"#, "{}"),
+        },
+        paused: false,
+        created_at: Timestamp(1_795_484_412_000),
+        next_at: Some(Timestamp(1_795_485_012_000)),
+        fired: 2,
+        last: vec![
+            (TaskId(8), Timestamp(1_795_484_712_000)),
+            (TaskId(7), Timestamp(1_795_484_412_000)),
+        ],
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! Layout:
 //! - [`options`]: `ConnectOptions` (address, token, name, timeouts, reconnect) and `Tuning`.
-//! - [`client`]: `Client`, the cloneable handle with a typed method per request.
+//! - [`client`]: `Client`, the cloneable handle with a typed method per request (those about
+//!   queues and schedules in `client/control.rs`).
 //! - [`pipeline`]: `Pipeline` and `Event`: queued submits sent as one watched, keyed `Add` per
 //!   batch, a window of unacknowledged tasks, flush, watch, pushed completions.
 //! - [`error`]: `ClientError` (one sentence each) and `ErrorClass` (for programs).
@@ -34,5 +35,9 @@ pub use error::{ClientError, ErrorClass};
 pub use options::{ConnectOptions, Tuning, DEFAULT_CONNECT_TIMEOUT, RECONNECT_LIMIT};
 pub use pipeline::{Event, Pipeline};
 pub use tatzelwurm_proto::actioner::{Selection, WorkerInfo};
-pub use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
+pub use tatzelwurm_proto::queue::{QueueChange, QueueInfo};
+pub use tatzelwurm_proto::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec, Trigger};
+pub use tatzelwurm_proto::task::{
+    TaskInfo, TaskSpec, TaskState, Timestamp, When, DEFAULT_QUEUE, PRIORITIES,
+};
 pub use tatzelwurm_proto::TaskId;

@@ -45,7 +45,9 @@ impl Pipeline {
         Pipeline { client }
     }
 
-    /// Queues a task; never blocks. Gives the spec back when the window is full.
+    /// Queues a task; never blocks. Gives the spec back when the window is full (unboxed, as
+    /// `Batcher::try_submit` explains).
+    #[allow(clippy::result_large_err)]
     pub fn try_submit(&self, spec: TaskSpec, play: bool) -> Result<Ticket, TaskSpec> {
         let mut batcher = self.client.shared().batcher();
         let ticket = batcher.try_submit(spec, play, false)?;

@@ -37,8 +37,12 @@ const WATCH_CHUNK: usize = tatzelwurm_proto::limits::MAX_IDS_PER_REQUEST;
 
 /// What a handle asks of the session.
 pub(crate) enum ToSession {
-    /// Send this command; tell `to` the answer.
-    Request { command: Command, to: Responder },
+    /// Send this command; tell `to` the answer. Boxed: a command (an added schedule with its
+    /// task, say) is many times the size of the other messages.
+    Request {
+        command: Box<Command>,
+        to: Responder,
+    },
     /// The pipeline queued tasks: send what may be sent.
     Kick,
     /// End the connection and fail everything under way; answered when done.
@@ -207,7 +211,7 @@ impl Session {
 
     fn on_handle(&mut self, message: ToSession) {
         match message {
-            ToSession::Request { command, to } => self.request(command, to),
+            ToSession::Request { command, to } => self.request(*command, to),
             ToSession::Kick => self.pump(),
             ToSession::Close(done) => {
                 self.close();

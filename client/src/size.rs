@@ -35,7 +35,7 @@ pub(crate) fn check_size(command: &Command) -> Result<(), ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tatzelwurm_proto::task::{TaskPolicy, TaskSpec};
+    use tatzelwurm_proto::task::TaskSpec;
 
     fn add(args: String) -> Command {
         Command::Add {
@@ -43,7 +43,7 @@ mod tests {
                 function: "m:f".into(),
                 args,
                 kwargs: "{}".into(),
-                policy: TaskPolicy::default(),
+                ..TaskSpec::default()
             }],
             play: true,
             key: None,

@@ -1,9 +1,11 @@
 //! What each subcommand does: validate what the user typed, ask the coordinator through
 //! `Client`, and turn the answer into an `Outcome` (text and exit code) without printing.
 //!
-//! `task` holds the task subcommands and `worker` the worker ones; `lib::run` dispatches to
+//! `task`, `queue`, `schedule` and `worker` hold their subcommands; `lib::run` dispatches to
 //! them. Input is checked before connecting, so a typo fails even with no coordinator running.
 
+pub mod queue;
+pub mod schedule;
 pub mod task;
 pub mod worker;
 

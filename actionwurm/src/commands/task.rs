@@ -1,4 +1,4 @@
-//! `actionwurm task add|play|kill|list|show|wait`.
+//! `actionwurm task add|play|pause|kill|list|show|wait`.
 //!
 //! Each function checks its input, makes one connection, asks, and returns the `Outcome` a user
 //! sees. Exit codes: 0 when everything asked for happened; 1 on an error, when an explicitly
@@ -9,7 +9,7 @@ use super::{capped, connect, selection, tasks};
 use crate::cli::{AddArgs, ListArgs, SelectArgs, ShowArgs, TaskCommand, WaitArgs};
 use crate::outcome::{Exit, Outcome};
 use crate::output::{to_json_text, TaskJson};
-use crate::{spec, table};
+use crate::{spec, table, time};
 use anyhow::Result;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -29,6 +29,7 @@ pub async fn run(addr: &str, command: &TaskCommand) -> Result<Outcome> {
     match command {
         TaskCommand::Add(args) => add(addr, args).await,
         TaskCommand::Play(select) => change(addr, select, Change::Play).await,
+        TaskCommand::Pause(select) => change(addr, select, Change::Pause).await,
         TaskCommand::Kill(select) => change(addr, select, Change::Kill).await,
         TaskCommand::List(args) => list(addr, args).await,
         TaskCommand::Show(args) => show(addr, args).await,
@@ -42,6 +43,7 @@ pub async fn run(addr: &str, command: &TaskCommand) -> Result<Outcome> {
 /// `ADD_RECONNECT_LIMIT`), so a lost acknowledgement creates nothing twice.
 async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
     let specs = specs(args)?;
+    let notes: Vec<String> = past_start(args, Timestamp::now()).into_iter().collect();
     let client = connect(addr, true).await?;
     let mut stdout = String::new();
     for batch in batches(specs) {
@@ -57,15 +59,42 @@ async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
                     return Err(anyhow::Error::msg(why));
                 }
                 // Earlier batches are durable: say which ids exist rather than hide them.
+                let mut stderr = notes;
+                stderr.push(format!("{why}; the ids printed above were added"));
                 return Ok(Outcome {
                     stdout,
-                    stderr: vec![format!("{why}; the ids printed above were added")],
+                    stderr,
                     exit: Exit::Failure,
                 });
             }
         }
     }
-    Ok(Outcome::success(stdout))
+    Ok(Outcome {
+        stderr: notes,
+        ..Outcome::success(stdout)
+    })
+}
+
+/// The warning for an `--at` that has passed: the task is not refused, it runs at once (or
+/// as soon as it is played), and the user learns that this is what happens.
+fn past_start(args: &AddArgs, now: Timestamp) -> Option<String> {
+    let at = args.timing.at?;
+    let what = if args.args_file.is_some() {
+        "the tasks run"
+    } else {
+        "the task runs"
+    };
+    let when = if args.play {
+        "now"
+    } else {
+        "as soon as played"
+    };
+    (at <= now).then(|| {
+        format!(
+            "--at {} UTC is in the past, so {what} {when}",
+            time::utc(at)
+        )
+    })
 }
 
 /// Why an add failed, and for a connection that did not come back, that its tasks may exist.
@@ -81,15 +110,21 @@ fn add_failure(err: &ClientError) -> String {
 /// The specs `task add` sends, checked before anything is sent.
 fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
     spec::check_function(&args.function)?;
-    let kwargs = spec::parse_kwargs(args.kwargs.as_deref())?;
-    let policy = spec::policy(args);
+    let template = TaskSpec {
+        function: args.function.clone(),
+        args: "[]".into(),
+        kwargs: spec::parse_kwargs(args.kwargs.as_deref())?,
+        policy: spec::policy(&args.policy),
+        queue: args.placement.queue.clone(),
+        priority: args.placement.priority,
+        run_at: spec::run_at(&args.timing),
+        after: spec::after(&args.timing)?,
+    };
     match &args.args_file {
-        Some(path) => spec::specs_from_file(path, &args.function, &kwargs, policy),
+        Some(path) => spec::specs_from_file(path, &template),
         None => Ok(vec![TaskSpec {
-            function: args.function.clone(),
             args: spec::parse_args(args.args.as_deref())?,
-            kwargs,
-            policy,
+            ..template
         }]),
     }
 }
@@ -97,14 +132,19 @@ fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
 /// Splits specs into `Add` commands of at most `BATCH_TASKS` tasks and about `BATCH_BYTES`.
 fn batches(specs: Vec<TaskSpec>) -> Vec<Vec<TaskSpec>> {
     tatzelwurm_proto::batch::batches(specs, BATCH_TASKS, BATCH_BYTES, |spec| {
-        spec.function.len() + spec.args.len() + spec.kwargs.len()
+        spec.function.len()
+            + spec.args.len()
+            + spec.kwargs.len()
+            + spec.queue.len()
+            + 8 * spec.after.len()
     })
 }
 
-/// The two commands that move tasks between states and answer with `Changed`.
+/// The commands that move tasks between states and answer with `Changed`.
 #[derive(Debug, Clone, Copy)]
 enum Change {
     Play,
+    Pause,
     Kill,
 }
 
@@ -112,6 +152,7 @@ impl Change {
     fn past(self) -> &'static str {
         match self {
             Change::Play => "played",
+            Change::Pause => "paused",
             Change::Kill => "killed",
         }
     }
@@ -119,18 +160,20 @@ impl Change {
     /// Why a task was left alone, after "task 4 is running; ".
     fn rule(self) -> &'static str {
         match self {
-            Change::Play => "only created tasks can be played",
+            Change::Play => "only created and paused tasks can be played",
+            Change::Pause => "only created, ready and scheduled tasks can be paused",
             Change::Kill => "only unfinished tasks can be killed",
         }
     }
 }
 
-/// `task play` and `task kill`.
+/// `task play`, `task pause` and `task kill`.
 async fn change(addr: &str, select: &SelectArgs, change: Change) -> Result<Outcome> {
     let chosen = selection(&select.ids, select.all);
     let client = connect(addr, false).await?;
     let changed = match change {
         Change::Play => client.play(chosen).await?,
+        Change::Pause => client.pause(chosen).await?,
         Change::Kill => client.kill(chosen).await?,
     };
     Ok(change_outcome(&changed, select.all, change))
@@ -155,7 +198,12 @@ fn change_outcome(changed: &Changed, all: bool, change: Change) -> Outcome {
 async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
     let client = connect(addr, false).await?;
     let found = client
-        .list_page(args.states.clone(), args.after.map(TaskId), args.limit)
+        .list_page(
+            args.states.clone(),
+            args.queue.as_deref(),
+            args.after.map(TaskId),
+            args.limit,
+        )
         .await?;
     let mut outcome = if args.json {
         let json: Vec<TaskJson> = found
@@ -186,10 +234,39 @@ async fn show(addr: &str, args: &ShowArgs) -> Result<Outcome> {
     if args.json {
         return Ok(Outcome::success(to_json_text(&TaskJson::new(&info, true))?));
     }
+    let pending = match info.state {
+        TaskState::Blocked => pending(&client, &info.spec.after).await,
+        _ => None,
+    };
     Ok(Outcome::success(table::task_detail(
         &info,
         Timestamp::now(),
+        pending.as_deref(),
     )))
+}
+
+/// Most dependencies `task show` looks up one by one to say which a blocked task still waits
+/// for; past that it shows only the ids (each lookup is a round trip).
+const PENDING_LOOKUPS: usize = 50;
+
+/// The tasks of `after` that have not completed, with their states; `None` when there are
+/// too many to look up or a lookup failed (the row is a help, not worth failing `show` for).
+/// Each is read as a one-task list page starting just below its id, which carries no output
+/// (a `show` would carry up to 512 KiB of it per task).
+async fn pending(client: &Client, after: &[TaskId]) -> Option<Vec<(TaskId, TaskState)>> {
+    if after.len() > PENDING_LOOKUPS {
+        return None;
+    }
+    let mut pending = Vec::new();
+    for id in after {
+        let below = id.0.checked_sub(1).map(TaskId);
+        let page = client.list_page(Vec::new(), None, below, 1).await.ok()?;
+        let dependency = page.into_iter().find(|task| task.id == *id)?;
+        if dependency.state != TaskState::Completed {
+            pending.push((*id, dependency.state));
+        }
+    }
+    Some(pending)
 }
 
 /// `task wait`: until every selected task is finished, or `--timeout` seconds.
@@ -229,31 +306,37 @@ async fn wait(addr: &str, args: &WaitArgs) -> Result<Outcome> {
     Ok(wait_outcome(&finished, &earlier))
 }
 
-/// A failure saying how to play them if any of `ids` is `created` (a wait for it would never
-/// end); `None` when none is.
+/// A failure saying how to play them if any of `ids` is `created` or `paused` (a wait for it
+/// would never end); `None` when none is.
 async fn not_played(client: &Client, ids: &[u64]) -> Result<Option<Outcome>> {
     let asked: BTreeSet<u64> = ids.iter().copied().collect();
-    let created: Vec<String> = client
-        .list(vec![TaskState::Created])
+    let held: Vec<TaskInfo> = client
+        .list(vec![TaskState::Created, TaskState::Paused])
         .await?
-        .iter()
+        .into_iter()
         .filter(|info| asked.contains(&info.id.0))
-        .map(|info| info.id.to_string())
         .collect();
-    if created.is_empty() {
+    if held.is_empty() {
         return Ok(None);
     }
+    let paused = held.iter().any(|info| info.state == TaskState::Paused);
+    let created: Vec<String> = held.iter().map(|info| info.id.to_string()).collect();
+    let how = match (paused, held.len()) {
+        (false, _) => "created but not played",
+        (true, 1) => "paused",
+        (true, _) => "created or paused, not played",
+    };
     let (which, them) = if created.len() == 1 {
-        (format!("task {} is", created[0]), "it")
+        (format!("task {} is {how}", created[0]), "it")
     } else {
         (
-            format!("tasks {} are", capped(created.clone(), 10).join(", ")),
+            format!("tasks {} are {how}", capped(created.clone(), 10).join(", ")),
             "them",
         )
     };
     let play = capped(created, 10).join(" ");
     Ok(Some(Outcome::error(format!(
-        "{which} created but not played, so waiting would never end; play {them} with `actionwurm task play {play}` (or add with --play), then wait"
+        "{which}, so waiting would never end; play {them} with `actionwurm task play {play}` (or add with --play), then wait"
     ))))
 }
 
@@ -273,7 +356,7 @@ async fn earlier_failures(
 
 fn timed_out(secs: f64, select: &SelectArgs) -> Outcome {
     let what = if select.all {
-        "every task that was ready, waiting or running".to_string()
+        "every task that was played and not finished".to_string()
     } else {
         let ids: Vec<String> = select.ids.iter().map(u64::to_string).collect();
         let shown = capped(ids, 10).join(", ");
@@ -349,5 +432,7 @@ fn wait_note(info: &TaskInfo) -> String {
     }
 }
 
+#[cfg(test)]
+mod control_tests;
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,8 @@ mod tests {
             connected_at: Timestamp(0),
             draining: false,
             held_off_until: None,
+            queues: vec!["default".into()],
+            async_concurrency: 1,
         };
         let fake = FakeCoordinator::start(move |_| {
             vec![Step::Reply(Reply::Workers(vec![worker(1), worker(2)]))]

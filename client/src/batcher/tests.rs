@@ -1,14 +1,13 @@
 //! The pipeline's rules alone: tickets, the window, batches, acknowledgements.
 
 use super::*;
-use tatzelwurm_proto::task::TaskPolicy;
 
 fn spec(args: &str) -> TaskSpec {
     TaskSpec {
         function: "m:f".into(),
         args: args.into(),
         kwargs: "{}".into(),
-        policy: TaskPolicy::default(),
+        ..TaskSpec::default()
     }
 }
 

@@ -6,14 +6,13 @@ use crate::fake_coordinator::{task, FakeCoordinator, Greeting, Seen, Step};
 use crate::{ErrorClass, Event};
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{Failure, FromActioner};
-use tatzelwurm_proto::task::TaskPolicy;
 
 fn spec(n: u32) -> TaskSpec {
     TaskSpec {
         function: "m:f".into(),
         args: format!("[{n}]"),
         kwargs: "{}".into(),
-        policy: TaskPolicy::default(),
+        ..TaskSpec::default()
     }
 }
 
@@ -564,7 +563,10 @@ async fn long_listings_are_read_page_by_page() {
     let all = client.list(vec![]).await.unwrap();
     assert_eq!(all.len(), 10_003);
     assert!(all.windows(2).all(|w| w[0].id.0 + 1 == w[1].id.0));
-    let some = client.list_page(vec![], Some(TaskId(10)), 5).await.unwrap();
+    let some = client
+        .list_page(vec![], None, Some(TaskId(10)), 5)
+        .await
+        .unwrap();
     let ids: Vec<u64> = some.iter().map(|t| t.id.0).collect();
     assert_eq!(ids, vec![11, 12, 13, 14, 15]);
     drop(client);

@@ -2,7 +2,7 @@
 
 use super::*;
 use tatzelwurm_proto::actioner::Failure;
-use tatzelwurm_proto::task::{TaskPolicy, TaskSpec, TaskState};
+use tatzelwurm_proto::task::{TaskSpec, TaskState};
 
 fn info(id: u64) -> TaskInfo {
     crate::fake_coordinator::task(id, TaskState::Completed)
@@ -14,7 +14,7 @@ fn watching_add() -> Command {
             function: "m:f".into(),
             args: "[]".into(),
             kwargs: "{}".into(),
-            policy: TaskPolicy::default(),
+            ..TaskSpec::default()
         }],
         play: true,
         key: None,
@@ -40,6 +40,7 @@ fn pages_are_gathered() {
     let first = routes.add(
         Command::List {
             states: vec![],
+            queue: None,
             after: None,
             limit: 0,
         },
@@ -153,6 +154,7 @@ fn resend_after_a_drop() {
     routes.add(
         Command::List {
             states: vec![],
+            queue: None,
             after: None,
             limit: 0,
         },

@@ -7,19 +7,20 @@ use tatzelwurm_client::fake_coordinator::{shown_task, task, FakeCoordinator, Ste
 use tatzelwurm_proto::actioner::{Command, Reply, Selection};
 use tatzelwurm_proto::task::TaskPolicy;
 
-fn add_args(function: &str) -> AddArgs {
-    AddArgs {
-        function: function.into(),
-        args: None,
-        kwargs: None,
-        args_file: None,
-        play: false,
-        at_most_once: false,
-        retries: 0,
-        backoff: 1.0,
-        timeout: None,
-        crash_limit: tatzelwurm_proto::task::DEFAULT_CRASH_LIMIT,
+/// The arguments of `task add FUNC EXTRA...` as clap parses them.
+fn add_args_with(function: &str, extra: &[&str]) -> AddArgs {
+    use clap::Parser;
+    let argv = ["actionwurm", "task", "add", function]
+        .into_iter()
+        .chain(extra.iter().copied());
+    match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        crate::cli::TopCommand::Task(TaskCommand::Add(args)) => args,
+        other => panic!("not an add: {other:?}"),
     }
+}
+
+fn add_args(function: &str) -> AddArgs {
+    add_args_with(function, &[])
 }
 
 fn select(ids: &[u64], all: bool) -> SelectArgs {
@@ -81,10 +82,10 @@ async fn policy_is_sent_with_every_task() {
     let fake = FakeCoordinator::start(numbering()).await;
     let mut args = add_args("examples.words:count");
     args.args_file = Some(path.clone());
-    args.retries = 3;
-    args.backoff = 0.5;
-    args.timeout = Some(2.5);
-    args.crash_limit = 2;
+    args.policy.retries = 3;
+    args.policy.backoff = 0.5;
+    args.policy.timeout = Some(2.5);
+    args.policy.crash_limit = 2;
     let outcome = add(&fake.addr, &args).await.unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(outcome, Outcome::success("1\n2\n".into()));
@@ -104,7 +105,7 @@ async fn policy_is_sent_with_every_task() {
 
     let fake = FakeCoordinator::start(numbering()).await;
     let mut args = add_args("m:f");
-    args.at_most_once = true;
+    args.policy.at_most_once = true;
     add(&fake.addr, &args).await.unwrap();
     let seen = fake.requests().await;
     let Command::Add { tasks, .. } = &seen[0].command else {
@@ -129,12 +130,7 @@ async fn bad_function_fails_before_connecting() {
 /// Large inputs are split by count and by size, keeping the order.
 #[test]
 fn batches_split_by_count_and_bytes() {
-    let spec = |args: String| TaskSpec {
-        function: "m:f".into(),
-        args,
-        kwargs: "{}".into(),
-        policy: TaskPolicy::default(),
-    };
+    let spec = |args: String| TaskSpec::call("m:f", args, "{}");
     let many: Vec<TaskSpec> = (0..BATCH_TASKS * 2 + 1)
         .map(|i| spec(format!("[{i}]")))
         .collect();
@@ -164,7 +160,7 @@ async fn play_reports_tasks_left_alone() {
     assert_eq!(outcome.stdout, "played 2 tasks\n");
     assert_eq!(
         outcome.stderr,
-        vec!["task 4 is running; only created tasks can be played"]
+        vec!["task 4 is running; only created and paused tasks can be played"]
     );
     assert_eq!(outcome.exit, Exit::Failure);
     let seen = fake.requests().await;
@@ -217,6 +213,7 @@ async fn list_json_is_one_array() {
     .await;
     let args = ListArgs {
         states: vec![TaskState::Failed],
+        queue: Some("gpu".into()),
         limit: 1_000,
         after: None,
         json: true,
@@ -230,6 +227,7 @@ async fn list_json_is_one_array() {
         seen[0].command,
         Command::List {
             states: vec![TaskState::Failed],
+            queue: Some("gpu".into()),
             after: None,
             limit: 1_000,
         }
@@ -353,7 +351,7 @@ fn wait_all_times_out_naming_waiting() {
     let outcome = timed_out(1.0, &select(&[], true));
     assert_eq!(
         outcome.stderr,
-        vec!["timed out after 1 s waiting for every task that was ready, waiting or running"]
+        vec!["timed out after 1 s waiting for every task that was played and not finished"]
     );
 }
 
@@ -382,7 +380,7 @@ fn wait_counts_waiting_tasks() {
 async fn wait_for_a_created_task_fails_at_once() {
     let fake = FakeCoordinator::start(|command| match command {
         Command::List { states, .. } => {
-            assert_eq!(states, &vec![TaskState::Created]);
+            assert_eq!(states, &vec![TaskState::Created, TaskState::Paused]);
             vec![Step::Reply(Reply::Tasks {
                 tasks: vec![task(4, TaskState::Created), task(5, TaskState::Created)],
                 more: false,
@@ -485,6 +483,7 @@ async fn list_is_limited_and_says_how_to_page_on() {
     .await;
     let args = ListArgs {
         states: vec![],
+        queue: None,
         limit: 2,
         after: Some(10),
         json: true,
