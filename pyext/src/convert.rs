@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tatzelwurm_client::{ClientError, ErrorClass, Event};
 use tatzelwurm_proto::actioner::WorkerInfo;
-use tatzelwurm_proto::task::{TaskInfo, Timestamp};
+use tatzelwurm_proto::task::{TaskInfo, Timestamp, When};
 
 /// The tags of event tuples; python/tatzelwurm/client.py reads the same numbers.
 const ADDED: u8 = 0;
@@ -26,6 +26,9 @@ pub fn class_name(class: ErrorClass) -> &'static str {
         ErrorClass::BadRequest => "BadRequest",
         ErrorClass::TooLarge => "TooLarge",
         ErrorClass::Internal => "Internal",
+        ErrorClass::UnknownQueue => "UnknownQueue",
+        ErrorClass::UnknownSchedule => "UnknownSchedule",
+        ErrorClass::ScheduleExists => "ScheduleExists",
     }
 }
 
@@ -47,12 +50,12 @@ pub fn error(py: Python<'_>, class: &str, message: String) -> PyErr {
 }
 
 /// Seconds since the epoch, as Python's `time.time()` counts.
-fn secs(at: Timestamp) -> f64 {
+pub fn secs(at: Timestamp) -> f64 {
     at.as_secs_f64()
 }
 
 /// One task as a dict (`output` is `(stdout, stderr)` or None, `error` `(kind, message,
-/// traceback)` or None).
+/// traceback)` or None, `run_at` seconds since the epoch or None, `after` a list of ids).
 pub fn task_info<'py>(py: Python<'py>, info: TaskInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item(intern!(py, "id"), info.id.0)?;
@@ -60,6 +63,11 @@ pub fn task_info<'py>(py: Python<'py>, info: TaskInfo) -> PyResult<Bound<'py, Py
     d.set_item(intern!(py, "function"), info.spec.function)?;
     d.set_item(intern!(py, "args"), info.spec.args)?;
     d.set_item(intern!(py, "kwargs"), info.spec.kwargs)?;
+    d.set_item(intern!(py, "queue"), info.spec.queue)?;
+    d.set_item(intern!(py, "priority"), info.spec.priority)?;
+    d.set_item(intern!(py, "run_at"), run_at(info.spec.run_at))?;
+    let after: Vec<u64> = info.spec.after.iter().map(|id| id.0).collect();
+    d.set_item(intern!(py, "after"), after)?;
     d.set_item(intern!(py, "result"), info.result)?;
     d.set_item(
         intern!(py, "error"),
@@ -80,6 +88,16 @@ pub fn task_info<'py>(py: Python<'py>, info: TaskInfo) -> PyResult<Bound<'py, Py
     Ok(d)
 }
 
+/// A start time as seconds since the epoch. A stored task holds a moment (the coordinator turns
+/// a delay into one when it adds the task), so a delay shows only if a coordinator ever
+/// answered one: as None, since its moment is unknown here.
+fn run_at(when: Option<When>) -> Option<f64> {
+    match when {
+        Some(When::At(at)) => Some(secs(at)),
+        Some(When::Delay(_)) | None => None,
+    }
+}
+
 /// Tasks as a list of dicts.
 pub fn task_infos<'py>(py: Python<'py>, infos: Vec<TaskInfo>) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
@@ -97,10 +115,13 @@ pub fn worker_info<'py>(py: Python<'py>, w: WorkerInfo) -> PyResult<Bound<'py, P
     d.set_item("address", w.address)?;
     d.set_item("slots", w.slots)?;
     d.set_item("running", w.running)?;
+    d.set_item("queued", w.queued)?;
     d.set_item("done", w.done)?;
     d.set_item("python", w.python)?;
     d.set_item("connected_at", secs(w.connected_at))?;
     d.set_item("draining", w.draining)?;
+    d.set_item("queues", w.queues)?;
+    d.set_item("async_concurrency", w.async_concurrency)?;
     d.set_item("held_off_until", w.held_off_until.map(secs))?;
     Ok(d)
 }

@@ -4,10 +4,14 @@
 //! Every call that can wait releases the GIL: connecting, a submit while the window is full,
 //! the dispatcher thread's wait for events, and every request. A submit with room in the window
 //! only queues (a lock and a push), so it keeps the GIL: releasing it would cost more.
+//!
+//! The queue and schedule requests are thin here: their conversions live in `queues` and
+//! `schedules`.
 
 use crate::convert::{client_error, error, event, task_info, task_infos, worker_info};
 use crate::options::Options;
 use crate::runtime::runtime;
+use crate::{queues, schedules};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,21 +128,33 @@ impl Core {
         options: &Bound<'_, Options>,
     ) -> PyResult<u64> {
         let options = options.get();
-        check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
-        let specs: Vec<TaskSpec> = args
-            .into_iter()
-            .zip(kwargs)
-            .map(|(args, kwargs)| TaskSpec {
-                function: function.clone(),
-                args,
-                kwargs,
-                policy: options.policy,
-            })
-            .collect();
+        let specs = specs(py, function, args, kwargs, options)?;
         let pipeline = &self.pipeline;
         let play = options.play;
         py.detach(|| pipeline.submit_many_blocking(specs, play))
             .map_err(|e| client_error(py, &e))
+    }
+
+    /// Adds one task per (args, kwargs) pair in a request of its own, outside the pipeline, and
+    /// returns their ids once durable; the coordinator's refusal (an `after` id that does not
+    /// exist: `UnknownTask`) is raised here and fails no other submit. Not watched: the caller
+    /// registers handles first, then calls `watch`.
+    fn add(
+        &self,
+        py: Python<'_>,
+        function: String,
+        args: Vec<String>,
+        kwargs: Vec<String>,
+        options: &Bound<'_, Options>,
+    ) -> PyResult<Vec<u64>> {
+        let options = options.get();
+        let specs = specs(py, function, args, kwargs, options)?;
+        let client = &self.client;
+        let play = options.play;
+        let ids = py
+            .detach(|| runtime().block_on(client.add(specs, play)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(ids.into_iter().map(|id| id.0).collect())
     }
 
     /// Up to `max` events, waiting up to `timeout` seconds for the first (GIL released); an
@@ -225,14 +241,15 @@ impl Core {
         Ok(task_info(py, info)?.into_any())
     }
 
-    /// Tasks in any of these states (all when empty), as dicts.
-    #[pyo3(signature = (states, limit=0, after=None))]
+    /// Tasks in any of these states (all when empty), of `queue` (all when None), as dicts.
+    #[pyo3(signature = (states, limit=0, after=None, queue=None))]
     fn list<'py>(
         &self,
         py: Python<'py>,
         states: Vec<String>,
         limit: usize,
         after: Option<u64>,
+        queue: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
         let states = states
             .iter()
@@ -241,7 +258,14 @@ impl Core {
             .map_err(|m| error(py, "BadRequest", m))?;
         let client = &self.client;
         let infos = py
-            .detach(|| runtime().block_on(client.list_page(states, after.map(TaskId), limit)))
+            .detach(|| {
+                runtime().block_on(client.list_page(
+                    states,
+                    queue.as_deref(),
+                    after.map(TaskId),
+                    limit,
+                ))
+            })
             .map_err(|e| client_error(py, &e))?;
         task_infos(py, infos)
     }
@@ -271,6 +295,100 @@ impl Core {
         self.change(py, ids, Command::Play)
     }
 
+    /// Pauses these created, ready or scheduled tasks (all such when None).
+    #[pyo3(signature = (ids=None))]
+    fn pause(&self, py: Python<'_>, ids: Option<Vec<u64>>) -> PyResult<ChangedIds> {
+        self.change(py, ids, Command::Pause)
+    }
+
+    /// Every queue, as dicts.
+    fn queues<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let client = &self.client;
+        let found = py
+            .detach(|| runtime().block_on(client.queues()))
+            .map_err(|e| client_error(py, &e))?;
+        queues::queue_infos(py, found)
+    }
+
+    /// Pauses, resumes or limits (`change`: pause, resume, limit) queue `name`; the queue as it
+    /// is now, as a dict.
+    fn change_queue<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        change: &str,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let change = queues::change(py, change, limit)?;
+        let client = &self.client;
+        let queue = py
+            .detach(|| runtime().block_on(client.queue(&name, change)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(queues::queue_info(py, queue)?.into_any())
+    }
+
+    /// Adds a schedule (see `schedules::spec`); the new schedule, as a dict.
+    #[allow(clippy::too_many_arguments)]
+    fn add_schedule<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        every_ms: Option<u64>,
+        cron: Option<String>,
+        tz: Option<String>,
+        function: String,
+        args: String,
+        kwargs: String,
+        options: &Bound<'_, Options>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = schedules::spec(
+            py,
+            name,
+            every_ms,
+            cron,
+            tz,
+            function,
+            args,
+            kwargs,
+            options.get(),
+        )?;
+        let client = &self.client;
+        let info = py
+            .detach(|| runtime().block_on(client.add_schedule(spec)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(schedules::schedule_info(py, info)?.into_any())
+    }
+
+    /// Schedule `name` (UnknownSchedule if none), or every schedule, as a list of dicts.
+    #[pyo3(signature = (name=None))]
+    fn schedules<'py>(
+        &self,
+        py: Python<'py>,
+        name: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let client = &self.client;
+        let found = py
+            .detach(|| runtime().block_on(client.schedules(name.as_deref())))
+            .map_err(|e| client_error(py, &e))?;
+        schedules::schedule_infos(py, found)
+    }
+
+    /// Pauses, resumes or removes (`change`) schedule `name`; it as it is now (as it was, for a
+    /// removal), as a dict.
+    fn change_schedule<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        change: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let change = schedules::change(py, change)?;
+        let client = &self.client;
+        let info = py
+            .detach(|| runtime().block_on(client.schedule(&name, change)))
+            .map_err(|e| client_error(py, &e))?;
+        Ok(schedules::schedule_info(py, info)?.into_any())
+    }
+
     /// Stops reconnecting and closes the connection; the dispatcher's next wait returns None.
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
@@ -280,7 +398,7 @@ impl Core {
 }
 
 impl Core {
-    /// A play or a kill (`command`) of these tasks, with the GIL released while it runs.
+    /// A play, pause or kill (`command`) of these tasks, with the GIL released while it runs.
     fn change(
         &self,
         py: Python<'_>,
@@ -297,7 +415,8 @@ impl Core {
 }
 
 /// A task spec, its function name checked by the one rule (`InvalidRequest` otherwise), so a
-/// bad name fails its own submit instead of the whole add frame it would travel in.
+/// bad name fails its own submit instead of the whole add frame it would travel in. (The
+/// options' queue and priority were checked when the options were made.)
 fn spec(
     py: Python<'_>,
     function: String,
@@ -306,12 +425,23 @@ fn spec(
     options: &Options,
 ) -> PyResult<TaskSpec> {
     check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
-    Ok(TaskSpec {
-        function,
-        args,
-        kwargs,
-        policy: options.policy,
-    })
+    Ok(options.spec(function, args, kwargs))
+}
+
+/// One spec per (args, kwargs) pair, the function checked once.
+fn specs(
+    py: Python<'_>,
+    function: String,
+    args: Vec<String>,
+    kwargs: Vec<String>,
+    options: &Options,
+) -> PyResult<Vec<TaskSpec>> {
+    check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
+    Ok(args
+        .into_iter()
+        .zip(kwargs)
+        .map(|(args, kwargs)| options.spec(function.clone(), args, kwargs))
+        .collect())
 }
 
 fn selection(ids: Option<Vec<u64>>) -> Selection {

@@ -7,8 +7,14 @@
 //! - `runtime`: the one tokio runtime of the extension, made on first use.
 //! - `core`: `Core`, one client connection with its pipeline and event stream, the thing
 //!   `tatzelwurm.Client` is built on; every blocking call releases the GIL.
-//! - `options`: `Options`, a task policy and play flag made once per client view.
+//! - `options`: `Options`, what a client view's tasks carry (policy, play, queue, priority,
+//!   start time, dependencies), made once per view; the queue-name and priority checks.
 //! - `convert`: task and worker descriptions, events and errors as Python values.
+//! - `queues`: queue descriptions as Python values, and queue changes by name.
+//! - `schedules`: the schedule `Client.schedule` sends, and schedule descriptions as Python
+//!   values.
+//! - `when`: spans and moments written as text (`"1h30m"`, RFC 3339), by the command line's
+//!   rules.
 //!
 //! The Python layer (python/tatzelwurm/) owns handles, futures and the dispatcher thread; this
 //! crate owns nothing Python-specific beyond the conversions.
@@ -19,7 +25,10 @@ mod commands;
 mod convert;
 mod core;
 mod options;
+mod queues;
 mod runtime;
+mod schedules;
+mod when;
 
 /// The extension module.
 #[pymodule]
@@ -29,5 +38,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::actionwurm_main, m)?)?;
     m.add_class::<core::Core>()?;
     m.add_class::<options::Options>()?;
+    m.add_function(wrap_pyfunction!(options::check_queue_name, m)?)?;
+    m.add_function(wrap_pyfunction!(options::check_priority, m)?)?;
+    m.add("MAX_AFTER", tatzelwurm_proto::task::MAX_AFTER)?;
+    m.add_function(wrap_pyfunction!(when::parse_span, m)?)?;
+    m.add_function(wrap_pyfunction!(when::parse_every, m)?)?;
+    m.add_function(wrap_pyfunction!(when::parse_time, m)?)?;
     Ok(())
 }

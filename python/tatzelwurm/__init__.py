@@ -10,9 +10,18 @@ and this package submits and waits for them::
         for h in tw.as_completed(handles, timeout=60):
             print(h.id, h.result())
 
+Tasks can wait in named queues, by priority, until a moment, or for other tasks::
+
+    first = client.submit("pkg.mod:extract", 1)
+    later = client.options(queue="reports", priority=10, delay=60, after=[first])
+    later.submit("pkg.mod:report", 1)
+    client.schedule("nightly", "pkg.mod:cleanup", cron="0 3 * * *", tz="Europe/Berlin")
+
 Package layout: ``client`` (:class:`Client`, the dispatcher thread), ``aio``
 (:class:`AsyncClient`), ``handle`` (:class:`TaskHandle`, :class:`TaskInfo`, ``as_completed``,
-``wait``), ``task`` (``@task``, function names), ``serialize`` (JSON arguments), ``errors``,
+``wait``), ``task`` (``@task``, function names), ``options`` (task options: policy, queue,
+priority, delay, at, after), ``queues`` (:class:`QueueInfo`), ``schedules``
+(:class:`ScheduleInfo`), ``serialize`` (JSON arguments), ``errors``,
 ``slot`` (the worker's slot loop, run as ``python -m tatzelwurm.slot``), ``_native`` (the Rust
 extension: the connection, the pipeline, and the three commands).
 """
@@ -29,14 +38,18 @@ from .errors import (
     SerializationError,
     TaskFailed,
     TaskKilled,
+    ScheduleExists,
     TaskTimedOut,
     TatzelwurmError,
+    UnknownQueue,
+    UnknownSchedule,
     UnknownTask,
 )
 from .handle import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
     FIRST_EXCEPTION,
+    STATES,
     Changed,
     TaskError,
     TaskHandle,
@@ -46,6 +59,8 @@ from .handle import (
     as_completed,
     wait,
 )
+from .queues import DEFAULT_QUEUE, QueueInfo
+from .schedules import ScheduleInfo
 from .task import Task, function_name, task
 
 __version__ = "0.1.0"
@@ -58,10 +73,15 @@ __all__ = [
     "CoordinatorRefused",
     "CoordinatorUnavailable",
     "DEFAULT_ADDRESS",
+    "DEFAULT_QUEUE",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "InvalidRequest",
+    "QueueInfo",
     "RequestTooLarge",
+    "STATES",
+    "ScheduleExists",
+    "ScheduleInfo",
     "SerializationError",
     "Task",
     "TaskError",
@@ -72,6 +92,8 @@ __all__ = [
     "TaskOutput",
     "TaskTimedOut",
     "TatzelwurmError",
+    "UnknownQueue",
+    "UnknownSchedule",
     "UnknownTask",
     "WorkerInfo",
     "as_completed",

@@ -1,7 +1,8 @@
 """The asyncio client: the same methods as :class:`Client`, as coroutines.
 
 A submit awaits only when the send window is full (then a thread waits for room, so the event
-loop never blocks); requests run in the loop's default executor with the GIL released inside.
+loop never blocks), or when it runs ``after`` other tasks (its add is a request of its own);
+requests run in the loop's default executor with the GIL released inside.
 Handles are the same :class:`TaskHandle` objects: ``await handle`` gives the result.
 """
 
@@ -26,6 +27,8 @@ from collections import deque
 
 from .client import Client, Function
 from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo
+from .queues import QueueInfo
+from .schedules import ScheduleInfo
 from .serialize import dumps_arguments
 
 __all__ = ["AsyncClient"]
@@ -96,8 +99,11 @@ class AsyncClient:
 
     def options(self, **options: Any) -> "AsyncClient":
         """A view on the same connection whose submits carry these options (see
-        :meth:`Client.options`)."""
-        return AsyncClient(_client=self.client.options(**options))
+        :meth:`Client.options`: the policy, ``play``, ``queue``, ``priority``, ``delay``,
+        ``at``, ``after``). Handles in ``after`` are asked for their ids, which blocks until
+        their adds are durable: await them first (``await ac.flush()``) inside a busy loop."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return AsyncClient(_client=self.client._view(given, stacklevel=3))
 
     async def submit(self, function: Function, /, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
         """Submits one task; awaits only while the send window is full."""
@@ -155,9 +161,10 @@ class AsyncClient:
         state: Union[None, str, Sequence[str]] = None,
         limit: Optional[int] = None,
         after: Optional[int] = None,
+        queue: Optional[str] = None,
     ) -> List[TaskInfo]:
         """See :meth:`Client.list`."""
-        return await _run(functools.partial(self.client.list, state, limit, after))
+        return await _run(functools.partial(self.client.list, state, limit, after, queue))
 
     async def workers(self) -> List[WorkerInfo]:
         """The connected workers."""
@@ -170,6 +177,73 @@ class AsyncClient:
     async def play(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
         """See :meth:`Client.play`."""
         return await _run(functools.partial(self.client.play, *tasks, all=all))
+
+    async def pause(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """See :meth:`Client.pause`."""
+        return await _run(functools.partial(self.client.pause, *tasks, all=all))
+
+    async def queues(self) -> List[QueueInfo]:
+        """See :meth:`Client.queues`."""
+        return await _run(self.client.queues)
+
+    async def pause_queue(self, name: str) -> QueueInfo:
+        """See :meth:`Client.pause_queue`."""
+        return await _run(functools.partial(self.client.pause_queue, name))
+
+    async def resume_queue(self, name: str) -> QueueInfo:
+        """See :meth:`Client.resume_queue`."""
+        return await _run(functools.partial(self.client.resume_queue, name))
+
+    async def limit_queue(self, name: str, limit: Optional[int]) -> QueueInfo:
+        """See :meth:`Client.limit_queue`."""
+        return await _run(functools.partial(self.client.limit_queue, name, limit))
+
+    async def schedule(
+        self,
+        name: str,
+        function: Function,
+        *,
+        every: Any = None,
+        cron: Optional[str] = None,
+        tz: Optional[str] = None,
+        args: Sequence[Any] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+        **options: Any,
+    ) -> ScheduleInfo:
+        """See :meth:`Client.schedule`."""
+        return await _run(
+            functools.partial(
+                self.client.schedule,
+                name,
+                function,
+                every=every,
+                cron=cron,
+                tz=tz,
+                args=args,
+                kwargs=kwargs,
+                **options,
+            )
+        )
+
+    async def schedules(self) -> List[ScheduleInfo]:
+        """See :meth:`Client.schedules`."""
+        return await _run(self.client.schedules)
+
+    async def schedule_info(self, name: str) -> ScheduleInfo:
+        """See :meth:`Client.schedule_info`."""
+        return await _run(functools.partial(self.client.schedule_info, name))
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """See :meth:`Client.pause_schedule`."""
+        return await _run(functools.partial(self.client.pause_schedule, name))
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """See :meth:`Client.resume_schedule`."""
+        return await _run(functools.partial(self.client.resume_schedule, name))
+
+    async def remove_schedule(self, name: str) -> ScheduleInfo:
+        """See :meth:`Client.remove_schedule`."""
+        return await _run(functools.partial(self.client.remove_schedule, name))
 
     async def close(self) -> None:
         """Closes the connection."""

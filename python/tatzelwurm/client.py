@@ -21,6 +21,7 @@ import threading
 import weakref
 from collections import deque
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Deque,
@@ -36,10 +37,16 @@ from typing import (
 )
 
 from . import _native
-from .errors import SerializationError, TatzelwurmError, _native_error
+from .errors import InvalidRequest, SerializationError, TatzelwurmError, _native_error
 from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo, as_completed, wait
+from .options import check_options, check_schedule_options, merge_options, native_options
+from .queues import QueueInfo
+from .schedules import ScheduleInfo, trigger
 from .serialize import dumps_arguments
-from .task import Task, check_options, function_name
+from .task import Task, function_name
+
+if TYPE_CHECKING:
+    import datetime
 
 __all__ = ["Client", "default_client", "DEFAULT_ADDRESS"]
 
@@ -54,20 +61,6 @@ DEFAULT_ADDRESS = "127.0.0.1:5677"
 Function = Union[str, Callable[..., Any], Task]
 
 _EVENT_ADDED, _EVENT_ADD_FAILED, _EVENT_FINISHED, _EVENT_DISCONNECTED, _EVENT_RECONNECTED = range(5)
-
-
-def _native_options(options: Dict[str, Any]) -> Any:
-    """The native form of checked options (seconds become milliseconds)."""
-    backoff = options.get("backoff")
-    timeout = options.get("timeout")
-    return _native.Options(
-        retries=options.get("retries"),
-        backoff_ms=None if backoff is None else int(round(backoff * 1000)),
-        timeout_ms=None if timeout is None else max(1, int(round(timeout * 1000))),
-        at_most_once=options.get("at_most_once"),
-        crash_limit=options.get("crash_limit"),
-        play=options.get("play", True),
-    )
 
 
 class _Core:
@@ -95,6 +88,8 @@ class _Core:
 
     # -- submitting -------------------------------------------------------------------------
     def submit(self, function: str, args_json: str, kwargs_json: str, options: Any) -> TaskHandle[Any]:
+        if options.waits_for_tasks:
+            return self.add_now(function, [args_json], [kwargs_json], options)[0]
         handle: TaskHandle = TaskHandle(self)
         with self.lock:
             ticket = self.native.submit(function, args_json, kwargs_json, options)
@@ -104,6 +99,8 @@ class _Core:
     def try_submit(
         self, function: str, args_json: str, kwargs_json: str, options: Any
     ) -> Optional[TaskHandle[Any]]:
+        if options.waits_for_tasks:
+            return None  # its add is a request of its own: the caller waits in `submit`
         handle: TaskHandle = TaskHandle(self)
         with self.lock:
             ticket = self.native.try_submit(function, args_json, kwargs_json, options)
@@ -115,6 +112,8 @@ class _Core:
     def submit_many(
         self, function: str, args: List[str], kwargs: List[str], options: Any
     ) -> List[TaskHandle[Any]]:
+        if options.waits_for_tasks and args:
+            return self.add_now(function, args, kwargs, options)
         handles: List[TaskHandle[Any]] = [TaskHandle(self) for _ in args]
         if not handles:
             return handles
@@ -123,6 +122,36 @@ class _Core:
             by_ticket = self.by_ticket
             for offset, handle in enumerate(handles):
                 by_ticket[first + offset] = handle
+        return handles
+
+    def add_now(
+        self, function: str, args: List[str], kwargs: List[str], options: Any
+    ) -> List[TaskHandle[Any]]:
+        """Adds tasks that run ``after`` others in a request of their own, then watches them.
+
+        An ``after`` id that does not exist fails the whole add with :class:`UnknownTask`: sent
+        alone, it fails only these tasks (raised here, with the coordinator's sentence) and not
+        the other submits a pipelined frame would carry with them. A chain waits for each
+        link's id anyway, so the round trip costs a chain little.
+        """
+        ids = self.native.add(function, args, kwargs, options)
+        handles: List[TaskHandle[Any]] = []
+        fresh: List[int] = []
+        with self.lock:
+            for task_id in ids:
+                handle = self.by_id.get(task_id)
+                if handle is None:
+                    handle = self.by_id[task_id] = TaskHandle(self, task_id)
+                    fresh.append(task_id)
+                handles.append(handle)
+        try:
+            # Registered first: a completion pushed right after the watch finds its handle.
+            self.native.watch(fresh)
+        except BaseException:
+            with self.lock:
+                for task_id in fresh:
+                    self.by_id.pop(task_id, None)
+            raise
         return handles
 
     def watch(self, task_id: int) -> TaskHandle[Any]:
@@ -151,6 +180,10 @@ class _Core:
 
     def play(self, ids: Optional[List[int]]) -> Changed:
         changed, unchanged = self.native.play(ids)
+        return Changed(changed, unchanged)
+
+    def pause(self, ids: Optional[List[int]]) -> Changed:
+        changed, unchanged = self.native.pause(ids)
         return Changed(changed, unchanged)
 
     def flush(self, timeout: Optional[float]) -> None:
@@ -322,7 +355,7 @@ class Client:
         client_name = name or f"python:{os.getpid()}"
         self._core = _Core(address, window, client_name, id_timeout)
         self._options: Dict[str, Any] = {}
-        self._native_opts = _native_options({})
+        self._native_opts = native_options({})
         self._task_opts: Dict[Task, Any] = {}
 
     @property
@@ -340,14 +373,34 @@ class Client:
         at_most_once: Optional[bool] = None,
         crash_limit: Optional[int] = None,
         play: Optional[bool] = None,
+        queue: Optional[str] = None,
+        priority: Optional[int] = None,
+        delay: "Union[None, float, str, datetime.timedelta]" = None,
+        at: "Union[None, float, str, datetime.datetime]" = None,
+        after: "Union[None, int, TaskHandle[Any], Iterable[Union[int, TaskHandle[Any]]]]" = None,
     ) -> "Client":
         """A view of this client on the same connection whose submits carry these options.
 
-        ``retries``: further attempts after a failure; ``backoff``: seconds before the first
-        retry (doubling, with jitter); ``timeout``: seconds an attempt may run; ``at_most_once``:
-        never start it twice (a lost worker fails it); ``crash_limit``: attempts that may be
-        lost with their worker; ``play``: start ready (True, the default) or ``created``. The
-        task's own keyword arguments are never read as options.
+        The policy: ``retries``: further attempts after a failure; ``backoff``: seconds before
+        the first retry (doubling, with jitter); ``timeout``: seconds an attempt may run;
+        ``at_most_once``: never start it twice (a lost worker fails it); ``crash_limit``:
+        attempts that may be lost with their worker; ``play``: start at once (True, the
+        default) or ``created``, waiting for :meth:`play`.
+
+        Where, when and after what: ``queue``: the queue it waits in (``"default"``), run only
+        by workers serving it; ``priority``: -100 to 100 (0), higher first, first in first out
+        within one; ``delay``: seconds, a ``timedelta`` or a span as the command line writes it
+        (``"1h30m"``) from when it is added before it may run, ``scheduled`` until then;
+        ``at``: the moment it may run, an aware ``datetime``, a Unix timestamp in seconds or RFC
+        3339 text (``"2026-12-01T09:00:00Z"``); a naive datetime is refused (its moment is
+        unclear), a moment in the past warns and runs now; ``after``: handles or ids of tasks that must complete
+        first, ``blocked`` until then; if one fails or is killed, this task fails with
+        ``DependencyFailed``. A submit with ``after`` is sent at once on its own, so an id that
+        does not exist raises :class:`UnknownTask` from ``submit``. A handle in ``after`` is
+        asked for its id, which waits until its add is durable.
+
+        Bad values raise :class:`InvalidRequest` here, with the sentence the command line
+        prints. The task's own keyword arguments are never read as options.
         """
         given = {
             "retries": retries,
@@ -356,13 +409,22 @@ class Client:
             "at_most_once": at_most_once,
             "crash_limit": crash_limit,
             "play": play,
+            "queue": queue,
+            "priority": priority,
+            "delay": delay,
+            "at": at,
+            "after": after,
         }
-        merged = dict(self._options)
-        merged.update(check_options({k: v for k, v in given.items() if v is not None}))
+        return self._view({k: v for k, v in given.items() if v is not None}, stacklevel=3)
+
+    def _view(self, given: Dict[str, Any], stacklevel: int) -> "Client":
+        """A view with ``given`` options over this one's (``stacklevel`` for a warning about an
+        ``at`` in the past, as if this method warned)."""
+        merged = merge_options(self._options, check_options(given, stacklevel=stacklevel + 1))
         view = Client.__new__(Client)
         view._core = self._core
         view._options = merged
-        view._native_opts = _native_options(merged)
+        view._native_opts = native_options(merged)
         view._task_opts = {}
         return view
 
@@ -374,9 +436,8 @@ class Client:
                 return function.name, self._native_opts
             opts = self._task_opts.get(function)
             if opts is None:
-                merged = dict(function.task_options)
-                merged.update(self._options)
-                opts = self._task_opts[function] = _native_options(merged)
+                merged = merge_options(function.task_options, self._options)
+                opts = self._task_opts[function] = native_options(merged)
             return function.name, opts
         return function_name(function), self._native_opts
 
@@ -463,11 +524,12 @@ class Client:
         state: Union[None, str, Sequence[str]] = None,
         limit: Optional[int] = None,
         after: Optional[int] = None,
+        queue: Optional[str] = None,
     ) -> List[TaskInfo]:
         """Tasks in ``state`` (a state name or several; all when None) with ids above ``after``,
-        in id order, at most ``limit`` of them (all when None), without their output. The
-        coordinator answers long listings in pages; ``after`` the last id of one listing gives
-        the next."""
+        in id order, at most ``limit`` of them (all when None), of ``queue`` only when given,
+        without their output. The coordinator answers long listings in pages; ``after`` the
+        last id of one listing gives the next."""
         if state is None:
             states: List[str] = []
         elif isinstance(state, str):
@@ -476,7 +538,7 @@ class Client:
             states = list(state)
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1 (or None for all), not {limit}")
-        raw = self._core.native.list(states, limit or 0, after)
+        raw = self._core.native.list(states, limit or 0, after, queue)
         return [TaskInfo._from_native(r) for r in raw]
 
     def workers(self) -> List[WorkerInfo]:
@@ -489,9 +551,117 @@ class Client:
         return self._core.kill(_ids(tasks, all, "kill"))
 
     def play(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
-        """Moves these ``created`` tasks (submitted with ``play=False``) to ``ready``, or every
-        created task with ``all=True``."""
+        """Moves these ``created`` (submitted with ``play=False``) or ``paused`` tasks on, or
+        every such task with ``all=True``: to ``blocked`` while a task they run after has not
+        completed, else to ``scheduled`` while their start time is ahead, else to ``ready``."""
         return self._core.play(_ids(tasks, all, "play"))
+
+    def pause(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
+        """Holds these ``created``, ``ready`` or ``scheduled`` tasks as ``paused`` until
+        :meth:`play`, or every such task with ``all=True``; a scheduled task keeps its start
+        time. Running tasks are not paused (``unchanged`` names them with their state)."""
+        return self._core.pause(_ids(tasks, all, "pause"))
+
+    # -- queues ---------------------------------------------------------------------------
+    def queues(self) -> List[QueueInfo]:
+        """Every queue that has tasks, settings or workers, by name, with how many of its tasks
+        are in each state and which workers serve it."""
+        return [QueueInfo._from_native(q) for q in self._core.native.queues()]
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """Dispatches nothing new from queue ``name`` until :meth:`resume_queue`; its running
+        tasks go on. Durable. :class:`UnknownQueue` for a queue nothing names."""
+        return QueueInfo._from_native(self._core.native.change_queue(name, "pause", 0))
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        """Dispatches from queue ``name`` again. :class:`UnknownQueue` for a queue nothing
+        names."""
+        return QueueInfo._from_native(self._core.native.change_queue(name, "resume", 0))
+
+    def limit_queue(self, name: str, limit: Optional[int]) -> QueueInfo:
+        """Lets at most ``limit`` tasks of queue ``name`` be assigned to workers at once, across
+        all workers (for work that shares a scarce resource); 0 or None removes the limit.
+        Durable. :class:`UnknownQueue` for a queue nothing names."""
+        if limit is None:
+            limit = 0
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**32:
+            raise InvalidRequest(
+                f"a queue's limit must be a whole number of tasks >= 0 (0 or None removes it), "
+                f"not {limit!r}"
+            )
+        return QueueInfo._from_native(self._core.native.change_queue(name, "limit", limit))
+
+    # -- schedules ------------------------------------------------------------------------
+    def schedule(
+        self,
+        name: str,
+        function: Function,
+        *,
+        every: "Union[None, float, str, datetime.timedelta]" = None,
+        cron: Optional[str] = None,
+        tz: Optional[str] = None,
+        args: Sequence[Any] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+        **options: Any,
+    ) -> ScheduleInfo:
+        """Adds schedule ``name``: every ``every`` seconds (at least 1; or a ``timedelta``, or a
+        span such as ``"5m"``), or at the times of the five-field ``cron`` line (read in UTC, or in time zone ``tz``
+        such as ``"Europe/Berlin"``), it adds a task calling ``function(*args, **kwargs)``.
+
+        ``options`` are the task options a schedule's tasks can have: ``retries``, ``backoff``,
+        ``timeout``, ``at_most_once``, ``crash_limit``, ``queue``, ``priority`` (over this
+        view's and the ``@task``'s own). Durable: firings missed while the coordinator was down
+        run once when it starts. :class:`ScheduleExists` if the name is taken; a bad cron line
+        or time zone raises :class:`InvalidRequest` naming the field at fault.
+        """
+        every_ms, cron_line, zone = trigger(every, cron, tz)
+        own = check_schedule_options(options)
+        if isinstance(function, Task):
+            inherited = merge_options(function.task_options, self._options)
+        else:
+            inherited = dict(self._options)
+        inherited.pop("play", None)
+        for key in ("delay", "at", "after"):
+            if inherited.get(key):
+                raise InvalidRequest(
+                    f"this client view (or task) carries the option {key!r}, which a schedule's "
+                    "tasks cannot have; make the schedule from a client without it"
+                )
+            inherited.pop(key, None)
+        merged = merge_options(inherited, own)
+        args_json, kwargs_json = dumps_arguments(tuple(args), kwargs)
+        raw = self._core.native.add_schedule(
+            name,
+            every_ms,
+            cron_line,
+            zone,
+            function_name(function),
+            args_json,
+            kwargs_json,
+            native_options(merged),
+        )
+        return ScheduleInfo._from_native(raw)
+
+    def schedules(self) -> List[ScheduleInfo]:
+        """Every schedule, by name."""
+        return [ScheduleInfo._from_native(r) for r in self._core.native.schedules(None)]
+
+    def schedule_info(self, name: str) -> ScheduleInfo:
+        """Schedule ``name``, with its latest tasks; :class:`UnknownSchedule` if there is none."""
+        return ScheduleInfo._from_native(self._core.native.schedules(name)[0])
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stops schedule ``name`` firing until :meth:`resume_schedule`. Durable."""
+        return ScheduleInfo._from_native(self._core.native.change_schedule(name, "pause"))
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Lets schedule ``name`` fire again, from its next time after now (missed times are
+        not made up)."""
+        return ScheduleInfo._from_native(self._core.native.change_schedule(name, "resume"))
+
+    def remove_schedule(self, name: str) -> ScheduleInfo:
+        """Forgets schedule ``name`` and returns it as it was; the tasks it added stay."""
+        return ScheduleInfo._from_native(self._core.native.change_schedule(name, "remove"))
 
     def as_completed(
         self, handles: Iterable[TaskHandle[Any]], timeout: Optional[float] = None

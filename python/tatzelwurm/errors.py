@@ -15,6 +15,9 @@ __all__ = [
     "InvalidRequest",
     "RequestTooLarge",
     "UnknownTask",
+    "UnknownQueue",
+    "UnknownSchedule",
+    "ScheduleExists",
     "SerializationError",
     "TaskFailed",
     "TaskKilled",
@@ -50,6 +53,19 @@ class UnknownTask(TatzelwurmError, LookupError):
     """A task id that the coordinator never handed out."""
 
 
+class UnknownQueue(TatzelwurmError, LookupError):
+    """A queue that no task, worker, setting or finished count names (``pause_queue``,
+    ``resume_queue``, ``limit_queue``); the message lists the queues there are."""
+
+
+class UnknownSchedule(TatzelwurmError, LookupError):
+    """A schedule name that is not in use; the message lists the schedules there are."""
+
+
+class ScheduleExists(TatzelwurmError):
+    """A schedule of that name already exists: remove it first, or pick another name."""
+
+
 class SerializationError(TatzelwurmError, TypeError):
     """An argument is not JSON; raised by ``submit`` before anything is sent.
 
@@ -64,7 +80,8 @@ class SerializationError(TatzelwurmError, TypeError):
 
 class TaskFailed(TatzelwurmError):
     """The task ended without a result: it raised (on every attempt it had), its slot crashed,
-    or its result was not JSON.
+    its result was not JSON, or a task it ran after failed or was killed (``remote_type``
+    ``DependencyFailed``, the message naming that task).
 
     The attributes describe the remote failure as the worker reported it.
     """
@@ -121,6 +138,9 @@ def _by_class(name: str) -> type:
         "UnknownTask": UnknownTask,
         "BadRequest": InvalidRequest,
         "TooLarge": RequestTooLarge,
+        "UnknownQueue": UnknownQueue,
+        "UnknownSchedule": UnknownSchedule,
+        "ScheduleExists": ScheduleExists,
     }.get(name, TatzelwurmError)
 
 

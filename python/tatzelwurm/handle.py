@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as futures
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -40,6 +40,7 @@ __all__ = [
     "TaskOutput",
     "WorkerInfo",
     "Changed",
+    "STATES",
     "as_completed",
     "wait",
     "DoneAndNotDone",
@@ -83,7 +84,9 @@ class TaskInfo:
     """Everything the coordinator tells about one task. Times are seconds since the epoch."""
 
     id: int
-    #: ``created``, ``ready``, ``running``, ``waiting``, ``completed``, ``failed`` or ``killed``.
+    #: One of :data:`STATES`: ``created`` (not played), ``blocked`` (waiting for the tasks in
+    #: ``after``), ``scheduled`` (waiting for ``run_at``), ``paused``, ``ready``, ``running``,
+    #: ``waiting`` (a retry's backoff), ``completed``, ``failed`` or ``killed``.
     state: str
     function: str
     #: The positional arguments' JSON text.
@@ -103,6 +106,14 @@ class TaskInfo:
     finished_at: Optional[float]
     #: Only from ``TaskHandle.info()``/``Client.info``; lists leave it out.
     output: Optional[TaskOutput]
+    #: The queue it waits in; only workers serving that queue run it.
+    queue: str = "default"
+    #: Higher runs first (-100..100); first in, first out within one priority.
+    priority: int = 0
+    #: Not before this moment (a ``delay`` is turned into a moment when the task is added).
+    run_at: Optional[float] = None
+    #: Ids of the tasks that must complete before it runs.
+    after: Tuple[int, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -134,6 +145,10 @@ class TaskInfo:
             started_at=raw["started_at"],
             finished_at=raw["finished_at"],
             output=None if output is None else TaskOutput(*output),
+            queue=raw["queue"],
+            priority=raw["priority"],
+            run_at=raw["run_at"],
+            after=tuple(raw["after"]),
         )
 
 
@@ -153,11 +168,32 @@ class WorkerInfo:
     held_off_until: Optional[float] = None
     """Set while the coordinator holds this worker off (it kept dropping its connection):
     when it gets tasks again, in seconds since the epoch."""
+    queues: List[str] = field(default_factory=list)
+    """The queues it serves (``workwurm --queue``)."""
+    async_concurrency: int = 1
+    """How many ``async def`` tasks one of its slots runs at once."""
+    queued: int = 0
+    """Of ``running``, the tasks handed to it ahead of a free slot that no slot has started."""
+
+
+#: Every task state, in the order of a task's life.
+STATES = (
+    "created",
+    "blocked",
+    "scheduled",
+    "paused",
+    "ready",
+    "running",
+    "waiting",
+    "completed",
+    "failed",
+    "killed",
+)
 
 
 class Changed(NamedTuple):
-    """What a kill or a play did: ``changed`` moved; ``unchanged`` were in a state the command
-    does not apply to, named with that state."""
+    """What a kill, a play or a pause did: ``changed`` moved; ``unchanged`` were in a state the
+    command does not apply to, named with that state."""
 
     changed: List[int]
     unchanged: List[Tuple[int, str]]
@@ -188,7 +224,9 @@ def _failure(info: "TaskInfo | dict") -> TaskFailed:
         return TaskTimedOut(
             f"task {task_id} timed out: {message}", task_id, kind, message, trace, attempts
         )
-    if kind:
+    if kind == "DependencyFailed":
+        text = f"task {task_id} did not run: {message}"
+    elif kind:
         text = f"task {task_id} failed after {attempts} attempt(s) with {kind}: {message}"
     else:
         text = f"task {task_id} failed after {attempts} attempt(s)"
@@ -302,8 +340,9 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
 
     # -- asking the coordinator ------------------------------------------------------------
     def state(self) -> str:
-        """The task's state now (``created``, ``ready``, ``running``, ``waiting``,
-        ``completed``, ``failed`` or ``killed``)."""
+        """The task's state now, one of :data:`STATES` (``created``, ``blocked``,
+        ``scheduled``, ``paused``, ``ready``, ``running``, ``waiting``, ``completed``,
+        ``failed`` or ``killed``)."""
         if self._final is not None:
             return str(self._final["state"])
         return self.info().state
@@ -315,6 +354,16 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
     def kill(self) -> Changed:
         """Ends the task if it is not finished; its handle then raises :class:`TaskKilled`."""
         return self._core.kill([self.id])
+
+    def pause(self) -> Changed:
+        """Holds the task (``created``, ``ready`` or ``scheduled``) as ``paused`` until
+        :meth:`play`; a scheduled one keeps its start time."""
+        return self._core.pause([self.id])
+
+    def play(self) -> Changed:
+        """Moves a ``created`` or ``paused`` task on: ``blocked`` while a task it runs after
+        has not completed, else ``scheduled`` until its start time, else ``ready``."""
+        return self._core.play([self.id])
 
     def __repr__(self) -> str:
         ident = self._task_id if self._task_id is not None else "?"

@@ -26,8 +26,11 @@ from typing import (
 )
 
 from .errors import InvalidRequest
+from .options import check_options, merge_options
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from .client import Client
     from .handle import TaskHandle
 
@@ -98,35 +101,6 @@ def _name_of(function: Any) -> str:
     return f"{module}:{qualname}"
 
 
-#: The options ``@task`` and ``.options()`` accept (the task policy and whether to play).
-OPTION_NAMES = ("retries", "backoff", "timeout", "at_most_once", "crash_limit", "play")
-
-
-def check_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    """``options`` with every value checked; an unknown name or bad value is InvalidRequest."""
-    for key, value in options.items():
-        if key not in OPTION_NAMES:
-            raise InvalidRequest(
-                f"unknown option {key!r}; the options are {', '.join(OPTION_NAMES)}"
-            )
-        if key in ("retries", "crash_limit"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest(f"{key} must be a whole number >= 0, not {value!r}")
-        elif key == "backoff":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidRequest(f"backoff must be a number of seconds >= 0, not {value!r}")
-        elif key == "timeout":
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-            ):
-                raise InvalidRequest(
-                    f"timeout must be a number of seconds > 0 or None, not {value!r}"
-                )
-        elif not isinstance(value, bool):
-            raise InvalidRequest(f"{key} must be True or False, not {value!r}")
-    return options
-
-
 class Task(Generic[R]):
     """A function made a task by :func:`task`: calling it runs it here, ``submit`` and ``map``
     run it on the workers.
@@ -140,7 +114,7 @@ class Task(Generic[R]):
         #: The name a worker imports it by, such as ``pkg.mod:add``.
         self.name: str = _name_of(function)
         #: The options given to ``@task`` or ``.options()``, applied on every submit.
-        self.task_options: Dict[str, Any] = check_options(dict(options))
+        self.task_options: Dict[str, Any] = check_options(dict(options), stacklevel=4)
         self.__name__ = getattr(function, "__name__", self.name)
         self.__qualname__ = getattr(function, "__qualname__", self.name)
         self.__module__ = getattr(function, "__module__", "")
@@ -154,10 +128,10 @@ class Task(Generic[R]):
         return f"<tatzelwurm task {self.name}>"
 
     def options(self, **options: Any) -> "Task[R]":
-        """The same task with these options added (``retries``, ``backoff``, ``timeout``,
-        ``at_most_once``, ``crash_limit``, ``play``)."""
-        merged = dict(self.task_options)
-        merged.update(check_options(options))
+        """The same task with these options added: ``retries``, ``backoff``, ``timeout``,
+        ``at_most_once``, ``crash_limit``, ``play``, ``queue``, ``priority``, ``delay``, ``at``,
+        ``after`` (see :meth:`Client.options`)."""
+        merged = merge_options(self.task_options, check_options(options))
         clone = Task.__new__(Task)
         clone.__dict__.update(self.__dict__)
         clone.task_options = merged
@@ -212,6 +186,11 @@ def task(
     at_most_once: bool = ...,
     crash_limit: int = ...,
     play: bool = ...,
+    queue: str = ...,
+    priority: int = ...,
+    delay: Union[float, str, "timedelta"] = ...,
+    at: Union[float, str, "datetime"] = ...,
+    after: Iterable[Union[int, "TaskHandle[Any]"]] = ...,
 ) -> Callable[[Callable[..., R]], Task[R]]: ...
 
 
