@@ -12,6 +12,7 @@
 //! - [`actionwurm`]: running the CLI with a time limit and reading its output (`Action`).
 //! - [`procfs`]: whether a pid is alive, and the processes a process started, from `/proc`.
 //! - [`client`]: what tests ask most often (add, show, list, wait for a state), built on the CLI.
+//! - [`control`]: `queue list` and `schedule show|list`, and readers of their JSON.
 //! - [`supervisor`]: a worker started again whenever it dies, for tasks that kill their worker.
 //! - [`wait`]: `wait_until` and `wait_for`, the only way a test waits for something to happen.
 //!
@@ -26,6 +27,8 @@ pub mod binaries;
 pub mod client;
 #[path = "harness/cluster.rs"]
 pub mod cluster;
+#[path = "harness/control.rs"]
+pub mod control;
 #[path = "harness/process.rs"]
 pub mod process;
 #[path = "harness/procfs.rs"]
@@ -79,5 +82,14 @@ pub fn fixture(function: &str) -> String {
     format!(
         "{}:{function}",
         fixtures_dir().join("fixtures.py").display()
+    )
+}
+
+/// `FUNC` for a function of `tests/python/scheduling.py` (the tasks of the scheduling and
+/// control tests), as an absolute file path.
+pub fn scheduling(function: &str) -> String {
+    format!(
+        "{}:{function}",
+        fixtures_dir().join("scheduling.py").display()
     )
 }

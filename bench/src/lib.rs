@@ -2,12 +2,16 @@
 //! error instead of a verdict, the `python3` runners (the baselines, and the Python client with
 //! the release build's extension), and how a figure is printed beside its target.
 //!
-//! Layout: this one file; each benchmark is a binary of its own under `src/bin/` (`w1` to `w4`,
-//! and `soak`). A benchmark never fails on a missed target:
+//! Layout: this file, and [`scheduling`] (a Rust client, queue-serving workers and the
+//! play-to-done clock of the issue 11 benchmarks); each benchmark is a binary of its own under
+//! `src/bin/` (`w1` to `w4`, `soak`, and `due`, `w1_queues`, `chain`). A benchmark never fails
+//! on a missed target:
 //! it prints the figure, the target and whether it was met, and exits non-zero only when the run
 //! itself breaks (a command fails, a bounded wait runs out; the harness panics on its own
 //! timeouts, which also ends the run non-zero). Every process a benchmark starts is owned by a
 //! harness handle and killed when that handle is dropped, on success, error or panic alike.
+
+pub mod scheduling;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,7 +14,7 @@ use tatzelwurm_e2e::{example, open_fds, wait_for, Cluster, WorkerSpec};
 use tatzelwurm_proto::actioner::{Command, FromActioner, Selection};
 use tatzelwurm_proto::codec::{decode, encode};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, WorkerHello};
-use tatzelwurm_proto::task::{Outcome, TaskOutput};
+use tatzelwurm_proto::task::{Outcome, TaskOutput, DEFAULT_QUEUE};
 use tatzelwurm_proto::worker::{FromWorker, Report};
 use tatzelwurm_proto::{Attempt, RequestId, TaskId};
 
@@ -353,6 +353,8 @@ fn worker_hello(name: &str) -> Hello {
         name: name.to_string(),
         slots: 1,
         python: "3.0.0".to_string(),
+        queues: vec![DEFAULT_QUEUE.to_string()],
+        async_concurrency: 1,
     }))
 }
 

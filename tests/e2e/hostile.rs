@@ -20,7 +20,7 @@ use tatzelwurm_proto::actioner::{
 use tatzelwurm_proto::codec::{decode, encode};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, WorkerHello};
 use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_REPORTS_PER_FRAME};
-use tatzelwurm_proto::task::{Outcome, TaskOutput};
+use tatzelwurm_proto::task::{Outcome, TaskOutput, DEFAULT_QUEUE};
 use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
 use tatzelwurm_proto::{Attempt, RequestId, TaskId};
 
@@ -66,6 +66,8 @@ fn worker_role(name: &str, slots: u32) -> Role {
         name: name.into(),
         slots,
         python: "3.11.7".into(),
+        queues: vec![DEFAULT_QUEUE.into()],
+        async_concurrency: 1,
     })
 }
 
@@ -327,6 +329,7 @@ fn repeated_warnings_are_aggregated() {
             1,
             Command::List {
                 states: vec![],
+                queue: None,
                 after: None,
                 limit: 0,
             }

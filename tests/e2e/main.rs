@@ -2,7 +2,7 @@
 //! harness (a cluster of its own in a temp dir) and checks one behaviour a user relies on.
 //!
 //! Build the binaries first: `cargo build --workspace --bins && cargo test -p tatzelwurm-e2e`.
-//! On 2 cores the suite takes about 75 s with the default test threads, most of it the soak
+//! On 2 cores the suite takes 2 to 3 minutes with the default test threads, most of it the soak
 //! test; the other tests start at most a coordinator, three workers and their slots.
 //!
 //! Layout, one behaviour per module:
@@ -35,25 +35,47 @@
 //!   re-sent across a coordinator crash, many requests in flight.
 //! - [`auth`]: a coordinator with a token refuses peers without it.
 //! - [`soak`]: 5,000 tasks while workers and the coordinator are killed.
+//!
+//! Scheduling and control (issue 11; task functions in `tests/python/scheduling.py`):
+//! - [`queues`]: workers serve only their queues; `queue list`; `queue pause|resume`.
+//! - [`priorities`]: higher priority first, first in first out within one; the range.
+//! - [`delays`]: `--delay` and `--at`, also across a coordinator killed while a delay passed.
+//! - [`schedules`]: `schedule add|list|show|pause|resume|remove`, cron errors, firings missed
+//!   while the coordinator was down.
+//! - [`pause`]: `task pause` and `task play` of created, ready and scheduled tasks.
+//! - [`dependencies`]: `--after`, `DependencyFailed` cascades, chains across a restart.
+//! - [`limits`]: `queue limit` across workers, durable, removable.
+//! - [`async_tasks`]: `async def` tasks under `--async-concurrency`; kill and timeout of one.
+//! - [`reload`]: a changed task file is re-imported for the next task, unless `--no-reload`.
 
+mod async_tasks;
 mod auth;
 mod bad_input;
 mod bind;
 mod cli_errors;
 mod cli_exit_status;
 mod cli_semantics;
+mod delays;
+mod dependencies;
 mod drain;
 mod failures;
 mod garbage;
+mod held;
 mod hostile;
 mod kill;
 mod leases;
 mod leftovers;
+mod limits;
 mod output;
+mod pause;
 mod prefetch;
+mod priorities;
+mod queues;
 mod recovery;
+mod reload;
 mod restart;
 mod retries;
+mod schedules;
 mod slot_crash;
 mod soak;
 mod storage;

@@ -102,6 +102,7 @@ impl Raw {
             request,
             Command::List {
                 states: Vec::new(),
+                queue: None,
                 after: None,
                 limit: 0,
             },
@@ -125,12 +126,7 @@ impl Raw {
 
 /// A task calling `function` with `[n]`.
 fn spec(function: &str, n: u64) -> TaskSpec {
-    TaskSpec {
-        function: function.to_string(),
-        args: format!("[{n}]"),
-        kwargs: "{}".into(),
-        policy: Default::default(),
-    }
+    TaskSpec::call(function, format!("[{n}]"), "{}")
 }
 
 /// The failure kind of an `Error` reply; panics on any other reply.

@@ -1,7 +1,8 @@
 //! How a worker is started (`WorkerSpec`) and the handle of a started one (`Worker`).
 //!
 //! A spec turns into the `workwurm` command line of the contract: `--coordinator ADDR` (or
-//! `TATZELWURM_COORDINATOR`), `--slots`, `--name`, `--path`, `--python`, `--drain-timeout`, plus the environment
+//! `TATZELWURM_COORDINATOR`), `--slots`, `--name`, `--path`, `--python`, `--drain-timeout`,
+//! `--queue`, `--async-concurrency`, `--no-reload`, plus the environment
 //! and working directory a user's shell would give it, such as an activated virtualenv.
 
 use crate::process::Proc;
@@ -21,6 +22,9 @@ pub struct WorkerSpec {
     env_remove: Vec<String>,
     address_from_env: bool,
     drain_timeout: Option<String>,
+    queues: Vec<String>,
+    async_concurrency: Option<u32>,
+    no_reload: bool,
 }
 
 impl WorkerSpec {
@@ -37,6 +41,9 @@ impl WorkerSpec {
             env_remove: Vec::new(),
             address_from_env: false,
             drain_timeout: None,
+            queues: Vec::new(),
+            async_concurrency: None,
+            no_reload: false,
         }
     }
 
@@ -94,6 +101,24 @@ impl WorkerSpec {
         self
     }
 
+    /// `--queue NAME`, once per call: the queues it serves (`default` alone when never called).
+    pub fn queue(mut self, name: &str) -> Self {
+        self.queues.push(name.to_string());
+        self
+    }
+
+    /// `--async-concurrency N`: how many `async def` tasks one slot runs at once.
+    pub fn async_concurrency(mut self, n: u32) -> Self {
+        self.async_concurrency = Some(n);
+        self
+    }
+
+    /// `--no-reload`: keep running the module imported first when its file changes.
+    pub fn no_reload(mut self) -> Self {
+        self.no_reload = true;
+        self
+    }
+
     /// The `--name`, or `default` when none was given.
     pub(crate) fn name_or(&self, default: &str) -> String {
         self.name.clone().unwrap_or_else(|| default.to_string())
@@ -127,6 +152,15 @@ impl WorkerSpec {
         }
         if let Some(seconds) = &self.drain_timeout {
             cmd.arg("--drain-timeout").arg(seconds);
+        }
+        for queue in &self.queues {
+            cmd.arg("--queue").arg(queue);
+        }
+        if let Some(n) = self.async_concurrency {
+            cmd.arg("--async-concurrency").arg(n.to_string());
+        }
+        if self.no_reload {
+            cmd.arg("--no-reload");
         }
         cmd.current_dir(self.cwd.as_deref().unwrap_or(default_cwd));
         cmd.env("RUST_LOG", log_level);
