@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn bad_placement_and_timing_values() {
         for (line, flag, part) in [
-            ("--priority 101", "--priority <N>", "from -100 to 100"),
+            ("--priority 101", "--priority <N>", "use -100 to 100"),
             ("--priority high", "--priority <N>", "from -100 to 100"),
             ("--delay 1h3x", "--delay <SPAN>", "`3x`"),
             ("--delay soon", "--delay <SPAN>", "`soon`"),

@@ -5,7 +5,7 @@
 //! shared with the coordinator and the Python client.
 
 use crate::when;
-use tatzelwurm_proto::task::{Timestamp, DEFAULT_CRASH_LIMIT, PRIORITIES};
+use tatzelwurm_proto::task::{check_priority, Timestamp, DEFAULT_CRASH_LIMIT, PRIORITIES};
 
 /// `--retries`: a whole number, zero or more.
 pub fn parse_retries(text: &str) -> Result<u32, String> {
@@ -24,11 +24,12 @@ pub fn parse_crash_limit(text: &str) -> Result<u32, String> {
     }
 }
 
-/// `--priority`: a whole number within `PRIORITIES`.
+/// `--priority`: a whole number within `PRIORITIES`; out of range, the sentence the
+/// coordinator and the Python client give (`check_priority`).
 pub fn parse_priority(text: &str) -> Result<i8, String> {
-    match text.trim().parse::<i8>() {
-        Ok(n) if PRIORITIES.contains(&n) => Ok(n),
-        _ => Err(format!(
+    match text.trim().parse::<i64>() {
+        Ok(n) => check_priority(n),
+        Err(_) => Err(format!(
             "must be a whole number from {} to {} (higher runs first), such as 10",
             PRIORITIES.start(),
             PRIORITIES.end()
@@ -81,7 +82,16 @@ mod tests {
         for (text, n) in [("100", 100), ("-100", -100), ("0", 0), (" 7 ", 7)] {
             assert_eq!(parse_priority(text), Ok(n), "{text}");
         }
-        for bad in ["101", "-101", "1000", "high", "1.5", "99999999999999999999"] {
+        for bad in ["101", "-101", "1000"] {
+            let err = parse_priority(bad).unwrap_err();
+            assert_eq!(
+                err,
+                check_priority(bad.parse().unwrap()).unwrap_err(),
+                "{bad}"
+            );
+            assert!(err.contains("use -100 to 100"), "{bad}: {err}");
+        }
+        for bad in ["high", "1.5", "99999999999999999999"] {
             let err = parse_priority(bad).unwrap_err();
             assert!(err.contains("from -100 to 100"), "{bad}: {err}");
         }
