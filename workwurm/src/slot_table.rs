@@ -14,8 +14,9 @@
 //! A slot's *hand* is what its process holds, oldest first; the front is the task it runs, the
 //! rest wait in the slot's own queue (slot.py) so that it never waits a round trip for its next
 //! task. Only tasks of functions this worker has seen end fast go behind another, and only
-//! behind a front that is itself fast and young, so a slow task never holds others back for
-//! long (they would not be given back: a handed task counts as started). The table learns
+//! behind a front that is itself fast and young (many deep), or short and young (one deep), so
+//! a slow task never holds others back for long (they would not be given back: a handed task
+//! counts as started). The table learns
 //! that a slot began the next task when the slot reports the previous one: slot.py sends each
 //! `done` before it begins the next task. A task's timeout runs from that moment.
 //!
@@ -818,7 +819,7 @@ mod hand_out;
 mod together;
 mod waits;
 
-pub use hand_out::{FAST, HAND_MAX};
+pub use hand_out::{FAST, HAND_MAX, SHORT};
 use together::Together;
 pub use together::GRACE;
 use waits::Waits;

@@ -3,10 +3,11 @@
 //! Part of the slot table (see there): an idle slot gets the next attempt; attempts of a function
 //! this worker has seen end fast go behind a young fast front, up to [`HAND_MAX`] per slot and
 //! spread evenly, so a slot never waits a round trip for its next task while nothing slow is held
-//! back behind another (a handed task counts as started and is not given back). The moving
-//! average of each function's duration, measured here from its start in the slot to its report,
-//! decides what is fast. Tasks of coroutine functions are handed by the rules of `together`,
-//! in the same pass and queue order.
+//! back behind another (a handed task counts as started and is not given back). Short ones (under
+//! [`SHORT`]) go one deep behind a young short front, for the same reason at a bounded cost. The
+//! moving average of each function's duration, measured here from its start in the slot to its
+//! report, decides what is fast and short. Tasks of coroutine functions are handed by the rules
+//! of `together`, in the same pass and queue order.
 
 use super::{Action, AttemptId, Handed, Phase, Slot, SlotTable};
 use crate::slot_channel::encode_run;
@@ -30,29 +31,50 @@ const BEHIND_SCAN: usize = 2 * HAND_MAX;
 /// it cannot give back.
 pub const FAST: Duration = Duration::from_millis(2);
 
+/// A function whose runs here average less than this is short: one task of it (never more) may
+/// wait in a slot behind a short front that has run less than this, so that the slot begins it
+/// as soon as the front ends instead of after a round trip through workwurm (the slot waited
+/// ~0.25 ms for its next frame after each `done`, measured in issue 10's W2 on 2 cores: 0.5 %
+/// of a 50 ms task). A slot so holds at most ~`SHORT` of work it cannot give back; a longer
+/// function gains too little from it to hold a task back.
+pub const SHORT: Duration = Duration::from_millis(100);
+
 /// The per-function averages are forgotten when this many functions are known.
 const MAX_FUNCTIONS: usize = 4096;
 
 impl SlotTable {
-    /// Whether tasks of `function` may wait behind another in a slot.
+    /// Whether tasks of `function` may wait behind another in a slot, many deep.
     fn is_fast(&self, function: &str) -> bool {
-        self.durations.get(function).is_some_and(|d| *d < FAST) && !self.is_coroutine(function)
+        self.averages_below(function, FAST)
+    }
+
+    /// Whether a task of `function` may wait behind another in a slot, one deep.
+    fn is_short(&self, function: &str) -> bool {
+        self.averages_below(function, SHORT)
+    }
+
+    /// Whether `function` is known here to average less than `bound` and is not a coroutine
+    /// function.
+    fn averages_below(&self, function: &str, bound: Duration) -> bool {
+        self.durations.get(function).is_some_and(|d| *d < bound) && !self.is_coroutine(function)
     }
 
     /// Whether `index` may take `next` behind what it holds: every task there is fast, and so
-    /// is `next`, and the front has not run long. (Only the front can be slow: it may have been
-    /// handed to an idle slot; every task behind it was fast when it went there.)
+    /// is `next`, and the front has not run long; or the front alone is there, it and `next`
+    /// are short, and the front has run less than `SHORT`. (Only the front can be slow: it may
+    /// have been handed to an idle slot; every task behind it was fast or short when it went
+    /// there.)
     fn may_hold_more(&self, index: usize, next: &Assignment, now: Instant) -> bool {
         let slot = &self.slots[index];
-        slot.hand.len() < HAND_MAX
-            && slot
-                .began
-                .is_some_and(|began| now.saturating_duration_since(began) < FAST)
-            && self.is_fast(&next.spec.function)
-            && slot
-                .hand
-                .front()
-                .is_some_and(|front| self.is_fast(&front.assignment.spec.function))
+        let (Some(front), Some(began)) = (slot.hand.front(), slot.began) else {
+            return false;
+        };
+        let ran = now.saturating_duration_since(began);
+        let front = &front.assignment.spec.function;
+        let next = &next.spec.function;
+        let fast =
+            slot.hand.len() < HAND_MAX && ran < FAST && self.is_fast(next) && self.is_fast(front);
+        fast || (slot.hand.len() == 1 && ran < SHORT && self.is_short(next) && self.is_short(front))
     }
 
     /// Hands queued attempts to slots: in queue order, tasks of coroutine functions to slots

@@ -200,6 +200,46 @@ fn nothing_waits_behind_a_slow_or_old_task() {
     assert_eq!(table.queued(), 1);
 }
 
+/// A task of a short function waits one deep (never two) behind a young short front, so that
+/// the slot begins it without a round trip; not behind a front that ran `SHORT`, nor behind one
+/// of a function not known to be short.
+#[test]
+fn one_short_task_waits_behind_a_young_short_front() {
+    let ms = Duration::from_millis;
+    let now = Instant::now();
+    let mut table = ready(1, now);
+    table.run(vec![task(900, "m:sleep")], now);
+    table.done(0, vec![completed(900)], now + ms(50));
+    actions(&mut table);
+    let t = now + ms(60);
+    table.run((1..=3).map(|i| task(i, "m:sleep")).collect(), t);
+    assert_eq!(actions(&mut table), [Did::Hand(0, vec![1, 2])]);
+    assert_eq!(table.queued(), 1);
+    // 2 begins as 1 is reported; 3 goes behind it.
+    table.done(0, vec![completed(1)], t + ms(50));
+    assert_eq!(
+        actions(&mut table),
+        [Did::Report(1, "completed", None), Did::Hand(0, vec![3])]
+    );
+    // 3 begins; one that arrives once it ran `SHORT` waits in the queue.
+    table.done(0, vec![completed(2)], t + ms(100));
+    actions(&mut table);
+    table.run(vec![task(4, "m:sleep")], t + ms(100) + SHORT);
+    assert!(actions(&mut table).is_empty());
+    table.done(0, vec![completed(3)], t + ms(150) + SHORT);
+    assert_eq!(
+        actions(&mut table),
+        [Did::Report(3, "completed", None), Did::Hand(0, vec![4])]
+    );
+    // Nothing goes behind a front of a function not known to be short.
+    table.done(0, vec![completed(4)], t + ms(200) + SHORT);
+    actions(&mut table);
+    let later = t + ms(300) + SHORT;
+    table.run(vec![task(5, "m:slow"), task(6, "m:sleep")], later);
+    assert_eq!(actions(&mut table), [Did::Hand(0, vec![5])]);
+    assert_eq!(table.queued(), 1);
+}
+
 /// A take-back returns exactly the named attempts that are still queued; handed ones stay.
 #[test]
 fn take_back_returns_only_queued_attempts() {
