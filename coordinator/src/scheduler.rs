@@ -105,6 +105,18 @@ impl Worker {
         }
     }
 
+    /// Whether it has room for one more task of `function` (prefetch `depth`): free units for
+    /// it, or a load short of `capacity × (1 + depth)` with queued specs of less than
+    /// `slots × MAX_QUEUED_BYTES_PER_SLOT`.
+    fn has_room(&self, function: FunctionId, depth: u32) -> bool {
+        let cost = self.cost(Some(function));
+        let room = self.capacity() * (1 + u64::from(depth));
+        self.free_units() >= cost
+            || (self.load + cost <= room
+                && self.unstarted_bytes
+                    < u64::from(self.hello.slots) * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
+    }
+
     /// Units of queued attempts that its own free units will not start: what another worker
     /// could run.
     fn surplus(&self) -> u64 {
@@ -306,17 +318,7 @@ impl Scheduler {
         now: Timestamp,
     ) -> Option<WorkerId> {
         let depth = prefetch::depth(self.durations.measured_id(function));
-        self.pick(now, |w| {
-            if !w.serves(queue) {
-                return false;
-            }
-            let cost = w.cost(Some(function));
-            let room = w.capacity() * (1 + u64::from(depth));
-            w.free_units() >= cost
-                || (w.load + cost <= room
-                    && w.unstarted_bytes
-                        < u64::from(w.hello.slots) * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
-        })
+        self.pick(now, |w| w.serves(queue) && w.has_room(function, depth))
     }
 
     /// Whether `worker` may take one more attempt of `queue`'s tasks running `function` the
@@ -332,16 +334,8 @@ impl Scheduler {
         let Some(w) = self.workers.get(&worker) else {
             return false;
         };
-        if !w.open(now) || !w.serves(queue) {
-            return false;
-        }
         let depth = prefetch::depth(self.durations.measured_id(function));
-        let cost = w.cost(Some(function));
-        let room = w.capacity() * (1 + u64::from(depth));
-        w.free_units() >= cost
-            || (w.load + cost <= room
-                && w.unstarted_bytes
-                    < u64::from(w.hello.slots) * prefetch::MAX_QUEUED_BYTES_PER_SLOT)
+        w.open(now) && w.serves(queue) && w.has_room(function, depth)
     }
 
     /// How many attempts of `queue`'s tasks are in flight (queued on a worker or running), for
