@@ -10,7 +10,7 @@
 
 use crate::convert::{client_error, error, event, task_info, task_infos, worker_info};
 use crate::options::Options;
-use crate::runtime::runtime;
+use crate::runtime::{request, runtime};
 use crate::{queues, schedules};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -151,9 +151,7 @@ impl Core {
         let specs = specs(py, function, args, kwargs, options)?;
         let client = &self.client;
         let play = options.play;
-        let ids = py
-            .detach(|| runtime().block_on(client.add(specs, play)))
-            .map_err(|e| client_error(py, &e))?;
+        let ids = request(py, client.add(specs, play))?;
         Ok(ids.into_iter().map(|id| id.0).collect())
     }
 
@@ -228,16 +226,13 @@ impl Core {
     fn watch(&self, py: Python<'_>, ids: Vec<u64>) -> PyResult<()> {
         let pipeline = &self.pipeline;
         let ids = ids.into_iter().map(TaskId).collect();
-        py.detach(|| runtime().block_on(pipeline.watch(ids)))
-            .map_err(|e| client_error(py, &e))
+        request(py, pipeline.watch(ids))
     }
 
     /// One task with its output, as a dict.
     fn show<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyAny>> {
         let client = &self.client;
-        let info = py
-            .detach(|| runtime().block_on(client.show(TaskId(id))))
-            .map_err(|e| client_error(py, &e))?;
+        let info = request(py, client.show(TaskId(id)))?;
         Ok(task_info(py, info)?.into_any())
     }
 
@@ -257,25 +252,17 @@ impl Core {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| error(py, "BadRequest", m))?;
         let client = &self.client;
-        let infos = py
-            .detach(|| {
-                runtime().block_on(client.list_page(
-                    states,
-                    queue.as_deref(),
-                    after.map(TaskId),
-                    limit,
-                ))
-            })
-            .map_err(|e| client_error(py, &e))?;
+        let infos = request(
+            py,
+            client.list_page(states, queue.as_deref(), after.map(TaskId), limit),
+        )?;
         task_infos(py, infos)
     }
 
     /// The connected workers, as dicts.
     fn workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let client = &self.client;
-        let workers = py
-            .detach(|| runtime().block_on(client.workers()))
-            .map_err(|e| client_error(py, &e))?;
+        let workers = request(py, client.workers())?;
         let list = PyList::empty(py);
         for w in workers {
             list.append(worker_info(py, w)?)?;
@@ -304,9 +291,7 @@ impl Core {
     /// Every queue, as dicts.
     fn queues<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let client = &self.client;
-        let found = py
-            .detach(|| runtime().block_on(client.queues()))
-            .map_err(|e| client_error(py, &e))?;
+        let found = request(py, client.queues())?;
         queues::queue_infos(py, found)
     }
 
@@ -321,9 +306,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let change = queues::change(py, change, limit)?;
         let client = &self.client;
-        let queue = py
-            .detach(|| runtime().block_on(client.queue(&name, change)))
-            .map_err(|e| client_error(py, &e))?;
+        let queue = request(py, client.queue(&name, change))?;
         Ok(queues::queue_info(py, queue)?.into_any())
     }
 
@@ -353,9 +336,7 @@ impl Core {
             options.get(),
         )?;
         let client = &self.client;
-        let info = py
-            .detach(|| runtime().block_on(client.add_schedule(spec)))
-            .map_err(|e| client_error(py, &e))?;
+        let info = request(py, client.add_schedule(spec))?;
         Ok(schedules::schedule_info(py, info)?.into_any())
     }
 
@@ -367,9 +348,7 @@ impl Core {
         name: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
         let client = &self.client;
-        let found = py
-            .detach(|| runtime().block_on(client.schedules(name.as_deref())))
-            .map_err(|e| client_error(py, &e))?;
+        let found = request(py, client.schedules(name.as_deref()))?;
         schedules::schedule_infos(py, found)
     }
 
@@ -383,9 +362,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyAny>> {
         let change = schedules::change(py, change)?;
         let client = &self.client;
-        let info = py
-            .detach(|| runtime().block_on(client.schedule(&name, change)))
-            .map_err(|e| client_error(py, &e))?;
+        let info = request(py, client.schedule(&name, change))?;
         Ok(schedules::schedule_info(py, info)?.into_any())
     }
 
@@ -407,9 +384,7 @@ impl Core {
     ) -> PyResult<ChangedIds> {
         let client = &self.client;
         let sel = selection(ids);
-        let changed = py
-            .detach(|| runtime().block_on(client.change(sel, command)))
-            .map_err(|e| client_error(py, &e))?;
+        let changed = request(py, client.change(sel, command))?;
         Ok(changed_tuple(changed))
     }
 }

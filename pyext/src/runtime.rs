@@ -34,3 +34,13 @@ pub fn runtime() -> &'static Runtime {
         }
     }
 }
+
+/// Runs one client request to its end on the runtime with the GIL released, and turns its
+/// error into the Python exception of its class: what every blocking method of the client does.
+pub fn request<T: Send>(
+    py: pyo3::Python<'_>,
+    request: impl std::future::Future<Output = Result<T, tatzelwurm_client::ClientError>> + Send,
+) -> pyo3::PyResult<T> {
+    py.detach(|| runtime().block_on(request))
+        .map_err(|e| crate::convert::client_error(py, &e))
+}
