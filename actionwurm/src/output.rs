@@ -476,6 +476,7 @@ mod tests {
     #[test]
     fn worker_json() {
         let info = WorkerInfo {
+            usage: None,
             id: WorkerId(2),
             name: "host:7".into(),
             address: "127.0.0.1:4000".into(),

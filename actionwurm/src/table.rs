@@ -495,6 +495,7 @@ mod tests {
     #[test]
     fn worker_list_cells() {
         let worker = WorkerInfo {
+            usage: None,
             id: WorkerId(7),
             name: "box:99".into(),
             address: "10.0.0.2:5000".into(),

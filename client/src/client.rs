@@ -331,6 +331,9 @@ fn reply_kind(reply: &Reply) -> &'static str {
         Reply::Finished(_) => "Finished",
         Reply::Queues(_) => "Queues",
         Reply::Schedules(_) => "Schedules",
+        Reply::Events { .. } => "Events",
+        Reply::Logs { .. } => "Logs",
+        Reply::Purged { .. } => "Purged",
         Reply::Error(_) => "Error",
     }
 }

@@ -35,6 +35,14 @@ pub enum ErrorClass {
     UnknownSchedule,
     /// A schedule name that is already in use, in `schedule add` (-> `ScheduleExists`).
     ScheduleExists,
+    /// A task that was purged (-> `TaskPurged`, a subclass of `UnknownTask`).
+    Purged,
+    /// No connected worker has this name, in `worker drain` (-> `UnknownWorker`).
+    UnknownWorker,
+    /// An event watcher that fell behind and was dropped (-> `EventsLagged`).
+    Lagged,
+    /// Events older than the oldest kept were asked for (-> `EventsGone`).
+    EventsGone,
 }
 
 /// Why a request did not get an answer, or got a refusal. `Display` is one sentence.
@@ -102,6 +110,10 @@ impl ClientError {
                 FailureKind::UnknownQueue => ErrorClass::UnknownQueue,
                 FailureKind::UnknownSchedule => ErrorClass::UnknownSchedule,
                 FailureKind::ScheduleExists => ErrorClass::ScheduleExists,
+                FailureKind::Purged => ErrorClass::Purged,
+                FailureKind::UnknownWorker => ErrorClass::UnknownWorker,
+                FailureKind::Lagged => ErrorClass::Lagged,
+                FailureKind::EventsGone => ErrorClass::EventsGone,
             },
             ClientError::TooLarge { .. } => ErrorClass::TooLarge,
             ClientError::Broken { .. }

@@ -665,6 +665,7 @@ impl Scheduler {
                 async_concurrency: w.hello.async_concurrency,
                 draining: w.draining,
                 held_off_until: w.held_off_until,
+                usage: None,
             })
             .collect()
     }

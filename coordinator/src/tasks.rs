@@ -218,6 +218,7 @@ impl Outgoing {
                     !list.is_empty()
                 }
                 ToWorker::Run(list) => !list.is_empty(),
+                ToWorker::Drain => true,
             })
     }
 }

@@ -127,6 +127,9 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                     let Ok(held) = hold(functions.len()).await else { break "closed".into() };
                     ctx.tasks.coroutines(id, functions, held).await;
                 }
+                Ok(Ok(Some(FromWorker::Output(_) | FromWorker::Usage(_)))) => {
+                    // CONTRACT: the worker-side helper routes these (logs hub, usage).
+                }
                 Ok(Ok(Some(FromWorker::Draining))) => {
                     if !draining {
                         draining = true;

@@ -12,10 +12,12 @@
 //!
 //! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
 
+use crate::event::{Event, EventFilter, EventsFrom};
 use crate::ids::{RequestId, TaskId, WorkerId};
 use crate::queue::{QueueChange, QueueInfo};
 use crate::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec};
 use crate::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
+use crate::worker::{OutputChunk, WorkerUsage};
 use serde::{Deserialize, Serialize};
 
 /// One request of an actioner.
@@ -106,6 +108,42 @@ pub enum Command {
         name: String,
         change: ScheduleChange,
     },
+    /// The event log from `from`, passed through `filter`, in `Reply::Events` frames of
+    /// increasing `seq`. Without `follow` the last frame has `more: false`; with it, events
+    /// are pushed as their rounds become durable until the connection ends. A watcher that
+    /// falls far behind is dropped with `FailureKind::Lagged`; an `After` older than the oldest
+    /// kept event is `FailureKind::EventsGone`.
+    Events {
+        from: EventsFrom,
+        follow: bool,
+        filter: EventFilter,
+    },
+    /// A task's output: the kept output of its latest attempt if it is finished, else what
+    /// its running attempt has written so far; with `follow`, then what it writes as it writes
+    /// it, until the task finishes. Answered in `Reply::Logs` frames, the last with `done`.
+    Logs { task: TaskId, follow: bool },
+    /// Remove finished tasks with their results and output, durably. Answered `Purged`.
+    Purge(PurgeSelection),
+    /// Drain the workers of this name (or connection id, written as a number): as SIGTERM on
+    /// the worker's host does, they get nothing new, finish what they hold, and leave.
+    /// Answered `Workers` with the workers drained; a name no connected worker has is
+    /// `UnknownWorker`.
+    DrainWorker(String),
+}
+
+/// Which tasks a purge removes. Only finished tasks (completed, failed, killed) are removed;
+/// others are left and named in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PurgeSelection {
+    /// These tasks; an id never handed out fails the whole purge (`UnknownTask`), one already
+    /// purged is counted as left. At most `limits::MAX_IDS_PER_REQUEST`.
+    Ids(#[serde(deserialize_with = "crate::limits::ids")] Vec<TaskId>),
+    /// Every finished task that finished before this time, in one of `states` (every finished
+    /// state when empty).
+    FinishedBefore {
+        before: Timestamp,
+        states: Vec<TaskState>,
+    },
 }
 
 /// An add's idempotency key: 16 bytes the client draws at random (or derives from a random
@@ -150,6 +188,21 @@ pub enum Reply {
     Queues(Vec<QueueInfo>),
     /// Schedules, by name.
     Schedules(Vec<ScheduleInfo>),
+    /// Events, in increasing `seq`; `more` says further frames follow for the same request
+    /// (always, while following).
+    Events { events: Vec<Event>, more: bool },
+    /// A piece of a task's output, in the order it was written; `done` on the last frame, with
+    /// the state the task is in then (finished, unless not following).
+    Logs {
+        chunks: Vec<OutputChunk>,
+        done: Option<TaskState>,
+    },
+    /// What a purge did: how many finished tasks it removed, and the named tasks it left, with
+    /// their state (`None`: already purged).
+    Purged {
+        purged: u64,
+        unchanged: Vec<(TaskId, Option<TaskState>)>,
+    },
     /// The request failed and changed nothing.
     Error(Failure),
 }
@@ -183,6 +236,17 @@ pub enum FailureKind {
     UnknownSchedule,
     /// A schedule name that is already in use.
     ScheduleExists,
+    /// A task that existed once and was purged (`task purge`, `--keep-finished`): its record,
+    /// result and output are gone.
+    Purged,
+    /// No connected worker has this name or id.
+    UnknownWorker,
+    /// An event watcher read more slowly than events came and was dropped; the message names
+    /// the last sequence number it was sent, to reconnect `--since` it.
+    Lagged,
+    /// The events asked for (`--since`) are older than the oldest kept; the message names the
+    /// oldest kept.
+    EventsGone,
 }
 
 impl Failure {
@@ -242,4 +306,6 @@ pub struct WorkerInfo {
     /// (a backoff that grows with each quick drop); it stays listed after it has passed.
     /// `None` when the connection was not held off.
     pub held_off_until: Option<Timestamp>,
+    /// What its slots use, as it last said (`FromWorker::Usage`); `None` until it has.
+    pub usage: Option<WorkerUsage>,
 }

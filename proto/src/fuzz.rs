@@ -380,6 +380,7 @@ fn worker_info() -> impl Strategy<Value = WorkerInfo> {
                     python,
                     connected_at,
                     held_off_until: draining.then_some(connected_at),
+                    usage: None,
                     draining,
                     queues: vec!["q".repeat(slots as usize % 3)],
                     async_concurrency: slots / 3,

@@ -5,6 +5,7 @@
 //!   different meaning cannot be swapped by accident.
 //! - [`task`]: what a task is (`TaskSpec`), the states it moves through (`TaskState`), how an
 //!   attempt ends (`Outcome`) and what the coordinator tells about it (`TaskInfo`).
+//! - [`event`]: the event log (`Event`), what a watcher asks of it (`EventsFrom`, `EventFilter`).
 //! - [`queue`]: queues (`QueueInfo`, `QueueChange`) and the naming rule of queues and schedules.
 //! - [`schedule`]: schedules that add tasks on a timer or a cron line (`ScheduleSpec`).
 //! - [`handshake`]: the first frame of every connection (`Hello`) and its answer (`Welcome`).
@@ -31,6 +32,7 @@ pub mod backoff;
 pub mod batch;
 pub mod codec;
 pub mod error;
+pub mod event;
 pub mod frame;
 pub mod function;
 #[cfg(test)]
@@ -51,7 +53,7 @@ pub use ids::{Attempt, RequestId, TaskId, WorkerId};
 
 /// Version of the wire protocol, checked in the handshake so that mismatched builds refuse each
 /// other with a clear sentence instead of misreading frames.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Four bytes that open every `Hello`, so that a stray client (an HTTP probe, random bytes) is
 /// told apart from an old tatzelwurm build.

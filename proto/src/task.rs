@@ -252,6 +252,10 @@ pub struct TaskError {
 /// killed; its message names that task.
 pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
 
+/// The `TaskError::kind` of an attempt whose slot passed `workwurm --max-memory` while it ran:
+/// the slot was killed and replaced. Retried as any failure is.
+pub const MEMORY_LIMIT: &str = "MemoryLimit";
+
 /// How one attempt of a task ended, as its worker reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

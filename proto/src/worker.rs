@@ -4,7 +4,7 @@
 //! These types cross the wire: changing one breaks compatibility, bump `PROTOCOL_VERSION`.
 
 use crate::ids::{Attempt, TaskId};
-use crate::task::{Outcome, TaskOutput, TaskSpec};
+use crate::task::{Outcome, TaskOutput, TaskSpec, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One task handed to a worker, fenced by its attempt number.
@@ -46,6 +46,10 @@ pub enum ToWorker {
     /// nothing ready. The worker drops the ones still queued and answers `Returned` with them;
     /// one already started runs on and is reported as usual (fencing covers the race).
     TakeBack(Vec<(TaskId, Attempt)>),
+    /// Drain, as a SIGTERM on the worker's host asks (`actionwurm worker drain NAME`): the
+    /// worker says `Draining`, finishes what it holds, waits until its reports are `Recorded`,
+    /// and exits.
+    Drain,
 }
 
 /// What a worker sends the coordinator.
@@ -77,4 +81,65 @@ pub enum FromWorker {
     /// this worker's load, so that the coordinator hands it enough of them to fill its event
     /// loops. Sent once per function per connection. At most `limits::MAX_IDS_PER_REQUEST`.
     Coroutines(#[serde(deserialize_with = "crate::limits::ids")] Vec<String>),
+    /// What running tasks wrote to stdout and stderr since the last `Output`, so that
+    /// `task logs --follow` shows it as it is written. Not acknowledged and not stored: the
+    /// report carries the whole output that is kept. Coalesced by the worker (a few frames a
+    /// second at most), and only for tasks that print. At most `limits::MAX_REPORTS_PER_FRAME`.
+    Output(#[serde(deserialize_with = "crate::limits::reports")] Vec<OutputChunk>),
+    /// What the worker's slots use now, sent every few heartbeats (and after a slot is
+    /// replaced): shown by `worker list`.
+    Usage(WorkerUsage),
+}
+
+/// A piece of what one attempt of a task wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    /// The task.
+    pub task: TaskId,
+    /// Its attempt that wrote it.
+    pub attempt: Attempt,
+    /// Which stream.
+    pub stream: OutputStream,
+    /// What was written, in order after the previous chunk of the same attempt and stream.
+    pub text: String,
+}
+
+/// Standard output or standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OutputStream {
+    /// `sys.stdout`.
+    Stdout,
+    /// `sys.stderr`.
+    Stderr,
+}
+
+/// What a worker's slots use, as the worker measured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerUsage {
+    /// When it was measured, by the worker's clock.
+    pub at: Timestamp,
+    /// One per slot, in slot order.
+    pub slots: Vec<SlotUsage>,
+    /// `workwurm --max-memory`, in bytes; `None` when there is no limit.
+    pub max_memory: Option<u64>,
+    /// How many slots it replaced because they passed `max_memory` after a task, since it
+    /// started.
+    pub memory_replaced: u64,
+    /// How many tasks it failed (`MemoryLimit`) because their slot passed `max_memory` while
+    /// they ran, since it started.
+    pub memory_killed: u64,
+}
+
+/// What one slot process uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotUsage {
+    /// Its process id (0 while it is being replaced).
+    pub pid: u32,
+    /// Its resident memory, in bytes.
+    pub rss: u64,
+    /// Its CPU use since the previous measurement, in thousandths of one core (1000 = one
+    /// core busy all the time).
+    pub cpu_permille: u32,
+    /// How many tasks it is running now.
+    pub running: u32,
 }

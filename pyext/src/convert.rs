@@ -29,6 +29,10 @@ pub fn class_name(class: ErrorClass) -> &'static str {
         ErrorClass::UnknownQueue => "UnknownQueue",
         ErrorClass::UnknownSchedule => "UnknownSchedule",
         ErrorClass::ScheduleExists => "ScheduleExists",
+        ErrorClass::Purged => "TaskPurged",
+        ErrorClass::UnknownWorker => "UnknownWorker",
+        ErrorClass::Lagged => "EventsLagged",
+        ErrorClass::EventsGone => "EventsGone",
     }
 }
 

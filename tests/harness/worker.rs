@@ -25,6 +25,7 @@ pub struct WorkerSpec {
     queues: Vec<String>,
     async_concurrency: Option<u32>,
     no_reload: bool,
+    extra: Vec<String>,
 }
 
 impl WorkerSpec {
@@ -44,6 +45,7 @@ impl WorkerSpec {
             queues: Vec::new(),
             async_concurrency: None,
             no_reload: false,
+            extra: Vec::new(),
         }
     }
 
@@ -119,6 +121,12 @@ impl WorkerSpec {
         self
     }
 
+    /// More arguments, after every other one (`--max-memory 200`, `--tls`, ...).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// The `--name`, or `default` when none was given.
     pub(crate) fn name_or(&self, default: &str) -> String {
         self.name.clone().unwrap_or_else(|| default.to_string())
@@ -162,6 +170,7 @@ impl WorkerSpec {
         if self.no_reload {
             cmd.arg("--no-reload");
         }
+        cmd.args(&self.extra);
         cmd.current_dir(self.cwd.as_deref().unwrap_or(default_cwd));
         cmd.env("RUST_LOG", log_level);
         for key in &self.env_remove {

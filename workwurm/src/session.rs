@@ -314,6 +314,8 @@ impl Session<'_> {
                 // Answered even when empty: the coordinator waits for it to ask again.
                 let _ = to_writer.send(FromWorker::Returned(returned)).await;
             }
+            // CONTRACT: the worker helper makes this drain as SIGTERM does.
+            ToWorker::Drain => debug!("asked to drain"),
         }
     }
 }

@@ -37,6 +37,7 @@ mod tests {
     #[tokio::test]
     async fn json_lists_every_worker() {
         let worker = |id| WorkerInfo {
+            usage: None,
             id: WorkerId(id),
             name: format!("box:{id}"),
             address: "127.0.0.1:9".into(),

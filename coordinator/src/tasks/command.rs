@@ -140,6 +140,13 @@ impl TasksActor {
                 FailureKind::Internal,
                 "internal: worker lists are answered through the workers' handle",
             )),
+            // CONTRACT: placeholders until the coordinator helpers build these.
+            Command::Events { .. }
+            | Command::Logs { .. }
+            | Command::Purge(_)
+            | Command::DrainWorker(_) => Reply::Error(Failure::bad_request(
+                "this coordinator cannot answer this command yet",
+            )),
         };
         Some((reply, answer))
     }
