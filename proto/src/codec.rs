@@ -1,5 +1,6 @@
 //! `Connection`: the only code that knows how messages become bytes.
 //!
+//! A connection runs over plain TCP or TLS (`stream::Stream`); the frames are the same on both.
 //! A frame is a 4-byte big-endian length followed by that many bytes of bincode (2.x, standard
 //! configuration). The length is checked against `MAX_FRAME_LEN` before anything is allocated, and
 //! bincode decodes with a limit scaled to the body (see [`decode`]), so a lying prefix or a lying
@@ -8,6 +9,8 @@
 
 use crate::error::ProtoError;
 use crate::frame::FrameCodec;
+use crate::stream::{ReadHalf, Stream, WriteHalf};
+use crate::tls::{ClientTls, ConnectError, ServerTls};
 use crate::MAX_FRAME_LEN;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -16,7 +19,6 @@ use serde::Serialize;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -74,19 +76,19 @@ fn decode_within<T: DeserializeOwned, const LIMIT: usize>(body: &[u8]) -> Result
     Ok(message)
 }
 
-/// Receives typed messages from one half of a TCP connection.
+/// Receives typed messages from one half of a connection.
 pub struct FrameReader<In> {
-    frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    frames: FramedRead<ReadHalf, FrameCodec>,
     _in: PhantomData<fn() -> In>,
 }
 
-/// Sends typed messages on one half of a TCP connection.
+/// Sends typed messages on one half of a connection.
 pub struct FrameWriter<Out> {
-    frames: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    frames: FramedWrite<WriteHalf, FrameCodec>,
     _out: PhantomData<fn(Out)>,
 }
 
-/// A framed TCP connection that receives `In` and sends `Out`.
+/// A framed connection (plain TCP or TLS) that receives `In` and sends `Out`.
 pub struct Connection<In, Out> {
     reader: FrameReader<In>,
     writer: FrameWriter<Out>,
@@ -160,6 +162,12 @@ impl<Out: Serialize> FrameWriter<Out> {
         Ok(())
     }
 
+    /// The byte stream under the frames, for tests that write what no message encodes to.
+    #[cfg(test)]
+    pub(crate) fn raw(&mut self) -> &mut WriteHalf {
+        self.frames.get_mut()
+    }
+
     /// The same writer, sending another type of message (after the handshake).
     pub fn retype<Out2>(self) -> FrameWriter<Out2> {
         FrameWriter {
@@ -196,12 +204,16 @@ impl<T: Send> Outbound<T> for mpsc::UnboundedReceiver<T> {
 }
 
 impl<In: DeserializeOwned + Send + 'static, Out: Serialize> Connection<In, Out> {
-    /// Frames an accepted or connected socket.
+    /// Frames an accepted or connected socket, in plain TCP.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
         let peer = stream.peer_addr()?;
         stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        Ok(Connection {
+        Ok(Connection::over(Stream::Plain(stream), peer))
+    }
+
+    fn over(stream: Stream, peer: SocketAddr) -> Self {
+        let (read, write) = stream.split();
+        Connection {
             reader: FrameReader {
                 frames: FramedRead::new(read, FrameCodec::new(MAX_FRAME_LEN)),
                 _in: PhantomData,
@@ -211,13 +223,56 @@ impl<In: DeserializeOwned + Send + 'static, Out: Serialize> Connection<In, Out> 
                 _out: PhantomData,
             },
             peer,
-        })
+        }
     }
 
-    /// Connects to `addr` and frames the socket.
+    /// Connects to `addr` and frames the socket, in plain TCP.
     pub async fn connect(addr: &str) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         Connection::new(stream)
+    }
+
+    /// Connects to `addr` (`HOST:PORT`) and frames the socket: with `tls`, after a TLS handshake
+    /// that verifies the coordinator's certificate against HOST; without, in plain TCP. A TLS
+    /// failure is a `TlsError` sentence.
+    pub async fn connect_with(addr: &str, tls: Option<&ClientTls>) -> Result<Self, ConnectError> {
+        let stream = TcpStream::connect(addr).await?;
+        Connection::establish(stream, addr, tls).await
+    }
+
+    /// `connect_with` for a socket the caller connected itself (to bound the TCP connect and
+    /// the TLS handshake apart); `addr` is what was dialled, whose host the certificate must
+    /// name.
+    pub async fn establish(
+        stream: TcpStream,
+        addr: &str,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ConnectError> {
+        let Some(tls) = tls else {
+            return Ok(Connection::new(stream)?);
+        };
+        let peer = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        let stream = tls.handshake(addr, stream).await?;
+        Ok(Connection::over(stream, peer))
+    }
+
+    /// The coordinator's side: a TLS handshake on an accepted socket (whose first byte `sniff`
+    /// saw to be TLS), then framing. The error is the reason, for the coordinator's log.
+    pub async fn accept_tls(stream: TcpStream, tls: &ServerTls) -> Result<Self, String> {
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| format!("the socket failed before the TLS handshake: {e}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("the socket failed before the TLS handshake: {e}"))?;
+        let stream = tls.handshake(stream).await?;
+        Ok(Connection::over(stream, peer))
+    }
+
+    /// Whether TLS protects this connection.
+    pub fn is_tls(&self) -> bool {
+        self.reader.frames.get_ref().is_tls()
     }
 
     /// Caps the frames this connection accepts; see `FrameReader::set_max_frame_len`.

@@ -16,14 +16,21 @@
 //!   decoding that keeps an oversized list from costing memory.
 //! - [`codec`]: `Connection`, the only code that knows bytes: length prefix, size cap, bincode.
 //! - [`frame`]: `FrameCodec`, which cuts the byte stream into length-prefixed frames.
+//! - [`tls`]: TLS for the protocol port: `ClientTls` (trust, from flags or `TATZELWURM_TLS` /
+//!   `TATZELWURM_TLS_CA`), `ServerTls` (the coordinator's certificate and key), `TlsError` (one
+//!   sentence per way a TLS connect fails).
+//! - `stream` (private): the plain or TLS byte stream under a `Connection`, split into halves
+//!   without a lock for plain TCP.
 //! - [`error`]: what can go wrong on a connection.
 //! - [`function`]: the rule for naming a task's function (`package.module:function`).
 //! - [`usage`]: a command-line error as the one sentence every program prints.
 //! - [`backoff`]: the one backoff curve with jitter (reconnects, slot restarts, retries).
 //! - [`address`]: the rule for the coordinator's address a peer is given (HOST:PORT).
 //! - [`seconds`]: spans of seconds as every command line reads them (not on the wire).
+//! - [`when`]: spans (`1h30m`, `7d`) and moments (RFC 3339) as command lines read them, with
+//!   jiff (not on the wire).
 //!
-//! Every type in this crate (but `seconds`, `function`, `address`, `backoff` and `usage`) crosses the wire: changing one breaks compatibility with programs
+//! Every type in this crate (but `seconds`, `when`, `tls`, `function`, `address`, `backoff` and `usage`) crosses the wire: changing one breaks compatibility with programs
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
@@ -43,8 +50,11 @@ pub mod limits;
 pub mod queue;
 pub mod schedule;
 pub mod seconds;
+mod stream;
 pub mod task;
+pub mod tls;
 pub mod usage;
+pub mod when;
 pub mod worker;
 
 pub use codec::{Connection, FrameReader, FrameWriter, Outbound};
