@@ -1,6 +1,6 @@
 //! The durable store: the only module that knows which database backends exist.
 //!
-//! Every backend holds the same logical layout (schema version 5), in seven key spaces:
+//! Every backend holds the same logical layout (schema version 6), in eight key spaces:
 //! - `meta`: `schema_version` → u32 big-endian; `next_task_id` → u64 big-endian (and, only
 //!   while a migration from schema 4 is under way, its mark: see `rewrite.rs`).
 //! - `live`: task id as u64 big-endian (so keys sort by id) → bincode of the `TaskRecord` (the
@@ -19,6 +19,13 @@
 //!   the finished records. Written with the batch that changes either.
 //! - `schedules`: a schedule's name (UTF-8) → bincode of its `ScheduleInfo` (spec, paused,
 //!   next time, firings).
+//! - `events` (schema 6): an event's seq as u64 big-endian → bincode of the wire's `Event`: the
+//!   durable event log, appended with the round that made the changes, trimmed from its oldest
+//!   end (see `events.rs`). `meta` keeps the highest trimmed seq so seqs never repeat.
+//!
+//! A purge (`Batch::purge`) removes finished records with their outputs; after batches that
+//! removed many keys the fjall backend compacts the key spaces they were removed from, so the
+//! disk shrinks (see `fjall/compaction.rs`).
 //!
 //! Older databases are migrated when opened, for both backends the same way and crash-safe:
 //! schema 4 kept records in an older layout (frozen in `v4.rs`: a spec without queue, priority,
@@ -26,7 +33,8 @@
 //! `rewrite_records` converts its records in place, in durable chunks that resume after a
 //! crash. Schema 3 kept every record (in schema 4's layout) in one key space, `records`;
 //! `split_records` moves and converts them to schema 5 at once. Both count the finished tasks
-//! into the default queue's `QueueRecord`, where schema 5 keeps those counts.
+//! into the default queue's `QueueRecord`, where schema 5 keeps those counts. Schema 5 had no
+//! `events`; `schema6::add_events` goes from 5 to 6, so every older database chains through.
 //!
 //! Backends ([`Backend`], one file each): `sled` (sled trees, schema 1 and 2 migrated to 3,
 //! see `sled/migrate.rs`) and `fjall` (fjall partitions in `keyspace/`). A backend only stores and
@@ -40,13 +48,22 @@
 //! the async runtime. `apply` returns only after the flush covers the batch: that is the moment
 //! a change may be told to anyone. Tasks, outputs, the id counter, add keys, queues and
 //! schedules of one batch become durable all together or not at all, in both backends. Reads
-//! (`get`, `scan`, `output`) go to the backend directly and see every applied batch.
+//! (`get`, `scan`, `output`, and anything through a [`StoreReader`]) go to the backend
+//! directly and see every applied batch; they never wait for the store thread.
 
+mod batch;
+mod events;
 mod fjall;
+mod reader;
 mod rewrite;
+mod schema6;
 mod sled;
 mod split;
 mod v4;
+
+pub use batch::Batch;
+pub use events::EventsMeta;
+pub use reader::{dir_disk_bytes, StoreReader};
 
 #[cfg(test)]
 mod conformance;
@@ -73,7 +90,10 @@ const PARALLEL_READ_FROM: u64 = 100_000;
 
 /// The schema this build writes. A database of a newer schema is refused, never rewritten; an
 /// older one is migrated.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = schema6::TO;
+
+/// The schema `split` and `rewrite` bring older databases to; `schema6` goes on from there.
+const SCHEMA_5: u32 = schema6::FROM;
 
 /// The backend a new `--db` directory gets when `--store` is not given (chosen by measuring,
 /// see DESIGN.md section 5).
@@ -136,6 +156,9 @@ pub enum StoreError {
     /// Reading or writing failed after opening.
     #[error("the database failed: {0}")]
     Failed(String),
+    /// A read through a `StoreReader` after the `Store` was closed (the coordinator stops).
+    #[error("the database is closed (the coordinator is stopping); retry once it runs again")]
+    Closed,
 }
 
 /// What a start reads: the live tasks (or, from `load_all`, every task), the counter, the add
@@ -151,6 +174,8 @@ pub struct Loaded {
     pub queues: Vec<(String, QueueRecord)>,
     /// Every schedule, by name.
     pub schedules: Vec<ScheduleInfo>,
+    /// Where the stored event log stands: the next seq to stamp, the oldest kept.
+    pub events: EventsMeta,
 }
 
 /// `Loaded` with every task, live and finished, decoded (`Store::load_all`).
@@ -260,6 +285,8 @@ enum Space {
     AddKeys,
     Queues,
     Schedules,
+    /// The event log (schema 6).
+    Events,
     /// Schema 3's single key space of records; exists only until `split_records` has run.
     Records,
 }
@@ -275,6 +302,7 @@ impl Space {
             Space::AddKeys => "add_keys",
             Space::Queues => "queues",
             Space::Schedules => "schedules",
+            Space::Events => "events",
             Space::Records => "records",
         }
     }
@@ -290,80 +318,6 @@ pub enum Part {
     Finished,
     /// Both, merged in id order.
     All,
-}
-
-/// A set of changes that become durable together.
-#[derive(Default)]
-pub struct Batch {
-    /// Records to write (insert or replace). A finished one goes to `finished` and leaves
-    /// `live`; any other goes to `live`.
-    pub tasks: Vec<TaskRecord>,
-    /// Outputs to write (insert or replace), each the latest reported attempt's of its task.
-    pub outputs: Vec<(TaskId, TaskOutput)>,
-    /// The new first-unused id, when ids were handed out.
-    pub next_task_id: Option<u64>,
-    /// Add keys recorded or forgotten, in order; written atomically with `tasks`.
-    pub add_keys: Vec<KeyChange>,
-    /// Queues' settings and finished counts to write (insert or replace), by name.
-    pub queues: Vec<(String, QueueRecord)>,
-    /// Schedules to write (`Some`: insert or replace) or remove (`None`), by name.
-    pub schedules: Vec<(String, Option<ScheduleInfo>)>,
-}
-
-impl Batch {
-    /// Nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-            && self.outputs.is_empty()
-            && self.next_task_id.is_none()
-            && self.add_keys.is_empty()
-            && self.queues.is_empty()
-            && self.schedules.is_empty()
-    }
-
-    /// The batch as key writes (`None` = remove), in the order a backend applies them; every
-    /// backend writes these atomically.
-    fn writes(&self) -> Result<Vec<RawWrite>, StoreError> {
-        let others = self.outputs.len() + self.add_keys.len() + self.queues.len();
-        let mut writes =
-            Vec::with_capacity(self.tasks.len() * 2 + others + self.schedules.len() + 1);
-        for record in &self.tasks {
-            let key = task_key(record.id).to_vec();
-            if record.state.is_finished() {
-                writes.push((Space::Finished, key.clone(), Some(encode(record)?)));
-                writes.push((Space::Live, key, None));
-            } else {
-                writes.push((Space::Live, key, Some(encode(record)?)));
-            }
-        }
-        for (id, output) in &self.outputs {
-            writes.push((
-                Space::Outputs,
-                task_key(*id).to_vec(),
-                Some(encode(output)?),
-            ));
-        }
-        if let Some(next) = self.next_task_id {
-            let value = next.to_be_bytes().to_vec();
-            writes.push((Space::Meta, NEXT_ID_KEY.to_vec(), Some(value)));
-        }
-        for change in &self.add_keys {
-            let (key, value) = add_key_write(change);
-            writes.push((Space::AddKeys, key.to_vec(), value.map(|v| v.to_vec())));
-        }
-        for (name, queue) in &self.queues {
-            writes.push((
-                Space::Queues,
-                name.as_bytes().to_vec(),
-                Some(encode(queue)?),
-            ));
-        }
-        for (name, schedule) in &self.schedules {
-            let value = schedule.as_ref().map(encode).transpose()?;
-            writes.push((Space::Schedules, name.as_bytes().to_vec(), value));
-        }
-        Ok(writes)
-    }
 }
 
 /// Called with each (key, value) a visit passes; returns whether to go on.
@@ -390,6 +344,15 @@ trait Backend: Send + Sync {
     fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError>;
     /// Removes schema 3's `records` key space, if it is there, durably.
     fn drop_records(&self) -> Result<(), StoreError>;
+    /// Called on the store thread when no batch came for a while: a moment for upkeep that
+    /// should not slow a busy store (fjall: compactions that smaller removals made due).
+    fn idle(&self) {}
+    /// Gives the disk back that removed keys take, now, and returns when done (fjall: a
+    /// major compaction of every key space keys were removed from; sled: nothing, it reuses
+    /// freed space itself). For tests and tools; the coordinator compacts on its own.
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A batch for the store thread and where its outcome goes.
@@ -402,6 +365,8 @@ struct Write {
 pub struct Store {
     kind: StoreKind,
     backend: Arc<dyn Backend>,
+    /// The reads, shared with every `StoreReader` handed out.
+    reader: StoreReader,
     /// `None` only while dropping: closing it ends the store thread.
     writes: Option<mpsc::Sender<Write>>,
     thread: Option<JoinHandle<()>>,
@@ -438,6 +403,9 @@ impl Store {
             4 => rewrite::rewrite_records(backend.as_ref(), rewrite::CHUNK)?,
             _ => {}
         }
+        if backend.schema()? == SCHEMA_5 {
+            schema6::add_events(backend.as_ref())?;
+        }
         backend.drop_records()?;
         let (writes, queue) = mpsc::channel::<Write>();
         let writer = backend.clone();
@@ -449,11 +417,17 @@ impl Store {
                     match queue.recv_timeout(Trim::EVERY) {
                         Ok(write) => {
                             let records = write.batch.tasks.len();
-                            let outcome = write.batch.writes().and_then(|w| writer.apply(&w));
+                            let outcome = write
+                                .batch
+                                .writes(writer.as_ref())
+                                .and_then(|w| writer.apply(&w));
                             let _ = write.done.send(outcome);
                             trim.after(records);
                         }
-                        Err(mpsc::RecvTimeoutError::Timeout) => trim.idle(),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            trim.idle();
+                            writer.idle();
+                        }
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
@@ -464,6 +438,7 @@ impl Store {
             })?;
         Ok(Store {
             kind,
+            reader: StoreReader::new(&backend, dir),
             backend,
             writes: Some(writes),
             thread: Some(thread),
@@ -473,6 +448,25 @@ impl Store {
     /// The backend this database is kept in.
     pub fn kind(&self) -> StoreKind {
         self.kind
+    }
+
+    /// A handle for reading the store off the task actor and the store thread (event
+    /// replays, purge scans, the disk-use metric); clone it freely.
+    pub fn reader(&self) -> StoreReader {
+        self.reader.clone()
+    }
+
+    /// The bytes the database directory takes on disk (see `StoreReader::disk_bytes`).
+    pub fn disk_bytes(&self) -> u64 {
+        self.reader.disk_bytes()
+    }
+
+    /// Gives back, now, the disk that removed keys (finished tasks purged, events trimmed,
+    /// tasks that left `live`) still take, and returns when done. Blocks the calling thread
+    /// (seconds for millions of records). For tests, benchmarks and tools: the coordinator
+    /// compacts on its own after batches that removed many keys and when it is idle.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.backend.compact()
     }
 
     /// Reads what a start needs: the live tasks only (finished ones stay on disk, read by
@@ -511,6 +505,7 @@ impl Store {
             add_keys,
             queues,
             schedules,
+            events: events::load_meta(self.backend.as_ref())?,
         })
     }
 
@@ -575,14 +570,10 @@ impl Store {
         })
     }
 
-    /// The stored record of task `id`, finished or live; `None` if none was written.
+    /// The stored record of task `id`, finished or live; `None` if none was written (or it
+    /// was purged).
     pub fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        for space in [Space::Finished, Space::Live] {
-            if let Some(raw) = self.backend.get(space, &task_key(id))? {
-                return decode(&raw).map(Some);
-            }
-        }
-        Ok(None)
+        self.reader.get(id)
     }
 
     /// A page of stored records of `part`: ids above `after`, in any of `states` (every state
@@ -635,10 +626,7 @@ impl Store {
 
     /// What the latest reported attempt of task `id` printed; empty if none was reported.
     pub fn output(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
-        match self.backend.get(Space::Outputs, &task_key(id))? {
-            Some(raw) => decode(&raw),
-            None => Ok(TaskOutput::default()),
-        }
+        self.reader.output(id)
     }
 
     /// Writes the batch on the store thread and returns once it is flushed: only then may

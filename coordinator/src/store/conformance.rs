@@ -1,5 +1,11 @@
 //! One suite of store tests, run against every backend: `conformance!` instantiates each test
 //! for one `StoreKind`, so a new backend gets the whole suite by one more line at the bottom.
+//! Schema 6's event log is tested in `conformance/events.rs`, purges and compaction in
+//! `conformance/purge.rs`, `StoreReader` in `conformance/reader.rs`.
+
+mod events;
+mod purge;
+mod reader;
 
 use super::*;
 use crate::add_keys::{KeyChange, KeyedAdd};
@@ -817,8 +823,8 @@ const CRASH_KIND_ENV: &str = "TATZELWURM_STORE_CRASH_KIND";
 /// A process killed (SIGKILL) at a moment of its own choosing while it applies batch after
 /// batch loses nothing it acknowledged: every id it printed as applied is there after a reopen,
 /// and the counter is past it; and a batch is all or nothing: the default queue's count of
-/// completed tasks, written with each batch, matches the tasks there. The child is this test
-/// binary, running `crash_child`.
+/// completed tasks and the batch's event, written with each batch, match the tasks there. The
+/// child is this test binary, running `crash_child`.
 fn kill_loses_nothing_acknowledged(kind: StoreKind) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -864,11 +870,15 @@ fn kill_loses_nothing_acknowledged(kind: StoreKind) {
     assert_eq!(&ids[..acked as usize], &(1..=acked).collect::<Vec<_>>()[..]);
     assert!(loaded.next_task_id > acked);
     assert_eq!(loaded.queues, vec![default_queue(ids.len() as u64, 0, 0)]);
+    let batches = ids.len() as u64 / 10;
+    let logged = store.reader().events(0, usize::MAX).unwrap();
+    assert_eq!(logged, events::events(1..=batches), "one event per batch");
+    assert_eq!(store.load().unwrap().events.next_seq, batches + 1);
 }
 
 /// The child of `kill_loses_nothing_acknowledged`: applies batches of 10 completed records
-/// with the default queue's count of them forever, printing `acked N` once the batch up to id N
-/// is applied. Does nothing when run by hand.
+/// with the default queue's count of them and one event forever, printing `acked N` once the
+/// batch up to id N is applied. Does nothing when run by hand.
 #[tokio::test]
 #[ignore]
 async fn crash_child() {
@@ -891,6 +901,7 @@ async fn crash_child() {
                 tasks,
                 next_task_id: Some(next),
                 queues: vec![default_queue(next - 1, 0, 0)],
+                events: vec![events::event((next - 1) / 10)],
                 ..Batch::default()
             })
             .await
@@ -978,6 +989,46 @@ macro_rules! conformance {
             #[test]
             fn kill_loses_nothing_acknowledged() {
                 super::kill_loses_nothing_acknowledged($kind);
+            }
+
+            #[test]
+            fn a_new_log_starts_at_one() {
+                super::events::a_new_log_starts_at_one($kind);
+            }
+
+            #[tokio::test]
+            async fn events_survive_reopen() {
+                super::events::events_survive_reopen($kind).await;
+            }
+
+            #[tokio::test]
+            async fn trims_keep_seqs_going() {
+                super::events::trims_keep_seqs_going($kind).await;
+            }
+
+            #[tokio::test]
+            async fn schema_5_gains_events() {
+                super::events::schema_5_gains_events($kind).await;
+            }
+
+            #[tokio::test]
+            async fn a_reader_does_not_hold_the_database() {
+                super::reader::a_reader_does_not_hold_the_database($kind).await;
+            }
+
+            #[tokio::test]
+            async fn purge_removes_finished_only() {
+                super::purge::purge_removes_finished_only($kind).await;
+            }
+
+            #[tokio::test]
+            async fn finished_ids_by_age() {
+                super::purge::finished_ids_by_age($kind).await;
+            }
+
+            #[tokio::test]
+            async fn purged_disk_is_given_back_or_reused() {
+                super::purge::purged_disk_is_given_back_or_reused($kind).await;
             }
         }
     };

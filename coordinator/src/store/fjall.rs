@@ -1,6 +1,11 @@
 //! The fjall backend: the store's key spaces as fjall partitions `meta`, `live`, `finished`,
-//! `outputs`, `add_keys`, `queues` and `schedules` (and schema 3's `records` until it is split)
-//! of one keyspace in `keyspace/` under the database directory.
+//! `outputs`, `add_keys`, `queues`, `schedules` and `events` (and schema 3's `records` until it
+//! is split) of one keyspace in `keyspace/` under the database directory.
+//!
+//! A database opened without an `events` partition (schema 5 or older) gets one, and the
+//! directory of the partitions is fsynced before `open` returns, so that `schema6` only has to
+//! write the new version. Removed keys are given back to the disk by major compactions that
+//! `fjall/compaction.rs` schedules.
 //!
 //! Every batch is one fjall write batch, committed with `PersistMode::SyncAll`: fjall writes
 //! the whole batch to its journal as one unit (recovered all or nothing) and fsyncs the journal
@@ -15,18 +20,21 @@
 //! coordinator on the same `--db` is refused, and the lock ends with the process.
 //!
 //! fjall databases started at schema 3; `store/split.rs` moves them to 5, `store/rewrite.rs`
-//! those of schema 4.
+//! those of schema 4, `store/schema6.rs` those of schema 5 to 6.
+
+mod compaction;
 
 use super::{
     check_schema, read_be, Backend, RawWrite, Space, StoreError, Visitor, BACKEND_FILE, SCHEMA_KEY,
     SCHEMA_VERSION,
 };
+use compaction::Compactor;
 use fjall::{Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// The keyspace's directory inside the database directory.
 pub(super) const KEYSPACE_DIR: &str = "keyspace";
@@ -54,14 +62,11 @@ const MEMTABLE_BYTES: u32 = 8 * 1024 * 1024;
 const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 
 /// fjall's flush and compaction threads each (its default: the cores less one, so 1 on two
-/// cores). A major compaction of `live` (`compact_live`) blocks the other compactions of
+/// cores). A major compaction of `live` (`compaction.rs`) blocks the other compactions of
 /// `live` while it runs; with one compaction thread that thread waits for it and the tables of
 /// `finished` pile up until fjall slows and halts writes (the likely cause of one w4 run that
 /// stalled for over 30 s; not seen since).
 const BACKGROUND_WORKERS: usize = 2;
-
-/// Removals from `live` (tasks finished) before its compaction is considered.
-const COMPACT_AFTER_REMOVALS: usize = 100_000;
 
 /// An open fjall keyspace.
 pub(super) struct FjallBackend {
@@ -73,16 +78,14 @@ pub(super) struct FjallBackend {
     add_keys: PartitionHandle,
     queues: PartitionHandle,
     schedules: PartitionHandle,
+    events: PartitionHandle,
     /// Schema 3's records, while they are not yet split (`None` once dropped or never there).
     records: Mutex<Option<PartitionHandle>>,
-    /// Removals from `live` since its last compaction started (see `compact_live`).
-    live_removals: AtomicUsize,
-    /// Whether a compaction of `live` runs now.
-    compacting: Arc<AtomicBool>,
+    /// Counts removals and runs the compactions they make due; its thread is joined when the
+    /// backend is dropped.
+    compactor: Compactor,
     /// The journal count when the small memtables were last sealed (`release_journals`).
     journals_seen: AtomicUsize,
-    /// The thread of the latest compaction, joined when the backend is dropped.
-    compaction: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Holds the directory's lock; declared last so that it is released after the keyspace
     /// has stopped its threads.
     _lock: File,
@@ -139,10 +142,39 @@ impl FjallBackend {
         let add_keys = partition(Space::AddKeys)?;
         let queues = partition(Space::Queues)?;
         let schedules = partition(Space::Schedules)?;
+        let had_events = keyspace.partition_exists(Space::Events.name());
+        let events = partition(Space::Events)?;
+        if !had_events {
+            // fjall syncs the new partition's files but not the directory entry naming it:
+            // durable before `schema6` writes the version that says it is there.
+            let partitions = dir.join(KEYSPACE_DIR).join("partitions");
+            File::open(&partitions)
+                .and_then(|partitions| partitions.sync_all())
+                .map_err(|err| {
+                    open_error(format!("cannot sync {}: {err}", partitions.display()))
+                })?;
+        }
         if found.is_none() {
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes())?;
             keyspace.persist(PersistMode::SyncAll)?;
         }
+        let all = vec![
+            meta.clone(),
+            live.clone(),
+            finished.clone(),
+            outputs.clone(),
+            add_keys.clone(),
+            queues.clone(),
+            schedules.clone(),
+            events.clone(),
+        ];
+        let watched = vec![
+            (Space::Live, live.clone()),
+            (Space::Finished, finished.clone()),
+            (Space::Outputs, outputs.clone()),
+            (Space::Events, events.clone()),
+        ];
+        let compactor = Compactor::new(keyspace.clone(), watched, all);
         Ok(FjallBackend {
             keyspace,
             meta,
@@ -152,55 +184,12 @@ impl FjallBackend {
             add_keys,
             queues,
             schedules,
+            events,
             records: Mutex::new(records),
-            live_removals: AtomicUsize::new(0),
-            compacting: Arc::new(AtomicBool::new(false)),
-            compaction: Mutex::new(None),
+            compactor,
             journals_seen: AtomicUsize::new(0),
             _lock: lock,
         })
-    }
-
-    /// Compacts `live` on a thread of its own once many of its records were removed.
-    ///
-    /// Every task passes through `live` (written when added, removed when finished), so after
-    /// a million tasks it holds a million records and as many tombstones in its tables until a
-    /// compaction reaches its last level; leveled compaction gets there late, and the disk holds
-    /// both meanwhile (measured: 2.03 × the bytes of the finished records after 10^6 tasks
-    /// where the finished part alone is about 1 ×). A major compaction rewrites what is left,
-    /// dropping both. It runs when the removals since the last one are at least a quarter of
-    /// the partition's entries (so the rewrites add up to a few times what is live), off the
-    /// store thread (writes go on meanwhile), one at a time.
-    fn compact_live(&self, removed: usize) {
-        let removals = self.live_removals.fetch_add(removed, Ordering::Relaxed) + removed;
-        if removals < COMPACT_AFTER_REMOVALS || removals < self.live.approximate_len() / 4 {
-            return;
-        }
-        if self.compacting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.live_removals.store(0, Ordering::Relaxed);
-        let live = self.live.clone();
-        let compacting = self.compacting.clone();
-        let started = std::thread::Builder::new()
-            .name("tatzelwurm-compact".into())
-            .spawn(move || {
-                if let Err(err) = live.major_compact() {
-                    tracing::warn!("compacting the live tasks' records failed ({err}); the database takes more disk until the next try");
-                }
-                compacting.store(false, Ordering::Release);
-            });
-        match started {
-            Ok(thread) => {
-                if let Ok(mut slot) = self.compaction.lock() {
-                    // The previous one has ended (`compacting` was false).
-                    if let Some(previous) = slot.replace(thread) {
-                        let _ = previous.join();
-                    }
-                }
-            }
-            Err(_) => self.compacting.store(false, Ordering::Release),
-        }
     }
 
     /// Lets fjall delete journals that only the small key spaces still need. A journal is
@@ -234,6 +223,7 @@ impl FjallBackend {
             Space::AddKeys => &self.add_keys,
             Space::Queues => &self.queues,
             Space::Schedules => &self.schedules,
+            Space::Events => &self.events,
             Space::Records => return None,
         })
     }
@@ -257,9 +247,7 @@ impl Drop for FjallBackend {
     /// Waits for a running compaction, so that the directory's lock is released only when
     /// nothing writes to it any more.
     fn drop(&mut self) {
-        if let Some(thread) = self.compaction.get_mut().ok().and_then(Option::take) {
-            let _ = thread.join();
-        }
+        self.compactor.join();
     }
 }
 
@@ -300,9 +288,18 @@ impl Backend for FjallBackend {
 
     fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
         let mut batch = self.keyspace.batch().durability(Some(PersistMode::SyncAll));
-        let mut live_removals = 0;
+        // Removals from `live`, `finished`, `outputs`, `events` (in that order).
+        let mut removals = [0usize; 4];
         for (space, key, value) in writes {
-            live_removals += usize::from(*space == Space::Live && value.is_none());
+            if value.is_none() {
+                match space {
+                    Space::Live => removals[0] += 1,
+                    Space::Finished => removals[1] += 1,
+                    Space::Outputs => removals[2] += 1,
+                    Space::Events => removals[3] += 1,
+                    _ => {}
+                }
+            }
             let owned;
             let partition = match self.fixed(*space) {
                 Some(partition) => partition,
@@ -318,11 +315,23 @@ impl Backend for FjallBackend {
         }
         // One journal entry, fsynced before `commit` returns (on the store thread).
         batch.commit()?;
-        if live_removals > 0 {
-            self.compact_live(live_removals);
+        if removals.iter().any(|&count| count > 0) {
+            let spaces = [Space::Live, Space::Finished, Space::Outputs, Space::Events];
+            for (space, count) in spaces.into_iter().zip(removals) {
+                self.compactor.removed(space, count);
+            }
+            self.compactor.after_write();
         }
         self.release_journals()?;
         Ok(())
+    }
+
+    fn idle(&self) {
+        self.compactor.when_idle();
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        self.compactor.compact_now()
     }
 
     fn drop_records(&self) -> Result<(), StoreError> {

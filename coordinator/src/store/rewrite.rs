@@ -1,6 +1,7 @@
-//! Schema 4 → 5, for every backend: every record in `live` and `finished` is rewritten in place
-//! from schema 4's layout (`v4.rs`) to schema 5's (the wire's `TaskInfo`), and the default
-//! queue's record gets the counts of the finished tasks.
+//! Schema 4 → 5, for every backend (`schema6.rs` goes on to 6 in the same open): every record
+//! in `live` and `finished` is rewritten in place from schema 4's layout (`v4.rs`) to schema
+//! 5's (the wire's `TaskInfo`), and the default queue's record gets the counts of the finished
+//! tasks.
 //!
 //! Crash-safe by a mark: the records are rewritten in chunks, and each chunk's write also
 //! writes, in `meta`, where the next chunk starts and the counts so far (one atomic, durable
@@ -14,9 +15,7 @@
 //! Stored bytes, but only between two opens of one migration.
 
 use super::v4::{RecordV4, Tally};
-use super::{
-    decode, encode, read_be, Backend, RawWrite, Space, StoreError, SCHEMA_KEY, SCHEMA_VERSION,
-};
+use super::{decode, encode, read_be, Backend, RawWrite, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
 use tracing::info;
 
 /// The `meta` key of the mark (see the module comment); present only while a migration from
@@ -115,12 +114,12 @@ pub(super) fn rewrite_records(backend: &dyn Backend, chunk: usize) -> Result<(),
     }
     let mut last: Vec<RawWrite> = Vec::with_capacity(3);
     last.extend(mark.tally.queue_write()?);
-    let version = SCHEMA_VERSION.to_be_bytes().to_vec();
+    let version = SCHEMA_5.to_be_bytes().to_vec();
     last.push((Space::Meta, SCHEMA_KEY.to_vec(), Some(version)));
     last.push((Space::Meta, MARK_KEY.to_vec(), None));
     backend.apply(&last)?;
     let how = if resumed { "resumed and " } else { "" };
-    info!("{how}rewrote {rewritten} task records in the layout of schema {SCHEMA_VERSION}");
+    info!("{how}rewrote {rewritten} task records in the layout of schema {SCHEMA_5}");
     Ok(())
 }
 

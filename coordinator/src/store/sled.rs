@@ -1,6 +1,13 @@
 //! The sled backend: the store's key spaces as sled trees `meta`, `live`, `finished`,
-//! `outputs`, `add_keys`, `queues` and `schedules` (and schema 3's `records` until it is split)
-//! in the database directory itself (sled's `conf`, `db` and `snap.*` files).
+//! `outputs`, `add_keys`, `queues`, `schedules` and `events` (and schema 3's `records` until it
+//! is split) in the database directory itself (sled's `conf`, `db` and `snap.*` files).
+//!
+//! A database opened without an `events` tree (schema 5 or older) gets one, flushed before
+//! `open` returns, so that `schema6` only has to write the new version.
+//!
+//! sled has no compaction to call: it rewrites and reuses the segments of its file that
+//! removals emptied on its own, so after a purge the space is reused by later writes rather than
+//! given back at once (see DESIGN.md).
 //!
 //! Schema 1 kept the output inside each record (tree `tasks`); schema 2 had no `add_keys`.
 //! `migrate` moves such a database to schema 3 when it is opened (then `store/split.rs` to 5).
@@ -46,6 +53,7 @@ pub(super) struct SledBackend {
     add_keys: sled::Tree,
     queues: sled::Tree,
     schedules: sled::Tree,
+    events: sled::Tree,
 }
 
 impl SledBackend {
@@ -92,7 +100,17 @@ impl SledBackend {
             Some(_) => {}
         }
         migrate::drop_v1_leftovers(&db)?;
+        let had_events = db
+            .tree_names()
+            .iter()
+            .any(|name| name == Space::Events.name().as_bytes());
+        let events = db.open_tree(Space::Events.name())?;
+        if !had_events {
+            // Durable before `schema6` writes the version that says it is there.
+            db.flush()?;
+        }
         Ok(SledBackend {
+            events,
             meta,
             live: db.open_tree(Space::Live.name())?,
             finished: db.open_tree(Space::Finished.name())?,
@@ -122,6 +140,7 @@ impl SledBackend {
             Space::AddKeys => self.add_keys.clone(),
             Space::Queues => self.queues.clone(),
             Space::Schedules => self.schedules.clone(),
+            Space::Events => self.events.clone(),
             Space::Records if self.has_records() => self.db.open_tree(Space::Records.name())?,
             Space::Records => return Ok(None),
         }))
@@ -189,9 +208,10 @@ impl Backend for SledBackend {
             &self.add_keys,
             &self.queues,
             &self.schedules,
+            &self.events,
         ];
         // The writes of each of `trees`, in the same order.
-        let mut parts: [TreeWrites; 6] = Default::default();
+        let mut parts: [TreeWrites; 7] = Default::default();
         let mut outputs = TreeWrites::default();
         for (space, key, value) in writes {
             let into = match space {
@@ -201,6 +221,7 @@ impl Backend for SledBackend {
                 Space::AddKeys => &mut parts[3],
                 Space::Queues => &mut parts[4],
                 Space::Schedules => &mut parts[5],
+                Space::Events => &mut parts[6],
                 Space::Outputs => &mut outputs,
                 Space::Records => {
                     return Err(StoreError::Failed("records are never written".into()))

@@ -1,7 +1,8 @@
-//! Schema 3 → 5, for every backend: the records of schema 3's single key space `records` move
-//! to `live` or `finished` by their state, so that a start reads only the live ones, and are
-//! converted on the way from schema 4's layout (which schema 3 shared, see `v4.rs`) to schema
-//! 5's; the default queue's record gets the counts of the finished tasks.
+//! Schema 3 → 5, for every backend (`schema6.rs` goes on to 6 in the same open): the records
+//! of schema 3's single key space `records` move to `live` or `finished` by their state, so
+//! that a start reads only the live ones, and are converted on the way from schema 4's layout
+//! (which schema 3 shared, see `v4.rs`) to schema 5's; the default queue's record gets the
+//! counts of the finished tasks.
 //!
 //! Crash-safe by order: the copies are written in chunks (each durable before the next), then
 //! the schema version says 5 (durable, with the default queue's record), and only then is
@@ -12,7 +13,7 @@
 //! finished meanwhile) never survives.
 
 use super::v4::{RecordV4, Tally};
-use super::{decode, encode, Backend, RawWrite, Space, StoreError, SCHEMA_KEY, SCHEMA_VERSION};
+use super::{decode, encode, Backend, RawWrite, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
 use tracing::info;
 
 /// Records copied per durable write: bounds the memory a migration of millions holds.
@@ -46,11 +47,11 @@ pub(super) fn split_records(backend: &dyn Backend) -> Result<(), StoreError> {
         backend.apply(&chunk)?;
     }
     let mut last: Vec<RawWrite> = tally.queue_write()?.into_iter().collect();
-    let version = SCHEMA_VERSION.to_be_bytes().to_vec();
+    let version = SCHEMA_5.to_be_bytes().to_vec();
     last.push((Space::Meta, SCHEMA_KEY.to_vec(), Some(version)));
     backend.apply(&last)?;
     if live + finished > 0 {
-        info!("moved {live} live and {finished} finished tasks to schema {SCHEMA_VERSION} (live apart from finished, in the new layout)");
+        info!("moved {live} live and {finished} finished tasks to schema {SCHEMA_5} (live apart from finished, in the new layout)");
     }
     Ok(())
 }

@@ -1,0 +1,163 @@
+//! A `Batch`: the changes of one round that become durable together, and how they turn into key
+//! writes of the layout (`writes`), on the store thread.
+//!
+//! Besides records, outputs, the id counter, add keys, queues and schedules, a batch carries
+//! the round's events (appended to `events`), a trim of the oldest events, and a purge of
+//! finished tasks. All of it is one atomic write of the backend (sled writes `outputs` apart,
+//! inside the same flush: see `sled.rs`).
+
+use super::events::{event_key, trim_writes};
+use super::{add_key_write, encode, task_key, Backend, RawWrite, Space, StoreError, NEXT_ID_KEY};
+use crate::add_keys::KeyChange;
+use crate::record::{QueueRecord, TaskRecord};
+use std::collections::{HashMap, HashSet};
+use tatzelwurm_proto::event::Event;
+use tatzelwurm_proto::schedule::ScheduleInfo;
+use tatzelwurm_proto::task::TaskOutput;
+use tatzelwurm_proto::TaskId;
+
+/// A set of changes that become durable together.
+#[derive(Default)]
+pub struct Batch {
+    /// Records to write (insert or replace). A finished one goes to `finished` and leaves
+    /// `live`; any other goes to `live`.
+    pub tasks: Vec<TaskRecord>,
+    /// Outputs to write (insert or replace), each the latest reported attempt's of its task.
+    pub outputs: Vec<(TaskId, TaskOutput)>,
+    /// The new first-unused id, when ids were handed out.
+    pub next_task_id: Option<u64>,
+    /// Add keys recorded or forgotten, in order; written atomically with `tasks`.
+    pub add_keys: Vec<KeyChange>,
+    /// Queues' settings and finished counts to write (insert or replace), by name.
+    pub queues: Vec<(String, QueueRecord)>,
+    /// Schedules to write (`Some`: insert or replace) or remove (`None`), by name.
+    pub schedules: Vec<(String, Option<ScheduleInfo>)>,
+    /// Events to append to the event log, stamped by the caller (each `seq` one more than the
+    /// last one written). Written with the changes they describe, so that a replay after a
+    /// crash shows exactly what was made durable.
+    pub events: Vec<Event>,
+    /// Removes every stored event with `seq <=` this (retention of the event log). An event
+    /// of this same batch at or below it is not written at all. The stored log never starts
+    /// over: the next start's `EventsMeta::next_seq` stays past it even if nothing is left.
+    pub trim_events_through: Option<u64>,
+    /// Finished tasks to remove with their outputs (`task purge`, `--keep-finished`). Only the
+    /// `finished` and `outputs` key spaces are touched, and a live task is never touched,
+    /// whatever the caller passes: an id stored live (or written live by this batch) keeps its
+    /// record and its output. A finished record or output of a purged id in the same batch is
+    /// not written (the purge wins). The queues' finished counts are the caller's to adjust
+    /// (`queues`), if it wants them to drop.
+    pub purge: Vec<TaskId>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+            && self.outputs.is_empty()
+            && self.next_task_id.is_none()
+            && self.add_keys.is_empty()
+            && self.queues.is_empty()
+            && self.schedules.is_empty()
+            && self.events.is_empty()
+            && self.trim_events_through.is_none()
+            && self.purge.is_empty()
+    }
+
+    /// The batch as key writes (`None` = remove), in the order a backend applies them; every
+    /// backend writes these atomically. Reads `backend` only to find the events a trim
+    /// removes (on the store thread, which alone writes).
+    pub(super) fn writes(&self, backend: &dyn Backend) -> Result<Vec<RawWrite>, StoreError> {
+        let others = self.outputs.len() + self.add_keys.len() + self.queues.len();
+        let mut writes = Vec::with_capacity(
+            self.tasks.len() * 2
+                + others
+                + self.schedules.len()
+                + self.events.len()
+                + self.purge.len() * 2
+                + 1,
+        );
+        // Only a batch that purges pays for these: the ids it purges, less the live ones.
+        let purged = self.purged(backend)?;
+        for record in &self.tasks {
+            let key = task_key(record.id).to_vec();
+            if record.state.is_finished() {
+                if !purged.contains(&record.id) {
+                    writes.push((Space::Finished, key.clone(), Some(encode(record)?)));
+                }
+                writes.push((Space::Live, key, None));
+            } else {
+                writes.push((Space::Live, key, Some(encode(record)?)));
+            }
+        }
+        for (id, output) in &self.outputs {
+            if purged.contains(id) {
+                continue;
+            }
+            writes.push((
+                Space::Outputs,
+                task_key(*id).to_vec(),
+                Some(encode(output)?),
+            ));
+        }
+        for id in self.purge.iter().filter(|id| purged.contains(id)) {
+            writes.push((Space::Finished, task_key(*id).to_vec(), None));
+            writes.push((Space::Outputs, task_key(*id).to_vec(), None));
+        }
+        if let Some(next) = self.next_task_id {
+            let value = next.to_be_bytes().to_vec();
+            writes.push((Space::Meta, NEXT_ID_KEY.to_vec(), Some(value)));
+        }
+        for change in &self.add_keys {
+            let (key, value) = add_key_write(change);
+            writes.push((Space::AddKeys, key.to_vec(), value.map(|v| v.to_vec())));
+        }
+        for (name, queue) in &self.queues {
+            writes.push((
+                Space::Queues,
+                name.as_bytes().to_vec(),
+                Some(encode(queue)?),
+            ));
+        }
+        for (name, schedule) in &self.schedules {
+            let value = schedule.as_ref().map(encode).transpose()?;
+            writes.push((Space::Schedules, name.as_bytes().to_vec(), value));
+        }
+        let trimmed = self.trim_events_through.unwrap_or(0);
+        if let Some(through) = self.trim_events_through {
+            trim_writes(backend, through, &mut writes)?;
+        }
+        for event in &self.events {
+            if event.seq > trimmed {
+                let key = event_key(event.seq).to_vec();
+                writes.push((Space::Events, key, Some(encode(event)?)));
+            }
+        }
+        Ok(writes)
+    }
+
+    /// The ids of `purge` that are not live after this batch: written finished by it, or not
+    /// written by it and not stored live (one point read each, on `live`, whose bloom filters
+    /// answer most of them).
+    fn purged(&self, backend: &dyn Backend) -> Result<HashSet<TaskId>, StoreError> {
+        if self.purge.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // Whether this batch leaves each id it writes finished (the last write counts).
+        let written: HashMap<TaskId, bool> = self
+            .tasks
+            .iter()
+            .map(|record| (record.id, record.state.is_finished()))
+            .collect();
+        let mut purged = HashSet::with_capacity(self.purge.len());
+        for id in &self.purge {
+            let live = match written.get(id) {
+                Some(finished) => !finished,
+                None => backend.get(Space::Live, &task_key(*id))?.is_some(),
+            };
+            if !live {
+                purged.insert(*id);
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,109 @@
+//! The `events` key space (schema 6): the durable event log.
+//!
+//! Layout: `seq` as u64 big-endian (so keys sort by seq) → bincode of the wire's `Event`
+//! (`tatzelwurm_proto::event`), seq included. Appended by `Batch::events`, trimmed from the
+//! oldest end by `Batch::trim_events_through`, read in pages by `StoreReader::events`.
+//!
+//! Sequence numbers never repeat, across restarts and trims: a trim also records, in `meta`
+//! under `events_trimmed_through` (u64 big-endian), the highest seq it removed, and a start
+//! continues after the greater of that and the last stored seq. Nothing is written to `meta`
+//! per round for this: only a trim writes it.
+
+use super::{decode, read_be, Backend, RawWrite, Space, StoreError};
+use tatzelwurm_proto::event::Event;
+
+/// The `meta` key of the highest seq a trim removed (absent until the first trim). Stored
+/// bytes: changing it breaks every database; bump `SCHEMA_VERSION` and migrate.
+pub(super) const EVENTS_TRIMMED_KEY: &[u8] = b"events_trimmed_through";
+
+/// Where the stored event log stands at a start (`Loaded::events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsMeta {
+    /// The seq the next event gets: 1 for a log that never had one, else one more than the
+    /// highest seq ever written (kept or trimmed).
+    pub next_seq: u64,
+    /// The lowest seq still stored; `None` when no event is stored. A replay can start no
+    /// earlier than this (`EventsGone` before it).
+    pub oldest: Option<u64>,
+}
+
+/// The key of event `seq`.
+pub(super) fn event_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    read_be(key, "an event's key").map(u64::from_be_bytes)
+}
+
+/// Reads where the log stands: its first and last stored key and the trim mark.
+pub(super) fn load_meta(backend: &dyn Backend) -> Result<EventsMeta, StoreError> {
+    let mut oldest = None;
+    backend.visit(Space::Events, &[], &mut |key, _| {
+        oldest = Some(seq_of(key)?);
+        Ok(false)
+    })?;
+    let last = backend
+        .last_key(Space::Events)?
+        .map(|key| seq_of(&key))
+        .transpose()?
+        .unwrap_or(0);
+    let trimmed = trimmed_through(backend)?;
+    Ok(EventsMeta {
+        next_seq: last.max(trimmed) + 1,
+        oldest,
+    })
+}
+
+/// The highest seq a trim removed (0 before the first trim).
+fn trimmed_through(backend: &dyn Backend) -> Result<u64, StoreError> {
+    match backend.get(Space::Meta, EVENTS_TRIMMED_KEY)? {
+        Some(raw) => Ok(u64::from_be_bytes(read_be(&raw, "events_trimmed_through")?)),
+        None => Ok(0),
+    }
+}
+
+/// Adds to `writes` the removal of every stored event with seq `<= through`, and the trim
+/// mark (never lowered). Reads the keys to remove (the oldest ones, in order, up to
+/// `through`): a trim removes what is there, not a range guessed from seqs.
+pub(super) fn trim_writes(
+    backend: &dyn Backend,
+    through: u64,
+    writes: &mut Vec<RawWrite>,
+) -> Result<(), StoreError> {
+    let limit = event_key(through);
+    backend.visit(Space::Events, &[], &mut |key, _| {
+        if key > limit.as_slice() {
+            return Ok(false);
+        }
+        writes.push((Space::Events, key.to_vec(), None));
+        Ok(true)
+    })?;
+    let mark = trimmed_through(backend)?.max(through);
+    writes.push((
+        Space::Meta,
+        EVENTS_TRIMMED_KEY.to_vec(),
+        Some(mark.to_be_bytes().to_vec()),
+    ));
+    Ok(())
+}
+
+/// Up to `limit` stored events with seq above `after`, ascending.
+pub(super) fn page(
+    backend: &dyn Backend,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let mut events = Vec::new();
+    let Some(from) = after.checked_add(1) else {
+        return Ok(events);
+    };
+    if limit == 0 {
+        return Ok(events);
+    }
+    backend.visit(Space::Events, &event_key(from), &mut |_, value| {
+        events.push(decode(value)?);
+        Ok(events.len() < limit)
+    })?;
+    Ok(events)
+}
