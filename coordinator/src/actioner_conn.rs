@@ -12,6 +12,12 @@
 //! them into the bounded reply queue. When the connection ends, the task actor is told to
 //! forget its watches.
 //!
+//! Some requests are answered here, off the task actor, in their answer task: `Events` from
+//! its feed (`event_feed`: replay, then live events while following), `Logs` by `log_follow`,
+//! a purge by age by `retention`. A purge by id goes to the actor while it holds the purge lock
+//! (see `TasksHandle::purge_lock`). A following `Events` or `Logs` pins the connection, as a
+//! watch does: it waits for the coordinator, not idle.
+//!
 //! A request naming more ids or tasks than `proto::limits` allows is answered `TooLarge`
 //! without reaching the task actor. The connection's `Ticket` tells the admission table when
 //! it is busy or watching; when the table displaces it (idle at the connection cap), it closes.
@@ -28,11 +34,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{
-    Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner,
+    Command, Failure, FailureKind, FromActioner, PurgeSelection, Reply, Selection, ToActioner,
 };
+use tatzelwurm_proto::event::Event;
 use tatzelwurm_proto::handshake::{HelloReply, Welcome};
 use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD};
-use tatzelwurm_proto::RequestId;
+use tatzelwurm_proto::{RequestId, TaskId};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -47,6 +54,10 @@ const QUEUED_ITEMS: usize = 2 * MAX_IDS_PER_REQUEST;
 
 /// Tasks per `Reply::Tasks` page.
 const PAGE: usize = 5_000;
+
+/// Events per `Reply::Events` frame at most (a few hundred KB): a live round may hold tens of
+/// thousands.
+const EVENTS_PER_FRAME: usize = 4_096;
 
 /// How long answers under way may still take once the actioner has stopped sending; what is
 /// left after it (in practice only waits) is dropped, which also ends their registration.
@@ -114,7 +125,10 @@ pub async fn serve(mut conn: Greeting, name: String, ctx: Context, ticket: Ticke
                 };
                 if matches!(
                     request.command,
-                    Command::Watch(_) | Command::Add { watch: true, .. }
+                    Command::Watch(_)
+                        | Command::Add { watch: true, .. }
+                        | Command::Events { follow: true, .. }
+                        | Command::Logs { follow: true, .. }
                 ) {
                     ticket.pin();
                 }
@@ -161,6 +175,13 @@ enum Pending {
     Ready(Reply),
     /// Answered by the worker actor.
     Workers,
+    /// Answered from an event feed (`event_feed`).
+    Events {
+        feed: mpsc::Receiver<Result<Vec<Event>, Failure>>,
+        follow: bool,
+    },
+    /// Answered by `log_follow`, in as many frames as it takes.
+    Logs { task: TaskId, follow: bool },
     /// Queued at the task actor; its answer comes from this future.
     Actor(Pin<Box<dyn Future<Output = Reply> + Send>>),
 }
@@ -178,6 +199,28 @@ async fn queue(
         Some(failure) => Pending::Ready(Reply::Error(failure)),
         None => match command {
             Command::Workers => Pending::Workers,
+            Command::Events {
+                from,
+                follow,
+                filter,
+            } => Pending::Events {
+                feed: crate::event_feed::open(ctx, from, follow, filter),
+                follow,
+            },
+            Command::Logs { task, follow } => Pending::Logs { task, follow },
+            Command::Purge(PurgeSelection::FinishedBefore { before, states }) => {
+                let ctx = ctx.clone();
+                Pending::Actor(Box::pin(async move {
+                    crate::retention::purge_finished_before(&ctx, before, states).await
+                }))
+            }
+            command @ Command::Purge(_) => {
+                let (tasks, lock) = (ctx.tasks.clone(), ctx.tasks.purge_lock());
+                Pending::Actor(Box::pin(async move {
+                    let _purging = lock.lock().await;
+                    tasks.command_held(command, origin, Some(held)).await
+                }))
+            }
             command => Pending::Actor(Box::pin(
                 ctx.tasks.send_command(command, origin, Some(held)).await,
             )),
@@ -195,6 +238,13 @@ async fn answer(
         Pending::Ready(reply) => reply,
         Pending::Workers => Reply::Workers(ctx.tasks.list_workers().await),
         Pending::Actor(answer) => answer.await,
+        Pending::Events { feed, follow } => {
+            return stream_events(request, feed, follow, replies).await
+        }
+        Pending::Logs { task, follow } => {
+            crate::log_follow::serve(ctx.clone(), request, task, follow, replies.clone()).await;
+            return;
+        }
     };
     let pages = match reply {
         Reply::Tasks { tasks, .. } => paginate(tasks),
@@ -208,6 +258,70 @@ async fn answer(
     }
 }
 
+/// Writes an event feed as `Reply::Events` frames of at most `EVENTS_PER_FRAME`. Following,
+/// every frame says `more`, until the feed fails (its failure is the last frame) or the
+/// actioner goes away; without, the last frame has `more: false` (an empty one if nothing
+/// matched).
+async fn stream_events(
+    request: RequestId,
+    mut feed: mpsc::Receiver<Result<Vec<Event>, Failure>>,
+    follow: bool,
+    replies: &mpsc::Sender<ToActioner>,
+) {
+    let send = |reply| replies.send(ToActioner { request, reply });
+    // Held back one frame when not following, so that the last can say `more: false`.
+    let mut held: Option<Vec<Event>> = None;
+    while let Some(item) = feed.recv().await {
+        let events = match item {
+            Ok(events) => events,
+            Err(failure) => {
+                if let Some(events) = held.take() {
+                    let _ = send(Reply::Events { events, more: true }).await;
+                }
+                let _ = send(Reply::Error(failure)).await;
+                return;
+            }
+        };
+        for chunk in frames(events) {
+            if let Some(events) = held.take() {
+                if send(Reply::Events { events, more: true }).await.is_err() {
+                    return;
+                }
+            }
+            if follow {
+                let frame = Reply::Events {
+                    events: chunk,
+                    more: true,
+                };
+                if send(frame).await.is_err() {
+                    return;
+                }
+            } else {
+                held = Some(chunk);
+            }
+        }
+    }
+    if !follow {
+        let events = held.unwrap_or_default();
+        let _ = send(Reply::Events {
+            events,
+            more: false,
+        })
+        .await;
+    }
+}
+
+/// `events` cut into frames of at most `EVENTS_PER_FRAME` (most pages are one already).
+fn frames(mut events: Vec<Event>) -> Vec<Vec<Event>> {
+    let mut frames = Vec::with_capacity(events.len() / EVENTS_PER_FRAME + 1);
+    while events.len() > EVENTS_PER_FRAME {
+        let rest = events.split_off(EVENTS_PER_FRAME);
+        frames.push(std::mem::replace(&mut events, rest));
+    }
+    frames.push(events);
+    frames
+}
+
 /// How many ids or tasks a request carries (as decoded: at most one past its cap).
 fn items(command: &Command) -> usize {
     match command {
@@ -216,7 +330,8 @@ fn items(command: &Command) -> usize {
         | Command::Pause(Selection::Ids(ids))
         | Command::Kill(Selection::Ids(ids))
         | Command::Wait(Selection::Ids(ids))
-        | Command::Watch(ids) => ids.len(),
+        | Command::Watch(ids)
+        | Command::Purge(PurgeSelection::Ids(ids)) => ids.len(),
         _ => 1,
     }
 }
@@ -230,7 +345,8 @@ fn too_large(command: &Command) -> Option<Failure> {
         | Command::Pause(Selection::Ids(ids))
         | Command::Kill(Selection::Ids(ids))
         | Command::Wait(Selection::Ids(ids))
-        | Command::Watch(ids) => (ids.len(), MAX_IDS_PER_REQUEST, "task ids"),
+        | Command::Watch(ids)
+        | Command::Purge(PurgeSelection::Ids(ids)) => (ids.len(), MAX_IDS_PER_REQUEST, "task ids"),
         _ => return None,
     };
     (count > cap).then(|| {

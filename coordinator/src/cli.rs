@@ -39,19 +39,64 @@ pub struct Cli {
     /// longest (no request under way, no watch); workers are never displaced.
     #[arg(long, default_value_t = crate::listener::MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Also serve HTTP on HOST:PORT: /metrics (Prometheus), the dashboard at /, and the JSON
+    /// API under /api. Protected by TATZELWURM_TOKEN when it is set.
+    #[arg(long, value_name = "ADDR", value_parser = bind_address)]
+    pub http: Option<String>,
+    /// Remove finished tasks (with their results and output) this long after they finished,
+    /// such as 7d or 12h; checked every minute. Without it, finished tasks are kept until
+    /// `actionwurm task purge`.
+    #[arg(long, value_name = "DURATION", value_parser = keep_span)]
+    pub keep_finished: Option<Duration>,
+    /// Keep at most this many events in the event log (`actionwurm events`); older ones are
+    /// removed, oldest first.
+    #[arg(long, value_name = "COUNT", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_events: u64,
+    /// The certificate chain (PEM) to serve TLS with; needs --tls-key. Peers then connect with
+    /// --tls (TATZELWURM_TLS=1).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How log lines are written to stderr: text for people, json (one object per line) for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A `--keep-finished` span (`7d`, `12h`, `90m`), as every command line reads spans.
+fn keep_span(value: &str) -> Result<Duration, String> {
+    tatzelwurm_proto::when::parse_span(value).map(Duration::from_millis)
 }
 
 impl Cli {
     /// The timings these flags ask for, and the token from `TATZELWURM_TOKEN` (an environment
     /// variable rather than a flag, so that it does not show in `ps`; empty means none).
-    pub fn config(&self) -> crate::Config {
-        crate::Config {
+    /// The error is one sentence (a TLS certificate or key that cannot be used).
+    pub fn config(&self) -> Result<crate::Config, String> {
+        Ok(crate::Config {
             heartbeat: Duration::from_secs_f64(self.heartbeat),
             lease: Duration::from_secs_f64(self.lease.max(self.heartbeat)),
             handshake_timeout: Duration::from_secs_f64(self.handshake_timeout),
             token: token_from_env(),
             max_connections: self.max_connections as usize,
-        }
+            keep_finished: self.keep_finished,
+            keep_events: self.keep_events,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(tatzelwurm_proto::tls::ServerTls::load(cert, key)?),
+                _ => None,
+            },
+        })
     }
 }
 

@@ -21,6 +21,17 @@
 //! - [`add_keys`]: the idempotency keys of recent adds, a plain struct too.
 //! - [`tasks`]: the task actor that owns the table, the scheduler and the schedules, and its
 //!   handle; it sleeps until a message or the earliest due time (a start, a retry, a firing).
+//! - [`events`]: the event log's state in the task actor (sequence numbers, trimming to
+//!   `--keep-events`, the live subscribers); [`event_feed`]: one watcher's feed: replay from the
+//!   store, then the live events, no gap and no repeat (`Command::Events`, the HTTP page's SSE).
+//! - [`retention`]: purges of finished tasks by age, off the task actor in pages
+//!   (`task purge --finished-before`, and `--keep-finished` on a timer).
+//! - [`logs`]: the live output hub, an actor apart from the task actor: what running attempts
+//!   have written so far, and the followers of each task; [`log_follow`]: answers
+//!   `task logs [--follow]` from the hub, the task actor's watch and the kept output.
+//! - [`telemetry`]: the counters and histograms the coordinator keeps about itself (metrics
+//!   crate, Prometheus recorder installed once per process); [`http`]: `--http`: /metrics, the
+//!   dashboard, the JSON API and server-sent events (axum).
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
 //!   when they finish. Both held by the task actor.
 //! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
@@ -37,19 +48,26 @@ pub mod add_keys;
 pub mod admission;
 pub mod cli;
 pub mod entry;
+pub mod event_feed;
+pub mod events;
 pub mod flaps;
 pub mod handshake;
+pub mod http;
 pub mod listener;
+pub mod log_follow;
 pub mod log_limit;
+pub mod logs;
 pub mod paging;
 pub mod queues;
 pub mod record;
+pub mod retention;
 pub mod retry;
 pub mod scheduler;
 pub mod schedules;
 pub mod store;
 pub mod task_table;
 pub mod tasks;
+pub mod telemetry;
 pub mod waiters;
 pub mod watchers;
 pub mod worker_conn;
@@ -104,6 +122,14 @@ pub struct Config {
     /// Open connections at most; at the cap a new one displaces the longest-idle actioner
     /// (see `admission`).
     pub max_connections: usize,
+    /// Finished tasks older than this are purged on their own (`--keep-finished`); `None`
+    /// keeps them until a `task purge`.
+    pub keep_finished: Option<Duration>,
+    /// Events kept in the event log at most (`--keep-events`); the oldest go first.
+    pub keep_events: u64,
+    /// The certificate and key to serve TLS with (`--tls-cert`, `--tls-key`); `None` serves
+    /// plain TCP.
+    pub tls: Option<tatzelwurm_proto::tls::ServerTls>,
 }
 
 /// What every connection needs: the task actor and the configuration. Cheap to clone.
@@ -115,6 +141,10 @@ pub struct Context {
     pub config: Config,
     /// Connection-level warnings, aggregated per address and kind.
     pub peer_log: std::sync::Arc<log_limit::PeerLog>,
+    /// Reads of the store that need not pass the task actor (event replay, purge scans).
+    pub reader: store::StoreReader,
+    /// The live output hub: running tasks' output as it is written (`task logs --follow`).
+    pub logs: logs::LogsHandle,
 }
 
 /// Loads the store, starts the actors and serves `listener` until `shutdown` completes, or
@@ -123,6 +153,17 @@ pub async fn run(
     config: Config,
     store: Store,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    run_with(config, store, listener, None, shutdown).await
+}
+
+/// `run`, serving HTTP on `http` too (`--http`: metrics, the dashboard, the JSON API).
+pub async fn run_with(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    http: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let loaded = store.load().map_err(RunError::Load)?;
@@ -152,7 +193,13 @@ pub async fn run(
             );
         }
     }
-    let (tasks, failed) = TasksHandle::new(table, add_keys, schedules, store);
+    let events = events::EventLog::recover(
+        loaded.events.next_seq,
+        loaded.events.oldest,
+        config.keep_events,
+    );
+    let reader = store.reader();
+    let (tasks, failed) = TasksHandle::new(table, add_keys, schedules, store, events);
     // Recovered ready tasks wait for workers; a wake makes the first round write the
     // recovered states back.
     tasks.wake().await;
@@ -160,7 +207,15 @@ pub async fn run(
         tasks,
         config,
         peer_log: Default::default(),
+        reader,
+        logs: logs::LogsHandle::new(),
     };
+    if let Some(keep) = ctx.config.keep_finished {
+        tokio::spawn(retention::keep_finished(ctx.clone(), keep));
+    }
+    if let Some(http) = http {
+        tokio::spawn(http::serve(http, ctx.clone()));
+    }
     tokio::select! {
         _ = listener::accept_loop(listener, ctx) => {}
         _ = shutdown => info!("shutting down"),

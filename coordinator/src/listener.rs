@@ -1,12 +1,12 @@
-//! The accept loop: frames every new socket, greets it, and hands it to the worker or actioner
-//! connection by its role. Each connection is its own task; its failure is logged once with the
+//! The accept loop: frames every new socket (with TLS when the coordinator serves it), greets
+//! it (`handshake::open`), and hands it to the worker or actioner connection by its role. Each connection is its own task; its failure is logged once with the
 //! peer's address and never reaches the loop. The number of open connections is capped so that
 //! a flood of idle sockets cannot exhaust memory; the hello time limit frees silent ones, and at
 //! the cap a new connection displaces the longest-idle actioner (`admission`). Repeated
 //! warnings about one address are aggregated (`log_limit::PeerLog`).
 
 use crate::admission::{Admission, Permit};
-use crate::handshake::{greet, Greeting};
+use crate::handshake::open;
 use crate::{actioner_conn, worker_conn, Context};
 use tatzelwurm_proto::handshake::Role;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -95,25 +95,18 @@ pub async fn accept_loop(listener: TcpListener, ctx: Context) {
 }
 
 async fn serve(socket: TcpStream, ctx: Context, admission: Admission, permit: Permit) {
-    let ip = socket.peer_addr().map(|a| a.ip());
-    let mut conn = match Greeting::new(socket) {
-        Ok(conn) => conn,
+    let peer = match socket.peer_addr() {
+        Ok(peer) => peer,
         Err(err) => {
-            let note = match ip {
-                Ok(ip) => ctx.peer_log.note("failed before its hello", ip),
-                Err(_) => Some(String::new()),
-            };
-            if let Some(note) = note {
-                warn!("a new connection failed before its hello: {err}{note}");
-            }
+            warn!("a new connection failed before its hello: {err}");
             return;
         }
     };
-    let peer = conn.peer();
-    let token = ctx.config.token.as_deref();
-    match greet(&mut conn, ctx.config.handshake_timeout, token).await {
-        Ok(Role::Worker(hello)) => worker_conn::serve(conn, hello, ctx).await,
-        Ok(Role::Actioner { name }) => {
+    let config = &ctx.config;
+    let token = config.token.as_deref();
+    match open(socket, config.tls.as_ref(), config.handshake_timeout, token).await {
+        Ok((conn, Role::Worker(hello))) => worker_conn::serve(conn, hello, ctx).await,
+        Ok((conn, Role::Actioner { name })) => {
             let ticket = admission.actioner();
             actioner_conn::serve(conn, name, ctx, ticket).await
         }

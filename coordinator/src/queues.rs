@@ -4,7 +4,8 @@
 //!
 //! Settings and finished counts are a `QueueRecord` per queue, written through `Batch.queues`
 //! in the batch that changes them (the batch of a `queue pause|resume|limit`, or of the round
-//! in which a task of the queue finished), so that they survive a restart; finished tasks are
+//! in which a task of the queue finished, or was purged: a purged task no longer counts), so
+//! that they survive a restart; finished tasks are
 //! not in memory, so counting them at every `queue list` would read the whole history. Live
 //! counts are kept as tasks move (`TaskTable` reports every move of a live task), so `queue
 //! list` reads no task. The task table owns this table; queue names are interned by its
@@ -113,6 +114,19 @@ impl Queues {
             TaskState::Killed => record.killed += 1,
             _ => return,
         }
+        self.mark(queue);
+    }
+
+    /// A finished task of `queue` in `state` was purged: it no longer counts.
+    pub fn unfinished(&mut self, queue: QueueId, state: TaskState) {
+        let record = &mut self.entry(queue).record;
+        let count = match state {
+            TaskState::Completed => &mut record.completed,
+            TaskState::Failed => &mut record.failed,
+            TaskState::Killed => &mut record.killed,
+            _ => return,
+        };
+        *count = count.saturating_sub(1);
         self.mark(queue);
     }
 

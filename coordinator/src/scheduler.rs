@@ -35,6 +35,7 @@ use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::handshake::WorkerHello;
 use tatzelwurm_proto::limits::MAX_ATTEMPTS_PER_FRAME;
 use tatzelwurm_proto::task::Timestamp;
+use tatzelwurm_proto::worker::WorkerUsage;
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
 
 /// An attempt, as flights, reports and take-backs name it.
@@ -73,6 +74,8 @@ struct Worker {
     taking_back: bool,
     /// Functions it found to be coroutine functions (`FromWorker::Coroutines`).
     coroutines: FxHashSet<FunctionId>,
+    /// What its slots use, as it last said (`FromWorker::Usage`), for `worker list`.
+    usage: Option<WorkerUsage>,
 }
 
 impl Worker {
@@ -228,6 +231,7 @@ impl Scheduler {
                 held_off_until,
                 taking_back: false,
                 coroutines: Default::default(),
+                usage: None,
             },
         );
         (id, held_off_until)
@@ -272,6 +276,37 @@ impl Scheduler {
         let worker = self.workers.get_mut(&id)?;
         worker.draining = true;
         Some(worker.assigned)
+    }
+
+    /// Records what `worker`'s slots use now (its latest `FromWorker::Usage`), which
+    /// `worker list` shows; `false` if it is not connected. Only the latest is kept.
+    pub fn set_usage(&mut self, worker: WorkerId, usage: WorkerUsage) -> bool {
+        match self.workers.get_mut(&worker) {
+            Some(w) => {
+                w.usage = Some(usage);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connected workers that `name_or_id` names, in connection order: those of that name
+    /// (several connections may share one), or the one with that connection id when it is a
+    /// number no worker is named (`actionwurm worker drain NAME`).
+    pub fn named(&self, name_or_id: &str) -> Vec<WorkerId> {
+        let by_name: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.hello.name == name_or_id)
+            .map(|(id, _)| *id)
+            .collect();
+        if !by_name.is_empty() {
+            return by_name;
+        }
+        match name_or_id.trim().parse::<u64>() {
+            Ok(id) if self.workers.contains_key(&WorkerId(id)) => vec![WorkerId(id)],
+            _ => Vec::new(),
+        }
     }
 
     /// A worker's name, recorded on the tasks it gets.
@@ -665,7 +700,7 @@ impl Scheduler {
                 async_concurrency: w.hello.async_concurrency,
                 draining: w.draining,
                 held_off_until: w.held_off_until,
-                usage: None,
+                usage: w.usage.clone(),
             })
             .collect()
     }

@@ -34,6 +34,7 @@ use deps::Deps;
 use due::Due;
 pub use held::{HeldOrders, HoldTarget};
 use live::{LiveTask, LiveTasks, Names};
+pub use purge::Purged;
 use ready::{Head, Ready};
 use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +71,14 @@ pub enum TableError {
         /// The first id never handed out, for the sentence.
         next_id: u64,
     },
+    /// Ids of tasks that were purged (`task purge`, `--keep-finished`): handed out, but their
+    /// records are gone. Holds the smallest few and how many there were.
+    Purged {
+        /// The smallest purged ids, at most `NAMED_IDS`.
+        first: Vec<TaskId>,
+        /// How many distinct purged ids the request named.
+        count: usize,
+    },
     /// A finished task's record could not be read from the store.
     Store(String),
 }
@@ -79,6 +88,7 @@ impl TableError {
     pub fn failure(&self) -> Failure {
         let kind = match self {
             TableError::UnknownTasks { .. } => FailureKind::UnknownTask,
+            TableError::Purged { .. } => FailureKind::Purged,
             TableError::Store(_) => FailureKind::Internal,
         };
         Failure::new(kind, self.to_string())
@@ -93,16 +103,7 @@ impl std::fmt::Display for TableError {
                 count,
                 next_id,
             } => {
-                let mut names: Vec<String> = first.iter().map(|id| id.to_string()).collect();
-                let rest = count.saturating_sub(names.len());
-                let list = if rest > 0 {
-                    format!("{} and {rest} more", names.join(", "))
-                } else if names.len() > 1 {
-                    let last = names.pop().unwrap_or_default();
-                    format!("{} and {last}", names.join(", "))
-                } else {
-                    names.join("")
-                };
+                let list = name_ids(first, *count);
                 let what = if *count == 1 {
                     "there is no task"
                 } else {
@@ -117,11 +118,35 @@ impl std::fmt::Display for TableError {
                 };
                 write!(f, "{what} {list}; {known}")
             }
+            TableError::Purged { first, count } => {
+                let list = name_ids(first, *count);
+                let (noun, what, their) = if *count == 1 {
+                    ("task", "was", "its result and output are")
+                } else {
+                    ("tasks", "were", "their results and output are")
+                };
+                write!(f, "{noun} {list} {what} purged (finished tasks are removed by `task purge` or --keep-finished); {their} gone")
+            }
             TableError::Store(cause) => write!(
                 f,
                 "cannot read a finished task from the database ({cause}); the database may be damaged"
             ),
         }
+    }
+}
+
+/// `first` (the smallest few of `count` ids) as a sentence names them: "3", "3 and 4",
+/// "3, 4, 5 and 2 more".
+fn name_ids(first: &[TaskId], count: usize) -> String {
+    let mut names: Vec<String> = first.iter().map(|id| id.to_string()).collect();
+    let rest = count.saturating_sub(names.len());
+    if rest > 0 {
+        format!("{} and {rest} more", names.join(", "))
+    } else if names.len() > 1 {
+        let last = names.pop().unwrap_or_default();
+        format!("{} and {last}", names.join(", "))
+    } else {
+        names.join("")
     }
 }
 
@@ -187,6 +212,9 @@ pub struct TaskTable {
     next_id_dirty: bool,
     /// Tasks that finished since the last `take_finished`, for waiters.
     finished: Vec<TaskId>,
+    /// Finished tasks purged since the last `take_changes` (`purge.rs`): the next batch
+    /// removes them.
+    purging: FxHashSet<TaskId>,
     /// Spreads retry delays.
     jitter: RetryJitter,
 }
@@ -679,6 +707,7 @@ impl TaskTable {
     /// the next) and leave memory.
     pub fn take_changes(&mut self) -> Batch {
         self.done.retain(|_, (_, written)| !*written);
+        let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
         let mut tasks = Vec::with_capacity(self.dirty.len());
         for id in std::mem::take(&mut self.dirty) {
@@ -696,11 +725,22 @@ impl TaskTable {
             .into_iter()
             .map(|(queue, record)| (self.names.queue_name(queue).to_string(), record))
             .collect();
+        if !purge.is_empty() {
+            purge.sort_unstable();
+            // A purged task that finished since the last batch is written by this one (its
+            // record leaves `live`) and removed by the same batch's purge, which the store
+            // applies after the records; memory forgets it now, so that a `show` after this
+            // flush finds it purged.
+            for id in &purge {
+                self.done.remove(id);
+            }
+        }
         Batch {
             tasks,
             outputs: std::mem::take(&mut self.outputs),
             next_task_id,
             queues,
+            purge,
             ..Batch::default()
         }
     }
@@ -782,9 +822,7 @@ impl TaskTable {
         }
         match store.get(id) {
             Ok(Some(record)) => Ok(record.state),
-            Ok(None) => Err(TableError::Store(format!(
-                "task {id} has no record in the database"
-            ))),
+            Ok(None) => Err(self.purged_error(vec![id])),
             Err(err) => Err(TableError::Store(err.to_string())),
         }
     }
@@ -832,6 +870,7 @@ mod deps;
 mod due;
 mod held;
 mod live;
+mod purge;
 mod reads;
 mod ready;
 mod recover;

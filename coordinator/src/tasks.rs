@@ -16,13 +16,20 @@
 //! waits on an actioner: pushes go into each connection's unbounded push sink (see `watchers`
 //! for what bounds it).
 //!
+//! Events come out of the round (see `events`): each task record the batch writes becomes an
+//! event, with the round's worker events, the hand-outs it does not write and a `Purged` for
+//! what it purged, all numbered and written in the same batch; after the flush they go to the
+//! event subscribers, never before, and never with a wait (a slow one is dropped, `Lagged`).
+//!
 //! The commands of actioners are applied in `tasks/command.rs` (queue commands in
-//! `tasks/queue_command.rs`), dispatch in `tasks/dispatch.rs`; the rest of a round is here.
+//! `tasks/queue_command.rs`, purge and worker drain in `tasks/operations.rs`), dispatch in
+//! `tasks/dispatch.rs`; the rest of a round is here.
 //!
 //! If a flush fails, the actor tells nothing of that round, reports the error to `run` (which
 //! returns it; the binary exits 2) and stops: every later request is answered `Stopping`.
 
 use crate::add_keys::AddKeys;
+use crate::events::{EventLog, Position, Subscriber};
 use crate::log_limit::{self, Decision, LogLimit};
 use crate::paging;
 use crate::queues::QueueId;
@@ -33,10 +40,12 @@ use crate::task_table::TaskTable;
 use crate::waiters::Waiters;
 use crate::watchers::{ConnId, Watchers};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner, WorkerInfo};
+use tatzelwurm_proto::event::{Event, WorkerChange};
 use tatzelwurm_proto::handshake::WorkerHello;
-use tatzelwurm_proto::task::{Outcome, TaskOutput, Timestamp};
-use tatzelwurm_proto::worker::{Assignment, Report, ToWorker};
+use tatzelwurm_proto::task::{Outcome, TaskOutput, TaskState, Timestamp};
+use tatzelwurm_proto::worker::{Assignment, Report, ToWorker, WorkerUsage};
 use tatzelwurm_proto::{Attempt, RequestId, TaskId, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -131,6 +140,18 @@ enum TaskMsg {
     },
     WorkerLost(WorkerId),
     Wake,
+    Subscribe {
+        subscriber: Subscriber,
+        reply: oneshot::Sender<Position>,
+    },
+    Usage {
+        worker: WorkerId,
+        usage: WorkerUsage,
+    },
+    PurgeFound {
+        found: Vec<(TaskId, String, TaskState)>,
+        reply: oneshot::Sender<Reply>,
+    },
 }
 
 impl TaskMsg {
@@ -147,8 +168,10 @@ impl TaskMsg {
                     tatzelwurm_proto::actioner::Selection::All => 1,
                 },
                 Command::Watch(ids) => ids.len(),
+                Command::Purge(tatzelwurm_proto::actioner::PurgeSelection::Ids(ids)) => ids.len(),
                 _ => 1,
             },
+            TaskMsg::PurgeFound { found, .. } => found.len(),
             TaskMsg::Reports { reports, .. } => reports.len(),
             TaskMsg::Heartbeat { running, .. } => running.len(),
             TaskMsg::Started { attempts, .. } | TaskMsg::Returned { attempts, .. } => {
@@ -192,6 +215,10 @@ impl Ignored {
 #[derive(Clone)]
 pub struct TasksHandle {
     sender: mpsc::Sender<TaskMsg>,
+    /// Held by each purge while it runs (`retention`, `task purge ID...`): a page of finished
+    /// tasks found off the actor is then still stored when the actor takes it, so no task is
+    /// taken off its queue's counts twice.
+    purging: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What one worker gets at the end of a round.
@@ -239,6 +266,8 @@ struct Round {
     may_dispatch: bool,
     /// Watched tasks that were finished already when watched: pushed with the round's others.
     pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
+    /// The round's events, for the subscribers after the flush (only when there are some).
+    events: Option<Arc<[Event]>>,
 }
 
 struct TasksActor {
@@ -262,16 +291,20 @@ struct TasksActor {
     failed: Option<oneshot::Sender<StoreError>>,
     /// Aggregates repeated warnings per worker and kind.
     log_limit: LogLimit<(Ignored, WorkerId)>,
+    /// The event log: numbering, trimming, subscribers.
+    events: EventLog,
 }
 
 impl TasksHandle {
-    /// Starts the task actor over a table, add keys and schedules recovered from `store`. The
-    /// receiver gets the store error that stops the actor, if one does.
+    /// Starts the task actor over a table, add keys, schedules and the event log's position
+    /// recovered from `store`. The receiver gets the store error that stops the actor, if one
+    /// does.
     pub fn new(
         table: TaskTable,
         add_keys: AddKeys,
         schedules: Schedules,
         store: Store,
+        events: EventLog,
     ) -> (TasksHandle, Failed) {
         let (sender, receiver) = mpsc::channel(4096);
         let (failed, failure) = oneshot::channel();
@@ -288,9 +321,14 @@ impl TasksHandle {
             senders: HashMap::new(),
             failed: Some(failed),
             log_limit: LogLimit::new(LOG_INTERVAL_MS, LOG_KEYS),
+            events,
         };
         tokio::spawn(actor.run());
-        (TasksHandle { sender }, failure)
+        let handle = TasksHandle {
+            sender,
+            purging: Arc::default(),
+        };
+        (handle, failure)
     }
 
     /// Carries out an actioner's command; the answer comes once its effects are durable.
@@ -449,6 +487,39 @@ impl TasksHandle {
     pub async fn wake(&self) {
         let _ = self.sender.send(TaskMsg::Wake).await;
     }
+
+    /// Subscribes to the live events (see `event_feed`): returns where the log stands; every
+    /// event after `Position::last` follows through the subscriber's channel, round by round,
+    /// once durable. `None` if the actor stopped.
+    pub async fn subscribe(&self, subscriber: Subscriber) -> Option<Position> {
+        let (reply, answer) = oneshot::channel();
+        let msg = TaskMsg::Subscribe { subscriber, reply };
+        self.sender.send(msg).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// What a worker's slots use now (`FromWorker::Usage`), for `worker list`.
+    pub async fn usage(&self, worker: WorkerId, usage: WorkerUsage) {
+        let _ = self.sender.send(TaskMsg::Usage { worker, usage }).await;
+    }
+
+    /// Purges finished tasks a scan of the store found, each with its queue and state as
+    /// stored (`retention`; the caller holds `purge_lock`). Returns how many were purged, once
+    /// that is durable; `None` if the actor stopped.
+    pub async fn purge_found(&self, found: Vec<(TaskId, String, TaskState)>) -> Option<u64> {
+        let (reply, answer) = oneshot::channel();
+        let msg = TaskMsg::PurgeFound { found, reply };
+        self.sender.send(msg).await.ok()?;
+        match answer.await.ok()? {
+            Reply::Purged { purged, .. } => Some(purged),
+            _ => None,
+        }
+    }
+
+    /// The lock every purge holds while it runs (see the field's comment).
+    pub fn purge_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.purging.clone()
+    }
 }
 
 fn stopping() -> Reply {
@@ -507,7 +578,20 @@ impl TasksActor {
             let mut batch = self.table.take_changes();
             batch.add_keys = self.add_keys.take_changes();
             batch.schedules = self.schedules.take_changes();
-            if let Err(err) = self.store.apply(batch).await {
+            self.count(&batch, round.fresh_from);
+            let events = self
+                .events
+                .stamp(&batch.tasks, batch.purge.len() as u64, now);
+            crate::telemetry::events_written(events.len() as u64);
+            if self.events.has_subscribers() && !events.is_empty() {
+                round.events = Some(events.as_slice().into());
+            }
+            batch.events = events;
+            batch.trim_events_through = self.events.trim();
+            let flush = std::time::Instant::now();
+            let applied = self.store.apply(batch).await;
+            crate::telemetry::store_flush(flush.elapsed());
+            if let Err(err) = applied {
                 // Nothing of this round may be told: it is not durable. Stopping is the only
                 // honest answer; a restart recovers the last durable state.
                 error!("{err}; stopping so that no unrecorded change is acknowledged");
@@ -545,12 +629,14 @@ impl TasksActor {
                 // Not durable state: answered at once. The connection wakes dispatch once it
                 // has welcomed the worker.
                 let queues = self.worker_queues(&hello);
+                let name = hello.name.clone();
                 let (id, held_off_until) = self.scheduler.register(hello, queues, address, now);
+                self.events.worker(id, &name, WorkerChange::Joined);
                 self.senders.insert(id, sender);
                 let _ = reply.send((id, held_off_until));
             }
             TaskMsg::Drain { worker, reply } => {
-                let _ = reply.send(self.scheduler.drain(worker));
+                let _ = reply.send(self.drain_worker(worker));
             }
             TaskMsg::ListWorkers(reply) => {
                 let _ = reply.send(self.scheduler.list());
@@ -632,6 +718,9 @@ impl TasksActor {
                 round.may_dispatch = true;
             }
             TaskMsg::WorkerLost(worker) => {
+                if let Some(name) = self.scheduler.name(worker) {
+                    self.events.worker(worker, name, WorkerChange::Left);
+                }
                 self.senders.remove(&worker);
                 round.outgoing.remove(&worker);
                 round.early.remove(&worker);
@@ -653,6 +742,41 @@ impl TasksActor {
                 round.may_dispatch = true;
             }
             TaskMsg::Wake => round.may_dispatch = true,
+            TaskMsg::Subscribe { subscriber, reply } => {
+                // Answered at once: every event stamped so far is durable.
+                let _ = reply.send(self.events.subscribe(subscriber));
+            }
+            TaskMsg::Usage { worker, usage } => {
+                self.scheduler.set_usage(worker, usage);
+            }
+            TaskMsg::PurgeFound { found, reply } => {
+                let purged = self.table.purge_found(found);
+                let answer = Reply::Purged {
+                    purged,
+                    unchanged: Vec::new(),
+                };
+                round.replies.push((reply, answer));
+            }
+        }
+    }
+
+    /// Feeds the counters of what a round wrote (`telemetry`): tasks added (ids from
+    /// `fresh_from` on) and tasks finished, per final state. One pass over the batch's records,
+    /// a few atomic adds per round.
+    fn count(&self, batch: &crate::store::Batch, fresh_from: u64) {
+        crate::telemetry::tasks_added(self.table.next_id().saturating_sub(fresh_from));
+        let mut finished = [0u64; 3];
+        for record in &batch.tasks {
+            match record.state {
+                TaskState::Completed => finished[0] += 1,
+                TaskState::Failed => finished[1] += 1,
+                TaskState::Killed => finished[2] += 1,
+                _ => {}
+            }
+        }
+        let states = [TaskState::Completed, TaskState::Failed, TaskState::Killed];
+        for (state, n) in states.into_iter().zip(finished) {
+            crate::telemetry::tasks_finished(state, n);
         }
     }
 
@@ -725,6 +849,9 @@ impl TasksActor {
     fn deliver(&mut self, round: Round) {
         for (reply, answer) in round.replies {
             let _ = reply.send(answer);
+        }
+        if let Some(events) = round.events {
+            self.events.fan_out(events);
         }
         for (worker, out) in round.outgoing {
             let Some(sender) = self.senders.get(&worker) else {
@@ -907,6 +1034,7 @@ async fn sleep_until(due: Option<Timestamp>) {
 
 mod command;
 mod dispatch;
+mod operations;
 mod queue_command;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,12 @@
 //! says `Draining` gets no new tasks from then on; it leaves once what it holds is reported and
 //! recorded.
 //!
+//! What running tasks write (`FromWorker::Output`) goes to the live output hub (`logs`), never
+//! through the task actor; so do, after the task actor has them, the reports of attempts that
+//! sent output (the hub forgets those attempts), and the connection's end. What the worker's
+//! slots use (`FromWorker::Usage`) goes to the task actor's scheduler, for `worker list`. A
+//! worker that prints nothing costs none of this: its reports are checked against an empty set.
+//!
 //! A frame naming more reports or attempts than `proto::limits` allows ends the connection
 //! with a warning (an honest worker cuts its frames at those caps). A worker whose name keeps
 //! dropping its connections is welcomed but held off (`flaps`): it gets tasks only once its
@@ -16,14 +22,16 @@
 
 use crate::handshake::Greeting;
 use crate::Context;
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use tatzelwurm_proto::handshake::{HelloReply, Welcome, WorkerHello};
 use tatzelwurm_proto::limits::{
     MAX_ATTEMPTS_PER_FRAME, MAX_IDS_PER_REQUEST, MAX_REPORTS_PER_FRAME,
 };
-use tatzelwurm_proto::task::Timestamp;
-use tatzelwurm_proto::worker::{FromWorker, ToWorker};
+use tatzelwurm_proto::task::{TaskOutput, Timestamp};
+use tatzelwurm_proto::worker::{FromWorker, Report, ToWorker};
 use tatzelwurm_proto::FrameWriter;
+use tatzelwurm_proto::{Attempt, TaskId};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{info, warn};
 
@@ -38,6 +46,9 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     let (sender, outgoing) = mpsc::unbounded_channel();
     let name = hello.name.clone();
     let slots = hello.slots;
+    // The attempts it may run at once; the hub holds the output of twice as many, so that a
+    // next attempt may write before the report of the one before it has passed.
+    let live_most = 2 * (slots as usize) * (hello.async_concurrency.max(1) as usize);
     let queues = hello.queues.join(",");
     let Some((id, held_off_until)) = ctx
         .tasks
@@ -78,6 +89,10 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     });
     ctx.tasks.wake().await;
     let mut draining = false;
+    // Attempts that sent output on this connection and have not been reported: the hub holds
+    // what they wrote until their report passes.
+    let mut live: FxHashSet<(TaskId, Attempt)> = FxHashSet::default();
+    let mut printed = false;
     let queued = Arc::new(Semaphore::new(QUEUED_ITEMS));
     // Waits for room for `n` items (each frame is within its cap, so within QUEUED_ITEMS).
     let hold = |n: usize| {
@@ -93,7 +108,11 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                         break format!("sent a frame of more than {MAX_REPORTS_PER_FRAME} reports, past the protocol's limit");
                     }
                     let Ok(held) = hold(reports.len()).await else { break "closed".into() };
+                    let ended = ended_live(&mut live, &reports);
                     ctx.tasks.reports(id, reports, held).await;
+                    if !ended.is_empty() {
+                        ctx.logs.ended(id, ended).await;
+                    }
                 }
                 Ok(Ok(Some(FromWorker::Heartbeat { running }))) => {
                     if running.len() > MAX_ATTEMPTS_PER_FRAME {
@@ -127,8 +146,23 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
                     let Ok(held) = hold(functions.len()).await else { break "closed".into() };
                     ctx.tasks.coroutines(id, functions, held).await;
                 }
-                Ok(Ok(Some(FromWorker::Output(_) | FromWorker::Usage(_)))) => {
-                    // CONTRACT: the worker-side helper routes these (logs hub, usage).
+                Ok(Ok(Some(FromWorker::Output(chunks)))) => {
+                    if chunks.len() > MAX_REPORTS_PER_FRAME {
+                        break format!("sent a frame of more than {MAX_REPORTS_PER_FRAME} output chunks, past the protocol's limit");
+                    }
+                    printed = true;
+                    for chunk in &chunks {
+                        if live.len() < live_most {
+                            live.insert((chunk.task, chunk.attempt));
+                        }
+                    }
+                    ctx.logs.output(id, live_most, chunks).await;
+                }
+                Ok(Ok(Some(FromWorker::Usage(usage)))) => {
+                    if usage.slots.len() > MAX_ATTEMPTS_PER_FRAME {
+                        break format!("sent the usage of more than {MAX_ATTEMPTS_PER_FRAME} slots, past the protocol's limit");
+                    }
+                    ctx.tasks.usage(id, usage).await;
                 }
                 Ok(Ok(Some(FromWorker::Draining))) => {
                     if !draining {
@@ -155,11 +189,30 @@ pub async fn serve(mut conn: Greeting, hello: WorkerHello, ctx: Context) {
     writing.abort();
     drop(hold_off);
     ctx.tasks.worker_lost(id).await;
+    if printed {
+        ctx.logs.worker_gone(id).await;
+    }
     if draining {
         info!(worker = %id, %peer, "worker {name} left after draining: {ended}");
     } else if let Some(note) = ctx.peer_log.note("worker left", peer.ip()) {
         warn!(worker = %id, %peer, "worker {name} left: {ended}{note}");
     }
+}
+
+/// The reports among `reports` of attempts that sent output (in `live`), with their kept
+/// output, for the hub; they leave `live`. Nothing is copied when nothing was printed.
+fn ended_live(
+    live: &mut FxHashSet<(TaskId, Attempt)>,
+    reports: &[Report],
+) -> Vec<(TaskId, Attempt, TaskOutput)> {
+    if live.is_empty() {
+        return Vec::new();
+    }
+    reports
+        .iter()
+        .filter(|report| live.remove(&(report.task, report.attempt)))
+        .map(|report| (report.task, report.attempt, report.output.clone()))
+        .collect()
 }
 
 /// Writes what the actors queue for the worker, as many frames per flush as are ready. A worker

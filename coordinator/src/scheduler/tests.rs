@@ -370,4 +370,5 @@ fn prefetch_stops_at_the_queued_bytes_budget() {
 }
 
 mod held;
+mod named;
 mod queues;

@@ -6,8 +6,9 @@ use super::{TableError, TaskTable};
 use crate::record::TaskRecord;
 use crate::store::{Part, Store};
 use std::collections::BTreeMap;
-use tatzelwurm_proto::task::{TaskInfo, TaskOutput, TaskState};
-use tatzelwurm_proto::TaskId;
+use tatzelwurm_proto::task::{TaskInfo, TaskOutput, TaskState, Timestamp};
+use tatzelwurm_proto::worker::Assignment;
+use tatzelwurm_proto::{Attempt, TaskId};
 
 impl TaskTable {
     /// Tasks in any of `states` (all when empty) of `queue` (any when `None`) with ids above
@@ -79,12 +80,27 @@ impl TaskTable {
             Some(info) => Ok(info),
             None => match store.get(id) {
                 Ok(Some(record)) => Ok(record),
-                Ok(None) => Err(TableError::Store(format!(
-                    "task {id} has no record in the database"
-                ))),
+                Ok(None) => Err(self.purged_error(vec![id])),
                 Err(err) => Err(TableError::Store(err.to_string())),
             },
         }
+    }
+
+    /// When task `id`, just handed out as `assignment`, became ready, for the dispatch latency
+    /// (`telemetry`): the later of when it was added and its start time, for a first attempt
+    /// of a task that runs after nothing. A retry's or a released dependent's moment is not
+    /// kept (it would cost memory per task), so those are not measured; a task added without
+    /// play, or paused, counts from when it was added.
+    pub fn ready_since(&self, id: TaskId, assignment: &Assignment) -> Option<Timestamp> {
+        if assignment.attempt != Attempt(1) || !assignment.spec.after.is_empty() {
+            return None;
+        }
+        let task = self.tasks.get(id)?;
+        Some(
+            task.run_at
+                .get()
+                .map_or(task.created_at, |at| at.max(task.created_at)),
+        )
     }
 
     /// The output of task `id` reported since the last `take_changes`, if any: newer than what

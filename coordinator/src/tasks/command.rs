@@ -1,12 +1,12 @@
 //! The task actor's commands from actioners: each applied to the table (and the add keys,
 //! watchers and schedules) within the round, its reply sent by `deliver` after the flush, so
 //! that a queue setting or a schedule is durable before it is answered. Queue commands are in
-//! `queue_command.rs`. An add is checked whole before anything is added: function names,
+//! `queue_command.rs`, purges by id and worker drains in `operations.rs`. An add is checked whole before anything is added: function names,
 //! queue names, priorities and the number of dependencies here, dependency ids by the table.
 
 use super::{Origin, Round, TasksActor};
 use crate::task_table::{Changed, TableError};
-use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, Reply};
+use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, PurgeSelection, Reply};
 use tatzelwurm_proto::function::check_function;
 use tatzelwurm_proto::limits::MAX_TASKS_PER_LIST;
 use tatzelwurm_proto::queue::check_name;
@@ -89,7 +89,11 @@ impl TasksActor {
                 },
                 Err(err) => Reply::Error(err.failure()),
             },
-            Command::Wait(selection) => match self.table.wait_targets(&selection) {
+            Command::Wait(selection) => match self
+                .table
+                .wait_targets(&selection)
+                .and_then(|tasks| self.not_purged(tasks))
+            {
                 Err(err) => Reply::Error(err.failure()),
                 Ok(tasks) => {
                     let pending: Vec<TaskId> = tasks
@@ -105,7 +109,11 @@ impl TasksActor {
                     }
                 }
             },
-            Command::Watch(ids) => match self.table.watch_targets(&ids) {
+            Command::Watch(ids) => match self
+                .table
+                .watch_targets(&ids)
+                .and_then(|ids| self.not_purged(ids))
+            {
                 Ok(ids) => {
                     self.watch(&origin, &ids, round);
                     Reply::Watching
@@ -140,12 +148,15 @@ impl TasksActor {
                 FailureKind::Internal,
                 "internal: worker lists are answered through the workers' handle",
             )),
-            // CONTRACT: placeholders until the coordinator helpers build these.
+            Command::Purge(PurgeSelection::Ids(ids)) => self.purge_ids(&ids),
+            Command::DrainWorker(name) => self.drain_named(&name),
+            // Answered off the actor by the connection: from the store and the live feed
+            // (`event_feed`), the output hub (`log_follow`), a scan by age (`retention`).
             Command::Events { .. }
             | Command::Logs { .. }
-            | Command::Purge(_)
-            | Command::DrainWorker(_) => Reply::Error(Failure::bad_request(
-                "this coordinator cannot answer this command yet",
+            | Command::Purge(PurgeSelection::FinishedBefore { .. }) => Reply::Error(Failure::new(
+                FailureKind::Internal,
+                "internal: events, logs and purges by age are answered by the connection, not the task actor",
             )),
         };
         Some((reply, answer))
@@ -179,6 +190,13 @@ impl TasksActor {
         if let Some(key) = key {
             self.add_keys.insert(key, &ids, now);
         }
+        Ok(ids)
+    }
+
+    /// `ids`, unless some of them were purged (`TableError::Purged`): a wait or a watch would
+    /// otherwise leave them out of its answer without a word.
+    fn not_purged(&self, ids: Vec<TaskId>) -> Result<Vec<TaskId>, TableError> {
+        self.table.check_not_purged(&ids, &self.store)?;
         Ok(ids)
     }
 

@@ -160,6 +160,16 @@ impl TasksActor {
         let Some(assignment) = self.table.assign_from(queue, name, now) else {
             return false;
         };
+        let id = assignment.task;
+        // A hand-out whose record this round does not write is an event of its own; one that
+        // is written (at-most-once, added this round) shows in its record's event.
+        if !self.table.is_dirty(id) {
+            let queue = assignment.spec.queue.as_str();
+            self.events.handed(id, queue, assignment.attempt, name);
+        }
+        if let Some(since) = self.table.ready_since(id, &assignment) {
+            crate::telemetry::dispatch_latency_ms(now.0.saturating_sub(since.0));
+        }
         let function =
             function.unwrap_or_else(|| self.scheduler.function(&assignment.spec.function));
         self.send_run(worker, queue, function, assignment, true, round);

@@ -11,7 +11,9 @@ fn start(dir: &std::path::Path) -> TasksHandle {
     let store = Store::open(dir, None).unwrap();
     let now = Timestamp::now();
     let table = TaskTable::recover(crate::store::Records::default(), 1, Vec::new(), now, &store);
-    let (tasks, _failed) = TasksHandle::new(table, AddKeys::default(), Schedules::new(), store);
+    let events = EventLog::recover(1, None, 1_000_000);
+    let (tasks, _failed) =
+        TasksHandle::new(table, AddKeys::default(), Schedules::new(), store, events);
     tasks
 }
 
@@ -354,3 +356,5 @@ fn only_existing_at_least_once_runs_go_before_the_flush() {
 
 mod held;
 mod queues;
+
+mod operations;

@@ -1,0 +1,164 @@
+//! The event log's rules without an actor: numbering, what a round's events are made of,
+//! trimming, and the fan-out's lag rule.
+
+use super::*;
+use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskSpec};
+
+const NOW: Timestamp = Timestamp(1_000);
+
+fn record(id: u64, state: TaskState) -> TaskRecord {
+    let mut spec = TaskSpec::call("tasks:square", "[1]", "{}");
+    spec.queue = "q".into();
+    let mut info = TaskInfo::new(TaskId(id), spec, state, NOW);
+    info.attempts = Attempt(2);
+    info.worker = Some("w1".into());
+    info.error = Some(TaskError {
+        kind: "ValueError".into(),
+        message: "bad".into(),
+        traceback: String::new(),
+    });
+    info
+}
+
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// A round's events are its worker events, one per written record, its unwritten hand-outs and
+/// one `Purged`, numbered on from where the last round stopped, across a restart too.
+#[test]
+fn rounds_are_numbered_on() {
+    let mut log = EventLog::recover(1, None, 100);
+    assert!(log.stamp(&[], 0, NOW).is_empty(), "an idle round has none");
+    log.worker(WorkerId(4), "w1", WorkerChange::Joined);
+    log.handed(TaskId(9), "q", Attempt(1), "w1");
+    let records = [record(1, TaskState::Ready), record(2, TaskState::Failed)];
+    let events = log.stamp(&records, 3, NOW);
+    assert_eq!(seqs(&events), [1, 2, 3, 4, 5]);
+    assert!(events.iter().all(|e| e.at == NOW));
+    assert!(matches!(
+        events[0].kind,
+        EventKind::Worker {
+            change: WorkerChange::Joined,
+            ..
+        }
+    ));
+    match &events[1].kind {
+        EventKind::Task {
+            id, state, error, ..
+        } => {
+            assert_eq!((*id, *state), (TaskId(1), TaskState::Ready));
+            assert_eq!(*error, None, "only a failed or waiting task names an error");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &events[2].kind {
+        EventKind::Task {
+            queue,
+            attempt,
+            worker,
+            error,
+            ..
+        } => {
+            assert_eq!(queue, "q");
+            assert_eq!(*attempt, Attempt(2));
+            assert_eq!(worker.as_deref(), Some("w1"));
+            assert_eq!(error.as_deref(), Some("ValueError"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        events[3].kind,
+        EventKind::Task {
+            state: TaskState::Running,
+            ..
+        }
+    ));
+    assert_eq!(events[4].kind, EventKind::Purged { count: 3 });
+    assert_eq!(
+        log.position(),
+        Position {
+            last: 5,
+            oldest: Some(1)
+        }
+    );
+    let events = log.stamp(&[record(3, TaskState::Completed)], 0, NOW);
+    assert_eq!(seqs(&events), [6], "what was noted went with its round");
+    let mut again = EventLog::recover(7, Some(1), 100);
+    assert_eq!(
+        seqs(&again.stamp(&[record(4, TaskState::Ready)], 0, NOW)),
+        [7]
+    );
+}
+
+/// The log is trimmed back to `keep` once it holds a tenth more, not at every round.
+#[test]
+fn trims_a_tenth_past_keep() {
+    let mut log = EventLog::recover(1, None, 100);
+    let ready: Vec<TaskRecord> = (1..=110).map(|id| record(id, TaskState::Ready)).collect();
+    log.stamp(&ready, 0, NOW);
+    assert_eq!(log.trim(), None, "110 events are within a tenth of 100");
+    log.stamp(&ready[..1], 0, NOW);
+    assert_eq!(log.trim(), Some(11), "111 go back to the newest 100");
+    assert_eq!(log.position().oldest, Some(12));
+    assert_eq!(log.trim(), None);
+    let mut none = EventLog::recover(50, Some(40), 0);
+    assert_eq!(none.trim(), Some(49), "--keep-events 0 keeps nothing");
+    assert_eq!(none.position().oldest, None);
+    assert_eq!(none.trim(), None);
+    none.stamp(&ready[..2], 0, NOW);
+    assert_eq!(none.position().oldest, Some(50));
+}
+
+/// Every subscriber gets each round once, from its subscription on; one that stops reading is
+/// dropped with `Lagged` naming the last event it was sent, and the others go on.
+#[tokio::test]
+async fn a_slow_subscriber_is_dropped() {
+    let mut log = EventLog::recover(1, None, 1_000_000);
+    log.stamp(&[record(1, TaskState::Ready)], 0, NOW);
+    let (fast, mut fast_feed) = subscription();
+    let (slow, mut slow_feed) = subscription();
+    assert_eq!(log.subscribe(fast).last, 1);
+    assert_eq!(log.subscribe(slow).last, 1);
+    let chunk: Vec<TaskRecord> = (0..10_000).map(|id| record(id, TaskState::Ready)).collect();
+    let mut sent = 0;
+    while log.has_subscribers() && sent < 2 * LAG_EVENTS {
+        let events: Arc<[Event]> = log.stamp(&chunk, 0, NOW).into();
+        sent += events.len();
+        log.fan_out(events);
+        let got = fast_feed.recv().await.unwrap().unwrap();
+        assert_eq!(got.len(), chunk.len());
+        if log.subscribers.len() == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        log.subscribers.len(),
+        1,
+        "the slow one is gone, the fast one stays"
+    );
+    let mut last = 1;
+    let failure = loop {
+        match slow_feed.recv().await.unwrap() {
+            Ok(events) => {
+                assert_eq!(events[0].seq, last + 1, "no gap before the drop");
+                last = events.last().unwrap().seq;
+            }
+            Err(failure) => break failure,
+        }
+    };
+    assert_eq!(failure.kind, FailureKind::Lagged);
+    assert!(
+        failure.message.contains(&format!("--since {last}")),
+        "{}",
+        failure.message
+    );
+    assert!(
+        last as usize <= LAG_EVENTS + chunk.len() + 1,
+        "dropped once past the bound"
+    );
+    drop(fast_feed);
+    let events = log.stamp(&chunk[..1], 0, NOW);
+    log.fan_out(events.into());
+    assert!(!log.has_subscribers(), "a feed that is gone is forgotten");
+}
