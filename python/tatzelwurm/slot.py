@@ -9,7 +9,8 @@ standard library (under -m, Python imports the package's __init__ first, and not
 
 A slot started with the argument --keep-children leaves the processes a task started running
 when the task ends (see Processes a task leaves behind); one started with --no-reload never
-imports changed source files afresh (see Hot reload).
+imports changed source files afresh (see Hot reload); one started with --max-memory BYTES
+measures itself after each task (see Memory limit).
 
 For tasks
 ---------
@@ -45,6 +46,17 @@ together task started last (one process has one environment), and the processes 
 leaves behind are ended when the slot has no together task left, not when the task ends. asyncio
 tasks that a task leaves running after it returned go on only while the loop runs (while other
 async tasks run), and what they write is nobody's.
+
+Memory limit
+------------
+Under workwurm's --max-memory the slot gets the argument --max-memory BYTES. After each task it
+runs in order, it reads its own resident memory (RSS, from /proc/self/statm); past the limit it
+sends that task's "done" followed by {"outgrown": RSS}, begins nothing more, and waits for
+workwurm to kill it and start a fresh slot: the task's result stands, and the tasks the slot held
+were not begun, so workwurm hands them out again. A task that passes the limit while it runs is
+workwurm's to catch: it measures every slot ten times a second and kills one found past the
+limit twice in a row during the same task, failing that task with MemoryLimit. Only the slot
+process itself is measured, not processes a task starts.
 
 Hot reload
 ----------
@@ -127,6 +139,9 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
   slot -> workwurm  {"coroutines": ["pkg.mod:fn", ...]}
       Functions the slot found to be coroutine functions (a call returned a coroutine), once per
       function per slot process, before that coroutine runs.
+  slot -> workwurm  {"outgrown": 123456789}
+      Under --max-memory, right after a task's "done": the slot's resident memory in bytes, past
+      the limit. The slot begins nothing more and waits to be killed (see Memory limit).
 
 End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
 understand is a bug in one side; the slot reports it on workwurm's stderr and goes on. fd 5 is
@@ -136,7 +151,11 @@ Output: once the slot is ready, fds 1 and 2 point at temporary files (so C code 
 processes are captured too, and a task that prints megabytes never blocks on a pipe), and stay so:
 after each task the slot sends the last KEEP_BYTES of each and empties the files that were written
 to, with no dup2 per task. A file that did not grow costs one lseek. The slot's own complaints go
-to workwurm's stderr, kept aside at start.
+to workwurm's stderr, kept aside at start. While a task runs, workwurm reads what it wrote so far
+from the same files a few times a second (it opened them through /proc when the slot said hello)
+and forwards it live; the slot does nothing for that, except that sys.stdout is line-buffered, so
+each line a task prints reaches the file at once. What C code leaves in libc's buffer arrives when
+the task ends.
 """
 
 import collections
@@ -459,10 +478,18 @@ class Capture:
 
     def start(self):
         """From now on fds 1 and 2 are the capture files. They stay so between tasks: the files
-        are emptied after each task that wrote something, and no dup2 is needed per task."""
+        are emptied after each task that wrote something, and no dup2 is needed per task.
+
+        sys.stdout is made line-buffered (as on a terminal; sys.stderr is already), so that a
+        line a task prints reaches the file at once, where workwurm reads it while the task runs
+        (see Output); a task that prints nothing pays nothing for it."""
         flush_python_streams()
         os.dup2(self.fds[0], 1)
         os.dup2(self.fds[1], 2)
+        try:
+            sys.stdout.reconfigure(line_buffering=True)
+        except Exception:  # replaced by sitecustomize with something that cannot
+            pass
 
     def take_output(self):
         """(stdout, stderr) of the task that just ran; empties the files it wrote to."""
@@ -1217,10 +1244,46 @@ def installed_dirs():
 _reloader = None
 
 
+class Memory:
+    """--max-memory (see Memory limit): the slot's resident memory, read after each task it runs
+    in order (one pread of /proc/self/statm, ~3 us; only under a limit)."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        # Kept open (not inherited by a task's processes): /proc files are produced afresh by
+        # every read from their start.
+        self.fd = os.open("/proc/self/statm", os.O_RDONLY)
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def resident(self):
+        return int(os.pread(self.fd, 128, 0).split()[1]) * self.page
+
+
+def memory_limit(arguments):
+    """The Memory of --max-memory BYTES among the arguments, or None."""
+    try:
+        at = arguments.index("--max-memory")
+        return Memory(int(arguments[at + 1]))
+    except (ValueError, IndexError):
+        return None
+    except OSError as exc:
+        sys.__stderr__.write("tatzelwurm slot: cannot measure its memory (%s); no limit\n" % (exc,))
+        return None
+
+
+def wait_to_be_replaced(channel):
+    """Past --max-memory: begin nothing more (the tasks held were not begun, workwurm hands them
+    out again) and wait for workwurm to kill this slot; exit if workwurm is gone."""
+    while channel.wait() is not None:
+        pass
+    os._exit(0)
+
+
 def main():
     global _reloader
     arguments = sys.argv[1:]
     keep_children = "--keep-children" in arguments
+    memory = memory_limit(arguments)
     guardian = start_guardian()
     # After the guardian: it must not become this slot's child (a task's os.wait() would see it).
     leftovers = None if keep_children else Leftovers(guardian, become_subreaper())
@@ -1303,6 +1366,13 @@ def main():
         if messages:
             queue.take(messages)
         skipped = queue.skipped_frame()
+        if memory is not None:
+            rss = memory.resident()
+            if rss > memory.limit:
+                # The result stands; this slot is done (see Memory limit).
+                frames = ['{"done":[%s]}' % done, '{"outgrown":%d}' % rss]
+                channel.write(*(frames if skipped is None else [skipped] + frames))
+                wait_to_be_replaced(channel)
         if skipped is None:
             channel.write('{"done":[%s]}' % done)
         else:

@@ -5,7 +5,9 @@
 //! a slot says hello (with the numbers of those files' fds), `slots` opens them through
 //! `/proc/<pid>/fd/<n>` ([`Captured::open`]) and keeps them for the slot's life; when the slot
 //! dies running a task, [`Captured::tail`] reads what that task wrote. slot.py empties the files
-//! after each task, so they hold the running task's output only.
+//! after each task, so they hold the running task's output only. The slot's watcher opens them
+//! too and reads what grows while a task runs ([`Captured::sizes`], [`Captured::read`]), for
+//! live output (see `live_output`).
 
 use std::fs::File;
 use std::io;
@@ -49,20 +51,40 @@ impl Captured {
     }
 }
 
-fn tail(file: &File) -> String {
-    let Ok(size) = file.metadata().map(|m| m.len()) else {
-        return String::new();
-    };
-    let start = size.saturating_sub(KEEP_BYTES);
-    let mut bytes = vec![0; (size - start) as usize];
+impl Captured {
+    /// The two files' sizes now (stdout, stderr); 0 for one that cannot be looked at.
+    pub fn sizes(&self) -> [u64; 2] {
+        let size = |file: &File| file.metadata().map_or(0, |m| m.len());
+        [size(&self.files[0]), size(&self.files[1])]
+    }
+
+    /// Up to `len` bytes of stream `which` (0 stdout, 1 stderr) from `from`; fewer if the file
+    /// is shorter by now.
+    pub fn read(&self, which: usize, from: u64, len: u64) -> Vec<u8> {
+        read_range(&self.files[which], from, len)
+    }
+}
+
+/// Up to `len` bytes of `file` from `from`.
+fn read_range(file: &File, from: u64, len: u64) -> Vec<u8> {
+    let mut bytes = vec![0; len as usize];
     let mut filled = 0;
     while filled < bytes.len() {
-        match file.read_at(&mut bytes[filled..], start + filled as u64) {
+        match file.read_at(&mut bytes[filled..], from + filled as u64) {
             Ok(0) | Err(_) => break,
             Ok(n) => filled += n,
         }
     }
     bytes.truncate(filled);
+    bytes
+}
+
+fn tail(file: &File) -> String {
+    let Ok(size) = file.metadata().map(|m| m.len()) else {
+        return String::new();
+    };
+    let start = size.saturating_sub(KEEP_BYTES);
+    let bytes = read_range(file, start, size - start);
     let text = String::from_utf8_lossy(&bytes);
     if start > 0 {
         format!("[tatzelwurm: {start} earlier bytes not kept]\n{text}")
@@ -92,6 +114,8 @@ mod tests {
         let note = format!("[tatzelwurm: {} earlier bytes not kept]\n", 44 * 1024);
         assert!(output.stderr.starts_with(&note));
         assert_eq!(output.stderr.len(), note.len() + 256 * 1024);
+        assert_eq!(captured.sizes(), [6, 300 * 1024]);
+        assert_eq!(captured.read(0, 2, 10), b"llo\n");
         out.set_len(0).unwrap();
         assert_eq!(captured.tail().stdout, "");
     }

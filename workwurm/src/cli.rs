@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tatzelwurm_proto::handshake::{token_from_env, MAX_WORKER_QUEUES};
 use tatzelwurm_proto::task::DEFAULT_QUEUE;
+use tatzelwurm_proto::tls::ClientTls;
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// What the program that calls [`crate::main`] knows better than the command line: the cargo
@@ -77,7 +78,41 @@ pub struct Args {
     /// about a second and imports your modules afresh for its next task.
     #[arg(long)]
     pub no_reload: bool,
+    /// Replace a slot whose resident memory (RSS) is past this many MB (MiB) after a task (the
+    /// task's result stands), and kill one that stays past it while a task runs (measured ten
+    /// times a second, past it twice in a row): that task fails with `MemoryLimit` and is
+    /// retried as any failure is [default: no limit].
+    #[arg(long, value_name = "MB",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_MB))]
+    pub max_memory: Option<u64>,
+    /// Connect to the coordinator over TLS, trusting the system's root certificates (or
+    /// --tls-ca); also TATZELWURM_TLS=1.
+    #[arg(long)]
+    pub tls: bool,
+    /// Connect over TLS and trust only the CA certificate (PEM) in FILE; also
+    /// TATZELWURM_TLS_CA=FILE.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// How log lines are written to stderr: text for people, json (one object per line) for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
+
+/// How log lines are written (`--log-format`), as the coordinator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The largest `--max-memory`, in MiB (1 PiB): past it the number is a typo.
+pub const MAX_MEMORY_MB: u64 = 1 << 30;
+
+/// Bytes in one MB as `--max-memory` counts them (a MiB, as `ps` and `top` count).
+pub const MB: u64 = 1024 * 1024;
 
 /// The most tasks one slot runs at once on its event loop (`--async-concurrency`).
 pub const MAX_ASYNC_CONCURRENCY: u32 = 10_000;
@@ -115,6 +150,12 @@ pub struct Config {
     pub async_concurrency: u32,
     /// Whether slots import changed source files afresh (hot reload; off with `--no-reload`).
     pub reload: bool,
+    /// `--max-memory` in bytes: the resident memory past which a slot is replaced (after a
+    /// task) or killed (during one); `None`: no limit.
+    pub max_memory: Option<u64>,
+    /// How to reach the coordinator over TLS (`--tls`, `--tls-ca`, `TATZELWURM_TLS`,
+    /// `TATZELWURM_TLS_CA`); `None`: plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 impl Args {
@@ -178,6 +219,11 @@ impl Args {
             queues,
             async_concurrency: self.async_concurrency,
             reload: !self.no_reload,
+            max_memory: self.max_memory.map(|mb| mb * MB),
+            // Flags win; the environment fills in what they leave open. A broken setting is
+            // refused here, never a quiet fall back to plain text.
+            tls: ClientTls::from_flags(self.tls, self.tls_ca.as_deref())
+                .map_err(|sentence| anyhow::anyhow!(sentence))?,
         })
     }
 }
@@ -318,6 +364,32 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{bad}");
             assert!(!crate::entry::one_sentence(&err).contains('\n'));
         }
+    }
+
+    /// --max-memory is MB (MiB) turned into bytes, none by default; zero is refused; the log
+    /// format defaults to text; --tls-ca alone turns TLS on, and a CA file that cannot be read
+    /// is refused in one sentence.
+    #[test]
+    fn memory_limit_log_format_and_tls() {
+        let config = parse(&[]).unwrap().into_config(Launch::default()).unwrap();
+        assert_eq!(config.max_memory, None);
+        assert_eq!(parse(&[]).unwrap().log_format, LogFormat::Text);
+        let args = parse(&["--max-memory", "300", "--log-format", "json"]).unwrap();
+        assert_eq!(args.log_format, LogFormat::Json);
+        let config = args.into_config(Launch::default()).unwrap();
+        assert_eq!(config.max_memory, Some(300 * 1024 * 1024));
+        for bad in ["0", "-5", "lots"] {
+            let err = parse(&["--max-memory", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        assert!(parse(&["--log-format", "xml"]).is_err());
+        let err = parse(&["--tls-ca", "/nonexistent/ca.pem"])
+            .unwrap()
+            .into_config(Launch::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     /// Zero slots and a missing --path dir are refused up front.

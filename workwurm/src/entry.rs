@@ -9,7 +9,7 @@
 //! the interpreter's, so the first one drains here as in the binary (see `stop`), and the caller
 //! decides what Python's own pending KeyboardInterrupt means afterwards.
 
-use crate::cli::{Args, Launch};
+use crate::cli::{Args, Launch, LogFormat};
 use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -28,14 +28,7 @@ pub fn main(argv: Vec<String>, launch: Launch) -> i32 {
         Ok(args) => args,
         Err(err) => return refuse(&err),
     };
-    // `try_init`: a process that embeds workwurm may have set up tracing already.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    init_log(args.log_format);
     let result = args.into_config(launch).and_then(|config| {
         // One thread: the work is Python's, in the slot processes; workwurm only moves frames,
         // and on one thread its tasks (connection, pool, slot watchers) hand them to each other
@@ -56,6 +49,22 @@ pub fn main(argv: Vec<String>, launch: Launch) -> i32 {
             1
         }
     }
+}
+
+/// Log lines on stderr, as `--log-format` asks: text (coloured on a terminal) or one JSON
+/// object per line. `try_init`: a process that embeds workwurm may have set up tracing already.
+fn init_log(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Prints what clap has to say about the command line: help and version as clap prints them

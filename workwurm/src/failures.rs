@@ -1,8 +1,8 @@
 //! The failures the worker reports on a task's behalf, when the task could not say how it ended:
-//! its slot process died under it (or was replaced under it), or it ran past its timeout and
-//! was killed.
+//! its slot process died under it (or was replaced under it), it ran past its timeout and was
+//! killed, or its slot passed `--max-memory` while it ran and was killed.
 //!
-//! `slots` builds them; the kinds (`SlotCrashed`, `Timeout`) are names the coordinator and users
+//! `slots` builds them; the kinds (`SlotCrashed`, `Timeout`, `MemoryLimit`) are names the coordinator and users
 //! match on, so keep them stable.
 
 use std::time::Duration;
@@ -49,6 +49,31 @@ pub fn timed_out(limit: Duration) -> TaskError {
     }
 }
 
+/// The error of a task whose slot passed `workwurm --max-memory` (`limit` bytes) while it ran,
+/// at `rss` bytes; the worker killed the slot (see `slot_table::memory`).
+pub fn memory_limit(limit: u64, rss: u64) -> TaskError {
+    TaskError {
+        kind: tatzelwurm_proto::task::MEMORY_LIMIT.into(),
+        message: format!(
+            "the slot process running this task used {} MB of resident memory, past the \
+             worker's --max-memory {} MB; the worker killed it and started a fresh slot",
+            megabytes(rss),
+            megabytes(limit)
+        ),
+        traceback: String::new(),
+    }
+}
+
+/// Bytes as MB (MiB, as `--max-memory` counts them): whole above 10, else with one decimal.
+pub fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / crate::cli::MB as f64;
+    if mb >= 10.0 || mb.fract() == 0.0 {
+        format!("{}", mb.round() as u64)
+    } else {
+        format!("{mb:.1}")
+    }
+}
+
 /// Seconds as a person writes them: `2.5`, `60`, `0.001` (millisecond precision, no trailing
 /// zeros).
 fn seconds(duration: Duration) -> String {
@@ -84,5 +109,19 @@ mod tests {
             timed_out(Duration::from_millis(2_500)).message,
             "the task ran longer than its timeout of 2.5 s and was killed"
         );
+    }
+
+    /// The memory limit's sentence names the limit and the resident memory seen, in MB.
+    #[test]
+    fn memory_limit_names_limit_and_rss() {
+        let error = memory_limit(100 * 1024 * 1024, 163 * 1024 * 1024 + 1);
+        assert_eq!(error.kind, "MemoryLimit");
+        assert_eq!(
+            error.message,
+            "the slot process running this task used 163 MB of resident memory, past the \
+             worker's --max-memory 100 MB; the worker killed it and started a fresh slot"
+        );
+        assert_eq!(megabytes(1536 * 1024), "1.5");
+        assert_eq!(megabytes(3 * 1024 * 1024), "3");
     }
 }

@@ -7,15 +7,17 @@
 //! - [`cli`]: the command line, the [`Launch`] of the caller, and the settled [`Config`] they
 //!   become.
 //! - [`interpreter`]: finding the user's `python3` and checking once at start that it runs.
-//! - [`session`]: the connection to the coordinator: handshake, heartbeats, reports,
-//!   reconnecting with back-off; the only code that speaks proto's messages.
+//! - [`session`]: the connection to the coordinator (plain or `--tls`): handshake, heartbeats,
+//!   reports, usage, live output, the coordinator's drain, reconnecting with back-off; the only
+//!   code that speaks proto's messages.
 //! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
 //! - [`slot_table`]: the rules of the slots as a plain struct: the queue of attempts the
 //!   coordinator handed this worker (prefetch), what each slot holds, kills, cancels, timeouts,
 //!   crashes, take-backs and restarts, (in `slot_table/together.rs`) the tasks of `async def`
 //!   functions that one slot runs together on its event loop, up to `--async-concurrency`, and
 //!   (in `slot_table/waits.rs`) the start condition of held tasks, which the coordinator sends
-//!   ahead of the tasks they run after; tested without Python.
+//!   ahead of the tasks they run after, and (in `slot_table/memory.rs`) `--max-memory`; tested
+//!   without Python.
 //! - [`slots`]: the slot pool actor around the table: starts and kills the slot processes, writes
 //!   their frames, reads their events, and tells the session which attempts reached a slot
 //!   (`Started`) and how they ended.
@@ -29,8 +31,13 @@
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
 //!   `python/tatzelwurm/slot.py`, the slot loop carried in this binary (and run as
 //!   `python -m tatzelwurm.slot` by the Python package).
-//! - [`stop`]: the first SIGTERM or ctrl-c drains (finish what is running, take nothing new), the
-//!   second one or `--drain-timeout` stops at once.
+//! - [`stop`]: the first SIGTERM or ctrl-c, or the coordinator's `Drain`, drains (finish what is
+//!   running, take nothing new), the second signal or `--drain-timeout` stops at once.
+//! - [`usage`]: the slots' resident memory and CPU time from `/proc`, for the coordinator's
+//!   `Usage` (every second heartbeat) and for `--max-memory`, whose rules are the table's
+//!   (`slot_table/memory.rs`).
+//! - [`live_output`]: what a running task writes, read from its slot's capture files a few
+//!   times a second and sent to the coordinator in `Output` frames while the task runs.
 //!
 //! Data flow: session → `SlotsHandle::run` → the table's queue → a slot's pipe (several fast
 //! tasks per frame) → slot.py runs them one by one (or, for coroutine functions, several at once
@@ -47,6 +54,7 @@ pub mod entry;
 pub mod failures;
 pub mod interpreter;
 pub mod lifeline;
+pub mod live_output;
 pub mod outbox;
 pub mod session;
 pub mod slot_channel;
@@ -54,6 +62,7 @@ pub mod slot_process;
 pub mod slot_table;
 pub mod slots;
 pub mod stop;
+pub mod usage;
 
 pub use cli::{Config, Launch};
 pub use entry::main;
@@ -78,16 +87,22 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// the coordinator refuses it or the interpreter does not run (then an error whose text is one
 /// sentence for the user).
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let stop = stop::from_signals(config.drain_timeout);
-    run_until(config, stop).await
+    let stopping = stop::from_signals(config.drain_timeout);
+    serve(config, stopping).await
 }
 
 /// Like [`run`], but driven by `stop` instead of signals (for tests, and for anyone embedding
-/// the worker): `Draining` finishes what is running and leaves, `Now` leaves at once.
+/// the worker): `Draining` finishes what is running and leaves, `Now` leaves at once. The
+/// coordinator's `Drain` still drains, with `--drain-timeout`.
 pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::Result<()> {
+    let stopping = stop::from_level(stop, config.drain_timeout);
+    serve(config, stopping).await
+}
+
+async fn serve(config: Config, stopping: stop::Stopping) -> anyhow::Result<()> {
     let version = interpreter::probe(&config.python).await?;
     info!(
-        "worker {} with {} slot{} of Python {} ({}), queue{} {}, {} async task{} per slot, hot reload {}, coordinator {}",
+        "worker {} with {} slot{} of Python {} ({}), queue{} {}, {} async task{} per slot, hot reload {}, memory limit {}, coordinator {}",
         config.name,
         config.slots,
         if config.slots == 1 { "" } else { "s" },
@@ -98,6 +113,12 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
         config.async_concurrency,
         if config.async_concurrency == 1 { "" } else { "s" },
         if config.reload { "on" } else { "off" },
+        config
+            .max_memory
+            .map_or_else(
+                || "none".to_string(),
+                |limit| format!("{} MB per slot", failures::megabytes(limit))
+            ),
         config.coordinator
     );
     // One lifeline for the life of this process: its write end closes only when workwurm exits.
@@ -106,6 +127,7 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
     command.program = config.program.clone();
     command.keep_children = config.keep_children;
     command.reload = config.reload;
+    command.max_memory = config.max_memory;
     let (slots, reports) = SlotsHandle::start(
         command,
         config.slots as usize,
@@ -132,11 +154,15 @@ pub async fn run_until(config: Config, stop: watch::Receiver<Stop>) -> anyhow::R
             async_concurrency: config.async_concurrency,
         },
         token: config.token.clone(),
+        tls: config.tls.clone(),
         slots: &slots,
         reports,
         coroutines: Vec::new(),
+        drainer: stopping.drainer,
+        meter: usage::CpuMeter::default(),
+        abandoned: Default::default(),
     };
-    let result = session.serve(stop).await;
+    let result = session.serve(stopping.level).await;
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, slots.shutdown())
         .await
         .is_err()

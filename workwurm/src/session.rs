@@ -18,14 +18,27 @@
 //! The functions the slots found to be coroutine functions are told to the coordinator once per
 //! function per connection (`Coroutines`): as the pool learns them, and all of them again at the
 //! start of every new connection, since a coordinator forgets a worker that reconnects.
+//!
+//! Operations: the coordinator's `Drain` goes to the [`Drainer`], exactly the first SIGTERM's
+//! path (see `stop`); every second heartbeat carries a `Usage` (each slot's pid, RSS, CPU since
+//! the last one, running tasks, and what `--max-memory` did; see `usage`), as does a turn in
+//! which `--max-memory` replaced a slot or failed a task; live output from the
+//! pool is gathered for up to `live_output::OUTPUT_LINGER` into `Output` frames, sent ahead of
+//! the reports of the tasks that wrote it and never again after a reconnect. With `--tls` the
+//! connection is proto's TLS one; a certificate the worker cannot trust ends the session in
+//! proto's sentence, as a refusal does.
 
+use crate::live_output::OutputBatch;
 use crate::outbox::{into_frames, Outbox};
-use crate::slots::{News, SlotsHandle};
-use crate::stop::Stop;
+use crate::slots::{AttemptId, News, SlotsHandle};
+use crate::stop::{Drainer, Stop};
+use crate::usage::CpuMeter;
+use std::collections::HashSet;
 use std::time::Duration;
 use tatzelwurm_proto::backoff::{Backoff, Curve};
 use tatzelwurm_proto::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
 use tatzelwurm_proto::limits::{MAX_ATTEMPTS_PER_FRAME, MAX_IDS_PER_REQUEST};
+use tatzelwurm_proto::tls::{ClientTls, ConnectError, TlsError};
 use tatzelwurm_proto::worker::{FromWorker, ToWorker};
 use tatzelwurm_proto::{Connection, FrameReader, FrameWriter};
 use thiserror::Error;
@@ -50,6 +63,8 @@ const READER_QUEUE: usize = 256;
 const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 /// How long a shutdown waits for queued frames to reach the socket.
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(1);
+/// A `Usage` goes with every this many heartbeats (the first of a connection included).
+const USAGE_EVERY: u32 = 2;
 
 /// Why a session ended other than by a shutdown.
 #[derive(Debug, Error)]
@@ -62,11 +77,16 @@ pub enum SessionError {
         /// The coordinator's sentence.
         reason: String,
     },
+    /// The coordinator's certificate cannot be trusted, or it does not speak TLS (or TLS was
+    /// asked of a plain one): proto's sentence, which says what to do.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Why one attempt to connect failed.
 enum Failure {
     Refused(String),
+    Tls(String),
     Unreachable(String),
 }
 
@@ -88,6 +108,8 @@ pub struct Session<'a> {
     pub hello: WorkerHello,
     /// The coordinator's token, shown in every handshake.
     pub token: Option<String>,
+    /// TLS to connect with (`--tls`); `None`: plain TCP.
+    pub tls: Option<ClientTls>,
     /// The slot pool.
     pub slots: &'a SlotsHandle,
     /// Attempts that reached a slot and reports of finished attempts, from the slot pool.
@@ -95,6 +117,13 @@ pub struct Session<'a> {
     /// Every coroutine function the pool named so far, in the order learned, for each new
     /// connection.
     pub coroutines: Vec<String>,
+    /// Starts a drain as the first SIGTERM does, for the coordinator's `Drain`.
+    pub drainer: Drainer,
+    /// The slots' CPU time at the last `Usage`, to tell their CPU use since.
+    pub meter: CpuMeter,
+    /// The attempts killed when the last connection was lost: live output of theirs still on
+    /// its way from the pool is dropped, not sent on the next connection.
+    pub abandoned: HashSet<AttemptId>,
 }
 
 impl Session<'_> {
@@ -119,7 +148,12 @@ impl Session<'_> {
                     Ok(()) => continue,
                     Err(_) => return Ok(()),
                 },
-                attempt = handshake(self.address, &self.hello, self.token.as_deref()) => attempt,
+                attempt = handshake(
+                    self.address,
+                    self.tls.as_ref(),
+                    &self.hello,
+                    self.token.as_deref(),
+                ) => attempt,
             };
             let reason = match attempt {
                 Err(Failure::Refused(reason)) => {
@@ -128,6 +162,7 @@ impl Session<'_> {
                         reason,
                     })
                 }
+                Err(Failure::Tls(reason)) => return Err(SessionError::Tls(reason)),
                 Err(Failure::Unreachable(reason)) => {
                     format!("cannot reach the coordinator at {}: {reason}", self.address)
                 }
@@ -148,6 +183,7 @@ impl Session<'_> {
                         // The loop's top finds the worker drained, says so and ends.
                         End::Drained => continue,
                         End::Lost(reason) => {
+                            self.abandoned = self.slots.running().await.into_iter().collect();
                             self.slots.abandon().await;
                             format!(
                                 "lost the connection to the coordinator at {}: {reason}",
@@ -204,6 +240,11 @@ impl Session<'_> {
         let period = Duration::from_millis(welcome.heartbeat_ms).max(MIN_HEARTBEAT);
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Heartbeats since the last `Usage`; the first heartbeat of a connection sends one.
+        let mut beats = 0u32;
+        // Live output of running tasks, gathered for one frame (never re-sent: the reports
+        // carry the output that is kept).
+        let mut output = OutputBatch::default();
 
         // A failed send to the writer means it stopped; its join handle then says why.
         let end = loop {
@@ -235,15 +276,32 @@ impl Session<'_> {
                     let mut fresh = Vec::new();
                     let mut coroutines = Vec::new();
                     let mut returned = Vec::new();
+                    let mut memory_acted = false;
                     let mut next = Some(news);
+                    let now = tokio::time::Instant::now();
                     while let Some(news) = next {
                         match news {
                             News::Started(attempts) => started.extend(attempts),
                             News::Report(report) => fresh.push(outbox.keep(report)),
                             News::Coroutines(names) => coroutines.extend(names),
                             News::Returned(attempts) => returned.extend(attempts),
+                            News::Output(mut chunks) => {
+                                let abandoned = &self.abandoned;
+                                if !abandoned.is_empty() {
+                                    chunks.retain(|c| !abandoned.contains(&(c.task, c.attempt)));
+                                }
+                                output.push(chunks, now);
+                            }
+                            News::MemoryActed => memory_acted = true,
                         }
                         next = self.reports.try_recv().ok();
+                    }
+                    if !fresh.is_empty() && output.due().is_some() {
+                        // What the reported tasks wrote last goes ahead of their reports, so
+                        // that the coordinator never sees a task's output after its end.
+                        for frame in output.take() {
+                            let _ = to_writer.send(FromWorker::Output(frame)).await;
+                        }
                     }
                     // First: from now on the coordinator counts these functions' tasks, started
                     // ones included, as a share of a slot.
@@ -261,6 +319,15 @@ impl Session<'_> {
                     for frame in returned.chunks(MAX_ATTEMPTS_PER_FRAME) {
                         let _ = to_writer.send(FromWorker::Returned(frame.to_vec())).await;
                     }
+                    if memory_acted {
+                        let usage = self.meter.measure(self.slots.usage().await);
+                        let _ = to_writer.send(FromWorker::Usage(usage)).await;
+                    }
+                }
+                () = sleep_until(output.due()) => {
+                    for frame in output.take() {
+                        let _ = to_writer.send(FromWorker::Output(frame)).await;
+                    }
                 }
                 _ = heartbeat.tick() => {
                     let mut running = self.slots.running().await;
@@ -270,6 +337,11 @@ impl Session<'_> {
                         running.truncate(MAX_ATTEMPTS_PER_FRAME);
                     }
                     let _ = to_writer.send(FromWorker::Heartbeat { running }).await;
+                    if beats % USAGE_EVERY == 0 {
+                        let usage = self.meter.measure(self.slots.usage().await);
+                        let _ = to_writer.send(FromWorker::Usage(usage)).await;
+                    }
+                    beats = beats.wrapping_add(1);
                 }
                 stopped = &mut writer_task => {
                     break End::Lost(match stopped {
@@ -314,9 +386,21 @@ impl Session<'_> {
                 // Answered even when empty: the coordinator waits for it to ask again.
                 let _ = to_writer.send(FromWorker::Returned(returned)).await;
             }
-            // CONTRACT: the worker helper makes this drain as SIGTERM does.
-            ToWorker::Drain => debug!("asked to drain"),
+            ToWorker::Drain => {
+                // Exactly the first SIGTERM's path: the level rises to `Draining` (with
+                // --drain-timeout), which the loop takes up at its top.
+                // `stop` logs it, with the drain timeout.
+                self.drainer.drain();
+            }
         }
+    }
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -332,13 +416,22 @@ impl Drop for AbortOnDrop {
 /// Connects and says hello; a welcomed connection comes back re-typed for a worker.
 async fn handshake(
     address: &str,
+    tls: Option<&ClientTls>,
     hello: &WorkerHello,
     token: Option<&str>,
 ) -> Result<(Connection<ToWorker, FromWorker>, Welcome), Failure> {
     let exchange = async {
-        let mut connection = Connection::<HelloReply, Hello>::connect(address)
+        let mut connection = Connection::<HelloReply, Hello>::connect_with(address, tls)
             .await
-            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+            .map_err(|e| match e {
+                // A certificate the worker does not trust (or a coordinator that does not speak
+                // TLS) stays so however often it tries: one sentence, and the worker ends.
+                ConnectError::Tls(e @ TlsError::Handshake { .. }) => {
+                    Failure::Unreachable(e.to_string())
+                }
+                ConnectError::Tls(e) => Failure::Tls(e.to_string()),
+                ConnectError::Io(e) => Failure::Unreachable(e.to_string()),
+            })?;
         connection
             .send(&Hello::new(Role::Worker(hello.clone())).with_token(token))
             .await

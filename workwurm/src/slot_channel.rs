@@ -28,6 +28,9 @@
 //!   coroutine runs. A together task's `done` comes whenever it ends, in any order.
 //!   `{"unmet": [[task, attempt], ...]}`: tasks skipped because their `needs` were not all
 //!   completed, sent in place of their `done` (the next task begins after it).
+//!   `{"outgrown": 123456789}`: under `--max-memory`, the slot's resident memory in bytes right
+//!   after the task whose `done` it follows, past the limit: the slot begins nothing more and
+//!   waits for workwurm to replace it (the task's result stands).
 //!
 //! `args`, `kwargs` and `result` stay JSON *text* end to end: only Python parses them.
 
@@ -61,6 +64,10 @@ pub enum FromSlot {
     /// Tasks the slot skipped because a task their `needs` named had not completed there;
     /// each is sent where its `done` would have been, so the task after it begins next.
     Unmet(Vec<(u64, u32)>),
+    /// The slot's resident memory in bytes, past `--max-memory` right after the task it just
+    /// reported (sent right after that `done`): it begins nothing more and waits to be replaced;
+    /// the tasks it holds were not begun.
+    Outgrown(u64),
 }
 
 /// What a slot says about itself when it is ready.
@@ -334,6 +341,8 @@ mod tests {
         assert_eq!(value, serde_json::json!({"interrupt": [[12, 3]]}));
         let coroutines: FromSlot = serde_json::from_str(r#"{"coroutines":["m:f"]}"#).unwrap();
         assert_eq!(coroutines, FromSlot::Coroutines(vec!["m:f".into()]));
+        let outgrown: FromSlot = serde_json::from_str(r#"{"outgrown":123456789}"#).unwrap();
+        assert_eq!(outgrown, FromSlot::Outgrown(123_456_789));
     }
 
     /// Frames split across reads, and two frames in one read, come out whole and in order.

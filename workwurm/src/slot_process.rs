@@ -2,7 +2,9 @@
 //! watching it until it ends.
 //!
 //! `slots` calls [`spawn`] and, once it has recorded the new process, [`watch`]; everything a slot
-//! says or does comes back to `slots` as an [`Event`]. The child runs `PYTHON -c <slot.py>` (or
+//! says or does comes back to `slots` as an [`Event`], as does what its running task wrote so
+//! far (the watcher looks at the slot's capture files every `live_output::LIVE_EVERY`, see
+//! `live_output` for why the bytes it sends belong to the task the pool sees running). The child runs `PYTHON -c <slot.py>` (or
 //! `PYTHON -m tatzelwurm.slot` under the Python package, see [`SlotProgram`]) in its own process
 //! group (so killing the group takes every process its task started), with stdin on /dev/null and
 //! stdout/stderr shared with workwurm.
@@ -25,7 +27,9 @@
 //! thread that may be retired would kill healthy slots, and forking from a thread that outlives
 //! workwurm is impossible.
 
+use crate::captured::Captured;
 use crate::lifeline::{dup_above, Lifeline, LIFELINE_FD};
+use crate::live_output::{LiveCursor, LIVE_EVERY};
 use crate::slot_channel::{FrameBuffer, FromSlot};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -43,7 +47,7 @@ use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::warn;
 
 /// The slot loop, carried in the binary so that nothing has to be installed next to it. Its one
@@ -55,6 +59,10 @@ pub const KEEP_CHILDREN_ARG: &str = "--keep-children";
 
 /// The argument that tells slot.py not to import changed source files afresh (hot reload).
 pub const NO_RELOAD_ARG: &str = "--no-reload";
+
+/// The argument, followed by a number of bytes, that tells slot.py to measure its resident
+/// memory after each task it runs in order and say `outgrown` past it (`--max-memory`).
+pub const MAX_MEMORY_ARG: &str = "--max-memory";
 
 /// The environment variable through which slot.py learns the `--path` dirs (joined with `:`).
 pub const PATH_ENV: &str = "TATZELWURM_PATH";
@@ -110,6 +118,9 @@ pub struct SlotCommand {
     pub keep_children: bool,
     /// Import the user's modules afresh when their source files change (off: `--no-reload`).
     pub reload: bool,
+    /// `--max-memory` in bytes: slot.py measures itself after each task it runs in order and
+    /// says `outgrown` past it (see `slot_table::memory`); the pool measures it meanwhile.
+    pub max_memory: Option<u64>,
     /// The one lifeline of this worker, whose read end every slot gets as fd 5.
     pub lifeline: Arc<Lifeline>,
 }
@@ -124,21 +135,26 @@ impl SlotCommand {
             extra_path,
             keep_children: false,
             reload: true,
+            max_memory: None,
             lifeline: Arc::new(Lifeline::new()?),
         })
     }
 
     /// The interpreter's arguments that start the slot loop.
-    pub fn args(&self) -> Vec<&str> {
-        let mut args = match &self.program {
-            SlotProgram::Carried => vec!["-c", SLOT_PY],
-            SlotProgram::Module(module) => vec!["-m", module.as_str()],
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = match &self.program {
+            SlotProgram::Carried => vec!["-c".into(), SLOT_PY.into()],
+            SlotProgram::Module(module) => vec!["-m".into(), module.clone()],
         };
         if self.keep_children {
-            args.push(KEEP_CHILDREN_ARG);
+            args.push(KEEP_CHILDREN_ARG.into());
         }
         if !self.reload {
-            args.push(NO_RELOAD_ARG);
+            args.push(NO_RELOAD_ARG.into());
+        }
+        if let Some(limit) = self.max_memory {
+            args.push(MAX_MEMORY_ARG.into());
+            args.push(limit.to_string());
         }
         args
     }
@@ -175,6 +191,9 @@ pub enum EventKind {
     Message(FromSlot),
     /// The process is gone and its pipe read to the end.
     Exited(ExitStatus),
+    /// What the task the slot runs wrote to stdout and stderr since the last such event (see
+    /// `live_output`); sent only when no frame of the slot was unread.
+    Output([Option<String>; 2]),
 }
 
 /// `Started` in a box with a Debug that does not print the pipes.
@@ -442,6 +461,10 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
             });
         };
         let mut frames = FrameBuffer::default();
+        // The capture files, once the slot said hello, and how far they were forwarded.
+        let mut live: Option<(Captured, LiveCursor)> = None;
+        let mut look = tokio::time::interval_at(Instant::now() + LIVE_EVERY, LIVE_EVERY);
+        look.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut status: Option<ExitStatus> = None;
         let mut at_end = false;
         // One timer, for whichever of three waits is on (see `Waiting`).
@@ -465,6 +488,22 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
                                 if waiting == Some(Waiting::Hello) {
                                     waiting = None;
                                 }
+                                match &message {
+                                    FromSlot::Hello(hello) if live.is_none() => {
+                                        // Without the files there is no live output; the
+                                        // report still carries what the task wrote.
+                                        live = hello
+                                            .capture
+                                            .and_then(|fds| Captured::open(pid, fds).ok())
+                                            .map(|captured| (captured, LiveCursor::default()));
+                                    }
+                                    FromSlot::Done(_) => {
+                                        if let Some((_, cursor)) = &mut live {
+                                            cursor.task_ended();
+                                        }
+                                    }
+                                    _ => {}
+                                }
                                 send(EventKind::Message(message));
                             }
                             Ok(None) => break,
@@ -485,6 +524,15 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
                         waiting = Some(Waiting::LastFrames);
                     }
                 },
+                _ = look.tick(), if live.is_some() && !at_end && status.is_none() => {
+                    if let Some((captured, cursor)) = &mut live {
+                        let pipe = from_slot.as_raw_fd();
+                        let quiet = || frames.is_empty() && pipe_is_empty(pipe);
+                        if let Some(texts) = look_at_output(captured, cursor, quiet) {
+                            send(EventKind::Output(texts));
+                        }
+                    }
+                }
                 () = &mut timer, if waiting.is_some() => match waiting.take() {
                     Some(Waiting::Hello) => {
                         warn!(slot, "slot {slot} did not start within {} s; killing it", HELLO_TIMEOUT.as_secs());
@@ -499,6 +547,41 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
             send(EventKind::Exited(status));
         }
     });
+}
+
+/// One look at a slot's capture files (see `live_output`): what grew since the last look, if
+/// `quiet()` says, after reading, that no frame of the slot is unread (else it is read again at
+/// the next look, once those frames went their way).
+fn look_at_output(
+    captured: &Captured,
+    cursor: &mut LiveCursor,
+    quiet: impl FnOnce() -> bool,
+) -> Option<[Option<String>; 2]> {
+    let sizes = captured.sizes();
+    let reads = [0, 1].map(|which| {
+        cursor
+            .plan(which, sizes[which])
+            .map(|read| (read, captured.read(which, read.from, read.len)))
+    });
+    if reads.iter().all(Option::is_none) || !quiet() {
+        return None;
+    }
+    let mut which = 0;
+    let texts = reads.map(|read| {
+        let text = read.and_then(|(read, bytes)| cursor.accept(which, read, &bytes));
+        which += 1;
+        text
+    });
+    texts.iter().any(Option::is_some).then_some(texts)
+}
+
+/// Whether nothing waits to be read in the pipe `fd` (`FIONREAD` asks the kernel itself, not
+/// the runtime's idea of readiness).
+fn pipe_is_empty(fd: RawFd) -> bool {
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the variable we pass.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
+    rc == 0 && unread == 0
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@
 //! condition that they complete there (the slot skips it otherwise), and is given back unasked
 //! if one of them does not complete (see `waits`).
 //!
+//! Under `--max-memory`, a slot past the limit after a task is replaced (the result stands) and
+//! one past it during a task is killed, failing it `MemoryLimit` (see `memory`).
+//!
 //! Tasks of coroutine functions (`async def`) that the table knows as such run *together*: up to
 //! `async_concurrency` of them at once in one slot, on its event loop, each begun when handed and
 //! ended on its own (see `together`). A slot either runs a sequential hand (sync tasks, and tasks
@@ -121,6 +124,8 @@ pub struct SlotTable {
     waits: Waits,
     /// Doomed held tasks given back unasked since the last `take_returned` (see `waits`).
     returned: Vec<AttemptId>,
+    /// `--max-memory` and what it did (see `memory`).
+    memory: MemoryCounts,
 }
 
 /// One slot.
@@ -144,6 +149,11 @@ struct Slot {
     /// The together task whose failed cancellation made the table replace this slot's process:
     /// the other together tasks still running at its exit fail naming it.
     replaced_for: Option<AttemptId>,
+    /// Its process has reported a task: past `--max-memory` while idle, it is replaced (a
+    /// fresh one is not, see `memory`).
+    ran: bool,
+    /// The task it ran when it was last measured past `--max-memory` (see `memory`).
+    over: Option<AttemptId>,
 }
 
 /// A slot's process as the table sees it.
@@ -210,6 +220,7 @@ impl SlotTable {
             learned: Vec::new(),
             waits: Waits::default(),
             returned: Vec::new(),
+            memory: MemoryCounts::default(),
         };
         for slot in 0..count {
             table.start(slot);
@@ -543,6 +554,7 @@ impl SlotTable {
     /// The slot reported these tasks, in order; each was the front of its hand, and the next one
     /// begins now.
     pub fn done(&mut self, index: usize, reports: Vec<Report>, now: Instant) {
+        self.slots[index].ran = true;
         for report in reports {
             self.done_one(index, report, now);
         }
@@ -760,6 +772,8 @@ impl SlotTable {
         slot.replaced_for = None;
         slot.began = None;
         slot.broken = false;
+        slot.ran = false;
+        slot.over = None;
         self.actions.push_back(Action::Start { slot: index, delay });
         delay
     }
@@ -816,8 +830,11 @@ fn deadline(slot: &Slot) -> Option<(Instant, Duration)> {
 }
 
 mod hand_out;
+mod memory;
 mod together;
 mod waits;
+
+pub use memory::MemoryCounts;
 
 pub use hand_out::{FAST, HAND_MAX, SHORT};
 use together::Together;

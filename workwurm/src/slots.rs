@@ -9,24 +9,34 @@
 //! Python: starting a process happens in a task of its own, and what a slot says or does comes
 //! back as an [`Event`] from its watcher (`slot_process`).
 //!
+//! Under `--max-memory` it measures every live slot's resident memory every [`MEMORY_EVERY`]
+//! and lets the table judge (`slot_table/memory.rs`); it answers the session's usage question
+//! with each slot's pid and running count ([`SlotsHandle::usage`]); and it names the task that
+//! wrote what a slot's watcher read from its capture files, as [`News::Output`] (see
+//! `live_output`).
+//!
 //! Per turn of its loop it handles one command, or every slot event that is ready (carrying out
 //! the table's actions after each, so that a frame is written before the next event of its slot
 //! is looked at), then sends one [`News::Started`] with every attempt handed to a slot in that
 //! turn, so that a burst of tasks costs one `Started` frame, not one per task.
 
 use crate::captured::Captured;
+use crate::live_output;
 use crate::slot_channel::{encode_cancel, encode_interrupt, FromSlot};
 use crate::slot_process::{
     self, describe_exit, kill_group, Event, EventKind, SlotCommand, SlotWriter, StartedBox,
 };
-use crate::slot_table::{Action, SlotTable};
+use crate::slot_table::{Action, MemoryCounts, SlotTable};
+use crate::usage::{self, SlotsSnapshot};
 use std::time::Duration;
 use tatzelwurm_proto::task::TaskOutput;
-use tatzelwurm_proto::worker::{Assignment, Report};
+#[cfg(test)]
+use tatzelwurm_proto::worker::OutputStream;
+use tatzelwurm_proto::worker::{Assignment, OutputChunk, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info};
 
 pub use crate::slot_table::AttemptId;
@@ -39,6 +49,9 @@ const EVENTS_PER_TURN: usize = 1024;
 
 /// Where the pool's timer starts; it is not polled until a running task has a deadline.
 const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// How often the slots' resident memory is measured under `--max-memory`.
+pub const MEMORY_EVERY: Duration = Duration::from_millis(100);
 
 /// What the pool tells the session.
 #[derive(Debug)]
@@ -54,6 +67,12 @@ pub enum News {
     /// Held tasks given back unasked: a task they run after did not complete here (the
     /// coordinator's `Returned`; see `slot_table/waits`).
     Returned(Vec<AttemptId>),
+    /// What running tasks wrote since the last such news (see `live_output`), for the
+    /// coordinator's `Output`.
+    Output(Vec<OutputChunk>),
+    /// `--max-memory` replaced a slot or failed a task: worth a `Usage` now rather than at the
+    /// next heartbeat.
+    MemoryActed,
 }
 
 /// The session's way to the slot pool. Cheap to clone; the pool kills its slots and stops when
@@ -71,6 +90,7 @@ enum Command {
     Running(oneshot::Sender<Vec<AttemptId>>),
     WhenStarted(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+    Usage(oneshot::Sender<SlotsSnapshot>),
 }
 
 impl SlotsHandle {
@@ -86,15 +106,18 @@ impl SlotsHandle {
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let (news, news_inbox) = mpsc::unbounded_channel();
         let (events, event_inbox) = mpsc::unbounded_channel();
+        let max_memory = command.max_memory;
         let mut pool = Pool {
             command,
-            table: SlotTable::new(count, async_concurrency),
+            table: SlotTable::new(count, async_concurrency).with_max_memory(max_memory),
             processes: (0..count).map(|_| Process::default()).collect(),
             news,
             events,
             stopping: None,
             starting: Vec::new(),
+            memory_told: MemoryCounts::default(),
         };
+        pool.memory_told = pool.table.memory_counts();
         pool.apply(Instant::now());
         tokio::spawn(pool.serve(inbox, event_inbox));
         (SlotsHandle { commands }, news_inbox)
@@ -142,6 +165,14 @@ impl SlotsHandle {
         let _ = answer.await;
     }
 
+    /// Each slot's process id and running count, and what `--max-memory` did, for the
+    /// coordinator's `Usage` (the session measures the processes, see `usage`).
+    pub async fn usage(&self) -> SlotsSnapshot {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Usage(reply)).await;
+        answer.await.unwrap_or_default()
+    }
+
     /// Kills every slot and returns once all slot processes are gone.
     pub async fn shutdown(&self) {
         let (reply, answer) = oneshot::channel();
@@ -171,6 +202,8 @@ struct Pool {
     stopping: Option<Vec<oneshot::Sender<()>>>,
     /// Who waits for every slot to have said hello once ([`SlotsHandle::started`]).
     starting: Vec<oneshot::Sender<()>>,
+    /// The memory counts last told to the session ([`News::MemoryActed`]).
+    memory_told: MemoryCounts,
 }
 
 /// One slot's process as the actor holds it.
@@ -220,7 +253,11 @@ impl Pool {
     ) {
         let timer = tokio::time::sleep(NO_DEADLINE);
         tokio::pin!(timer);
+        // Polled only under --max-memory while some slot is ready.
+        let mut measure = tokio::time::interval(MEMORY_EVERY);
+        measure.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let measuring = self.table.wants_memory_samples();
             // The timer is polled only while some running task has a deadline, and then set to
             // the earliest one.
             let next = self.table.next_deadline();
@@ -246,9 +283,15 @@ impl Pool {
                     }
                 }
                 () = &mut timer, if next.is_some() => self.table.time_out(Instant::now()),
+                _ = measure.tick(), if measuring => self.measure(),
             }
             self.apply(Instant::now());
             self.tell_started();
+            let memory = self.table.memory_counts();
+            if memory != self.memory_told {
+                self.memory_told = memory;
+                let _ = self.news.send(News::MemoryActed);
+            }
             if self.stopping.is_some() && self.table.all_dead() {
                 for waiter in self.stopping.take().unwrap_or_default() {
                     let _ = waiter.send(());
@@ -278,6 +321,47 @@ impl Pool {
                 self.stopping.get_or_insert_with(Vec::new).push(reply);
                 self.table.shutdown();
             }
+            Command::Usage(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    /// Measures the resident memory of every live slot process for `--max-memory`.
+    fn measure(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.processes.len() {
+            let ProcessState::Live(live) = &self.processes[index].state else {
+                continue;
+            };
+            if live.exited {
+                continue;
+            }
+            if let Some(rss) = usage::resident(live.pid) {
+                self.table.measured(index, rss, now);
+            }
+        }
+    }
+
+    /// What the coordinator's `Usage` needs from the pool.
+    fn snapshot(&self) -> SlotsSnapshot {
+        let memory = self.table.memory_counts();
+        SlotsSnapshot {
+            slots: self
+                .processes
+                .iter()
+                .enumerate()
+                .map(|(index, process)| {
+                    let pid = match &process.state {
+                        ProcessState::Live(live) if !live.exited => Some(live.pid),
+                        _ => None,
+                    };
+                    (pid, self.table.running_in(index))
+                })
+                .collect(),
+            max_memory: memory.limit,
+            memory_replaced: memory.replaced,
+            memory_killed: memory.killed,
         }
     }
 
@@ -455,6 +539,19 @@ impl Pool {
                     .collect();
                 self.table.unmet(index, &ids, now);
             }
+            EventKind::Message(FromSlot::Outgrown(rss)) => self.table.outgrown(index, rss, now),
+            EventKind::Output(texts) => {
+                // Written by the task the slot runs now (see `live_output`); none: dropped,
+                // the report carries it.
+                if let Some(attempt) = self.table.live_target(index) {
+                    let chunks: Vec<OutputChunk> = texts
+                        .into_iter()
+                        .enumerate()
+                        .filter_map(|(which, text)| Some(live_output::chunk(attempt, which, text?)))
+                        .collect();
+                    let _ = self.news.send(News::Output(chunks));
+                }
+            }
             EventKind::Message(FromSlot::Coroutines(names)) => {
                 self.table.coroutines(index, names, now);
                 // At once, ahead of the reports of this turn: the coordinator counts the
@@ -499,3 +596,6 @@ mod reload_tests;
 
 #[cfg(test)]
 mod held_tests;
+
+#[cfg(test)]
+mod usage_tests;

@@ -45,6 +45,8 @@ impl Worker {
             queues: vec!["default".into()],
             async_concurrency: 1,
             reload: true,
+            max_memory: None,
+            tls: None,
         };
         change(&mut config);
         let (stop, stopped) = watch::channel(Stop::Running);
@@ -323,7 +325,9 @@ async fn a_drain_finishes_the_running_task_then_leaves() {
         {
             Ok(Some(FromWorker::Draining)) => said_draining = true,
             Ok(Some(FromWorker::Reports(reports))) => break reports[0].clone(),
-            Ok(Some(FromWorker::Heartbeat { .. } | FromWorker::Started(_))) => {}
+            Ok(Some(
+                FromWorker::Heartbeat { .. } | FromWorker::Started(_) | FromWorker::Usage(_),
+            )) => {}
             other => panic!("the worker ended before it reported: {other:?}"),
         }
     };
@@ -576,5 +580,105 @@ async fn queues_concurrency_and_coroutines_reach_the_coordinator() {
     let mut connection = accept(&listener).await;
     let first = timeout(PATIENCE, connection.recv()).await.unwrap().unwrap();
     assert_eq!(first, Some(FromWorker::Coroutines(vec!["aio:wait".into()])));
+    worker.stop().await.unwrap();
+}
+
+/// The coordinator's `Drain` does what the first SIGTERM does: `Draining`, the running task
+/// finishes and is reported, and the worker leaves cleanly once the report is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinators_drain_drains_as_sigterm_does() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start(listener.local_addr().unwrap().to_string(), 1);
+    let mut connection = accept(&listener).await;
+    connection
+        .send(&ToWorker::Run(vec![assignment(5, 1, "tasks:nap", "[0.5]")]))
+        .await
+        .unwrap();
+    heartbeat_where(&mut connection, |running| {
+        running == [(TaskId(5), Attempt(1))]
+    })
+    .await;
+    connection.send(&ToWorker::Drain).await.unwrap();
+    let mut said_draining = false;
+    loop {
+        match timeout(PATIENCE, connection.recv())
+            .await
+            .expect("a frame in time")
+        {
+            Ok(Some(FromWorker::Draining)) => said_draining = true,
+            Ok(Some(FromWorker::Reports(reports))) => {
+                assert!(said_draining, "the report came before Draining");
+                assert!(matches!(reports[0].outcome, Outcome::Completed { .. }));
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("the worker ended before it reported: {other:?}"),
+        }
+    }
+    assert!(
+        !worker.done.is_finished(),
+        "left before its report was recorded"
+    );
+    connection
+        .send(&ToWorker::Recorded(vec![(TaskId(5), Attempt(1))]))
+        .await
+        .unwrap();
+    worker.ended().await.expect("a drain is a clean exit");
+}
+
+/// `Usage` comes with the heartbeats, one entry per slot with its pid and memory, and the limit
+/// of --max-memory; what a running task prints comes in `Output` frames before its report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_live_output_reach_the_coordinator() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = Worker::start_with(listener.local_addr().unwrap().to_string(), 1, |config| {
+        config.max_memory = Some(512 * 1024 * 1024);
+    });
+    let mut connection = accept(&listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let args = serde_json::json!([gate, 60]).to_string();
+    connection
+        .send(&ToWorker::Run(vec![assignment(
+            9,
+            1,
+            "tasks:print_until",
+            &args,
+        )]))
+        .await
+        .unwrap();
+    let mut usage = None;
+    let mut printed = String::new();
+    let deadline = Instant::now() + PATIENCE;
+    while usage.is_none() || !printed.contains("first line") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, connection.recv())
+            .await
+            .expect("usage and output in time")
+        {
+            Ok(Some(FromWorker::Usage(seen))) => usage = Some(seen),
+            Ok(Some(FromWorker::Output(chunks))) => {
+                for chunk in chunks {
+                    assert_eq!((chunk.task, chunk.attempt), (TaskId(9), Attempt(1)));
+                    printed.push_str(&chunk.text);
+                }
+            }
+            Ok(Some(FromWorker::Reports(reports))) => {
+                panic!("reported before its output: {reports:?}")
+            }
+            Ok(Some(_)) => {}
+            other => panic!("the connection ended: {other:?}"),
+        }
+    }
+    let usage = usage.unwrap();
+    assert_eq!(usage.slots.len(), 1);
+    assert!(
+        usage.slots.iter().all(|s| s.pid > 0 && s.rss > 1024 * 1024),
+        "{usage:?}"
+    );
+    assert_eq!(usage.max_memory, Some(512 * 1024 * 1024));
+    std::fs::write(&gate, "open").unwrap();
+    let report = report_of(&mut connection, 9).await;
+    assert_eq!(report.output.stdout, "first line\nafter the gate\n");
     worker.stop().await.unwrap();
 }

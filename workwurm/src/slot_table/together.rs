@@ -33,7 +33,7 @@
 use super::{Action, AttemptId, Phase, Slot, SlotTable};
 use crate::failures;
 use std::time::Duration;
-use tatzelwurm_proto::task::Outcome;
+use tatzelwurm_proto::task::{Outcome, TaskError};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -274,6 +274,29 @@ impl SlotTable {
         }
         self.push_report(report, None);
         None
+    }
+
+    /// Fails every together task of `index` that is not being cancelled already with `error`
+    /// (those being cancelled end as their cancel says) and kills the slot's process; each is
+    /// reported when the process is gone. Returns how many were failed.
+    pub(super) fn fail_together(&mut self, index: usize, error: TaskError) -> usize {
+        let slot = &mut self.slots[index];
+        let mut failed = 0;
+        for task in &mut slot.together {
+            if task.stop.is_none() {
+                task.stop = Some(Cancel {
+                    outcome: Outcome::Failed {
+                        error: error.clone(),
+                    },
+                    // Never looked at: the slot is being killed.
+                    until: task.began,
+                });
+                failed += 1;
+            }
+        }
+        slot.phase = Phase::Killing(None);
+        self.actions.push_back(Action::Kill { slot: index });
+        failed
     }
 
     /// The last `count` together tasks handed to `index` did not reach it: they go back to the

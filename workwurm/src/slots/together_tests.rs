@@ -31,7 +31,7 @@ async fn collect(
                 reports.insert(report.task.0, report);
             }
             News::Coroutines(names) => coroutines.extend(names),
-            News::Started(_) => {}
+            News::Started(_) | News::Output(_) | News::MemoryActed => {}
             News::Returned(attempts) => panic!("no task here runs after another: {attempts:?}"),
         }
     }
