@@ -1,16 +1,24 @@
-//! The command line as clap parses it: `actionwurm [--coordinator ADDR]
-//! task|queue|schedule|worker ...`.
+//! The command line as clap parses it: `actionwurm [--coordinator ADDR] [--tls] [--tls-ca FILE]
+//! task|queue|schedule|worker|events ...`.
 //!
-//! Only shapes and help text live here (`queue` and `schedule` in files of their own, the
-//! value parsers in `values`); `commands` gives them meaning. The names are the contract of
+//! Only shapes and help text live here (`queue`, `schedule`, `events`, `logs`, `purge` and the
+//! TLS flags in `tls` in files of their own, the value parsers in `values`); `commands` gives them meaning. The names are the contract of
 //! issues 5 and 11 (tests and docs use them), so change them only together with those.
 
+mod events;
+mod logs;
+mod purge;
 mod queue;
 mod schedule;
+pub mod tls;
 pub mod values;
 
+pub use events::{EventsArgs, Since};
+pub use logs::LogsArgs;
+pub use purge::PurgeArgs;
 pub use queue::{LimitArgs, QueueCommand, QueueName};
 pub use schedule::{ScheduleAddArgs, ScheduleCommand, ScheduleName, ScheduleShowArgs, TriggerArgs};
+pub use tls::TlsArgs;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,14 +27,17 @@ use tatzelwurm_proto::task::{TaskState, DEFAULT_CRASH_LIMIT, DEFAULT_QUEUE};
 use tatzelwurm_proto::{seconds, COORDINATOR_ENV, DEFAULT_COORDINATOR};
 use values::{parse_crash_limit, parse_priority, parse_queue, parse_retries};
 
-/// Add, play, pause, kill, list, show and wait for tatzelwurm tasks; manage queues and
-/// schedules; list workers.
+/// Add, play, pause, kill, list, show, wait for, follow and purge tatzelwurm tasks; manage
+/// queues and schedules; list and drain workers; watch the event log.
 #[derive(Debug, Parser)]
 #[command(name = "actionwurm", version)]
 pub struct Cli {
     /// Address of the coordinator (HOST:PORT).
     #[arg(long, global = true, value_name = "ADDR", env = COORDINATOR_ENV, default_value = DEFAULT_COORDINATOR, value_parser = check_coordinator_address)]
     pub coordinator: String,
+    /// How to reach a coordinator that serves TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: TopCommand,
@@ -35,7 +46,7 @@ pub struct Cli {
 /// What an actioner handles: tasks, queues, schedules and workers.
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
-    /// Add, play, pause, kill, list, show and wait for tasks.
+    /// Add, play, pause, kill, list, show and wait for tasks; print their output; purge them.
     #[command(subcommand)]
     Task(TaskCommand),
     /// List queues; pause, resume or limit one.
@@ -44,9 +55,16 @@ pub enum TopCommand {
     /// Add, list, show, pause, resume and remove schedules that add tasks over time.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
-    /// Inspect the connected workers.
+    /// Inspect the connected workers, or drain one.
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Print the event log: every state change of a task, every worker joining, draining or
+    /// leaving, each with its sequence number; with --follow, as they happen.
+    ///
+    /// Exit status: 0 at the end of the log (without --follow); 1 on an error, or when a
+    /// follower fell too far behind and was dropped (the sentence names the last sequence
+    /// number printed: follow on with --since it).
+    Events(EventsArgs),
 }
 
 /// `actionwurm task ...`.
@@ -75,13 +93,33 @@ pub enum TaskCommand {
     /// killed before the wait began (so a failure just before the wait is not missed); 2 when
     /// --timeout expired first.
     Wait(WaitArgs),
+    /// Print a task's output: stdout to stdout, stderr to stderr. With --follow, a running
+    /// task's output as it is written, until the task finishes.
+    Logs(LogsArgs),
+    /// Remove finished tasks (completed, failed, killed) with their results and output, by id
+    /// or by age; the store's disk use shrinks. A purged id is reported as purged afterwards.
+    ///
+    /// Exit status: 0 when every named task was purged (or had been); 1 when a named task is
+    /// not finished (it is left and named).
+    Purge(PurgeArgs),
 }
 
 /// `actionwurm worker ...`.
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
-    /// List the connected workers.
+    /// List the connected workers with their load, memory, CPU and uptime.
     List(JsonFlag),
+    /// Drain workers by name (or connection id), as SIGTERM on their host does: they get
+    /// nothing new, finish what they hold, and leave.
+    Drain(DrainArgs),
+}
+
+/// Arguments of `worker drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The worker's name (as `worker list` shows it) or connection id.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 /// Arguments of `task add`.
@@ -314,6 +352,53 @@ mod tests {
         assert!(parse("actionwurm task play -a 3").is_err());
         assert!(parse("actionwurm task wait 1 --timeout soon").is_err());
         assert!(parse("actionwurm task wait 1 --timeout -1").is_err());
+    }
+
+    /// The operations commands parse: events with its filters, logs, purge by ids or age,
+    /// worker drain, and the global TLS flags anywhere.
+    #[test]
+    fn operations_commands_parse() {
+        let cli = parse("actionwurm events -f --since 12 --task 4 --queue gpu --json").unwrap();
+        let TopCommand::Events(events) = cli.command else {
+            panic!("not events");
+        };
+        assert!(events.follow && events.json);
+        assert_eq!(events.since, Some(Since::Seq(12)));
+        assert_eq!(
+            (events.task, events.queue.as_deref()),
+            (Some(4), Some("gpu"))
+        );
+        assert!(parse("actionwurm events --since soon").is_err());
+        let cli = parse("actionwurm task logs 7 --follow").unwrap();
+        assert!(matches!(
+            cli.command,
+            TopCommand::Task(TaskCommand::Logs(LogsArgs {
+                id: 7,
+                follow: true
+            }))
+        ));
+        let cli =
+            parse("actionwurm task purge --finished-before 7d --state failed,killed").unwrap();
+        let TopCommand::Task(TaskCommand::Purge(purge)) = cli.command else {
+            panic!("not a purge");
+        };
+        assert_eq!(purge.finished_before, Some(7 * 86_400_000));
+        assert_eq!(purge.states, vec![TaskState::Failed, TaskState::Killed]);
+        assert!(parse("actionwurm task purge 1 2 3").is_ok());
+        assert!(parse("actionwurm task purge").is_err());
+        assert!(parse("actionwurm task purge 1 --finished-before 1d").is_err());
+        assert!(parse("actionwurm task purge 1 --state failed").is_err());
+        let err = parse("actionwurm task purge --finished-before 1d --state running")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only finished tasks are purged"), "{err}");
+        let cli = parse("actionwurm worker drain box:12 --tls-ca ca.pem").unwrap();
+        assert!(cli.tls.enabled() && !cli.tls.tls);
+        assert!(
+            matches!(cli.command, TopCommand::Worker(WorkerCommand::Drain(DrainArgs { ref name })) if name == "box:12")
+        );
+        assert!(parse("actionwurm --tls task list").unwrap().tls.enabled());
+        assert!(!parse("actionwurm task list").unwrap().tls.enabled());
     }
 
     /// --args and --args-file cannot be combined.

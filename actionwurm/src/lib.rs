@@ -5,7 +5,8 @@
 //! - [`cli`]: the command line as clap parses it (the names are the contract of issues 5 and
 //!   11); `cli::queue` and `cli::schedule` hold those commands, `cli::values` the value parsers.
 //! - [`commands`]: what each subcommand does, returning an [`outcome::Outcome`] instead of
-//!   printing; `commands::task`, `queue`, `schedule` and `worker`.
+//!   printing (`events` and `task logs` stream to the terminal); `commands::task`, `queue`,
+//!   `schedule`, `worker` and `events`.
 //! - [`spec`]: checking `FUNC`, `--args`, `--kwargs` and `--args-file` into `TaskSpec`s, and
 //!   the policy flags (`--retries`, `--timeout`, ...) into the `TaskPolicy` they share.
 //! - [`table`]: comfy-table builders for people; [`time`]: UTC times and short durations.
@@ -60,15 +61,26 @@ pub fn main(argv: Vec<String>) -> i32 {
 }
 
 /// Runs one parsed command line to its outcome; every error becomes one sentence with exit
-/// code 1, so that nothing is left but to `output::emit` it.
+/// code 1, so that nothing is left but to `output::emit` it. (`events` and `task logs` write
+/// what they stream to stdout as it comes, before their outcome.)
 pub async fn run(cli: Cli) -> Outcome {
-    let addr = cli.coordinator.as_str();
+    let target = commands::Target {
+        addr: cli.coordinator.clone(),
+        tls: cli.tls.clone(),
+    };
+    let target = &target;
     let result = match &cli.command {
-        TopCommand::Task(command) => commands::task::run(addr, command).await,
-        TopCommand::Queue(command) => commands::queue::run(addr, command).await,
-        TopCommand::Schedule(command) => commands::schedule::run(addr, command).await,
+        TopCommand::Task(command) => commands::task::run(target, command).await,
+        TopCommand::Queue(command) => commands::queue::run(target, command).await,
+        TopCommand::Schedule(command) => commands::schedule::run(target, command).await,
         TopCommand::Worker(WorkerCommand::List(flag)) => {
-            commands::worker::list(addr, flag.json).await
+            commands::worker::list(target, flag.json).await
+        }
+        TopCommand::Worker(WorkerCommand::Drain(args)) => {
+            commands::worker::drain(target, &args.name).await
+        }
+        TopCommand::Events(args) => {
+            commands::events::run(target, args, &mut std::io::stdout()).await
         }
     };
     result.unwrap_or_else(|err| Outcome::error(output::sentence(&err)))

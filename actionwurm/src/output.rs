@@ -1,15 +1,20 @@
 //! What scripts read and how everything reaches the terminal: the JSON form of tasks and
-//! workers (queues and schedules in `queue_json` and `schedule_json`), the one-sentence form
+//! workers (queues, schedules, events and a worker's usage in `queue_json`, `schedule_json`,
+//! `event_json` and `usage_json`), the one-sentence form
 //! of errors (clap's included), and `emit`, which writes an `Outcome`.
 //!
 //! Used by `commands` (JSON and error sentences) and by `main` (`emit`, `clap_error`). The JSON
 //! keys and value types are a contract for scripts: add keys freely, never rename or retype one.
 
+mod event_json;
 mod queue_json;
 mod schedule_json;
+mod usage_json;
 
+pub use event_json::EventJson;
 pub use queue_json::QueueJson;
 pub use schedule_json::ScheduleJson;
+pub use usage_json::UsageJson;
 
 use crate::outcome::Outcome;
 use serde::Serialize;
@@ -101,6 +106,10 @@ pub struct WorkerJson<'a> {
     queues: &'a [String],
     /// How many `async def` tasks one of its slots runs at once.
     async_concurrency: u32,
+    /// Seconds since it connected.
+    uptime: f64,
+    /// What its slots use (RSS, CPU, the memory limit), as it last measured; null until then.
+    usage: Option<UsageJson>,
 }
 
 impl<'a> TaskJson<'a> {
@@ -186,8 +195,8 @@ impl<'a> ErrorJson<'a> {
 }
 
 impl<'a> WorkerJson<'a> {
-    /// The JSON of a worker.
-    pub fn new(info: &'a WorkerInfo) -> WorkerJson<'a> {
+    /// The JSON of a worker; `now` measures its uptime.
+    pub fn new(info: &'a WorkerInfo, now: Timestamp) -> WorkerJson<'a> {
         WorkerJson {
             id: info.id.0,
             name: &info.name,
@@ -202,6 +211,8 @@ impl<'a> WorkerJson<'a> {
             held_off_until: info.held_off_until.map(Timestamp::as_secs_f64),
             queues: &info.queues,
             async_concurrency: info.async_concurrency,
+            uptime: now.0.saturating_sub(info.connected_at.0) as f64 / 1000.0,
+            usage: info.usage.as_ref().map(UsageJson::new),
         }
     }
 }
@@ -491,13 +502,33 @@ mod tests {
             queues: vec!["default".into(), "gpu".into()],
             async_concurrency: 4,
         };
-        let json = as_value(&WorkerJson::new(&info));
+        let json = as_value(&WorkerJson::new(&info, Timestamp(4_000)));
         assert_eq!(
             json,
             serde_json::json!({"id": 2, "name": "host:7", "address": "127.0.0.1:4000", "slots": 4,
                 "running": 1, "queued": 0, "done": 10, "python": "3.11.7", "connected_at": 1.5,
                 "state": "draining", "held_off_until": null, "queues": ["default", "gpu"],
-                "async_concurrency": 4})
+                "async_concurrency": 4, "uptime": 2.5, "usage": null})
+        );
+        let mut measured = info;
+        measured.usage = Some(tatzelwurm_proto::worker::WorkerUsage {
+            at: Timestamp(3_000),
+            slots: vec![tatzelwurm_proto::worker::SlotUsage {
+                pid: 42,
+                rss: 1_000,
+                cpu_permille: 250,
+                running: 1,
+            }],
+            max_memory: None,
+            memory_replaced: 0,
+            memory_killed: 0,
+        });
+        let json = as_value(&WorkerJson::new(&measured, Timestamp(4_000)));
+        assert_eq!(
+            json["usage"],
+            serde_json::json!({"at": 3.0, "rss": 1000, "cpu": 0.25, "max_memory": null,
+                "memory_replaced": 0, "memory_killed": 0,
+                "slots": [{"pid": 42, "rss": 1000, "cpu": 0.25, "running": 1}]})
         );
     }
 

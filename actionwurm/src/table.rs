@@ -1,5 +1,6 @@
 //! Tables for people: the task list, one task in full, and the worker list (comfy-table 8);
-//! the queue and schedule tables are in `queues` and `schedules`.
+//! the queue and schedule tables are in `queues` and `schedules`, the worker list's usage cells
+//! in `usage`, and the event log's lines (not a table) in `events`.
 //!
 //! Used by `commands`. Tables fit the terminal's width when stdout is one (comfy-table wraps
 //! cells) and keep whole lines when piped; no colours are used, so nothing leaks into a pipe.
@@ -13,9 +14,12 @@ use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::task::{TaskInfo, TaskPolicy, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 
+mod events;
 mod queues;
 mod schedules;
+mod usage;
 
+pub use events::event_line;
 pub use queues::queue_list;
 pub use schedules::{schedule_detail, schedule_list};
 
@@ -131,8 +135,10 @@ pub fn task_detail(
 
 /// The worker list: one row per connected worker. `running` is what it holds (its load);
 /// `queued`, of those, the ones handed ahead of a free slot (prefetch) that no slot has started;
-/// `queues`, the queues it serves.
-pub fn worker_list(workers: &[WorkerInfo]) -> Table {
+/// `queues`, the queues it serves; `rss` and `cpu`, what its slots use together (as it last
+/// measured; empty until it has); `uptime`, since it connected (`now` is when the list is
+/// shown); `mem limit`, its `--max-memory` and how often it acted.
+pub fn worker_list(workers: &[WorkerInfo], now: Timestamp) -> Table {
     let mut table = new_table(&[
         "id",
         "name",
@@ -141,9 +147,13 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
         "running",
         "queued",
         "done",
+        "rss",
+        "cpu",
+        "mem limit",
         "queues",
         "python",
         "connected (UTC)",
+        "uptime",
         "state",
     ]);
     for worker in workers {
@@ -155,13 +165,17 @@ pub fn worker_list(workers: &[WorkerInfo]) -> Table {
             worker.running.to_string(),
             worker.queued.to_string(),
             worker.done.to_string(),
+            usage::rss(worker),
+            usage::cpu(worker),
+            usage::memory_limit(worker),
             worker.queues.join(", "),
             worker.python.clone(),
             time::utc(worker.connected_at),
+            usage::uptime(worker, now),
             output::worker_state(worker).to_string(),
         ]);
     }
-    align_right(&mut table, &[0, 3, 4, 5, 6]);
+    align_right(&mut table, &[0, 3, 4, 5, 6, 7, 8, 13]);
     table
 }
 
@@ -510,8 +524,15 @@ mod tests {
             queues: vec!["default".into()],
             async_concurrency: 1,
         };
-        let text = render(worker_list(&[worker]));
+        let text = render(worker_list(
+            std::slice::from_ref(&worker),
+            Timestamp(1_795_484_537_000),
+        ));
         for cell in [
+            "uptime",
+            "2m05s",
+            "rss",
+            "mem limit",
             "box:99",
             "10.0.0.2:5000",
             "1234",
@@ -523,6 +544,31 @@ mod tests {
             "queues",
             "default",
         ] {
+            assert!(text.contains(cell), "missing {cell:?} in\n{text}");
+        }
+        let mut measured = worker;
+        measured.usage = Some(tatzelwurm_proto::worker::WorkerUsage {
+            at: Timestamp(1_795_484_530_000),
+            slots: vec![
+                tatzelwurm_proto::worker::SlotUsage {
+                    pid: 10,
+                    rss: 300 << 20,
+                    cpu_permille: 1000,
+                    running: 1,
+                },
+                tatzelwurm_proto::worker::SlotUsage {
+                    pid: 11,
+                    rss: 112 << 20,
+                    cpu_permille: 354,
+                    running: 1,
+                },
+            ],
+            max_memory: Some(1 << 30),
+            memory_replaced: 2,
+            memory_killed: 1,
+        });
+        let text = render(worker_list(&[measured], Timestamp(0)));
+        for cell in ["412 MiB", "135%", "1.00 GiB (2 replaced, 1 killed)"] {
             assert!(text.contains(cell), "missing {cell:?} in\n{text}");
         }
     }

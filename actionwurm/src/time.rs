@@ -17,6 +17,12 @@ pub fn utc(at: Timestamp) -> String {
     }
 }
 
+/// A moment as `YYYY-MM-DD HH:MM:SS.mmm` in UTC, for the event log, where many things happen
+/// within one second.
+pub fn utc_millis(at: Timestamp) -> String {
+    format!("{}.{:03}", utc(at), at.0 % 1000)
+}
+
 /// The time between two moments, short enough for a table column: `350ms`, `1.2s`, `4m05s`,
 /// `2h10m`. A `to` before `from` (clocks of different machines) reads as zero.
 pub fn duration(from: Timestamp, to: Timestamp) -> String {
@@ -110,6 +116,15 @@ mod tests {
         assert_eq!(
             utc(Timestamp(u64::MAX)),
             format!("{} ms after 1970", u64::MAX)
+        );
+    }
+
+    /// Event times keep their milliseconds.
+    #[test]
+    fn utc_with_millis() {
+        assert_eq!(
+            utc_millis(Timestamp(1_795_484_412_009)),
+            "2026-11-24 01:40:12.009"
         );
     }
 

@@ -258,7 +258,7 @@ impl Client {
             .map_err(|_| self.closed())
     }
 
-    fn closed(&self) -> ClientError {
+    pub(crate) fn closed(&self) -> ClientError {
         ClientError::ClientClosed {
             addr: self.inner.address.clone(),
         }
@@ -339,5 +339,7 @@ fn reply_kind(reply: &Reply) -> &'static str {
 }
 
 mod control;
+mod operations;
+pub use operations::Purged;
 #[cfg(test)]
 mod tests;

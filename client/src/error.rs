@@ -7,6 +7,7 @@
 use std::io;
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{Failure, FailureKind};
+use tatzelwurm_proto::tls::TlsError;
 use tatzelwurm_proto::{ProtoError, COORDINATOR_ENV, MAX_FRAME_LEN};
 use thiserror::Error;
 
@@ -17,7 +18,8 @@ pub enum ErrorClass {
     /// Cannot connect, or the connection was lost and did not come back in time
     /// (-> `CoordinatorUnavailable`).
     Unavailable,
-    /// The handshake was refused: a wrong token, another protocol version (-> `CoordinatorRefused`).
+    /// The handshake was refused: a wrong token, another protocol version; or TLS failed: an
+    /// untrusted, expired or wrong-name certificate, TLS on one side only (-> `CoordinatorRefused`).
     Refused,
     /// A task id that was never handed out (-> `UnknownTask`).
     UnknownTask,
@@ -57,6 +59,14 @@ pub enum ClientError {
     /// Something answered our hello with bytes that are not a tatzelwurm reply.
     #[error("the server at {addr} did not answer like a tatzelwurm coordinator ({detail}); check the address")]
     NotCoordinator { addr: String, detail: String },
+    /// The TLS handshake failed: an untrusted, expired or wrong-name certificate, or a server
+    /// that does not speak TLS; the sentence says which and what to do.
+    #[error("{0}")]
+    Tls(TlsError),
+    /// The TLS settings (`TATZELWURM_TLS`, `TATZELWURM_TLS_CA`) cannot be used; nothing was
+    /// sent, not even in plain text.
+    #[error("{reason}")]
+    TlsSettings { reason: String },
     /// The coordinator refused the handshake (a version mismatch, a wrong token) with this reason.
     #[error("the coordinator at {addr} refused this client: {reason}")]
     Refused { addr: String, reason: String },
@@ -101,7 +111,11 @@ impl ClientError {
             | ClientError::NotCoordinator { .. }
             | ClientError::Closed { .. }
             | ClientError::Lost { .. } => ErrorClass::Unavailable,
-            ClientError::Refused { .. } => ErrorClass::Refused,
+            // A certificate or protocol mismatch is a setting to fix, not a moment to wait
+            // out: the same class as a refused handshake.
+            ClientError::Refused { .. } | ClientError::Tls(_) | ClientError::TlsSettings { .. } => {
+                ErrorClass::Refused
+            }
             ClientError::Rejected(failure) => match failure.kind {
                 FailureKind::UnknownTask => ErrorClass::UnknownTask,
                 FailureKind::BadRequest => ErrorClass::BadRequest,
@@ -236,6 +250,15 @@ mod tests {
                 class
             );
         }
+    }
+
+    /// A TLS failure shows the TLS sentence as it is, in the class of a refused handshake.
+    #[test]
+    fn tls_failures_read_as_their_sentence() {
+        let tls = TlsError::NotTls { addr: "h:1".into() };
+        let err = ClientError::Tls(tls.clone());
+        assert_eq!(err.to_string(), tls.to_string());
+        assert_eq!(err.class(), ErrorClass::Refused);
     }
 
     /// A request over the frame limit says the limit and both ways out, in one sentence.

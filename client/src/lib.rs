@@ -6,6 +6,9 @@
 //! - [`options`]: `ConnectOptions` (address, token, name, timeouts, reconnect) and `Tuning`.
 //! - [`client`]: `Client`, the cloneable handle with a typed method per request (those about
 //!   queues and schedules in `client/control.rs`).
+//! - [`event_stream`], [`log_stream`]: `EventStream` and `LogStream`, the streamed answers of
+//!   `Client::events` and `Client::logs` (`client/operations.rs`), read at the caller's pace;
+//!   `stream`: the bounded channel under them, which cuts off a reader that falls behind.
 //! - [`pipeline`]: `Pipeline` and `Event`: queued submits sent as one watched, keyed `Add` per
 //!   batch, a window of unacknowledged tasks, flush, watch, pushed completions.
 //! - [`error`]: `ClientError` (one sentence each) and `ErrorClass` (for programs).
@@ -20,21 +23,28 @@ mod batcher;
 pub mod client;
 mod connect;
 pub mod error;
+pub mod event_stream;
 #[cfg(any(test, feature = "fake-coordinator"))]
 pub mod fake_coordinator;
 mod key;
+pub mod log_stream;
 pub mod options;
 pub mod pipeline;
 mod routes;
 mod session;
 mod size;
+mod stream;
 
 pub use batcher::Ticket;
-pub use client::{Changed, Client};
+pub use client::{Changed, Client, Purged};
 pub use error::{ClientError, ErrorClass};
+pub use event_stream::EventStream;
+pub use log_stream::{LogPage, LogStream};
 pub use options::{ConnectOptions, Tuning, DEFAULT_CONNECT_TIMEOUT, RECONNECT_LIMIT};
 pub use pipeline::{Event, Pipeline};
-pub use tatzelwurm_proto::actioner::{Selection, WorkerInfo};
+pub use stream::Polled;
+pub use tatzelwurm_proto::actioner::{PurgeSelection, Selection, WorkerInfo};
+pub use tatzelwurm_proto::event::{EventFilter, EventKind, EventsFrom};
 pub use tatzelwurm_proto::queue::{QueueChange, QueueInfo};
 pub use tatzelwurm_proto::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec, Trigger};
 pub use tatzelwurm_proto::task::{

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 use tatzelwurm_proto::handshake::token_from_env;
+use tatzelwurm_proto::tls::ClientTls;
 use tatzelwurm_proto::{COORDINATOR_ENV, DEFAULT_COORDINATOR};
 
 /// The bound on one connect and handshake when `from_env` is not told otherwise.
@@ -26,11 +27,21 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Re-make a dropped connection with backoff, re-sending what was under way.
     pub reconnect: bool,
+    /// Connect with TLS, verifying the coordinator's certificate as this says; `None` for plain
+    /// TCP. `from_env` fills it from `TATZELWURM_TLS` and `TATZELWURM_TLS_CA`.
+    pub tls: Option<ClientTls>,
+    /// Why the TLS settings of the environment could not be used (a CA file that cannot be
+    /// read, say), as one sentence. `from_env` stays infallible and puts the problem here;
+    /// every connect then fails with it, so that a broken TLS setting never falls back to plain
+    /// text (where the token would travel in clear). Setting `tls` by hand should clear it.
+    pub tls_error: Option<String>,
 }
 
 impl ConnectOptions {
     /// address: `address` if given, else `$TATZELWURM_COORDINATOR`, else 127.0.0.1:5677; the
-    /// token from `$TATZELWURM_TOKEN`; a connect timeout of 5 s; no reconnect.
+    /// token from `$TATZELWURM_TOKEN`; TLS from `$TATZELWURM_TLS` and `$TATZELWURM_TLS_CA`
+    /// (see `ClientTls::from_env`; a broken setting lands in `tls_error`); a connect timeout of
+    /// 5 s; no reconnect.
     pub fn from_env(address: Option<&str>, name: &str) -> ConnectOptions {
         let address = address
             .map(str::to_string)
@@ -40,12 +51,28 @@ impl ConnectOptions {
                     .filter(|a| !a.trim().is_empty())
             })
             .unwrap_or_else(|| DEFAULT_COORDINATOR.to_string());
+        let (tls, tls_error) = match ClientTls::from_env() {
+            Ok(tls) => (tls, None),
+            Err(sentence) => (None, Some(sentence)),
+        };
         ConnectOptions {
             address,
             token: token_from_env(),
             name: name.to_string(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect: false,
+            tls,
+            tls_error,
+        }
+    }
+
+    /// These options with TLS as given (`None`: plain TCP), dropping any problem `from_env` met
+    /// in the environment: for programs whose own flags (`--tls`, `--tls-ca`) decide.
+    pub fn with_tls(self, tls: Option<ClientTls>) -> ConnectOptions {
+        ConnectOptions {
+            tls,
+            tls_error: None,
+            ..self
         }
     }
 }
@@ -59,6 +86,8 @@ impl fmt::Debug for ConnectOptions {
             .field("name", &self.name)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect", &self.reconnect)
+            .field("tls", &self.tls)
+            .field("tls_error", &self.tls_error)
             .finish()
     }
 }

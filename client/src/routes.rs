@@ -5,6 +5,13 @@
 //! are gathered, `Reply::Error` becomes an `Err`. When the connection drops, the requests stay
 //! and are re-sent on the next connection under the same ids (an add with its same key).
 //!
+//! Two answers come as a stream of frames, each handed on as it comes (`Routed::Piece`) rather
+//! than gathered: events (`Reply::Events` with `more`) and a task's output (`Reply::Logs`
+//! without `done`). An events request keeps the last sequence number it was sent, so that after
+//! a reconnect it is re-sent from there (`EventsFrom::After`): the caller sees no event twice and
+//! misses none. A logs stream cannot be resumed that way (the coordinator keeps no offsets), so a
+//! drop ends one that has begun.
+//!
 //! `Finished` pushes are routed by task id, not by request: a task is forwarded once, when it
 //! is watched (by a `Watch` from the moment it is sent, by an add with `watch` once its
 //! `Added` named it). A push may come before the `Added` of its own add; such a task is kept
@@ -15,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{Command, Failure, FromActioner, Reply, ToActioner};
+use tatzelwurm_proto::event::EventsFrom;
 use tatzelwurm_proto::task::TaskInfo;
 use tatzelwurm_proto::{RequestId, TaskId};
 use tokio::time::Instant;
@@ -43,6 +51,10 @@ struct Pending<R> {
     stalled_since: Option<Instant>,
     /// Whether it was sent again after a reconnect.
     resent: bool,
+    /// Whether a piece of a streamed answer was handed on.
+    streamed: bool,
+    /// The sequence number of the last event handed on (an events request).
+    last_seq: Option<u64>,
 }
 
 /// What one frame from the coordinator means.
@@ -60,6 +72,9 @@ pub(crate) enum Routed<R> {
     },
     /// Watched tasks that finished, each forwarded for the first time.
     Finished(Vec<TaskInfo>),
+    /// A frame of a streamed answer (events, output) that more frames follow: hand it to the
+    /// request's receiver at once (`Routes::receiver`).
+    Piece { request: RequestId, reply: Reply },
     /// Part of an answer (a page), or a push of nothing new.
     Nothing,
     /// An answer to no request under way (a late answer to an abandoned one, say).
@@ -99,6 +114,8 @@ impl<R> Routes<R> {
                 pages: Vec::new(),
                 stalled_since,
                 resent: false,
+                streamed: false,
+                last_seq: None,
             },
         );
         message
@@ -125,6 +142,19 @@ impl<R> Routes<R> {
                     tasks: all,
                     more: false,
                 }
+            }
+            reply @ (Reply::Events { .. } | Reply::Logs { .. }) => {
+                if let Reply::Events { events, .. } = &reply {
+                    pending.last_seq = events.last().map(|e| e.seq).or(pending.last_seq);
+                }
+                if matches!(
+                    reply,
+                    Reply::Events { more: true, .. } | Reply::Logs { done: None, .. }
+                ) {
+                    pending.streamed = true;
+                    return Routed::Piece { request, reply };
+                }
+                reply
             }
             other => other,
         };
@@ -194,13 +224,34 @@ impl<R> Routes<R> {
             .any(|p| matches!(p.message.command, Command::Add { watch: true, .. }))
     }
 
+    /// Who waits for the streamed answer of `request`, if it is still under way.
+    pub fn receiver(&self, request: RequestId) -> Option<&R> {
+        self.pending.get(&request).map(|p| &p.to)
+    }
+
+    /// Stops routing `request` (its receiver went away); later frames of it are strays.
+    pub fn forget(&mut self, request: RequestId) -> Option<R> {
+        self.pending.remove(&request).map(|p| p.to)
+    }
+
     /// The connection dropped: every request now waits for the next one (from `now`, unless it
-    /// already waited), and pages received so far are dropped (they come again).
-    pub fn lost(&mut self, now: Instant) {
+    /// already waited), and pages received so far are dropped (they come again). Returns those
+    /// that cannot be re-sent: logs streams that had begun (a new request would repeat their
+    /// output).
+    pub fn lost(&mut self, now: Instant) -> Vec<R> {
+        let cut: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.streamed && matches!(p.message.command, Command::Logs { .. }))
+            .map(|(id, _)| *id)
+            .collect();
         for pending in self.pending.values_mut() {
             pending.pages.clear();
             pending.stalled_since.get_or_insert(now);
         }
+        cut.into_iter()
+            .filter_map(|id| self.pending.remove(&id).map(|p| p.to))
+            .collect()
     }
 
     /// A new connection is up: forgets the requests nobody waits for any more, and returns the
@@ -213,6 +264,23 @@ impl<R> Routes<R> {
                 pending.resent = true;
                 pending.stalled_since = None;
                 pending.pages.clear();
+                let resumed = match (&pending.message.command, pending.last_seq) {
+                    // Go on after the last event handed on, not from where it first began.
+                    (Command::Events { follow, filter, .. }, Some(seq)) => {
+                        Some(Arc::new(FromActioner {
+                            request: pending.message.request,
+                            command: Command::Events {
+                                from: EventsFrom::After(seq),
+                                follow: *follow,
+                                filter: filter.clone(),
+                            },
+                        }))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = resumed {
+                    pending.message = message;
+                }
                 Arc::clone(&pending.message)
             })
             .collect()

@@ -18,6 +18,7 @@ use crate::key::random_key;
 use crate::options::{ConnectOptions, Tuning};
 use crate::pipeline::Event;
 use crate::size::check_size;
+use crate::stream::StreamSink;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -57,12 +58,18 @@ pub(crate) enum Responder {
     Batch { first: Ticket, count: usize },
     /// The session itself (a re-watch); only failures are logged.
     Internal,
+    /// A streamed answer's reader (events, output): each frame as it comes, then the last.
+    Stream(StreamSink),
 }
 
 impl Responder {
     /// A caller that stopped waiting (its future was dropped): not worth re-sending.
     fn abandoned(&self) -> bool {
-        matches!(self, Responder::Caller(tx) if tx.is_closed())
+        match self {
+            Responder::Caller(tx) => tx.is_closed(),
+            Responder::Stream(sink) => sink.is_closed(),
+            _ => false,
+        }
     }
 }
 
@@ -292,6 +299,7 @@ impl Session {
                 self.shared.batcher().acknowledged(first);
                 self.shared.wake();
             }
+            Responder::Stream(sink) => sink.finish(result),
             Responder::Internal => {
                 if let Err(err) = result {
                     warn!(
@@ -343,6 +351,26 @@ impl Session {
                 }
                 self.pump();
             }
+            Routed::Piece { request, reply } => {
+                let pushed = match self.routes.receiver(request) {
+                    Some(Responder::Stream(sink)) => Ok(sink.push(reply)),
+                    Some(_) => Err(reply),
+                    None => Ok(true),
+                };
+                match pushed {
+                    Ok(true) => {}
+                    // Its reader went away or fell behind: drop what else comes for it.
+                    Ok(false) => drop(self.routes.forget(request)),
+                    // A streamed frame for a request that asked for one answer: another build.
+                    Err(reply) => {
+                        let addr = self.addr();
+                        let err = crate::client::unexpected(&addr, &reply, "one answer");
+                        if let Some(to) = self.routes.forget(request) {
+                            self.answer(to, Err(err));
+                        }
+                    }
+                }
+            }
             Routed::Finished(infos) => self.emit(Event::Finished(infos)),
             Routed::Nothing => {}
             Routed::Stray(request) => debug!(
@@ -367,7 +395,10 @@ impl Session {
             err.reason()
         );
         let now = Instant::now();
-        self.routes.lost(now);
+        for to in self.routes.lost(now) {
+            // A logs stream that had begun would repeat its output if asked again.
+            self.answer(to, Err(ClientError::Closed { addr: self.addr() }));
+        }
         self.link = Link::Down {
             reason: err.reason(),
             attempts: 0,

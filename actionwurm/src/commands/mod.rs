@@ -1,13 +1,18 @@
 //! What each subcommand does: validate what the user typed, ask the coordinator through
 //! `Client`, and turn the answer into an `Outcome` (text and exit code) without printing.
 //!
-//! `task`, `queue`, `schedule` and `worker` hold their subcommands; `lib::run` dispatches to
-//! them. Input is checked before connecting, so a typo fails even with no coordinator running.
+//! `task`, `queue`, `schedule`, `worker` and `events` hold their subcommands; `lib::run`
+//! dispatches to them with the `Target` to reach. Input is checked before connecting, so a typo
+//! fails even with no coordinator running.
 
+pub mod events;
 pub mod queue;
 pub mod schedule;
 pub mod task;
 pub mod worker;
+
+use crate::cli::TlsArgs;
+use tatzelwurm_proto::tls::ClientTls;
 
 use std::time::{Duration, Instant};
 use tatzelwurm_client::{Client, ClientError, ConnectOptions, Tuning};
@@ -18,7 +23,27 @@ use tatzelwurm_proto::TaskId;
 /// How long `task add` waits for a lost connection to come back before it gives up.
 pub const ADD_RECONNECT_LIMIT: Duration = Duration::from_secs(20);
 
-/// Connects to the coordinator as this process, named so in the coordinator's log, with the
+/// The coordinator to reach and how: its address and the TLS flags as typed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `HOST:PORT`.
+    pub addr: String,
+    /// `--tls`, `--tls-ca`.
+    pub tls: TlsArgs,
+}
+
+impl Target {
+    /// A coordinator at `addr` over plain TCP (the tests' fake coordinator, say).
+    pub fn plain(addr: &str) -> Target {
+        Target {
+            addr: addr.into(),
+            tls: TlsArgs::default(),
+        }
+    }
+}
+
+/// Connects to the coordinator as this process, over TLS when the flags or the environment ask
+/// for it, named so in the coordinator's log, with the
 /// token in `TATZELWURM_TOKEN` if one is set (an environment variable, not a flag, so that it
 /// does not show in `ps`). With `reconnect` (for `task add`), a dropped connection is made
 /// again and the request under way re-sent with its same key, for up to
@@ -26,9 +51,16 @@ pub const ADD_RECONNECT_LIMIT: Duration = Duration::from_secs(20);
 /// handshake (it was going away; nothing was sent yet), while a first connection that nothing
 /// answers still fails at once. Without it, a drop fails the command at once (a `task wait`
 /// whose coordinator died must say so, not hang).
-pub async fn connect(addr: &str, reconnect: bool) -> Result<Client, ClientError> {
+pub async fn connect(target: &Target, reconnect: bool) -> Result<Client, ClientError> {
     let name = format!("actionwurm (pid {})", std::process::id());
-    let mut opts = ConnectOptions::from_env(Some(addr), &name);
+    let mut opts = ConnectOptions::from_env(Some(&target.addr), &name);
+    if target.tls.enabled() {
+        // The flags win over TATZELWURM_TLS / TATZELWURM_TLS_CA; the environment fills in what
+        // they leave open (a CA for a bare --tls).
+        let tls = ClientTls::from_flags(target.tls.tls, target.tls.tls_ca.as_deref())
+            .map_err(|reason| ClientError::TlsSettings { reason })?;
+        opts = opts.with_tls(tls);
+    }
     opts.reconnect = reconnect;
     let tuning = Tuning {
         reconnect_limit: ADD_RECONNECT_LIMIT,

@@ -3,7 +3,7 @@
 //! Exit code 0 when the coordinator did it, 1 on an error (an unknown queue among them: the
 //! coordinator's sentence names the queues there are).
 
-use super::connect;
+use super::{connect, Target};
 use crate::cli::QueueCommand;
 use crate::outcome::Outcome;
 use crate::output::{to_json_text, QueueJson};
@@ -11,9 +11,9 @@ use crate::table;
 use anyhow::Result;
 use tatzelwurm_proto::queue::{QueueChange, QueueInfo};
 
-/// Runs one queue subcommand against the coordinator at `addr`.
-pub async fn run(addr: &str, command: &QueueCommand) -> Result<Outcome> {
-    let client = connect(addr, false).await?;
+/// Runs one queue subcommand against the coordinator at `target`.
+pub async fn run(target: &Target, command: &QueueCommand) -> Result<Outcome> {
+    let client = connect(target, false).await?;
     let (name, change) = match command {
         QueueCommand::List(flag) => return list(client.queues().await?, flag.json),
         QueueCommand::Pause(queue) => (&queue.name, QueueChange::Pause),
@@ -99,17 +99,23 @@ mod tests {
     #[tokio::test]
     async fn list_as_table_and_json() {
         let fake = FakeCoordinator::serve(Greeting::Welcome, 8, adapt(script())).await;
-        let table = run(&fake.addr, &QueueCommand::List(JsonFlag { json: false }))
-            .await
-            .unwrap();
+        let table = run(
+            &Target::plain(&fake.addr),
+            &QueueCommand::List(JsonFlag { json: false }),
+        )
+        .await
+        .unwrap();
         assert!(
             table.stdout.lines().any(|l| l.contains("gpu")),
             "{}",
             table.stdout
         );
-        let json = run(&fake.addr, &QueueCommand::List(JsonFlag { json: true }))
-            .await
-            .unwrap();
+        let json = run(
+            &Target::plain(&fake.addr),
+            &QueueCommand::List(JsonFlag { json: true }),
+        )
+        .await
+        .unwrap();
         let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
         assert_eq!(value[1]["name"], "gpu");
         assert_eq!(value[1]["counts"]["ready"], 2);
@@ -141,7 +147,7 @@ mod tests {
                 "removed the limit of queue gpu\n",
             ),
         ] {
-            let outcome = run(&fake.addr, &command).await.unwrap();
+            let outcome = run(&Target::plain(&fake.addr), &command).await.unwrap();
             assert_eq!(outcome, Outcome::success(said.into()));
         }
     }
@@ -152,7 +158,7 @@ mod tests {
     async fn unknown_queue_is_one_sentence() {
         let fake = FakeCoordinator::serve(Greeting::Welcome, 8, adapt(script())).await;
         let err = run(
-            &fake.addr,
+            &Target::plain(&fake.addr),
             &QueueCommand::Pause(QueueName {
                 name: "nosuch".into(),
             }),

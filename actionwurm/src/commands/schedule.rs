@@ -4,7 +4,7 @@
 //! trigger's cron line and time zone are checked by the coordinator, whose sentence names the
 //! field at fault. Exit code 0 when the coordinator did it, 1 on an error.
 
-use super::connect;
+use super::{connect, Target};
 use crate::cli::{ScheduleAddArgs, ScheduleCommand};
 use crate::outcome::Outcome;
 use crate::output::{to_json_text, ScheduleJson};
@@ -13,12 +13,12 @@ use anyhow::Result;
 use tatzelwurm_proto::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec, Trigger};
 use tatzelwurm_proto::task::{TaskSpec, Timestamp};
 
-/// Runs one schedule subcommand against the coordinator at `addr`.
-pub async fn run(addr: &str, command: &ScheduleCommand) -> Result<Outcome> {
+/// Runs one schedule subcommand against the coordinator at `target`.
+pub async fn run(target: &Target, command: &ScheduleCommand) -> Result<Outcome> {
     if let ScheduleCommand::Add(args) = command {
         // Checked before connecting: a typo fails even with no coordinator running.
         let spec = schedule_spec(args)?;
-        let client = connect(addr, false).await?;
+        let client = connect(target, false).await?;
         let added = client.add_schedule(spec).await?;
         return Ok(Outcome::success(format!(
             "added schedule {}; {}\n",
@@ -26,7 +26,7 @@ pub async fn run(addr: &str, command: &ScheduleCommand) -> Result<Outcome> {
             next_words(&added, Timestamp::now())
         )));
     }
-    let client = connect(addr, false).await?;
+    let client = connect(target, false).await?;
     let (name, change) = match command {
         ScheduleCommand::Add(_) => unreachable!("handled above"),
         ScheduleCommand::List(flag) => {

@@ -1,11 +1,12 @@
-//! `actionwurm task add|play|pause|kill|list|show|wait`.
+//! `actionwurm task add|play|pause|kill|list|show|wait|logs|purge`.
 //!
 //! Each function checks its input, makes one connection, asks, and returns the `Outcome` a user
-//! sees. Exit codes: 0 when everything asked for happened; 1 on an error, when an explicitly
+//! sees (`logs`, in `task/logs.rs`, writes the output as it comes instead; `purge` is in
+//! `task/purge.rs`, the bar of `wait` in `task/progress.rs`). Exit codes: 0 when everything asked for happened; 1 on an error, when an explicitly
 //! named task could not be played or killed, or when a waited task did not complete (see
 //! `wait` for the rule); 2 when `wait --timeout` expired.
 
-use super::{capped, connect, selection, tasks};
+use super::{capped, connect, selection, tasks, Target};
 use crate::cli::{AddArgs, ListArgs, SelectArgs, ShowArgs, TaskCommand, WaitArgs};
 use crate::outcome::{Exit, Outcome};
 use crate::output::{to_json_text, TaskJson};
@@ -24,16 +25,20 @@ const BATCH_BYTES: usize = tatzelwurm_proto::MAX_FRAME_LEN / 4;
 /// Most per-task notes printed on stderr before they are summarised.
 const NOTES: usize = 20;
 
-/// Runs one task subcommand against the coordinator at `addr`.
-pub async fn run(addr: &str, command: &TaskCommand) -> Result<Outcome> {
+/// Runs one task subcommand against the coordinator at `target`.
+pub async fn run(target: &Target, command: &TaskCommand) -> Result<Outcome> {
     match command {
-        TaskCommand::Add(args) => add(addr, args).await,
-        TaskCommand::Play(select) => change(addr, select, Change::Play).await,
-        TaskCommand::Pause(select) => change(addr, select, Change::Pause).await,
-        TaskCommand::Kill(select) => change(addr, select, Change::Kill).await,
-        TaskCommand::List(args) => list(addr, args).await,
-        TaskCommand::Show(args) => show(addr, args).await,
-        TaskCommand::Wait(args) => wait(addr, args).await,
+        TaskCommand::Add(args) => add(target, args).await,
+        TaskCommand::Play(select) => change(target, select, Change::Play).await,
+        TaskCommand::Pause(select) => change(target, select, Change::Pause).await,
+        TaskCommand::Kill(select) => change(target, select, Change::Kill).await,
+        TaskCommand::List(args) => list(target, args).await,
+        TaskCommand::Show(args) => show(target, args).await,
+        TaskCommand::Wait(args) => wait(target, args).await,
+        TaskCommand::Logs(args) => {
+            logs::logs(target, args, &mut std::io::stdout(), &mut std::io::stderr()).await
+        }
+        TaskCommand::Purge(args) => purge::purge(target, args, Timestamp::now()).await,
     }
 }
 
@@ -41,10 +46,10 @@ pub async fn run(addr: &str, command: &TaskCommand) -> Result<Outcome> {
 /// per line and nothing else on stdout. Each batch carries a key: if the connection drops
 /// before its answer, the client connects again and re-sends it with the same key (for up to
 /// `ADD_RECONNECT_LIMIT`), so a lost acknowledgement creates nothing twice.
-async fn add(addr: &str, args: &AddArgs) -> Result<Outcome> {
+async fn add(target: &Target, args: &AddArgs) -> Result<Outcome> {
     let specs = specs(args)?;
     let notes: Vec<String> = past_start(args, Timestamp::now()).into_iter().collect();
-    let client = connect(addr, true).await?;
+    let client = connect(target, true).await?;
     let mut stdout = String::new();
     for batch in batches(specs) {
         match client.add(batch, args.play).await {
@@ -168,9 +173,9 @@ impl Change {
 }
 
 /// `task play`, `task pause` and `task kill`.
-async fn change(addr: &str, select: &SelectArgs, change: Change) -> Result<Outcome> {
+async fn change(target: &Target, select: &SelectArgs, change: Change) -> Result<Outcome> {
     let chosen = selection(&select.ids, select.all);
-    let client = connect(addr, false).await?;
+    let client = connect(target, false).await?;
     let changed = match change {
         Change::Play => client.play(chosen).await?,
         Change::Pause => client.pause(chosen).await?,
@@ -195,8 +200,8 @@ fn change_outcome(changed: &Changed, all: bool, change: Change) -> Outcome {
 }
 
 /// `task list`: a table, or one JSON array with `--json`.
-async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
-    let client = connect(addr, false).await?;
+async fn list(target: &Target, args: &ListArgs) -> Result<Outcome> {
+    let client = connect(target, false).await?;
     let found = client
         .list_page(
             args.states.clone(),
@@ -228,8 +233,8 @@ async fn list(addr: &str, args: &ListArgs) -> Result<Outcome> {
 }
 
 /// `task show`: one task in full, or one JSON object with `--json`.
-async fn show(addr: &str, args: &ShowArgs) -> Result<Outcome> {
-    let client = connect(addr, false).await?;
+async fn show(target: &Target, args: &ShowArgs) -> Result<Outcome> {
+    let client = connect(target, false).await?;
     let info = client.show(TaskId(args.id)).await?;
     if args.json {
         return Ok(Outcome::success(to_json_text(&TaskJson::new(&info, true))?));
@@ -276,14 +281,15 @@ async fn pending(client: &Client, after: &[TaskId]) -> Option<Vec<(TaskId, TaskS
 /// `-a`, tasks that had already failed or been killed before the wait began count too (they
 /// are not waited for, but they did not complete): a task that failed between `task add --play`
 /// and `task wait -a` makes the wait fail instead of reading as "no tasks to wait for".
-async fn wait(addr: &str, args: &WaitArgs) -> Result<Outcome> {
+async fn wait(target: &Target, args: &WaitArgs) -> Result<Outcome> {
     let chosen = selection(&args.select.ids, args.select.all);
-    let client = connect(addr, false).await?;
+    let client = connect(target, false).await?;
     if !args.select.all {
         if let Some(outcome) = not_played(&client, &args.select.ids).await? {
             return Ok(outcome);
         }
     }
+    let progress = progress::Progress::start(&client, &args.select);
     let waiting = async {
         let finished = client.wait(chosen).await?;
         let earlier = if args.select.all {
@@ -293,17 +299,22 @@ async fn wait(addr: &str, args: &WaitArgs) -> Result<Outcome> {
         };
         Ok::<_, ClientError>((finished, earlier))
     };
-    let (finished, earlier) = match args.timeout {
-        None => waiting.await?,
-        Some(secs) => {
-            let limit = Duration::from_secs_f64(secs);
-            match tokio::time::timeout(limit, waiting).await {
-                Ok(answer) => answer?,
-                Err(_) => return Ok(timed_out(secs, &args.select)),
-            }
-        }
+    let answer = match args.timeout {
+        None => Some(waiting.await),
+        Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), waiting)
+            .await
+            .ok(),
     };
-    Ok(wait_outcome(&finished, &earlier))
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    match answer {
+        Some(answer) => {
+            let (finished, earlier) = answer?;
+            Ok(wait_outcome(&finished, &earlier))
+        }
+        None => Ok(timed_out(args.timeout.unwrap_or_default(), &args.select)),
+    }
 }
 
 /// A failure saying how to play them if any of `ids` is `created` or `paused` (a wait for it
@@ -431,6 +442,10 @@ fn wait_note(info: &TaskInfo) -> String {
         (state, _) => format!("task {} is {state}", info.id),
     }
 }
+
+mod logs;
+mod progress;
+mod purge;
 
 #[cfg(test)]
 mod control_tests;

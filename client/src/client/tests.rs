@@ -23,6 +23,8 @@ fn opts(addr: &str, reconnect: bool) -> ConnectOptions {
         name: "test".into(),
         connect_timeout: Duration::from_secs(2),
         reconnect,
+        tls: None,
+        tls_error: None,
     }
 }
 

@@ -223,3 +223,144 @@ fn failed_watch_unwatches() {
     routes.on_reply(frame(1, Reply::Error(Failure::unknown_task("no task 3"))));
     assert!(routes.watched().is_empty());
 }
+
+fn events_reply(seqs: &[u64], more: bool) -> Reply {
+    use tatzelwurm_proto::event::{Event, EventKind};
+    Reply::Events {
+        events: seqs
+            .iter()
+            .map(|seq| Event {
+                seq: *seq,
+                at: tatzelwurm_proto::task::Timestamp(0),
+                kind: EventKind::Purged { count: 1 },
+            })
+            .collect(),
+        more,
+    }
+}
+
+fn follow_events() -> Command {
+    Command::Events {
+        from: EventsFrom::Start,
+        follow: true,
+        filter: Default::default(),
+    }
+}
+
+/// Events frames with `more` are handed on one by one as pieces; the last one (or an error)
+/// ends the request.
+#[test]
+fn event_frames_are_pieces_until_the_last() {
+    let mut routes = Routes::new();
+    routes.add(follow_events(), "events", None);
+    let Routed::Piece { request, reply } = routes.on_reply(frame(1, events_reply(&[1, 2], true)))
+    else {
+        panic!("not a piece");
+    };
+    assert_eq!(request, RequestId(1));
+    assert_eq!(reply, events_reply(&[1, 2], true));
+    assert_eq!(routes.receiver(RequestId(1)), Some(&"events"));
+    assert!(matches!(
+        routes.on_reply(frame(1, events_reply(&[3], false))),
+        Routed::Answer {
+            to: "events",
+            answer: Ok(Reply::Events { more: false, .. }),
+            ..
+        }
+    ));
+    assert_eq!(routes.len(), 0);
+    routes.add(follow_events(), "again", None);
+    let lagged = Failure::new(tatzelwurm_proto::actioner::FailureKind::Lagged, "slow");
+    assert!(matches!(
+        routes.on_reply(frame(2, Reply::Error(lagged))),
+        Routed::Answer {
+            to: "again",
+            answer: Err(_),
+            ..
+        }
+    ));
+}
+
+/// Output frames without `done` are pieces; the one with `done` is the answer.
+#[test]
+fn log_frames_are_pieces_until_done() {
+    let mut routes = Routes::new();
+    routes.add(
+        Command::Logs {
+            task: TaskId(4),
+            follow: true,
+        },
+        "logs",
+        None,
+    );
+    let piece = Reply::Logs {
+        chunks: Vec::new(),
+        done: None,
+    };
+    assert!(matches!(
+        routes.on_reply(frame(1, piece)),
+        Routed::Piece { .. }
+    ));
+    let last = Reply::Logs {
+        chunks: Vec::new(),
+        done: Some(TaskState::Completed),
+    };
+    assert!(matches!(
+        routes.on_reply(frame(1, last)),
+        Routed::Answer {
+            to: "logs",
+            answer: Ok(_),
+            ..
+        }
+    ));
+}
+
+/// After a drop, an events request is re-sent from after the last event handed on; a logs
+/// stream that had begun is given back to be failed, one that had not is re-sent as it was.
+#[test]
+fn streams_across_a_drop() {
+    let mut routes: Routes<&str> = Routes::new();
+    routes.add(follow_events(), "events", None);
+    let logs = |task| Command::Logs {
+        task: TaskId(task),
+        follow: true,
+    };
+    routes.add(logs(7), "begun", None);
+    routes.add(logs(8), "fresh", None);
+    routes.on_reply(frame(1, events_reply(&[5, 6], true)));
+    routes.on_reply(frame(1, events_reply(&[], true)));
+    routes.on_reply(frame(
+        2,
+        Reply::Logs {
+            chunks: Vec::new(),
+            done: None,
+        },
+    ));
+    assert_eq!(routes.lost(Instant::now()), vec!["begun"]);
+    let again = routes.resend(|_| false);
+    let commands: Vec<&Command> = again.iter().map(|m| &m.command).collect();
+    assert_eq!(
+        commands,
+        vec![
+            &Command::Events {
+                from: EventsFrom::After(6),
+                follow: true,
+                filter: Default::default(),
+            },
+            &logs(8),
+        ]
+    );
+    assert_eq!(again[0].request, RequestId(1));
+}
+
+/// A forgotten stream's later frames are strays.
+#[test]
+fn forgotten_streams_are_strays() {
+    let mut routes: Routes<&str> = Routes::new();
+    routes.add(follow_events(), "events", None);
+    assert_eq!(routes.forget(RequestId(1)), Some("events"));
+    assert_eq!(
+        routes.on_reply(frame(1, events_reply(&[1], true))),
+        Routed::Stray(RequestId(1))
+    );
+}

@@ -81,7 +81,7 @@ async fn add_sends_trigger_and_task() {
         "--retries",
         "2",
     ]);
-    let outcome = run(&fake.addr, &command).await.unwrap();
+    let outcome = run(&Target::plain(&fake.addr), &command).await.unwrap();
     assert!(
         outcome
             .stdout
@@ -113,13 +113,17 @@ async fn add_sends_trigger_and_task() {
 #[tokio::test]
 async fn add_checks_input_before_connecting() {
     let command = parse(&["add", "n", "count", "--every", "5m"]);
-    let err = run("127.0.0.1:1", &command).await.unwrap_err();
+    let err = run(&Target::plain("127.0.0.1:1"), &command)
+        .await
+        .unwrap_err();
     assert!(
         sentence(&err).contains("package.module:function"),
         "{err:#}"
     );
     let command = parse(&["add", "n", "m:f", "--every", "5m", "--args", "{}"]);
-    let err = run("127.0.0.1:1", &command).await.unwrap_err();
+    let err = run(&Target::plain("127.0.0.1:1"), &command)
+        .await
+        .unwrap_err();
     assert!(
         sentence(&err).starts_with("--args is not a JSON array"),
         "{err:#}"
@@ -131,7 +135,7 @@ async fn add_checks_input_before_connecting() {
 async fn taken_name_is_refused() {
     let fake = FakeCoordinator::serve(Greeting::Welcome, 8, adapt(script())).await;
     let command = parse(&["add", "nightly", "m:f", "--every", "1h"]);
-    let err = run(&fake.addr, &command).await.unwrap_err();
+    let err = run(&Target::plain(&fake.addr), &command).await.unwrap_err();
     assert_eq!(
         sentence(&err),
         "there is already a schedule `nightly`; remove it first or choose another name"
@@ -142,12 +146,18 @@ async fn taken_name_is_refused() {
 #[tokio::test]
 async fn list_and_show() {
     let fake = FakeCoordinator::serve(Greeting::Welcome, 8, adapt(script())).await;
-    let table = run(&fake.addr, &parse(&["list"])).await.unwrap();
+    let table = run(&Target::plain(&fake.addr), &parse(&["list"]))
+        .await
+        .unwrap();
     assert!(table.stdout.contains("every 5m"), "{}", table.stdout);
-    let json = run(&fake.addr, &parse(&["list", "--json"])).await.unwrap();
+    let json = run(&Target::plain(&fake.addr), &parse(&["list", "--json"]))
+        .await
+        .unwrap();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value[0]["name"], "nightly");
-    let shown = run(&fake.addr, &parse(&["show", "nightly"])).await.unwrap();
+    let shown = run(&Target::plain(&fake.addr), &parse(&["show", "nightly"]))
+        .await
+        .unwrap();
     assert!(
         shown.stdout.contains("latest tasks, newest first:"),
         "{}",
@@ -157,10 +167,10 @@ async fn list_and_show() {
         name: "nightly".into(),
         json: true,
     });
-    let json = run(&fake.addr, &command).await.unwrap();
+    let json = run(&Target::plain(&fake.addr), &command).await.unwrap();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value["last"][0]["id"], 8);
-    let err = run(&fake.addr, &parse(&["show", "weekly"]))
+    let err = run(&Target::plain(&fake.addr), &parse(&["show", "weekly"]))
         .await
         .unwrap_err();
     assert_eq!(
@@ -176,11 +186,11 @@ async fn changes_say_what_they_did() {
     let name = || ScheduleName {
         name: "nightly".into(),
     };
-    let paused = run(&fake.addr, &ScheduleCommand::Pause(name()))
+    let paused = run(&Target::plain(&fake.addr), &ScheduleCommand::Pause(name()))
         .await
         .unwrap();
     assert_eq!(paused.stdout, "paused schedule nightly\n");
-    let resumed = run(&fake.addr, &ScheduleCommand::Resume(name()))
+    let resumed = run(&Target::plain(&fake.addr), &ScheduleCommand::Resume(name()))
         .await
         .unwrap();
     assert!(
@@ -190,7 +200,7 @@ async fn changes_say_what_they_did() {
         "{}",
         resumed.stdout
     );
-    let removed = run(&fake.addr, &ScheduleCommand::Remove(name()))
+    let removed = run(&Target::plain(&fake.addr), &ScheduleCommand::Remove(name()))
         .await
         .unwrap();
     assert_eq!(

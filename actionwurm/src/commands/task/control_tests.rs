@@ -47,7 +47,7 @@ async fn add_sends_placement_and_timing() {
             "3,1",
         ],
     );
-    let outcome = add(&fake.addr, &args).await.unwrap();
+    let outcome = add(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(outcome, Outcome::success("1\n".into()));
     let seen = fake.requests().await;
     let Command::Add { tasks, .. } = &seen[0].command else {
@@ -65,7 +65,7 @@ async fn add_sends_placement_and_timing() {
 async fn add_at_in_the_past_says_it_runs_now() {
     let fake = FakeCoordinator::start(added).await;
     let args = add_args("m:f", &["--at", "2020-01-01T00:00:00Z", "--play"]);
-    let outcome = add(&fake.addr, &args).await.unwrap();
+    let outcome = add(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(outcome.stdout, "1\n");
     assert_eq!(outcome.exit, Exit::Success);
     assert_eq!(
@@ -102,7 +102,7 @@ async fn pause_reports_tasks_left_alone() {
         answer(&seen.message.command)
     })
     .await;
-    let outcome = change(&fake.addr, &select(&[1, 2]), Change::Pause)
+    let outcome = change(&Target::plain(&fake.addr), &select(&[1, 2]), Change::Pause)
         .await
         .unwrap();
     assert_eq!(outcome.stdout, "paused 1 task\n");
@@ -115,7 +115,9 @@ async fn pause_reports_tasks_left_alone() {
         ids: vec![],
         all: true,
     };
-    let outcome = change(&fake.addr, &all, Change::Pause).await.unwrap();
+    let outcome = change(&Target::plain(&fake.addr), &all, Change::Pause)
+        .await
+        .unwrap();
     assert_eq!(outcome.exit, Exit::Success);
     let seen = fake.requests().await;
     assert_eq!(
@@ -159,7 +161,7 @@ async fn show_of_a_blocked_task_names_pending_dependencies() {
     })
     .await;
     let args = ShowArgs { id: 9, json: false };
-    let outcome = show(&fake.addr, &args).await.unwrap();
+    let outcome = show(&Target::plain(&fake.addr), &args).await.unwrap();
     assert!(outcome.stdout.contains("│ after "), "{}", outcome.stdout);
     assert!(outcome.stdout.contains("2 (running)"), "{}", outcome.stdout);
     assert!(
@@ -199,7 +201,7 @@ async fn list_json_has_the_scheduling_fields() {
         after: None,
         json: true,
     };
-    let outcome = list(&fake.addr, &args).await.unwrap();
+    let outcome = list(&Target::plain(&fake.addr), &args).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
     assert_eq!(json[0]["run_at"].as_f64(), Some(1_795_484_712.0));
     assert_eq!(json[0]["queue"], "default");

@@ -59,7 +59,7 @@ async fn args_file_is_one_round_trip() {
     args.args_file = Some(path.clone());
     args.kwargs = Some("{\"n\": 1}".into());
     args.play = true;
-    let outcome = add(&fake.addr, &args).await.unwrap();
+    let outcome = add(&Target::plain(&fake.addr), &args).await.unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(outcome, Outcome::success("1\n2\n3\n".into()));
     let seen = fake.requests().await;
@@ -86,7 +86,7 @@ async fn policy_is_sent_with_every_task() {
     args.policy.backoff = 0.5;
     args.policy.timeout = Some(2.5);
     args.policy.crash_limit = 2;
-    let outcome = add(&fake.addr, &args).await.unwrap();
+    let outcome = add(&Target::plain(&fake.addr), &args).await.unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(outcome, Outcome::success("1\n2\n".into()));
     let expected = TaskPolicy {
@@ -106,7 +106,7 @@ async fn policy_is_sent_with_every_task() {
     let fake = FakeCoordinator::start(numbering()).await;
     let mut args = add_args("m:f");
     args.policy.at_most_once = true;
-    add(&fake.addr, &args).await.unwrap();
+    add(&Target::plain(&fake.addr), &args).await.unwrap();
     let seen = fake.requests().await;
     let Command::Add { tasks, .. } = &seen[0].command else {
         panic!("not an add");
@@ -123,7 +123,9 @@ async fn policy_is_sent_with_every_task() {
 /// A bad FUNC fails before connecting: the message is about FUNC, not the coordinator.
 #[tokio::test]
 async fn bad_function_fails_before_connecting() {
-    let err = add("127.0.0.1:1", &add_args("count")).await.unwrap_err();
+    let err = add(&Target::plain("127.0.0.1:1"), &add_args("count"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("package.module:function"), "{err}");
 }
 
@@ -154,9 +156,13 @@ async fn play_reports_tasks_left_alone() {
         })]
     };
     let fake = FakeCoordinator::start(move |_| answer()).await;
-    let outcome = change(&fake.addr, &select(&[1, 2, 4], false), Change::Play)
-        .await
-        .unwrap();
+    let outcome = change(
+        &Target::plain(&fake.addr),
+        &select(&[1, 2, 4], false),
+        Change::Play,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.stdout, "played 2 tasks\n");
     assert_eq!(
         outcome.stderr,
@@ -170,7 +176,7 @@ async fn play_reports_tasks_left_alone() {
     );
 
     let fake = FakeCoordinator::start(move |_| answer()).await;
-    let outcome = change(&fake.addr, &select(&[], true), Change::Play)
+    let outcome = change(&Target::plain(&fake.addr), &select(&[], true), Change::Play)
         .await
         .unwrap();
     assert_eq!(outcome.exit, Exit::Success);
@@ -218,7 +224,7 @@ async fn list_json_is_one_array() {
         after: None,
         json: true,
     };
-    let outcome = list(&fake.addr, &args).await.unwrap();
+    let outcome = list(&Target::plain(&fake.addr), &args).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert_eq!(json[1]["error"]["type"], "ValueError");
@@ -244,7 +250,7 @@ async fn show_json_is_one_object() {
         ))))]
     })
     .await;
-    let outcome = show(&fake.addr, &ShowArgs { id: 5, json: true })
+    let outcome = show(&Target::plain(&fake.addr), &ShowArgs { id: 5, json: true })
         .await
         .unwrap();
     let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
@@ -262,7 +268,7 @@ async fn show_unknown_task() {
     })
     .await;
     let err = show(
-        &fake.addr,
+        &Target::plain(&fake.addr),
         &ShowArgs {
             id: 99,
             json: false,
@@ -292,7 +298,7 @@ async fn wait_names_what_did_not_complete() {
         select: select(&[1, 2, 3], false),
         timeout: None,
     };
-    let outcome = wait(&fake.addr, &args).await.unwrap();
+    let outcome = wait(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(
         outcome.stdout,
         "waited for 3 tasks: 1 completed, 1 failed, 1 killed\n"
@@ -336,7 +342,7 @@ async fn wait_times_out() {
         select: select(&[7, 8], false),
         timeout: Some(0.2),
     };
-    let outcome = wait(&fake.addr, &args).await.unwrap();
+    let outcome = wait(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(outcome.exit, Exit::TimedOut);
     assert_eq!(
         outcome.stderr,
@@ -393,7 +399,7 @@ async fn wait_for_a_created_task_fails_at_once() {
         select: select(&[3, 5], false),
         timeout: None,
     };
-    let outcome = wait(&fake.addr, &args).await.unwrap();
+    let outcome = wait(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(outcome.exit, Exit::Failure);
     assert_eq!(
         outcome.stderr,
@@ -428,7 +434,7 @@ async fn wait_all_counts_failures_from_before_the_wait() {
         select: select(&[], true),
         timeout: Some(10.0),
     };
-    let outcome = wait(&fake.addr, &args).await.unwrap();
+    let outcome = wait(&Target::plain(&fake.addr), &args).await.unwrap();
     assert_eq!(outcome.exit, Exit::Failure);
     assert_eq!(outcome.stdout, "waited for 1 task: 1 failed\n");
     assert_eq!(
@@ -459,7 +465,9 @@ async fn add_is_resent_with_its_key_after_a_drop() {
         }
     })
     .await;
-    let outcome = add(&fake.addr, &add_args("m:f")).await.unwrap();
+    let outcome = add(&Target::plain(&fake.addr), &add_args("m:f"))
+        .await
+        .unwrap();
     assert_eq!(outcome, Outcome::success("7\n".into()));
     let seen = fake.requests().await;
     assert_eq!(seen.len(), 2);
@@ -488,7 +496,7 @@ async fn list_is_limited_and_says_how_to_page_on() {
         after: Some(10),
         json: true,
     };
-    let outcome = list(&fake.addr, &args).await.unwrap();
+    let outcome = list(&Target::plain(&fake.addr), &args).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert_eq!(

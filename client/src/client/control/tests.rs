@@ -17,6 +17,8 @@ async fn connect(addr: &str) -> Client {
         name: "test".into(),
         connect_timeout: Duration::from_secs(2),
         reconnect: false,
+        tls: None,
+        tls_error: None,
     })
     .await
     .unwrap()

@@ -1,0 +1,122 @@
+//! `EventStream`: the events a `Client::events` request is answered with, read at the caller's
+//! pace (`next` in async code, `try_next` to poll from a thread that holds a lock, such as the
+//! Python extension's). It remembers the last sequence number it handed out, which is where a
+//! watcher that stops follows on (`EventsFrom::After`).
+
+use crate::error::ClientError;
+use crate::stream::{Frame, FrameReceiver, Polled, STREAM_FRAMES};
+use tatzelwurm_proto::actioner::{Failure, FailureKind, Reply};
+use tatzelwurm_proto::event::Event;
+use tokio::sync::mpsc::error::TryRecvError;
+
+/// The answer to one events request: batches of events in increasing `seq`, then the end (the
+/// last frame without `follow`, an error, or the connection's end).
+#[derive(Debug)]
+pub struct EventStream {
+    frames: FrameReceiver,
+    /// The coordinator's address, for messages.
+    addr: String,
+    /// The `seq` of the last event handed out.
+    last_seq: Option<u64>,
+    /// Whether the end was read.
+    ended: bool,
+}
+
+impl EventStream {
+    /// The stream reading `frames`, the answer of an events request to the coordinator at
+    /// `addr`.
+    pub(crate) fn new(frames: FrameReceiver, addr: String) -> EventStream {
+        EventStream {
+            frames,
+            addr,
+            last_seq: None,
+            ended: false,
+        }
+    }
+
+    /// The next batch of events (never empty), an error that ends the stream (`Lagged`,
+    /// `EventsGone`, a lost connection), or `None` once it is over.
+    pub async fn next(&mut self) -> Option<Result<Vec<Event>, ClientError>> {
+        while !self.ended {
+            let frame = self.frames.recv().await;
+            match self.read(frame) {
+                Some(Ok(events)) if events.is_empty() => continue,
+                item => return item,
+            }
+        }
+        None
+    }
+
+    /// The next batch if one has come, without waiting.
+    pub fn try_next(&mut self) -> Polled<Vec<Event>> {
+        loop {
+            if self.ended {
+                return Polled::Ended;
+            }
+            let frame = match self.frames.try_recv() {
+                Ok(frame) => Some(frame),
+                Err(TryRecvError::Empty) => return Polled::Empty,
+                Err(TryRecvError::Disconnected) => None,
+            };
+            match self.read(frame) {
+                Some(Ok(events)) if events.is_empty() => continue,
+                Some(item) => return Polled::Item(item),
+                None => return Polled::Ended,
+            }
+        }
+    }
+
+    /// The `seq` of the last event handed out: follow on after it with `EventsFrom::After`.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// One frame as what the caller reads; `None` for the end.
+    fn read(&mut self, frame: Option<Frame>) -> Option<Result<Vec<Event>, ClientError>> {
+        let result = match frame {
+            None => {
+                // Closed without its last frame: the session dropped it unanswered.
+                self.ended = true;
+                Err(ClientError::Closed {
+                    addr: self.addr.clone(),
+                })
+            }
+            Some(Frame::Overflow) => {
+                self.ended = true;
+                Err(self.overflow())
+            }
+            Some(Frame::Reply(Ok(Reply::Events { events, more }))) => {
+                self.ended |= !more;
+                if let Some(last) = events.last() {
+                    self.last_seq = Some(last.seq);
+                }
+                Ok(events)
+            }
+            Some(Frame::Reply(Ok(other))) => {
+                self.ended = true;
+                Err(crate::client::unexpected(&self.addr, &other, "Events"))
+            }
+            Some(Frame::Reply(Err(err))) => {
+                self.ended = true;
+                Err(err)
+            }
+        };
+        Some(result)
+    }
+
+    /// The error of a reader that let the client's buffer fill.
+    fn overflow(&self) -> ClientError {
+        let resume = match self.last_seq {
+            Some(seq) => format!(
+                "after event {seq}; follow again from there (`actionwurm events --since {seq}`, or since={seq} in Python)"
+            ),
+            None => "before its first event; follow again from the last event you saw".into(),
+        };
+        ClientError::Rejected(Failure::new(
+            FailureKind::Lagged,
+            format!(
+                "this client read events more slowly than they came (over {STREAM_FRAMES} frames behind) and stopped {resume}"
+            ),
+        ))
+    }
+}
