@@ -1,6 +1,8 @@
 //! Rust values as the Python layer reads them: task and worker descriptions as dicts (the keys
-//! are the fields of `tatzelwurm.TaskInfo`/`WorkerInfo`), pipeline events as small tuples, and
-//! client errors as the exception classes of `tatzelwurm.errors`, found by the `ErrorClass` name.
+//! are the fields of `tatzelwurm.TaskInfo`/`WorkerInfo`, a worker's usage a nested dict),
+//! pipeline events as small tuples, and client errors as the exception classes of
+//! `tatzelwurm.errors`, found by the `ErrorClass` name. (The event log's events and output
+//! chunks are converted beside their streams, in `events` and `logs`.)
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
@@ -9,6 +11,7 @@ use pyo3::types::{PyDict, PyList};
 use tatzelwurm_client::{ClientError, ErrorClass, Event};
 use tatzelwurm_proto::actioner::WorkerInfo;
 use tatzelwurm_proto::task::{TaskInfo, Timestamp, When};
+use tatzelwurm_proto::worker::WorkerUsage;
 
 /// The tags of event tuples; python/tatzelwurm/client.py reads the same numbers.
 const ADDED: u8 = 0;
@@ -127,6 +130,24 @@ pub fn worker_info<'py>(py: Python<'py>, w: WorkerInfo) -> PyResult<Bound<'py, P
     d.set_item("queues", w.queues)?;
     d.set_item("async_concurrency", w.async_concurrency)?;
     d.set_item("held_off_until", w.held_off_until.map(secs))?;
+    d.set_item("usage", w.usage.map(|u| usage(py, u)).transpose()?)?;
+    Ok(d)
+}
+
+/// What a worker's slots use, as a dict with the fields of `tatzelwurm.WorkerUsage` (`at` in
+/// seconds since the epoch; `slots` a list of `(pid, rss, cpu_permille, running)`).
+fn usage(py: Python<'_>, u: WorkerUsage) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("at", secs(u.at))?;
+    let slots: Vec<(u32, u64, u32, u32)> = u
+        .slots
+        .iter()
+        .map(|s| (s.pid, s.rss, s.cpu_permille, s.running))
+        .collect();
+    d.set_item("slots", slots)?;
+    d.set_item("max_memory", u.max_memory)?;
+    d.set_item("memory_replaced", u.memory_replaced)?;
+    d.set_item("memory_killed", u.memory_killed)?;
     Ok(d)
 }
 

@@ -6,21 +6,28 @@
 //! only queues (a lock and a push), so it keeps the GIL: releasing it would cost more.
 //!
 //! The queue and schedule requests are thin here: their conversions live in `queues` and
-//! `schedules`.
+//! `schedules`. The streamed answers (events, a task's output) are `feed::Feed`s read by the
+//! caller's thread; a following one connects a connection of its own with this core's options.
 
 use crate::convert::{client_error, error, event, task_info, task_infos, worker_info};
+use crate::events::EventFeed;
+use crate::feed::{self, Feed, Start};
+use crate::logs::LogFeed;
 use crate::options::Options;
 use crate::runtime::{request, runtime};
 use crate::{queues, schedules};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-use tatzelwurm_client::{Changed, Client, ClientError, ConnectOptions, Event, Pipeline};
-use tatzelwurm_proto::actioner::{Command, Selection};
+use tatzelwurm_client::{Changed, Client, ClientError, ConnectOptions, Event, Pipeline, Purged};
+use tatzelwurm_proto::actioner::{Command, PurgeSelection, Selection, WorkerInfo};
+use tatzelwurm_proto::event::{EventFilter, EventsFrom};
 use tatzelwurm_proto::function::check_function;
-use tatzelwurm_proto::task::{TaskSpec, TaskState};
+use tatzelwurm_proto::task::{TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::tls::ClientTls;
 use tatzelwurm_proto::TaskId;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -33,10 +40,16 @@ const COALESCE: Duration = Duration::from_millis(1);
 /// What a kill or play did, for Python: the ids changed, and `(id, state)` of those unchanged.
 type ChangedIds = (Vec<u64>, Vec<(u64, String)>);
 
+/// What a purge did, for Python: how many were removed, and `(id, state or None)` of the named
+/// tasks it left.
+type PurgedIds = (u64, Vec<(u64, Option<&'static str>)>);
+
 /// One client connection, shared by every thread of the Python client.
 #[pyclass(frozen, module = "tatzelwurm._native")]
 pub struct Core {
     client: Client,
+    /// How it connected, for the connections of following streams.
+    opts: ConnectOptions,
     pipeline: Pipeline,
     /// The pipeline's events; only the dispatcher thread takes them.
     events: Mutex<UnboundedReceiver<Event>>,
@@ -47,17 +60,32 @@ pub struct Core {
 #[pymethods]
 impl Core {
     /// Connects (address: given > $TATZELWURM_COORDINATOR > 127.0.0.1:5677; token from
-    /// $TATZELWURM_TOKEN) within 2 s, reconnecting later drops by itself.
+    /// $TATZELWURM_TOKEN) within 2 s, reconnecting later drops by itself. TLS: `tls` True or a
+    /// `tls_ca` file turns it on (trusting the system's roots, or only that CA), False off;
+    /// with neither, $TATZELWURM_TLS and $TATZELWURM_TLS_CA decide.
     #[staticmethod]
+    #[pyo3(signature = (address, name, window, tls=None, tls_ca=None))]
     fn connect(
         py: Python<'_>,
         address: Option<String>,
         name: String,
         window: usize,
+        tls: Option<bool>,
+        tls_ca: Option<PathBuf>,
     ) -> PyResult<Core> {
         let mut opts = ConnectOptions::from_env(address.as_deref(), &name);
         opts.connect_timeout = CONNECT_TIMEOUT;
         opts.reconnect = true;
+        if tls_ca.is_some() || tls == Some(true) {
+            // What the arguments leave open ($TATZELWURM_TLS_CA with tls=True) the environment
+            // fills, as the command lines' --tls does.
+            let trust = ClientTls::from_flags(true, tls_ca.as_deref())
+                .map_err(|m| error(py, "BadRequest", m))?;
+            opts = opts.with_tls(trust);
+        } else if tls == Some(false) {
+            opts = opts.with_tls(None);
+        }
+        let kept = opts.clone();
         let connected = py.detach(|| {
             runtime().block_on(async move {
                 let client = Client::connect(opts).await?;
@@ -70,6 +98,7 @@ impl Core {
         let (client, pipeline, events) = connected.map_err(|e| client_error(py, &e))?;
         Ok(Core {
             client,
+            opts: kept,
             pipeline,
             events: Mutex::new(events),
             closed: AtomicBool::new(false),
@@ -246,11 +275,7 @@ impl Core {
         after: Option<u64>,
         queue: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let states = states
-            .iter()
-            .map(|s| s.parse::<TaskState>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| error(py, "BadRequest", m))?;
+        let states = parse_states(py, &states)?;
         let client = &self.client;
         let infos = request(
             py,
@@ -263,11 +288,7 @@ impl Core {
     fn workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let client = &self.client;
         let workers = request(py, client.workers())?;
-        let list = PyList::empty(py);
-        for w in workers {
-            list.append(worker_info(py, w)?)?;
-        }
-        Ok(list)
+        worker_list(py, workers)
     }
 
     /// Kills these tasks (all unfinished ones when None): `(changed, [(id, state)])`.
@@ -366,6 +387,94 @@ impl Core {
         Ok(schedules::schedule_info(py, info)?.into_any())
     }
 
+    /// The connected workers named `name` (or with that connection id) told to drain; as
+    /// dicts. `UnknownWorker` when none has it.
+    fn drain_worker<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyList>> {
+        let client = &self.client;
+        let workers = request(py, client.drain_worker(&name))?;
+        worker_list(py, workers)
+    }
+
+    /// Purges these finished tasks: `(purged, [(id, state or None)])`.
+    fn purge_ids(&self, py: Python<'_>, ids: Vec<u64>) -> PyResult<PurgedIds> {
+        let selection = PurgeSelection::Ids(ids.into_iter().map(TaskId).collect());
+        let client = &self.client;
+        Ok(purged_tuple(request(py, client.purge(selection))?))
+    }
+
+    /// Purges the tasks that finished before `before_ms` (milliseconds since the epoch) in
+    /// any of `states` (every finished state when empty).
+    fn purge_before(
+        &self,
+        py: Python<'_>,
+        before_ms: u64,
+        states: Vec<String>,
+    ) -> PyResult<PurgedIds> {
+        let states = parse_states(py, &states)?;
+        let selection = PurgeSelection::FinishedBefore {
+            before: Timestamp(before_ms),
+            states,
+        };
+        let client = &self.client;
+        Ok(purged_tuple(request(py, client.purge(selection))?))
+    }
+
+    /// The event log after `since` (None: from the oldest kept; -1: only what comes next),
+    /// only of `task` or `queue` when given; with `follow`, on a connection of its own. Starts
+    /// at once in the background (`ready` waits for that).
+    #[pyo3(signature = (since, follow, task=None, queue=None))]
+    fn events(
+        &self,
+        since: Option<i64>,
+        follow: bool,
+        task: Option<u64>,
+        queue: Option<String>,
+    ) -> EventFeed {
+        let from = match since {
+            None => EventsFrom::Start,
+            Some(seq) if seq < 0 => EventsFrom::Now,
+            Some(seq) => EventsFrom::After(seq as u64),
+        };
+        let filter = EventFilter {
+            task: task.map(TaskId),
+            queue,
+        };
+        let addr = self.opts.address.clone();
+        let start: Start<_> = if follow {
+            let opts = self.stream_options("events");
+            feed::spawn(addr, async move {
+                let own = Client::connect(opts).await?;
+                let stream = own.events(from, follow, filter);
+                Ok((stream, Some(own)))
+            })
+        } else {
+            let client = self.client.clone();
+            feed::spawn(addr, async move {
+                Ok((client.events(from, follow, filter), None))
+            })
+        };
+        EventFeed::new(Feed::new(start))
+    }
+
+    /// Task `id`'s output (so far, or with `follow` as it is written until it finishes, on a
+    /// connection of its own). Starts at once in the background.
+    fn logs(&self, id: u64, follow: bool) -> LogFeed {
+        let task = TaskId(id);
+        let addr = self.opts.address.clone();
+        let start: Start<_> = if follow {
+            let opts = self.stream_options("logs");
+            feed::spawn(addr, async move {
+                let own = Client::connect(opts).await?;
+                let stream = own.logs(task, follow);
+                Ok((stream, Some(own)))
+            })
+        } else {
+            let client = self.client.clone();
+            feed::spawn(addr, async move { Ok((client.logs(task, follow), None)) })
+        };
+        LogFeed::new(Feed::new(start))
+    }
+
     /// Stops reconnecting and closes the connection; the dispatcher's next wait returns None.
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
@@ -375,6 +484,14 @@ impl Core {
 }
 
 impl Core {
+    /// The options of a following stream's own connection: this core's, named after what it
+    /// follows, reconnecting (an events stream goes on after its last event).
+    fn stream_options(&self, what: &str) -> ConnectOptions {
+        let mut opts = self.opts.clone();
+        opts.name = format!("{} {what}", opts.name);
+        opts
+    }
+
     /// A play, pause or kill (`command`) of these tasks, with the GIL released while it runs.
     fn change(
         &self,
@@ -417,6 +534,35 @@ fn specs(
         .zip(kwargs)
         .map(|(args, kwargs)| options.spec(function.clone(), args, kwargs))
         .collect())
+}
+
+/// State names as states; `InvalidRequest` naming the first that is none.
+fn parse_states(py: Python<'_>, states: &[String]) -> PyResult<Vec<TaskState>> {
+    states
+        .iter()
+        .map(|s| s.parse::<TaskState>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| error(py, "BadRequest", m))
+}
+
+/// Workers as a list of dicts.
+fn worker_list<'py>(py: Python<'py>, workers: Vec<WorkerInfo>) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for w in workers {
+        list.append(worker_info(py, w)?)?;
+    }
+    Ok(list)
+}
+
+fn purged_tuple(purged: Purged) -> PurgedIds {
+    (
+        purged.purged,
+        purged
+            .unchanged
+            .into_iter()
+            .map(|(id, state)| (id.0, state.map(TaskState::as_str)))
+            .collect(),
+    )
 }
 
 fn selection(ids: Option<Vec<u64>>) -> Selection {

@@ -7,6 +7,9 @@
 //! - `runtime`: the one tokio runtime of the extension, made on first use.
 //! - `core`: `Core`, one client connection with its pipeline and event stream, the thing
 //!   `tatzelwurm.Client` is built on; every blocking call releases the GIL.
+//! - `feed`: `Feed`, a streamed answer read batch by batch from a Python thread, interruptible
+//!   by ctrl-c and closable from any thread; `events` (`EventFeed`, the event log) and `logs`
+//!   (`LogFeed`, a task's output) are the two kinds.
 //! - `options`: `Options`, what a client view's tasks carry (policy, play, queue, priority,
 //!   start time, dependencies), made once per view; the queue-name and priority checks.
 //! - `convert`: task and worker descriptions, events and errors as Python values.
@@ -24,6 +27,9 @@ use pyo3::prelude::*;
 mod commands;
 mod convert;
 mod core;
+mod events;
+mod feed;
+mod logs;
 mod options;
 mod queues;
 mod runtime;
@@ -37,6 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::workwurm_main, m)?)?;
     m.add_function(wrap_pyfunction!(commands::actionwurm_main, m)?)?;
     m.add_class::<core::Core>()?;
+    m.add_class::<events::EventFeed>()?;
+    m.add_class::<logs::LogFeed>()?;
     m.add_class::<options::Options>()?;
     m.add_function(wrap_pyfunction!(options::check_queue_name, m)?)?;
     m.add_function(wrap_pyfunction!(options::check_priority, m)?)?;

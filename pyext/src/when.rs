@@ -1,12 +1,12 @@
-//! Spans and moments written as text, read by the command line's own rules (actionwurm's
-//! `when`, on jiff), so that `options(delay="1h30m")`, `schedule(every="5m")` and
-//! `options(at="2026-12-01T09:00:00Z")` take what `--delay`, `--every` and `--at` take and are
-//! refused with the same sentences. Numbers and `datetime` values never come here: the Python
+//! Spans and moments written as text, read by the command lines' own rules
+//! (`tatzelwurm_proto::when`, on jiff), so that `options(delay="1h30m")`, `schedule(every="5m")`,
+//! `options(at="2026-12-01T09:00:00Z")` and `purge(finished_before="7d")` take what `--delay`,
+//! `--every`, `--at` and `--finished-before` take and are refused with the same sentences. Numbers and `datetime` values never come here: the Python
 //! layer (python/tatzelwurm/options.py) reads those itself.
 
 use crate::convert::error;
-use actionwurm::when;
 use pyo3::prelude::*;
+use tatzelwurm_proto::when;
 
 /// `text` (`30s`, `5m`, `1h30m`, `250ms`) in milliseconds; `InvalidRequest` saying what is
 /// wrong with it, led by `what` (the option's name).

@@ -17,11 +17,22 @@ Tasks can wait in named queues, by priority, until a moment, or for other tasks:
     later.submit("pkg.mod:report", 1)
     client.schedule("nightly", "pkg.mod:cleanup", cron="0 3 * * *", tz="Europe/Berlin")
 
+and be watched and cleaned up::
+
+    for event in client.events(since=last_seq, follow=True):   # every state change, durable
+        print(event.seq, event.kind, event.task, event.state)
+    for chunk in handle.logs(follow=True):                      # output as it is written
+        print(chunk.text, end="")
+    client.purge(finished_before="7d")                          # finished tasks, with results
+
 Package layout: ``client`` (:class:`Client`, the dispatcher thread), ``aio``
 (:class:`AsyncClient`), ``handle`` (:class:`TaskHandle`, :class:`TaskInfo`, ``as_completed``,
-``wait``), ``task`` (``@task``, function names), ``options`` (task options: policy, queue,
-priority, delay, at, after), ``queues`` (:class:`QueueInfo`), ``schedules``
-(:class:`ScheduleInfo`), ``serialize`` (JSON arguments), ``errors``,
+``wait``), ``workers`` (:class:`WorkerInfo` with its slots' :class:`WorkerUsage`), ``task``
+(``@task``, function names), ``options`` (task options: policy, queue, priority, delay, at,
+after), ``queues`` (:class:`QueueInfo`), ``schedules`` (:class:`ScheduleInfo`), ``events``
+(:class:`Event` and the event log's iterators), ``logs`` (:class:`LogChunk`, a task's output as
+it is written), ``stream`` (what those iterators share: ctrl-c, close), ``purge`` (what a purge
+takes), ``serialize`` (JSON arguments), ``errors``,
 ``slot`` (the worker's slot loop, run as ``python -m tatzelwurm.slot``), ``_native`` (the Rust
 extension: the connection, the pipeline, and the three commands).
 """
@@ -33,56 +44,74 @@ from .client import DEFAULT_ADDRESS, Client, default_client
 from .errors import (
     CoordinatorRefused,
     CoordinatorUnavailable,
+    EventsGone,
+    EventsLagged,
     InvalidRequest,
     RequestTooLarge,
     SerializationError,
     TaskFailed,
     TaskKilled,
     ScheduleExists,
+    TaskPurged,
     TaskTimedOut,
     TatzelwurmError,
     UnknownQueue,
     UnknownSchedule,
     UnknownTask,
+    UnknownWorker,
 )
+from .events import EVENT_KINDS, AsyncEventStream, Event, EventStream
 from .handle import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
     FIRST_EXCEPTION,
     STATES,
     Changed,
+    Purged,
     TaskError,
     TaskHandle,
     TaskInfo,
     TaskOutput,
-    WorkerInfo,
     as_completed,
     wait,
 )
+from .logs import AsyncLogStream, LogChunk, LogStream
 from .queues import DEFAULT_QUEUE, QueueInfo
 from .schedules import ScheduleInfo
 from .task import Task, function_name, task
+from .workers import SlotUsage, WorkerInfo, WorkerUsage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED",
     "AsyncClient",
+    "AsyncEventStream",
+    "AsyncLogStream",
     "Changed",
     "Client",
     "CoordinatorRefused",
     "CoordinatorUnavailable",
     "DEFAULT_ADDRESS",
     "DEFAULT_QUEUE",
+    "EVENT_KINDS",
+    "Event",
+    "EventStream",
+    "EventsGone",
+    "EventsLagged",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "InvalidRequest",
+    "LogChunk",
+    "LogStream",
+    "Purged",
     "QueueInfo",
     "RequestTooLarge",
     "STATES",
     "ScheduleExists",
     "ScheduleInfo",
     "SerializationError",
+    "SlotUsage",
     "Task",
     "TaskError",
     "TaskFailed",
@@ -90,12 +119,15 @@ __all__ = [
     "TaskInfo",
     "TaskKilled",
     "TaskOutput",
+    "TaskPurged",
     "TaskTimedOut",
     "TatzelwurmError",
     "UnknownQueue",
     "UnknownSchedule",
     "UnknownTask",
+    "UnknownWorker",
     "WorkerInfo",
+    "WorkerUsage",
     "as_completed",
     "default_client",
     "function_name",

@@ -1,7 +1,7 @@
 """Types of the Rust extension (pyext/): the connection, the pipeline and the three commands.
 Private: use :class:`tatzelwurm.Client`."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, final
 
 def tatzelwurm_main(argv: List[str], executable: str) -> int: ...
 def workwurm_main(argv: List[str], executable: str) -> int: ...
@@ -25,6 +25,7 @@ def parse_every(what: str, text: str) -> int:
 def parse_time(what: str, text: str) -> int:
     """RFC 3339 text with an offset in milliseconds since the epoch."""
 
+@final
 class Options:
     def __init__(
         self,
@@ -44,9 +45,47 @@ class Options:
     def waits_for_tasks(self) -> bool:
         """Whether its tasks run after others (they are then added outside the pipeline)."""
 
+@final
+class EventFeed:
+    """The event log being read: batches of event tuples
+    ``(seq, at, kind, task, queue, state, attempt, worker, error, count, worker_id, change)``."""
+
+    def next(self, timeout: Optional[float] = None) -> Optional[List[Tuple[Any, ...]]]:
+        """The next batch ([] when none came within ``timeout`` s; None once over), waiting
+        with the GIL released; the error that ends the stream is raised."""
+    def ready(self) -> None:
+        """Waits until the stream has started (a following one's own connection made, its
+        request sent); raises the error of a start that failed."""
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+@final
+class LogFeed:
+    """A task's output being read: batches of ``(attempt, stream, text)`` chunks."""
+
+    def next(self, timeout: Optional[float] = None) -> Optional[List[Tuple[int, str, str]]]:
+        """The next chunks ([] when none came within ``timeout`` s; None once over)."""
+    def ready(self) -> None:
+        """Waits until the stream has started (a following one's own connection made, its
+        request sent); raises the error of a start that failed."""
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def state(self) -> Optional[str]:
+        """The task's state the last page named; None before it came."""
+
+@final
 class Core:
     @staticmethod
-    def connect(address: Optional[str], name: str, window: int) -> "Core": ...
+    def connect(
+        address: Optional[str],
+        name: str,
+        window: int,
+        tls: Optional[bool] = None,
+        tls_ca: Optional[str] = None,
+    ) -> "Core": ...
     @property
     def address(self) -> str: ...
     def submit(self, function: str, args: str, kwargs: str, options: Options) -> int: ...
@@ -71,6 +110,20 @@ class Core:
         queue: Optional[str] = None,
     ) -> List[Dict[str, Any]]: ...
     def workers(self) -> List[Dict[str, Any]]: ...
+    def drain_worker(self, name: str) -> List[Dict[str, Any]]: ...
+    def purge_ids(self, ids: List[int]) -> Tuple[int, List[Tuple[int, Optional[str]]]]: ...
+    def purge_before(
+        self, before_ms: int, states: List[str]
+    ) -> Tuple[int, List[Tuple[int, Optional[str]]]]: ...
+    def events(
+        self,
+        since: Optional[int],
+        follow: bool,
+        task: Optional[int] = None,
+        queue: Optional[str] = None,
+    ) -> EventFeed:
+        """``since``: None for the oldest kept, -1 for only what comes next."""
+    def logs(self, id: int, follow: bool) -> LogFeed: ...
     def kill(self, ids: Optional[List[int]] = None) -> Tuple[List[int], List[Tuple[int, str]]]: ...
     def play(self, ids: Optional[List[int]] = None) -> Tuple[List[int], List[Tuple[int, str]]]: ...
     def pause(self, ids: Optional[List[int]] = None) -> Tuple[List[int], List[Tuple[int, str]]]: ...

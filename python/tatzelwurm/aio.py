@@ -4,6 +4,9 @@ A submit awaits only when the send window is full (then a thread waits for room,
 loop never blocks), or when it runs ``after`` other tasks (its add is a request of its own);
 requests run in the loop's default executor with the GIL released inside.
 Handles are the same :class:`TaskHandle` objects: ``await handle`` gives the result.
+
+The event log (``events``) and a task's followed output (``follow_logs``) are async iterators,
+each read in a thread of its own (so a long follow never holds the default executor).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from typing import (
 )
 from collections import deque
 
-from .client import Client, Function
-from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo
+from .client import Client, Function, _event_query
+from .events import AsyncEventStream
+from .handle import Changed, Purged, TaskHandle, TaskInfo, TaskOutput
+from .logs import AsyncLogStream
+from .workers import WorkerInfo
 from .queues import QueueInfo
 from .schedules import ScheduleInfo
 from .serialize import dumps_arguments
@@ -51,10 +57,17 @@ class AsyncClient:
         window: int = 50_000,
         name: Optional[str] = None,
         id_timeout: float = 60.0,
+        tls: Optional[bool] = None,
+        tls_ca: Any = None,
         _client: Optional[Client] = None,
     ) -> None:
         self._settings: Dict[str, Any] = dict(
-            address=address, window=window, name=name, id_timeout=id_timeout
+            address=address,
+            window=window,
+            name=name,
+            id_timeout=id_timeout,
+            tls=tls,
+            tls_ca=tls_ca,
         )
         self._client: Optional[Client] = _client
 
@@ -66,9 +79,13 @@ class AsyncClient:
         window: int = 50_000,
         name: Optional[str] = None,
         id_timeout: float = 60.0,
+        tls: Optional[bool] = None,
+        tls_ca: Any = None,
     ) -> "AsyncClient":
         """A connected client (:class:`CoordinatorUnavailable` within 2 s if nothing answers)."""
-        ac = cls(address, window=window, name=name, id_timeout=id_timeout)
+        ac = cls(
+            address, window=window, name=name, id_timeout=id_timeout, tls=tls, tls_ca=tls_ca
+        )
         await ac._connect()
         return ac
 
@@ -82,6 +99,8 @@ class AsyncClient:
                     window=settings["window"],
                     name=settings["name"],
                     id_timeout=settings["id_timeout"],
+                    tls=settings["tls"],
+                    tls_ca=settings["tls_ca"],
                 )
             )
 
@@ -169,6 +188,52 @@ class AsyncClient:
     async def workers(self) -> List[WorkerInfo]:
         """The connected workers."""
         return await _run(self.client.workers)
+
+    async def drain_worker(self, name: Union[str, int]) -> List[WorkerInfo]:
+        """See :meth:`Client.drain_worker`."""
+        return await _run(functools.partial(self.client.drain_worker, name))
+
+    def events(
+        self,
+        since: Union[None, int, str] = None,
+        follow: bool = False,
+        task: Union[None, int, TaskHandle[Any]] = None,
+        queue: Optional[str] = None,
+    ) -> AsyncEventStream:
+        """The event log as an async iterator (``async for event in ac.events(...)``); the
+        arguments are those of :meth:`Client.events`. ``async with ac.events(...) as events``
+        waits until a following stream's connection is made and its request sent (so
+        ``since="now"`` means from there), and closes it at the end; without it, the first
+        read waits for that, and ``aclose()`` stops it early. Cancelling a read loses no
+        event."""
+        client = self.client
+        native = client._core.native.events(*_event_query(since, follow, task, queue))
+        return AsyncEventStream(native, client._core)
+
+    async def logs(self, task: Union[int, TaskHandle[Any]]) -> TaskOutput:
+        """A task's output so far (all of it once finished), as :meth:`TaskHandle.logs`."""
+        return await _run(functools.partial(self.client.logs, task))
+
+    def follow_logs(self, task: Union[int, TaskHandle[Any]]) -> AsyncLogStream:
+        """A task's output as an async iterator of :class:`LogChunk`, as it is written, until
+        the task finishes (the stream's ``state`` then says how). A handle is asked for its id,
+        which waits until its add is durable: await ``flush()`` first inside a busy loop."""
+        client = self.client
+        task_id = task.id if isinstance(task, TaskHandle) else int(task)
+        return AsyncLogStream(client._core.native.logs(task_id, True), client._core)
+
+    async def purge(
+        self,
+        *tasks: Union[int, TaskHandle[Any]],
+        finished_before: Any = None,
+        states: Union[None, str, Sequence[str]] = None,
+    ) -> Purged:
+        """See :meth:`Client.purge`."""
+        return await _run(
+            functools.partial(
+                self.client.purge, *tasks, finished_before=finished_before, states=states
+            )
+        )
 
     async def kill(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
         """See :meth:`Client.kill`."""

@@ -9,7 +9,10 @@ Threads:
   drops, re-sending unacknowledged adds under their keys and re-registering watches;
 - one dispatcher thread per client pulls batches of events from the native side (the GIL
   released while it waits) and resolves handles: ``Added`` gives them their ids, ``Finished``
-  (pushed by the coordinator, never polled) their results.
+  (pushed by the coordinator, never polled) their results;
+- an event stream or a followed task's output is read by the thread that iterates it; a
+  following one has a connection of its own (so closing it ends it on the coordinator, and a
+  flood of events never delays the pipeline's answers). ``close()`` ends them all.
 """
 
 from __future__ import annotations
@@ -29,21 +32,27 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
     TypeVar,
     Union,
+    overload,
 )
 
 from . import _native
 from .errors import InvalidRequest, SerializationError, TatzelwurmError, _native_error
-from .handle import Changed, TaskHandle, TaskInfo, WorkerInfo, as_completed, wait
+from .events import EventStream
+from .handle import Changed, Purged, TaskHandle, TaskInfo, TaskOutput, as_completed, wait
+from .logs import LogStream
 from .options import check_options, check_schedule_options, merge_options, native_options
+from .purge import before_ms, finished_states
 from .queues import QueueInfo
 from .schedules import ScheduleInfo, trigger
 from .serialize import dumps_arguments
 from .task import Task, function_name
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:
     import datetime
@@ -67,8 +76,16 @@ class _Core:
     """What every view of one client shares: the native connection, the handles waiting for
     their ids (by ticket) and for their completions (by task id), and the dispatcher thread."""
 
-    def __init__(self, address: Optional[str], window: int, name: str, id_timeout: float) -> None:
-        self.native = _native.Core.connect(address, name, window)
+    def __init__(
+        self,
+        address: Optional[str],
+        window: int,
+        name: str,
+        id_timeout: float,
+        tls: Optional[bool] = None,
+        tls_ca: Optional[str] = None,
+    ) -> None:
+        self.native = _native.Core.connect(address, name, window, tls, tls_ca)
         self.address: str = self.native.address
         self.window = window
         self.id_timeout = id_timeout
@@ -80,6 +97,8 @@ class _Core:
         #: Completions that came before the ``Added`` of their own add.
         self.early: Dict[int, dict] = {}
         self.closed = False
+        #: Event and output streams not yet closed, closed with the client.
+        self.streams: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self.dispatcher = threading.Thread(
             target=self._dispatch, name=f"tatzelwurm-dispatcher {self.address}", daemon=True
         )
@@ -186,6 +205,11 @@ class _Core:
         changed, unchanged = self.native.pause(ids)
         return Changed(changed, unchanged)
 
+    def logs(self, task_id: int, follow: bool) -> "Union[TaskOutput, LogStream]":
+        native = self.native.logs(task_id, follow)
+        stream = _started(LogStream(native, self), native)
+        return stream if follow else stream.output()
+
     def flush(self, timeout: Optional[float]) -> None:
         if not self.native.flush(timeout):
             raise TimeoutError(
@@ -197,6 +221,11 @@ class _Core:
         if self.closed:
             return
         self.closed = True
+        for stream in list(self.streams):
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001 - the connection below closes anyway
+                pass
         self.native.close()
         if threading.current_thread() is not self.dispatcher:
             self.dispatcher.join(5)
@@ -307,6 +336,7 @@ def _after_fork_in_child() -> None:
     for core in list(_live):
         core.native = _Forked(core.address)  # type: ignore[assignment]
         core.closed = True
+        core.streams = weakref.WeakSet()
         core.lock = threading.Lock()
         core.by_ticket.clear()
         core.by_id.clear()
@@ -337,6 +367,12 @@ class Client:
     ``127.0.0.1:5677``. The token comes from ``$TATZELWURM_TOKEN``. Raises
     :class:`CoordinatorUnavailable` within 2 s when nothing answers there.
 
+    ``tls=True`` talks TLS to a coordinator started with ``--tls-cert``/``--tls-key``, checking
+    its certificate against the system's roots, or only against the CA certificate in the PEM
+    file ``tls_ca`` (which implies ``tls``). Without either, ``$TATZELWURM_TLS=1`` and
+    ``$TATZELWURM_TLS_CA`` decide, as for the command line; ``tls=False`` turns TLS off whatever
+    they say.
+
     ``window`` bounds the tasks submitted but not yet acknowledged: a submit blocks (releasing
     the GIL) while it is full. ``id_timeout`` bounds how long ``handle.id`` waits for the
     acknowledgement. Use it as a context manager: leaving it flushes and closes.
@@ -349,11 +385,22 @@ class Client:
         window: int = 50_000,
         name: Optional[str] = None,
         id_timeout: float = 60.0,
+        tls: Optional[bool] = None,
+        tls_ca: "Union[None, str, os.PathLike[str]]" = None,
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
+        if tls is not None and not isinstance(tls, bool):
+            raise InvalidRequest(
+                f"tls must be True, False or None (from the environment), not {tls!r}"
+            )
+        if tls is False and tls_ca is not None:
+            raise InvalidRequest(
+                "tls_ca names a CA to trust for TLS, so it cannot go with tls=False"
+            )
         client_name = name or f"python:{os.getpid()}"
-        self._core = _Core(address, window, client_name, id_timeout)
+        ca = None if tls_ca is None else os.fspath(tls_ca)
+        self._core = _Core(address, window, client_name, id_timeout, tls, ca)
         self._options: Dict[str, Any] = {}
         self._native_opts = native_options({})
         self._task_opts: Dict[Task, Any] = {}
@@ -542,8 +589,96 @@ class Client:
         return [TaskInfo._from_native(r) for r in raw]
 
     def workers(self) -> List[WorkerInfo]:
-        """The connected workers."""
-        return [WorkerInfo(**w) for w in self._core.native.workers()]
+        """The connected workers, with what their slots use (``usage``: memory, CPU) as each
+        last said."""
+        return [WorkerInfo._from_native(w) for w in self._core.native.workers()]
+
+    def drain_worker(self, name: Union[str, int]) -> List[WorkerInfo]:
+        """Drains the workers of this name (or connection id), as SIGTERM on their host does:
+        they get nothing new, finish what they hold, and exit. Returns them (``draining``
+        set); :class:`UnknownWorker` when no connected worker has that name."""
+        return [WorkerInfo._from_native(w) for w in self._core.native.drain_worker(str(name))]
+
+    # -- events, output, retention --------------------------------------------------------
+    def events(
+        self,
+        since: "Union[None, int, Literal['now']]" = None,
+        follow: bool = False,
+        task: "Union[None, int, TaskHandle[Any]]" = None,
+        queue: Optional[str] = None,
+    ) -> EventStream:
+        """The event log as an iterator of :class:`Event`, in increasing ``seq``.
+
+        ``since``: start after this sequence number (the last one you saw: nothing is missed,
+        nothing seen twice), or ``"now"`` for only events still to come; None starts at the
+        oldest event kept. ``follow``: after the events there are, wait for new ones until the
+        iterator is closed (``close()``, a ``with`` block, ctrl-c, or this client's
+        ``close()``). ``task`` or ``queue``: only the events of that task, or of that queue's
+        tasks.
+
+        A following iterator has a connection of its own, made (and the request sent) before
+        this returns, so :class:`CoordinatorUnavailable` is raised here; it comes back by itself
+        after a drop or a coordinator restart and goes on after the last event it yielded.
+        ``since="now"`` starts where the coordinator is when it registers the follow, an instant
+        after this returns: events of work submitted right after may precede it. To see all of
+        a task's events, filter with ``task`` or start from a ``since`` you read before.
+
+        The coordinator's refusals come from the first read: :class:`EventsGone` when ``since``
+        is older than the oldest event kept; a reader that falls far behind is dropped with
+        :class:`EventsLagged` (its ``last_seq`` says where to go on)."""
+        native = self._core.native.events(*_event_query(since, follow, task, queue))
+        return _started(EventStream(native, self._core), native)
+
+    @overload
+    def logs(
+        self, task: "Union[int, TaskHandle[Any]]", follow: Literal[False] = False
+    ) -> TaskOutput: ...
+
+    @overload
+    def logs(self, task: "Union[int, TaskHandle[Any]]", follow: Literal[True]) -> LogStream: ...
+
+    def logs(
+        self, task: "Union[int, TaskHandle[Any]]", follow: bool = False
+    ) -> "Union[TaskOutput, LogStream]":
+        """A task's output, as :meth:`TaskHandle.logs` gives it (without ``follow``: the text
+        so far; with it, an iterator of chunks until the task finishes)."""
+        task_id = task.id if isinstance(task, TaskHandle) else int(task)
+        return self._core.logs(task_id, bool(follow))
+
+    def purge(
+        self,
+        *tasks: Union[int, TaskHandle[Any]],
+        finished_before: Any = None,
+        states: Union[None, str, Sequence[str]] = None,
+    ) -> Purged:
+        """Removes finished tasks with their results and output, durably: these tasks (handles
+        or ids), or every task that finished before ``finished_before`` (an age: seconds, a
+        ``timedelta`` or a span such as ``"7d"``; or an aware ``datetime``), in one of
+        ``states`` (``completed``, ``failed``, ``killed``; all three when None).
+
+        Tasks that are not finished are left, and named in ``unchanged`` with their state
+        (None for one purged before). An id never handed out raises :class:`UnknownTask` and
+        purges nothing; a purged id later raises :class:`TaskPurged`.
+        """
+        if tasks and finished_before is not None:
+            raise InvalidRequest("purge: give tasks or finished_before, not both")
+        if finished_before is None:
+            if states is not None:
+                raise InvalidRequest(
+                    "purge: states goes with finished_before; named tasks are purged whatever "
+                    "their finished state"
+                )
+            if not tasks:
+                raise InvalidRequest(
+                    "purge: name the tasks (handles or ids), or give finished_before"
+                )
+            ids = [t.id if isinstance(t, TaskHandle) else int(t) for t in tasks]
+            purged, unchanged = self._core.native.purge_ids(ids)
+        else:
+            purged, unchanged = self._core.native.purge_before(
+                before_ms(finished_before), finished_states(states)
+            )
+        return Purged(purged, unchanged)
 
     def kill(self, *tasks: Union[int, TaskHandle[Any]], all: bool = False) -> Changed:
         """Ends these tasks (handles or ids) if they are not finished, or every unfinished task
@@ -691,6 +826,38 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<tatzelwurm.Client {self.address}{' ' + repr(self._options) if self._options else ''}>"
+
+
+S = TypeVar("S", EventStream, LogStream)
+
+
+def _started(stream: S, native: Any) -> S:
+    """``stream`` once its start is over (a following one's own connection made and its
+    request sent), waiting with the GIL released; a failed start (or a ctrl-c meanwhile)
+    closes it and raises."""
+    try:
+        native.ready()
+    except BaseException:
+        stream.close()
+        raise
+    return stream
+
+
+def _event_query(
+    since: Any, follow: Any, task: Any, queue: Optional[str]
+) -> Tuple[Optional[int], bool, Optional[int], Optional[str]]:
+    """The native form of an events request, checked: ``since`` as a number (-1 for
+    ``"now"``), the task as an id."""
+    if since == "now":
+        since = -1
+    elif since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise InvalidRequest(
+            f"since must be a sequence number >= 0, 'now' or None (the oldest kept), not {since!r}"
+        )
+    if queue is not None:
+        _native.check_queue_name(queue)
+    task_id = None if task is None else (task.id if isinstance(task, TaskHandle) else int(task))
+    return since, bool(follow), task_id, queue
 
 
 def _ids(tasks: Sequence[Union[int, TaskHandle[Any]]], all: bool, verb: str) -> Optional[List[int]]:

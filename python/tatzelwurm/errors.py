@@ -8,6 +8,8 @@ builtin :class:`TimeoutError`, not a class of ours.
 
 from __future__ import annotations
 
+from typing import Optional
+
 __all__ = [
     "TatzelwurmError",
     "CoordinatorUnavailable",
@@ -15,6 +17,10 @@ __all__ = [
     "InvalidRequest",
     "RequestTooLarge",
     "UnknownTask",
+    "TaskPurged",
+    "UnknownWorker",
+    "EventsLagged",
+    "EventsGone",
     "UnknownQueue",
     "UnknownSchedule",
     "ScheduleExists",
@@ -51,6 +57,37 @@ class RequestTooLarge(TatzelwurmError):
 
 class UnknownTask(TatzelwurmError, LookupError):
     """A task id that the coordinator never handed out."""
+
+
+class TaskPurged(UnknownTask):
+    """A task that existed and was purged (``Client.purge``, ``actionwurm task purge`` or the
+    coordinator's ``--keep-finished``): its record, result and output are gone. A subclass of
+    :class:`UnknownTask`, so code that handles a missing task handles this one too."""
+
+
+class UnknownWorker(TatzelwurmError, LookupError):
+    """No connected worker has this name or id (``Client.drain_worker``)."""
+
+
+class EventsLagged(TatzelwurmError):
+    """An event stream read more slowly than events came, and the coordinator dropped it.
+
+    :attr:`last_seq` is the sequence number of the last event this stream yielded (None before
+    the first): follow again with ``events(since=err.last_seq, follow=True)`` to miss nothing.
+    """
+
+    def __init__(self, message: str, last_seq: Optional[int] = None) -> None:
+        super().__init__(message)
+        #: The last event the stream yielded; resume after it.
+        self.last_seq = last_seq
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (str(self), self.last_seq))
+
+
+class EventsGone(TatzelwurmError, LookupError):
+    """The events asked for (``since``) are older than the oldest the coordinator keeps
+    (``tatzelwurm --keep-events``); the message names the oldest kept."""
 
 
 class UnknownQueue(TatzelwurmError, LookupError):
@@ -141,6 +178,10 @@ def _by_class(name: str) -> type:
         "UnknownQueue": UnknownQueue,
         "UnknownSchedule": UnknownSchedule,
         "ScheduleExists": ScheduleExists,
+        "TaskPurged": TaskPurged,
+        "UnknownWorker": UnknownWorker,
+        "EventsLagged": EventsLagged,
+        "EventsGone": EventsGone,
     }.get(name, TatzelwurmError)
 
 

@@ -1,5 +1,5 @@
 """Task handles (``concurrent.futures.Future`` subclasses) and what the coordinator says about
-tasks and workers.
+tasks (workers are described in ``workers``, re-exported here).
 
 A handle is resolved by the client's dispatcher thread when the coordinator pushes its task's
 completion; nothing polls. Its result stays readable: reading it never consumes anything, and
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as futures
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -20,18 +20,23 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     NamedTuple,
     Optional,
     Set,
     Tuple,
     TypeVar,
+    Union,
+    overload,
 )
 
 from .errors import TaskFailed, TaskKilled, TaskTimedOut, TatzelwurmError
 from .serialize import loads_result
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:
     from .client import _Core
+    from .logs import LogStream
 
 __all__ = [
     "TaskHandle",
@@ -40,6 +45,7 @@ __all__ = [
     "TaskOutput",
     "WorkerInfo",
     "Changed",
+    "Purged",
     "STATES",
     "as_completed",
     "wait",
@@ -152,30 +158,6 @@ class TaskInfo:
         )
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One connected worker."""
-
-    id: int
-    name: str
-    address: str
-    slots: int
-    running: int
-    done: int
-    python: str
-    connected_at: float
-    draining: bool
-    held_off_until: Optional[float] = None
-    """Set while the coordinator holds this worker off (it kept dropping its connection):
-    when it gets tasks again, in seconds since the epoch."""
-    queues: List[str] = field(default_factory=list)
-    """The queues it serves (``workwurm --queue``)."""
-    async_concurrency: int = 1
-    """How many ``async def`` tasks one of its slots runs at once."""
-    queued: int = 0
-    """Of ``running``, the tasks handed to it ahead of a free slot that no slot has started."""
-
-
 #: Every task state, in the order of a task's life.
 STATES = (
     "created",
@@ -197,6 +179,14 @@ class Changed(NamedTuple):
 
     changed: List[int]
     unchanged: List[Tuple[int, str]]
+
+
+class Purged(NamedTuple):
+    """What a purge did: ``purged`` finished tasks were removed with their results and output;
+    ``unchanged`` are the named tasks it left, with their state (None: already purged)."""
+
+    purged: int
+    unchanged: List[Tuple[int, Optional[str]]]
 
 
 def _failure(info: "TaskInfo | dict") -> TaskFailed:
@@ -350,6 +340,20 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
     def info(self) -> TaskInfo:
         """Everything the coordinator tells about the task, with its output."""
         return self._core.info(self.id)
+
+    @overload
+    def logs(self, follow: Literal[False] = False) -> TaskOutput: ...
+
+    @overload
+    def logs(self, follow: Literal[True]) -> "LogStream": ...
+
+    def logs(self, follow: bool = False) -> "Union[TaskOutput, LogStream]":
+        """The task's output. Without ``follow``: a :class:`TaskOutput`, the kept output of a
+        finished task or what a running task has written so far. With ``follow=True``: a
+        :class:`~tatzelwurm.LogStream` of :class:`~tatzelwurm.LogChunk` as the task writes them,
+        ending when it finishes (its ``state`` then says how); close it (or use ``with``) to
+        stop early. :class:`TaskPurged` for a purged task."""
+        return self._core.logs(self.id, follow)
 
     def kill(self) -> Changed:
         """Ends the task if it is not finished; its handle then raises :class:`TaskKilled`."""
