@@ -232,8 +232,11 @@ fn oversized_frames_cost_a_bounded_amount() {
         after_worker - after_actioner < 32.0,
         "reports took the coordinator from {after_actioner:.1} to {after_worker:.1} MiB"
     );
+    // 5 s, not the actioner half's 3: a `worker list` may queue behind rounds that each apply
+    // 10,000 ignored reports, which in a debug build on a loaded 2-core machine (the suite runs
+    // its tests side by side) took up to 3.2 s; a coordinator that stalls stays far beyond it.
     assert!(
-        slowest < Duration::from_secs(3),
+        slowest < Duration::from_secs(5),
         "`worker list` took {slowest:?}"
     );
     assert!(

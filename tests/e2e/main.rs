@@ -47,6 +47,33 @@
 //! - [`limits`]: `queue limit` across workers, durable, removable.
 //! - [`async_tasks`]: `async def` tasks under `--async-concurrency`; kill and timeout of one.
 //! - [`reload`]: a changed task file is re-imported for the next task, unless `--no-reload`.
+//! - [`prefetch`]: attempts queued on a worker behind its busy slots: taken back by an idle
+//!   worker, killed while queued, lost with their worker.
+//! - [`held`]: a chain's links go ahead to the worker running the link before, yet each starts
+//!   only after that one completed; a link failing for good fails the rest unrun.
+//!
+//! Operations (issue 12):
+//! - [`events`]: `actionwurm events`: a follower restarted `--since` its last event across a
+//!   coordinator `kill -9` sees every sequence number once and in order; `--task`/`--queue`
+//!   filters and JSON lines; a watcher that does not read is dropped with `Lagged`.
+//! - [`live_logs`]: `task logs [--follow]` streams a running task's lines before it ends, the
+//!   kept output of a finished task, a retried task's attempts in turn; `live_logs/raw.rs`
+//!   proves the coordinator's side alone with a stand-in worker.
+//! - [`purge`]: `task purge` by id and by age; a purged id is reported as purged; a purge under
+//!   load across a `kill -9` loses no live task.
+//! - [`retention`]: `--keep-finished 2s` purges finished tasks on its own and keeps live ones.
+//! - [`worker_control`]: `worker drain NAME` drains that worker as SIGTERM would; an unknown
+//!   name's sentence; `worker list` shows slot RSS, CPU and uptime.
+//! - [`memory_limit`]: `workwurm --max-memory`: a task past it fails `MemoryLimit` and is
+//!   retried; a slot left past it keeps the result and is replaced.
+//! - [`metrics`]: `/metrics` parsed as Prometheus does: counters, histograms and gauges move as
+//!   tasks run.
+//! - [`http_api`]: the JSON API (list, show, add, play, kill, workers, queues), the token rule,
+//!   JSON errors with fitting statuses, `/api/events` as server-sent events.
+//! - [`tls`]: TLS with rcgen certificates: a worker and an actioner run a task and the token
+//!   never crosses in clear; plain/TLS mismatches, untrusted, expired and wrong-name
+//!   certificates and a mismatched key each get one sentence.
+//! - [`terminal`]: `task wait` draws a progress bar on a pseudo-terminal and nothing when piped.
 
 mod async_tasks;
 mod auth;

@@ -136,13 +136,18 @@ class Cluster:
         self.db = root / "db"
         self.token = token
         self.address = ""
+        #: Extra coordinator flags, kept for a restart.
+        self.coordinator_args: List[str] = []
         self.coordinator: Optional[Process] = None
         self.workers: List[Process] = []
         self.env = clean_env(**({"TATZELWURM_TOKEN": token} if token else {}))
 
-    def start_coordinator(self, bind: str = "127.0.0.1:0") -> str:
+    def start_coordinator(self, bind: str = "127.0.0.1:0", *extra: str) -> str:
+        """Starts the coordinator with `extra` flags (such as `--keep-events 10`), which a
+        restart keeps."""
+        self.coordinator_args = list(extra)
         self.coordinator = Process(
-            [command("tatzelwurm"), "--db", str(self.db), "--bind", bind],
+            [command("tatzelwurm"), "--db", str(self.db), "--bind", bind, *extra],
             self.root / "coordinator.log",
             self.env,
             stdout_pipe=True,
@@ -155,10 +160,12 @@ class Cluster:
         self.coordinator.kill()
 
     def restart_coordinator(self) -> None:
-        """Starts the coordinator again on the same address and database."""
-        self.start_coordinator(self.address)
+        """Starts the coordinator again on the same address, database and flags."""
+        self.start_coordinator(self.address, *self.coordinator_args)
 
-    def start_worker(self, slots: int = 1, *extra: str) -> Process:
+    def start_worker(self, slots: int = 1, *extra: str, drain_timeout: float = 0) -> Process:
+        """Starts worker `pytest-N` (N counts from 0) with `extra` flags; a drain (SIGTERM,
+        `drain_worker`) lets its running tasks finish for up to `drain_timeout` seconds."""
         index = len(self.workers)
         worker = Process(
             [
@@ -172,7 +179,7 @@ class Cluster:
                 "--name",
                 f"pytest-{index}",
                 "--drain-timeout",
-                "0",
+                str(drain_timeout),
                 *extra,
             ],
             self.root / f"worker-{index}.log",

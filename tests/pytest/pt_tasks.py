@@ -79,3 +79,30 @@ def tadd(x, y):
 def techo(timeout=None, retries=None):
     """A decorated task whose own keyword arguments are named like options."""
     return {"timeout": timeout, "retries": retries}
+
+
+def chatty(lines, pause, tag="line"):
+    """Prints `lines` lines to stdout, `pause` seconds apart, and one to stderr at the end."""
+    for i in range(lines):
+        print(f"{tag} {i}", flush=True)
+        time.sleep(pause)
+    print(f"{tag} done", file=sys.stderr, flush=True)
+    return lines
+
+
+def print_then_sleep(text, seconds):
+    """Prints `text`, then sleeps: a running task with output so far."""
+    print(text, flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
+def print_and_fail_once(marker):
+    """Prints which attempt this is; fails the first time (when file `marker` is missing)."""
+    first = not os.path.exists(marker)
+    print("first attempt" if first else "second attempt", flush=True)
+    if first:
+        with open(marker, "w") as f:
+            f.write("seen")
+        raise ValueError("first attempt fails")
+    return "ok"
