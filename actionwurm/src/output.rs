@@ -1,227 +1,21 @@
-//! What scripts read and how everything reaches the terminal: the JSON form of tasks and
-//! workers (queues, schedules, events and a worker's usage in `queue_json`, `schedule_json`,
-//! `event_json` and `usage_json`), the one-sentence form
+//! What scripts read and how everything reaches the terminal: the JSON form of tasks, workers,
+//! queues, events and a worker's usage (re-exported from `tatzelwurm_proto::json`, which the
+//! coordinator's HTTP API shares, and schedules in `schedule_json`), the one-sentence form
 //! of errors (clap's included), and `emit`, which writes an `Outcome`.
 //!
 //! Used by `commands` (JSON and error sentences) and by `main` (`emit`, `clap_error`). The JSON
 //! keys and value types are a contract for scripts: add keys freely, never rename or retype one.
 
-mod event_json;
-mod queue_json;
 mod schedule_json;
-mod usage_json;
 
-pub use event_json::EventJson;
-pub use queue_json::QueueJson;
 pub use schedule_json::ScheduleJson;
-pub use usage_json::UsageJson;
+pub use tatzelwurm_proto::json::{
+    run_at, worker_state, EventJson, QueueJson, TaskJson, WorkerJson,
+};
 
 use crate::outcome::Outcome;
 use serde::Serialize;
-use serde_json::Value;
 use std::io::{self, Write};
-use tatzelwurm_proto::actioner::WorkerInfo;
-use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskPolicy, Timestamp, When};
-
-/// One task as scripts read it: arguments and result as JSON values, times (and `retry_at`,
-/// `run_at`) as seconds since the epoch, durations of the policy in seconds, the error as an
-/// object or null.
-#[derive(Debug, Serialize)]
-pub struct TaskJson<'a> {
-    id: u64,
-    state: &'static str,
-    function: &'a str,
-    args: Value,
-    kwargs: Value,
-    /// The queue it waits in.
-    queue: &'a str,
-    /// Higher runs first.
-    priority: i8,
-    /// Not before this moment (null: as soon as it is ready).
-    run_at: Option<f64>,
-    /// The ids of the tasks it runs after.
-    after: Vec<u64>,
-    policy: PolicyJson,
-    result: Value,
-    error: Option<ErrorJson<'a>>,
-    worker: Option<&'a str>,
-    attempts: u32,
-    failures: u32,
-    crashes: u32,
-    retry_at: Option<f64>,
-    created_at: f64,
-    started_at: Option<f64>,
-    finished_at: Option<f64>,
-    #[serde(flatten)]
-    output: Option<OutputJson<'a>>,
-}
-
-/// A task's error: the exception's type, message and traceback.
-#[derive(Debug, Serialize)]
-struct ErrorJson<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    message: &'a str,
-    traceback: &'a str,
-}
-
-/// How a task is retried, fenced and timed: `TaskPolicy` with seconds instead of milliseconds,
-/// the unit of the `task add` flags.
-#[derive(Debug, Serialize)]
-pub(crate) struct PolicyJson {
-    at_most_once: bool,
-    retries: u32,
-    backoff: f64,
-    timeout: Option<f64>,
-    crash_limit: u32,
-}
-
-/// What `task show` adds: the captured output (null where the coordinator sent none).
-#[derive(Debug, Serialize)]
-struct OutputJson<'a> {
-    stdout: Option<&'a str>,
-    stderr: Option<&'a str>,
-}
-
-/// One worker as scripts read it.
-#[derive(Debug, Serialize)]
-pub struct WorkerJson<'a> {
-    id: u64,
-    name: &'a str,
-    address: &'a str,
-    slots: u32,
-    /// Attempts it holds, queued ones included (its load).
-    running: u32,
-    /// Of `running`, those queued ahead of a free slot (prefetched) that no slot has started.
-    queued: u32,
-    done: u64,
-    python: &'a str,
-    connected_at: f64,
-    /// `active`, `draining` while it finishes its tasks before leaving, or `held off` while
-    /// it gets no tasks because its name keeps dropping its connections.
-    state: &'static str,
-    /// Until when it is held off (seconds since the epoch), or null.
-    held_off_until: Option<f64>,
-    /// The queues it serves.
-    queues: &'a [String],
-    /// How many `async def` tasks one of its slots runs at once.
-    async_concurrency: u32,
-    /// Seconds since it connected.
-    uptime: f64,
-    /// What its slots use (RSS, CPU, the memory limit), as it last measured; null until then.
-    usage: Option<UsageJson>,
-}
-
-impl<'a> TaskJson<'a> {
-    /// The JSON of a task; `with_output` adds `stdout` and `stderr`, as `task show` does.
-    pub fn new(info: &'a TaskInfo, with_output: bool) -> TaskJson<'a> {
-        TaskJson {
-            id: info.id.0,
-            state: info.state.as_str(),
-            function: &info.spec.function,
-            args: json_value(&info.spec.args),
-            kwargs: json_value(&info.spec.kwargs),
-            queue: &info.spec.queue,
-            priority: info.spec.priority,
-            run_at: run_at(info).map(Timestamp::as_secs_f64),
-            after: info.spec.after.iter().map(|id| id.0).collect(),
-            policy: PolicyJson::new(&info.spec.policy),
-            result: info.result.as_deref().map_or(Value::Null, json_value),
-            error: info.error.as_ref().map(ErrorJson::new),
-            worker: info.worker.as_deref(),
-            attempts: info.attempts.0,
-            failures: info.failures,
-            crashes: info.crashes,
-            retry_at: info.retry_at.map(Timestamp::as_secs_f64),
-            created_at: info.created_at.as_secs_f64(),
-            started_at: info.started_at.map(Timestamp::as_secs_f64),
-            finished_at: info.finished_at.map(Timestamp::as_secs_f64),
-            output: with_output.then(|| OutputJson {
-                stdout: info.output.as_ref().map(|o| o.stdout.as_str()),
-                stderr: info.output.as_ref().map(|o| o.stderr.as_str()),
-            }),
-        }
-    }
-}
-
-/// When a task may start: its `At`, or (from a coordinator that did not resolve a `Delay`,
-/// which it always does on add) its delay counted from when it was added.
-pub fn run_at(info: &TaskInfo) -> Option<Timestamp> {
-    match info.spec.run_at? {
-        When::At(at) => Some(at),
-        When::Delay(millis) => Some(Timestamp(info.created_at.0.saturating_add(millis))),
-    }
-}
-
-impl PolicyJson {
-    pub(crate) fn new(policy: &TaskPolicy) -> PolicyJson {
-        PolicyJson {
-            at_most_once: policy.at_most_once,
-            retries: policy.retries,
-            backoff: secs(policy.backoff_ms),
-            timeout: policy.timeout_ms.map(secs),
-            crash_limit: policy.crash_limit,
-        }
-    }
-}
-
-/// A worker's state as `worker list` shows it.
-pub fn worker_state(info: &WorkerInfo) -> &'static str {
-    if info.draining {
-        "draining"
-    } else if info
-        .held_off_until
-        .is_some_and(|until| until > Timestamp::now())
-    {
-        "held off"
-    } else {
-        "active"
-    }
-}
-
-/// Milliseconds as seconds, the unit people typed.
-fn secs(millis: u64) -> f64 {
-    millis as f64 / 1000.0
-}
-
-impl<'a> ErrorJson<'a> {
-    fn new(error: &'a TaskError) -> ErrorJson<'a> {
-        ErrorJson {
-            kind: &error.kind,
-            message: &error.message,
-            traceback: &error.traceback,
-        }
-    }
-}
-
-impl<'a> WorkerJson<'a> {
-    /// The JSON of a worker; `now` measures its uptime.
-    pub fn new(info: &'a WorkerInfo, now: Timestamp) -> WorkerJson<'a> {
-        WorkerJson {
-            id: info.id.0,
-            name: &info.name,
-            address: &info.address,
-            slots: info.slots,
-            running: info.running,
-            queued: info.queued,
-            done: info.done,
-            python: &info.python,
-            connected_at: info.connected_at.as_secs_f64(),
-            state: worker_state(info),
-            held_off_until: info.held_off_until.map(Timestamp::as_secs_f64),
-            queues: &info.queues,
-            async_concurrency: info.async_concurrency,
-            uptime: now.0.saturating_sub(info.connected_at.0) as f64 / 1000.0,
-            usage: info.usage.as_ref().map(UsageJson::new),
-        }
-    }
-}
-
-/// JSON text as a value; text that is not JSON (which the coordinator should never send) is
-/// kept as a string rather than lost.
-pub(crate) fn json_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
-}
 
 /// Indented JSON with a final newline, for stdout.
 pub fn to_json_text<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<String> {
@@ -313,9 +107,12 @@ fn write_stdout(text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use tatzelwurm_client::fake_coordinator::{shown_task, task};
     use tatzelwurm_client::ClientError;
+    use tatzelwurm_proto::actioner::WorkerInfo;
     use tatzelwurm_proto::task::TaskState;
+    use tatzelwurm_proto::task::{TaskPolicy, Timestamp, When};
     use tatzelwurm_proto::{Attempt, WorkerId};
 
     fn as_value<T: Serialize>(value: &T) -> Value {
@@ -530,6 +327,25 @@ mod tests {
                 "memory_replaced": 0, "memory_killed": 0,
                 "slots": [{"pid": 42, "rss": 1000, "cpu": 0.25, "running": 1}]})
         );
+    }
+
+    /// A queue has its contract keys; counts name every state; no limit is null.
+    #[test]
+    fn queue_json() {
+        let mut info = tatzelwurm_client::fake_coordinator::queue("gpu");
+        let json = as_value(&QueueJson::new(&info));
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "gpu", "paused": false, "limit": null,
+                "counts": {"created": 0, "blocked": 0, "scheduled": 0, "paused": 0, "ready": 2,
+                    "running": 1, "waiting": 0, "completed": 5, "failed": 0, "killed": 0},
+                "workers": ["host:42"]})
+        );
+        info.limit = 3;
+        info.paused = true;
+        let json = as_value(&QueueJson::new(&info));
+        assert_eq!(json["limit"], 3);
+        assert_eq!(json["paused"], true);
     }
 
     /// An unreachable coordinator says how to start one; a rejection is shown as it is.

@@ -29,8 +29,10 @@
 //! - [`seconds`]: spans of seconds as every command line reads them (not on the wire).
 //! - [`when`]: spans (`1h30m`, `7d`) and moments (RFC 3339) as command lines read them, with
 //!   jiff (not on the wire).
+//! - [`json`]: tasks, workers, queues, a worker's usage and events as programs read them in
+//!   JSON, for the CLI's `--json` output and the coordinator's HTTP API (not on the wire).
 //!
-//! Every type in this crate (but `seconds`, `when`, `tls`, `function`, `address`, `backoff` and `usage`) crosses the wire: changing one breaks compatibility with programs
+//! Every type in this crate (but `seconds`, `when`, `json`, `tls`, `function`, `address`, `backoff` and `usage`) crosses the wire: changing one breaks compatibility with programs
 //! built from older sources, so bump [`PROTOCOL_VERSION`] whenever a type here changes.
 
 pub mod actioner;
@@ -46,6 +48,7 @@ pub mod function;
 mod fuzz;
 pub mod handshake;
 pub mod ids;
+pub mod json;
 pub mod limits;
 pub mod queue;
 pub mod schedule;

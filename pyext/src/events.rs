@@ -1,12 +1,13 @@
 //! `EventFeed`: the event log as `tatzelwurm.Client.events` reads it, each event a tuple that
 //! `tatzelwurm.Event._from_native` unpacks (the tuple's order is that method's).
 
-use crate::convert::{client_error, secs};
+use crate::convert::client_error;
 use crate::feed::{Feed, Next};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use tatzelwurm_client::EventStream;
-use tatzelwurm_proto::event::{Event, EventKind};
+use tatzelwurm_proto::event::Event;
+use tatzelwurm_proto::json::EventJson;
 
 /// One stream of events being read.
 #[pyclass(frozen, module = "tatzelwurm._native")]
@@ -39,7 +40,7 @@ impl EventFeed {
             Next::Item(Ok(events)) => {
                 let list = PyList::empty(py);
                 for event in events {
-                    list.append(event_tuple(py, event)?)?;
+                    list.append(event_tuple(py, &event)?)?;
                 }
                 Ok(Some(list))
             }
@@ -65,62 +66,24 @@ impl EventFeed {
 }
 
 /// `(seq, at, kind, task, queue, state, attempt, worker, error, count, worker_id, change)`:
-/// `at` in seconds since the epoch, `kind` one of `task`, `worker`, `purged`; the fields of
-/// other kinds None.
-fn event_tuple(py: Python<'_>, event: Event) -> PyResult<Bound<'_, PyTuple>> {
-    let seq = event.seq;
-    let at = secs(event.at);
-    let none = || py.None();
-    let items: [Py<PyAny>; 12] = match event.kind {
-        EventKind::Task {
-            id,
-            queue,
-            state,
-            attempt,
-            worker,
-            error,
-        } => [
-            seq.into_pyobject(py)?.into_any().unbind(),
-            at.into_pyobject(py)?.into_any().unbind(),
-            "task".into_pyobject(py)?.into_any().unbind(),
-            id.0.into_pyobject(py)?.into_any().unbind(),
-            queue.into_pyobject(py)?.into_any().unbind(),
-            state.as_str().into_pyobject(py)?.into_any().unbind(),
-            attempt.0.into_pyobject(py)?.into_any().unbind(),
-            worker.into_pyobject(py)?.into_any().unbind(),
-            error.into_pyobject(py)?.into_any().unbind(),
-            none(),
-            none(),
-            none(),
-        ],
-        EventKind::Purged { count } => [
-            seq.into_pyobject(py)?.into_any().unbind(),
-            at.into_pyobject(py)?.into_any().unbind(),
-            "purged".into_pyobject(py)?.into_any().unbind(),
-            none(),
-            none(),
-            none(),
-            none(),
-            none(),
-            none(),
-            count.into_pyobject(py)?.into_any().unbind(),
-            none(),
-            none(),
-        ],
-        EventKind::Worker { id, name, change } => [
-            seq.into_pyobject(py)?.into_any().unbind(),
-            at.into_pyobject(py)?.into_any().unbind(),
-            "worker".into_pyobject(py)?.into_any().unbind(),
-            none(),
-            none(),
-            none(),
-            none(),
-            name.into_pyobject(py)?.into_any().unbind(),
-            none(),
-            none(),
-            id.0.into_pyobject(py)?.into_any().unbind(),
-            change.as_str().into_pyobject(py)?.into_any().unbind(),
-        ],
-    };
-    PyTuple::new(py, items)
+/// the keys of an event's JSON (`tatzelwurm_proto::json::EventJson`) in their order, `at` in
+/// seconds since the epoch, `kind` one of `task`, `worker`, `purged`; the fields of other
+/// kinds None.
+fn event_tuple<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyTuple>> {
+    let json = EventJson::new(event);
+    (
+        json.seq,
+        json.at,
+        json.kind,
+        json.task,
+        json.queue,
+        json.state,
+        json.attempt,
+        json.worker.flatten(),
+        json.error.flatten(),
+        json.count,
+        json.worker_id,
+        json.change,
+    )
+        .into_pyobject(py)
 }

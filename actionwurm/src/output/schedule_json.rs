@@ -1,9 +1,9 @@
 //! One schedule as scripts read it from `schedule list|show --json`: its trigger (`every` in
 //! seconds, or `cron` and `tz`), the task each firing adds, its state, and its latest tasks.
 
-use super::{json_value, PolicyJson};
 use serde::Serialize;
 use serde_json::Value;
+use tatzelwurm_proto::json::{json_value, PolicyJson};
 use tatzelwurm_proto::schedule::{ScheduleInfo, Trigger};
 use tatzelwurm_proto::task::Timestamp;
 

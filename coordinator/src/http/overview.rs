@@ -9,11 +9,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use tatzelwurm_proto::actioner::{Command, Reply};
+use tatzelwurm_proto::task::Timestamp;
 
 /// `GET /api/workers`: `{"workers": [...]}`, each with its load and its slots' usage.
 pub async fn workers(State(ctx): State<Context>) -> Json<Value> {
     let workers = ctx.tasks.list_workers().await;
-    let workers: Vec<WorkerJson> = workers.iter().map(WorkerJson::new).collect();
+    let now = Timestamp::now();
+    let workers: Vec<WorkerJson> = workers.iter().map(|w| WorkerJson::new(w, now)).collect();
     Json(json!({ "workers": workers }))
 }
 
