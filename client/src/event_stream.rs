@@ -20,6 +20,8 @@ pub struct EventStream {
     last_seq: Option<u64>,
     /// Whether the end was read.
     ended: bool,
+    /// A batch `subscribed` read while waiting, handed out first by `next`/`try_next`.
+    early: Option<Result<Vec<Event>, ClientError>>,
 }
 
 impl EventStream {
@@ -31,12 +33,36 @@ impl EventStream {
             addr,
             last_seq: None,
             ended: false,
+            early: None,
+        }
+    }
+
+    /// Waits until the coordinator has subscribed this stream to new events: for a stream
+    /// `EventsFrom::Now` with `follow`, whose first frame (empty) says so, every event of what
+    /// the caller does after this returns reaches the stream. Any other stream is subscribed
+    /// after its replay, so this waits for its first frame. An error that ends the stream is
+    /// returned here (and not again by `next`).
+    pub async fn subscribed(&mut self) -> Result<(), ClientError> {
+        if self.ended || self.early.is_some() {
+            return Ok(());
+        }
+        let frame = self.frames.recv().await;
+        match self.read(frame) {
+            Some(Ok(events)) if events.is_empty() => Ok(()),
+            Some(Err(err)) => Err(err),
+            other => {
+                self.early = other;
+                Ok(())
+            }
         }
     }
 
     /// The next batch of events (never empty), an error that ends the stream (`Lagged`,
     /// `EventsGone`, a lost connection), or `None` once it is over.
     pub async fn next(&mut self) -> Option<Result<Vec<Event>, ClientError>> {
+        if let Some(early) = self.early.take() {
+            return Some(early);
+        }
         while !self.ended {
             let frame = self.frames.recv().await;
             match self.read(frame) {
@@ -49,6 +75,9 @@ impl EventStream {
 
     /// The next batch if one has come, without waiting.
     pub fn try_next(&mut self) -> Polled<Vec<Event>> {
+        if let Some(early) = self.early.take() {
+            return Polled::Item(early);
+        }
         loop {
             if self.ended {
                 return Polled::Ended;

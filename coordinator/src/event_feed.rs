@@ -87,6 +87,12 @@ impl Feed {
                     return Ok(());
                 }
                 let (position, subscription) = self.subscribe().await?;
+                // An empty batch says "subscribed": every event after this one reaches the
+                // watcher, so a client that waits for it (Python's `events(since="now")`)
+                // sees the events of whatever it does next.
+                if self.out.send(Ok(Vec::new())).await.is_err() {
+                    return Ok(()); // the reader is gone
+                }
                 return self.live(position.last, subscription).await;
             }
         };

@@ -110,7 +110,9 @@ pub enum Command {
     },
     /// The event log from `from`, passed through `filter`, in `Reply::Events` frames of
     /// increasing `seq`. Without `follow` the last frame has `more: false`; with it, events
-    /// are pushed as their rounds become durable until the connection ends. A watcher that
+    /// are pushed as their rounds become durable until the connection ends. `Now` with
+    /// `follow` is answered first by an empty frame once the watcher is subscribed: every event
+    /// after it reaches the watcher. A watcher that
     /// falls far behind is dropped with `FailureKind::Lagged`; an `After` older than the oldest
     /// kept event is `FailureKind::EventsGone`.
     Events {

@@ -444,7 +444,12 @@ impl Core {
             let opts = self.stream_options("events");
             feed::spawn(addr, async move {
                 let own = Client::connect(opts).await?;
-                let stream = own.events(from, follow, filter);
+                let mut stream = own.events(from, follow, filter);
+                if from == EventsFrom::Now {
+                    // So that `ready` returns only once the coordinator has subscribed: the
+                    // events of what the caller does next all reach the stream.
+                    stream.subscribed().await?;
+                }
                 Ok((stream, Some(own)))
             })
         } else {

@@ -5,9 +5,10 @@
 //! A feed starts at once, on the extension's runtime: a following stream first connects a
 //! connection of its own (so that closing the stream ends it on the coordinator too: the
 //! protocol has no cancel), then sends its request. The call that made the feed does not wait
-//! for that; `ready` does (the sync client waits there, so `events(since="now")` means from
-//! about when the call returned; an asyncio caller waits in `async with`), and so does the
-//! first read.
+//! for that; `ready` does (the sync client waits there; an asyncio caller waits in
+//! `async with`), and so does the first read. An `events(since="now")` start ends only once the
+//! coordinator has subscribed the stream (its first, empty frame), so every event of what the
+//! caller does after `ready` reaches it.
 //!
 //! A read waits with the GIL released, in slices of `SLICE`, and lets Python run its signal
 //! handlers between slices: a ctrl-c while the main thread follows events raises
@@ -134,6 +135,11 @@ impl<S: Source> Feed<S> {
             };
             match py.detach(|| self.wait(slice)) {
                 Waited::Item(Ok(item)) => return Ok(Next::Item(Ok(item))),
+                // A stream closed while this read waited ends quietly: the error is only its
+                // connection going away with it (`close` closes the stream's own client).
+                Waited::Item(Err(_)) if self.closed.load(Ordering::Acquire) => {
+                    return Ok(Next::End);
+                }
                 Waited::Item(Err(err)) => {
                     self.finish();
                     return Ok(Next::Item(Err(err)));
@@ -223,11 +229,13 @@ impl<S: Source> Feed<S> {
                         _ = &mut sleep => return Waited::Slice,
                     },
                     State::Open(source) => tokio::select! {
+                        // A close wins over what the closing itself makes arrive.
+                        biased;
+                        _ = &mut woken => return Waited::Ended,
                         item = source.recv() => match item {
                             Some(item) => return Waited::Item(item),
                             None => Step::Over,
                         },
-                        _ = &mut woken => return Waited::Ended,
                         _ = &mut sleep => return Waited::Slice,
                     },
                 };

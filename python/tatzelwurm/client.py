@@ -619,9 +619,8 @@ class Client:
         A following iterator has a connection of its own, made (and the request sent) before
         this returns, so :class:`CoordinatorUnavailable` is raised here; it comes back by itself
         after a drop or a coordinator restart and goes on after the last event it yielded.
-        ``since="now"`` starts where the coordinator is when it registers the follow, an instant
-        after this returns: events of work submitted right after may precede it. To see all of
-        a task's events, filter with ``task`` or start from a ``since`` you read before.
+        With ``since="now"`` this returns once the coordinator has subscribed the iterator, so
+        every event of what you do next (a submit right after, say) reaches it.
 
         The coordinator's refusals come from the first read: :class:`EventsGone` when ``since``
         is older than the oldest event kept; a reader that falls far behind is dropped with

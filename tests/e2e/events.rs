@@ -285,6 +285,11 @@ fn a_watcher_that_does_not_read_is_dropped() {
         filter: EventFilter::default(),
     };
     slow.send(1, follow);
+    // A follow from now is answered first by an empty frame once it is subscribed.
+    match slow.recv(TASK_TIMEOUT) {
+        Reply::Events { events, more: true } if events.is_empty() => {}
+        other => panic!("expected the empty frame of a subscribed watcher: {other:?}"),
+    }
     // One task's event reaches the watcher: it is subscribed before the flood.
     let mut flood = Raw::connect(cluster.addr());
     let noop = example("noop");

@@ -117,6 +117,31 @@ def test_follow_sees_new_events_and_closes(client: tw.Client) -> None:
     assert client.workers()  # the client goes on
 
 
+def test_now_sees_everything_done_after_it_returns(client: tw.Client) -> None:
+    """events(since="now", follow=True) returns only once the coordinator has subscribed it:
+    a batch submitted right after has every task's first event in the stream (none slips
+    between the call and the subscription), each task once per state."""
+    with client.events(since="now", follow=True) as stream:
+        handles = client.submit_many("pt_tasks:add", [(i, i) for i in range(500)])
+        ids = {h.id for h in handles}
+        done: set = set()
+        seen: List[tw.Event] = []
+
+        def all_done(event: tw.Event) -> bool:
+            if event.kind == "task" and event.task in ids and event.state == "completed":
+                done.add(event.task)
+            return done == ids
+
+        seen = follow_until(stream, all_done, 60)
+    assert done == ids, f"{len(ids - done)} tasks never reported completed"
+    assert_increasing(seen)
+    # Every event the log holds of these tasks (a task added and handed out in one round has
+    # one event, `running`) was seen by the follower, the first ones included.
+    logged = {e.seq for e in client.events() if e.kind == "task" and e.task in ids}
+    followed = {e.seq for e in seen if e.kind == "task" and e.task in ids}
+    assert logged - followed == set(), f"{len(logged - followed)} events missed"
+
+
 def test_client_close_ends_a_follow(cluster: Cluster) -> None:
     """Closing the client ends a following iterator that another thread is reading."""
     client = tw.Client(cluster.address)
