@@ -6,7 +6,7 @@
 //! finished tasks. All of it is one atomic write of the backend (sled writes `outputs` apart,
 //! inside the same flush: see `sled.rs`).
 
-use super::events::{event_key, trim_writes};
+use super::events::{event_key, trim_writes, EVENTS_PER_BLOCK};
 use super::{add_key_write, encode, task_key, Backend, RawWrite, Space, StoreError, NEXT_ID_KEY};
 use crate::add_keys::KeyChange;
 use crate::record::{QueueRecord, TaskRecord};
@@ -126,11 +126,14 @@ impl Batch {
         if let Some(through) = self.trim_events_through {
             trim_writes(backend, through, &mut writes)?;
         }
-        for event in &self.events {
-            if event.seq > trimmed {
-                let key = event_key(event.seq).to_vec();
-                writes.push((Space::Events, key, Some(encode(event)?)));
-            }
+        let kept: Vec<&Event> = self.events.iter().filter(|e| e.seq > trimmed).collect();
+        for block in kept.chunks(EVENTS_PER_BLOCK) {
+            let last = block[block.len() - 1].seq;
+            writes.push((
+                Space::Events,
+                event_key(last).to_vec(),
+                Some(encode(&block)?),
+            ));
         }
         Ok(writes)
     }

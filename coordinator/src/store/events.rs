@@ -1,8 +1,15 @@
 //! The `events` key space (schema 6): the durable event log.
 //!
-//! Layout: `seq` as u64 big-endian (so keys sort by seq) → bincode of the wire's `Event`
-//! (`tatzelwurm_proto::event`), seq included. Appended by `Batch::events`, trimmed from the
-//! oldest end by `Batch::trim_events_through`, read in pages by `StoreReader::events`.
+//! Layout: a block of consecutive events per key: the seq of the block's LAST event as u64
+//! big-endian (so keys sort by seq) → bincode of a `Vec<Event>` of the wire's `Event`
+//! (`tatzelwurm_proto::event`, seq included), at most `EVENTS_PER_BLOCK`, in increasing seq.
+//! A batch writes its events as blocks (a round's events are consecutive), so a round costs
+//! one or a few keys, not one per event: with one key per event the log doubled the store's
+//! writes per task and slowed W4's run through 10^6 tasks several times over. Keyed by the
+//! last seq, a read `after` N starts at the first key above N: the block holding N + 1.
+//! Appended by `Batch::events`, trimmed from the oldest end by `Batch::trim_events_through`
+//! (a block that straddles the trim point is rewritten without its trimmed head), read in
+//! pages by `StoreReader::events`.
 //!
 //! Sequence numbers never repeat, across restarts and trims: a trim also records, in `meta`
 //! under `events_trimmed_through` (u64 big-endian), the highest seq it removed, and a start
@@ -27,9 +34,17 @@ pub struct EventsMeta {
     pub oldest: Option<u64>,
 }
 
-/// The key of event `seq`.
+/// Events one stored block holds at most (a few tens of KB).
+pub(super) const EVENTS_PER_BLOCK: usize = 1_000;
+
+/// The key of the block whose last event is `seq`.
 pub(super) fn event_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
+}
+
+/// A stored block's events.
+fn block(value: &[u8]) -> Result<Vec<Event>, StoreError> {
+    decode(value)
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
@@ -39,8 +54,8 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 /// Reads where the log stands: its first and last stored key and the trim mark.
 pub(super) fn load_meta(backend: &dyn Backend) -> Result<EventsMeta, StoreError> {
     let mut oldest = None;
-    backend.visit(Space::Events, &[], &mut |key, _| {
-        oldest = Some(seq_of(key)?);
+    backend.visit(Space::Events, &[], &mut |_, value| {
+        oldest = block(value)?.first().map(|event| event.seq);
         Ok(false)
     })?;
     let last = backend
@@ -72,13 +87,23 @@ pub(super) fn trim_writes(
     writes: &mut Vec<RawWrite>,
 ) -> Result<(), StoreError> {
     let limit = event_key(through);
-    backend.visit(Space::Events, &[], &mut |key, _| {
+    let mut straddling = None;
+    backend.visit(Space::Events, &[], &mut |key, value| {
         if key > limit.as_slice() {
+            // The first block past the point may still hold events at or below it.
+            let events = block(value)?;
+            if events.first().is_some_and(|event| event.seq <= through) {
+                let rest: Vec<Event> = events.into_iter().filter(|e| e.seq > through).collect();
+                straddling = Some((key.to_vec(), rest));
+            }
             return Ok(false);
         }
         writes.push((Space::Events, key.to_vec(), None));
         Ok(true)
     })?;
+    if let Some((key, rest)) = straddling {
+        writes.push((Space::Events, key, Some(super::encode(&rest)?)));
+    }
     let mark = trimmed_through(backend)?.max(through);
     writes.push((
         Space::Meta,
@@ -102,7 +127,11 @@ pub(super) fn page(
         return Ok(events);
     }
     backend.visit(Space::Events, &event_key(from), &mut |_, value| {
-        events.push(decode(value)?);
+        for event in block(value)? {
+            if event.seq > after && events.len() < limit {
+                events.push(event);
+            }
+        }
         Ok(events.len() < limit)
     })?;
     Ok(events)
