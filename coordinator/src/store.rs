@@ -19,9 +19,10 @@
 //!   the finished records. Written with the batch that changes either.
 //! - `schedules`: a schedule's name (UTF-8) → bincode of its `ScheduleInfo` (spec, paused,
 //!   next time, firings).
-//! - `events` (schema 6): an event's seq as u64 big-endian → bincode of the wire's `Event`: the
-//!   durable event log, appended with the round that made the changes, trimmed from its oldest
-//!   end (see `events.rs`). `meta` keeps the highest trimmed seq so seqs never repeat.
+//! - `events` (schema 6): the seq of a block's last event as u64 big-endian → bincode of a block
+//!   of up to 1,000 consecutive events (the wire's `Event`): the durable event log, appended
+//!   with the round that made the changes, trimmed from its oldest end (see `events.rs`).
+//!   `meta` keeps the highest trimmed seq so seqs never repeat.
 //!
 //! A purge (`Batch::purge`) removes finished records with their outputs; after batches that
 //! removed many keys the fjall backend compacts the key spaces they were removed from, so the
