@@ -75,6 +75,19 @@ pub struct Welcome {
     pub heartbeat_ms: u64,
 }
 
+/// Whether a token a peer showed is the expected one, in a time that does not depend on where
+/// they differ, so that timing does not tell how much of a guess was right. The one comparison
+/// of tokens: the handshake's and the HTTP side's.
+pub fn same_token(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// The token in `TATZELWURM_TOKEN`, if it is set and not empty: how all three programs learn
 /// it (an environment variable, not a flag, so that it does not show in `ps`).
 pub fn token_from_env() -> Option<String> {
@@ -115,14 +128,7 @@ impl Hello {
                 crate::TOKEN_ENV
             ));
         }
-        let (given, expected) = (self.token.as_bytes(), expected.as_bytes());
-        let differs = given.len() != expected.len()
-            || given
-                .iter()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                != 0;
-        if differs {
+        if !same_token(&self.token, expected) {
             return Err(format!(
                 "the token does not match this coordinator's; set {} to the coordinator's token",
                 crate::TOKEN_ENV
@@ -181,6 +187,16 @@ pub const MAX_NAME_LEN: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Equal tokens match; a prefix, a longer one and one differing in the last byte do not.
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("s3cret", "s3cret"));
+        assert!(!same_token("s3cre", "s3cret"));
+        assert!(!same_token("s3crets", "s3cret"));
+        assert!(!same_token("s3creT", "s3cret"));
+        assert!(!same_token("", "s3cret"));
+    }
 
     fn hello(token: Option<&str>) -> Hello {
         Hello::new(Role::Actioner { name: "t".into() }).with_token(token)

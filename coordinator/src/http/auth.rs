@@ -13,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tatzelwurm_proto::handshake::same_token;
 use tatzelwurm_proto::TOKEN_ENV;
 
 /// The one query parameter this layer reads; others belong to the handler.
@@ -53,18 +54,6 @@ fn given_token(request: &Request) -> Option<String> {
     })
 }
 
-/// Whether two tokens are equal, in a time that does not depend on where they differ, so that
-/// timing does not tell how much of a guess was right.
-fn same_token(given: &str, expected: &str) -> bool {
-    let (given, expected) = (given.as_bytes(), expected.as_bytes());
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 fn unauthorized(message: String) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
 }
@@ -72,16 +61,6 @@ fn unauthorized(message: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Equal tokens match; a prefix, a longer one and one differing in the last byte do not.
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same_token("s3cret", "s3cret"));
-        assert!(!same_token("s3cre", "s3cret"));
-        assert!(!same_token("s3crets", "s3cret"));
-        assert!(!same_token("s3creT", "s3cret"));
-        assert!(!same_token("", "s3cret"));
-    }
 
     /// The bearer header wins over the query; the query is read when there is no header.
     #[test]
