@@ -3,6 +3,7 @@
 //! queue filters and JSON lines; a watcher that does not read is dropped with one sentence
 //! while the coordinator goes on serving everyone else.
 
+use crate::raw_actioner::Raw;
 use crate::TASK_TIMEOUT;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,13 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 use tatzelwurm_e2e::{example, wait_for, Cluster, Proc, Stop, WorkerSpec};
 use tatzelwurm_proto::actioner::Selection;
-use tatzelwurm_proto::actioner::{
-    Command as Request, FailureKind, FromActioner, Reply, ToActioner,
-};
+use tatzelwurm_proto::actioner::{Command as Request, FailureKind, Reply};
 use tatzelwurm_proto::event::{EventFilter, EventsFrom};
-use tatzelwurm_proto::handshake::{Hello, HelloReply, Role};
 use tatzelwurm_proto::task::TaskSpec;
-use tatzelwurm_proto::{Connection, RequestId};
 
 /// How long a follower may take to print what has happened.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(60);
@@ -214,61 +211,16 @@ fn filters_and_lines() {
     assert_eq!(first, 1, "a line starts with its sequence number: {text}");
 }
 
-/// An actioner speaking the protocol over a socket with a small receive buffer, so that what it
-/// does not read backs up at the coordinator rather than in the kernel.
-struct Raw {
-    runtime: tokio::runtime::Runtime,
-    conn: Connection<ToActioner, FromActioner>,
-}
-
 impl Raw {
-    fn connect(addr: &str) -> Raw {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let conn = runtime.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-            socket.set_recv_buffer_size(4096).expect("a small buffer");
-            let stream = socket
-                .connect(addr.parse().expect("an address"))
-                .await
-                .expect("connect");
-            let mut conn: Connection<HelloReply, Hello> =
-                Connection::new(stream).expect("a connection");
-            let hello = Hello::new(Role::Actioner {
-                name: "events-test".into(),
-            });
-            conn.send(&hello).await.expect("send the hello");
-            match tokio::time::timeout(TASK_TIMEOUT, conn.recv()).await {
-                Ok(Ok(Some(HelloReply::Welcome(_)))) => {}
-                other => panic!("no welcome: {other:?}"),
-            }
-            conn.retype::<ToActioner, FromActioner>()
-        });
-        Raw { runtime, conn }
-    }
-
-    fn send(&mut self, request: u64, command: Request) {
-        let frame = FromActioner {
-            request: RequestId(request),
-            command,
-        };
-        self.runtime
-            .block_on(self.conn.send(&frame))
-            .expect("send a request");
+    /// An actioner over a socket with a small receive buffer, so that what it does not read
+    /// backs up at the coordinator rather than in the kernel.
+    fn connect_small(addr: &str) -> Raw {
+        Raw::connect(addr, "events-test", Some(4096), TASK_TIMEOUT)
     }
 
     /// The next reply, within `timeout`.
-    fn recv(&mut self, timeout: Duration) -> Reply {
-        let conn = &mut self.conn;
-        let next = self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, conn.recv()).await });
-        match next {
-            Ok(Ok(Some(frame))) => frame.reply,
-            other => panic!("no frame: {other:?}"),
-        }
+    fn reply_within(&mut self, timeout: Duration) -> Reply {
+        self.recv_within(timeout).reply
     }
 }
 
@@ -278,7 +230,7 @@ impl Raw {
 #[test]
 fn a_watcher_that_does_not_read_is_dropped() {
     let cluster = Cluster::start();
-    let mut slow = Raw::connect(cluster.addr());
+    let mut slow = Raw::connect_small(cluster.addr());
     let follow = Request::Events {
         from: EventsFrom::Now,
         follow: true,
@@ -286,16 +238,16 @@ fn a_watcher_that_does_not_read_is_dropped() {
     };
     slow.send(1, follow);
     // A follow from now is answered first by an empty frame once it is subscribed.
-    match slow.recv(TASK_TIMEOUT) {
+    match slow.reply_within(TASK_TIMEOUT) {
         Reply::Events { events, more: true } if events.is_empty() => {}
         other => panic!("expected the empty frame of a subscribed watcher: {other:?}"),
     }
     // One task's event reaches the watcher: it is subscribed before the flood.
-    let mut flood = Raw::connect(cluster.addr());
+    let mut flood = Raw::connect_small(cluster.addr());
     let noop = example("noop");
     flood.send(1, add(vec![TaskSpec::call(noop.clone(), "[0]", "{}")]));
-    assert!(matches!(flood.recv(TASK_TIMEOUT), Reply::Added(_)));
-    let mut last = match slow.recv(TASK_TIMEOUT) {
+    assert!(matches!(flood.reply_within(TASK_TIMEOUT), Reply::Added(_)));
+    let mut last = match slow.reply_within(TASK_TIMEOUT) {
         Reply::Events { events, .. } => events.last().expect("an event").seq,
         other => panic!("{other:?}"),
     };
@@ -310,7 +262,7 @@ fn a_watcher_that_does_not_read_is_dropped() {
     ];
     for (n, command) in commands.into_iter().enumerate() {
         flood.send(n as u64 + 2, command);
-        let reply = flood.recv(FLOOD_TIMEOUT);
+        let reply = flood.reply_within(FLOOD_TIMEOUT);
         assert!(!matches!(reply, Reply::Error(_)), "{reply:?}");
     }
     // The coordinator still serves: a task runs while the watcher is stuck.
@@ -318,7 +270,7 @@ fn a_watcher_that_does_not_read_is_dropped() {
     let id = cluster.add(&example("square"), "[4]");
     cluster.wait_completed(id, TASK_TIMEOUT);
     let failure = loop {
-        match slow.recv(TASK_TIMEOUT) {
+        match slow.reply_within(TASK_TIMEOUT) {
             Reply::Events { events, more } => {
                 assert!(more, "a follower's frames all say more");
                 for event in events {

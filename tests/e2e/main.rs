@@ -33,6 +33,7 @@
 //! - [`bind`]: a `--bind` that is not an address or is taken: refused before the store opens.
 //! - [`watch`]: protocol v3 over a raw connection: watches and pushes, unknown ids, keyed adds
 //!   re-sent across a coordinator crash, many requests in flight.
+//! - [`raw_actioner`]: the raw-protocol actioner `watch` and `events` share (not a test).
 //! - [`auth`]: a coordinator with a token refuses peers without it.
 //! - [`soak`]: 5,000 tasks while workers and the coordinator are killed.
 //!
@@ -104,6 +105,7 @@ mod prefetch;
 mod priorities;
 mod purge;
 mod queues;
+mod raw_actioner;
 mod recovery;
 mod reload;
 mod restart;

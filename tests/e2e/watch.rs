@@ -3,75 +3,26 @@
 //! `UnknownTask`, a keyed add re-sent (also across a `kill -9` of the coordinator) creates
 //! nothing twice, and many requests in flight on one connection are answered by request id.
 
+use crate::raw_actioner::Raw;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tatzelwurm_e2e::{example, Cluster, Stop, WorkerSpec};
-use tatzelwurm_proto::actioner::{
-    AddKey, Command, FailureKind, FromActioner, Reply, Selection, ToActioner,
-};
-use tatzelwurm_proto::handshake::{Hello, HelloReply, Role};
+use tatzelwurm_proto::actioner::{AddKey, Command, FailureKind, Reply, Selection, ToActioner};
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
-use tatzelwurm_proto::{Connection, RequestId, TaskId};
-use tokio::runtime::Runtime;
+use tatzelwurm_proto::{RequestId, TaskId};
 
 /// How long one reply may take on a loaded machine (a round is one flush).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// An actioner speaking the protocol directly: one connection, requests sent and frames read
-/// one at a time, every read bounded by `REPLY_TIMEOUT`.
-struct Raw {
-    runtime: Runtime,
-    conn: Connection<ToActioner, FromActioner>,
-}
-
 impl Raw {
     /// Connects to `addr` and says hello as an actioner.
-    fn connect(addr: &str) -> Raw {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let conn = runtime.block_on(async {
-            let mut conn: Connection<HelloReply, Hello> =
-                tokio::time::timeout(REPLY_TIMEOUT, Connection::connect(addr))
-                    .await
-                    .expect("connect in time")
-                    .expect("connect");
-            let hello = Hello::new(Role::Actioner {
-                name: "watch-test".into(),
-            });
-            conn.send(&hello).await.expect("send the hello");
-            match tokio::time::timeout(REPLY_TIMEOUT, conn.recv()).await {
-                Ok(Ok(Some(HelloReply::Welcome(_)))) => {}
-                other => panic!("no welcome: {other:?}"),
-            }
-            conn.retype::<ToActioner, FromActioner>()
-        });
-        Raw { runtime, conn }
-    }
-
-    /// Sends `command` as request `request` without waiting for anything.
-    fn send(&mut self, request: u64, command: Command) {
-        let frame = FromActioner {
-            request: RequestId(request),
-            command,
-        };
-        self.runtime
-            .block_on(self.conn.send(&frame))
-            .expect("send a request");
+    fn connect_actioner(addr: &str) -> Raw {
+        Raw::connect(addr, "watch-test", None, REPLY_TIMEOUT)
     }
 
     /// The next frame; panics if none comes within `REPLY_TIMEOUT` or the connection closes.
     fn recv(&mut self) -> ToActioner {
-        let conn = &mut self.conn;
-        let next = self
-            .runtime
-            .block_on(async { tokio::time::timeout(REPLY_TIMEOUT, conn.recv()).await });
-        match next {
-            Ok(Ok(Some(frame))) => frame,
-            Ok(other) => panic!("the connection ended: {other:?}"),
-            Err(_) => panic!("no frame within {REPLY_TIMEOUT:?}"),
-        }
+        self.recv_within(REPLY_TIMEOUT)
     }
 
     /// Sends `command` and returns the one reply to it; any other frame is a failure.
@@ -144,7 +95,7 @@ fn failure(reply: Reply) -> (FailureKind, String) {
 fn an_add_with_watch_gets_added_then_finished() {
     let cluster = Cluster::start();
     let _worker = cluster.start_worker(WorkerSpec::new(2));
-    let mut raw = Raw::connect(cluster.addr());
+    let mut raw = Raw::connect_actioner(cluster.addr());
     let square = example("square");
     let tasks = (1..=5).map(|n| spec(&square, n)).collect();
     raw.send(
@@ -219,7 +170,7 @@ fn an_add_with_watch_gets_added_then_finished() {
 #[test]
 fn a_watch_of_an_unknown_id_fails_at_once() {
     let cluster = Cluster::start();
-    let mut raw = Raw::connect(cluster.addr());
+    let mut raw = Raw::connect_actioner(cluster.addr());
     let (kind, message) = failure(raw.ask(1, Command::Watch(vec![TaskId(424242)])));
     assert_eq!(kind, FailureKind::UnknownTask);
     assert!(message.contains("424242"), "{message}");
@@ -261,11 +212,11 @@ fn a_keyed_add_sent_again_returns_the_same_ids() {
     let two: Vec<TaskSpec> = (4..=5).map(|n| spec(&square, n)).collect();
     let (first_key, second_key) = (AddKey([7; 16]), AddKey([8; 16]));
 
-    let mut raw = Raw::connect(cluster.addr());
+    let mut raw = Raw::connect_actioner(cluster.addr());
     let first = raw.add(1, three.clone(), Some(first_key));
     assert_eq!(first.len(), 3);
     assert_eq!(raw.add(2, three.clone(), Some(first_key)), first);
-    let mut other = Raw::connect(cluster.addr());
+    let mut other = Raw::connect_actioner(cluster.addr());
     assert_eq!(other.add(1, three.clone(), Some(first_key)), first);
     let second = other.add(2, two.clone(), Some(second_key));
     assert_eq!(second.len(), 2);
@@ -283,7 +234,7 @@ fn a_keyed_add_sent_again_returns_the_same_ids() {
     drop((raw, other));
 
     cluster.restart_coordinator(Stop::Kill);
-    let mut raw = Raw::connect(cluster.addr());
+    let mut raw = Raw::connect_actioner(cluster.addr());
     assert_eq!(raw.add(1, three, Some(first_key)), first);
     assert_eq!(raw.add(2, two, Some(second_key)), second);
     let listed: Vec<TaskId> = raw.list(3).into_iter().map(|t| t.id).collect();
@@ -297,7 +248,7 @@ fn a_keyed_add_sent_again_returns_the_same_ids() {
 #[test]
 fn many_requests_in_flight_are_answered_by_request_id() {
     let cluster = Cluster::start();
-    let mut raw = Raw::connect(cluster.addr());
+    let mut raw = Raw::connect_actioner(cluster.addr());
     let square = example("square");
     let held = raw.add(1, vec![spec(&square, 0)], None)[0];
     raw.send(2, Command::Wait(Selection::Ids(vec![held])));
