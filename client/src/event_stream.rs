@@ -102,30 +102,19 @@ impl EventStream {
 
     /// One frame as what the caller reads; `None` for the end.
     fn read(&mut self, frame: Option<Frame>) -> Option<Result<Vec<Event>, ClientError>> {
-        let result = match frame {
-            None => {
-                // Closed without its last frame: the session dropped it unanswered.
-                self.ended = true;
-                Err(ClientError::Closed {
-                    addr: self.addr.clone(),
-                })
-            }
-            Some(Frame::Overflow) => {
-                self.ended = true;
-                Err(self.overflow())
-            }
-            Some(Frame::Reply(Ok(Reply::Events { events, more }))) => {
+        let result = match Frame::reply(frame, &self.addr, || self.overflow()) {
+            Ok(Reply::Events { events, more }) => {
                 self.ended |= !more;
                 if let Some(last) = events.last() {
                     self.last_seq = Some(last.seq);
                 }
                 Ok(events)
             }
-            Some(Frame::Reply(Ok(other))) => {
+            Ok(other) => {
                 self.ended = true;
                 Err(crate::client::unexpected(&self.addr, &other, "Events"))
             }
-            Some(Frame::Reply(Err(err))) => {
+            Err(err) => {
                 self.ended = true;
                 Err(err)
             }

@@ -72,34 +72,28 @@ impl LogStream {
 
     /// One frame as what the caller reads; `None` for the end.
     fn read(&mut self, frame: Option<Frame>) -> Option<Result<LogPage, ClientError>> {
-        let result = match frame {
-            None if self.ended => return None,
-            None => {
-                // Closed without the page with `done`: the session dropped it unanswered.
-                self.ended = true;
-                Err(ClientError::Closed {
-                    addr: self.addr.clone(),
-                })
-            }
-            Some(Frame::Overflow) => {
-                self.ended = true;
-                Err(ClientError::Rejected(Failure::new(
-                    FailureKind::Lagged,
-                    format!(
-                        "this client read the output of task {} more slowly than it was written (over {STREAM_FRAMES} frames behind) and stopped following it; ask for its logs again",
-                        self.task
-                    ),
-                )))
-            }
-            Some(Frame::Reply(Ok(Reply::Logs { chunks, done }))) => {
+        if frame.is_none() && self.ended {
+            return None;
+        }
+        let task = self.task;
+        let overflow = || {
+            ClientError::Rejected(Failure::new(
+                FailureKind::Lagged,
+                format!(
+                    "this client read the output of task {task} more slowly than it was written (over {STREAM_FRAMES} frames behind) and stopped following it; ask for its logs again"
+                ),
+            ))
+        };
+        let result = match Frame::reply(frame, &self.addr, overflow) {
+            Ok(Reply::Logs { chunks, done }) => {
                 self.ended = done.is_some();
                 Ok(LogPage { chunks, done })
             }
-            Some(Frame::Reply(Ok(other))) => {
+            Ok(other) => {
                 self.ended = true;
                 Err(crate::client::unexpected(&self.addr, &other, "Logs"))
             }
-            Some(Frame::Reply(Err(err))) => {
+            Err(err) => {
                 self.ended = true;
                 Err(err)
             }

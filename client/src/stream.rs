@@ -24,6 +24,24 @@ pub(crate) enum Frame {
     Overflow,
 }
 
+impl Frame {
+    /// What a stream's reader makes of the next frame (`None`: the channel closed): the reply,
+    /// or the error that ends the stream: `Closed` when the channel closed without its last
+    /// frame (the session dropped the request unanswered), `overflow()` when the reader was cut
+    /// off, or the error the frame carried.
+    pub(crate) fn reply(
+        frame: Option<Frame>,
+        addr: &str,
+        overflow: impl FnOnce() -> ClientError,
+    ) -> Result<Reply, ClientError> {
+        match frame {
+            None => Err(ClientError::Closed { addr: addr.into() }),
+            Some(Frame::Overflow) => Err(overflow()),
+            Some(Frame::Reply(reply)) => reply,
+        }
+    }
+}
+
 /// The session's end of a stream.
 #[derive(Debug)]
 pub(crate) struct StreamSink {
