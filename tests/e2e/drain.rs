@@ -74,7 +74,7 @@ fn the_drain_timeout_stops_a_drain_that_takes_too_long() {
 }
 
 /// Args for `attempt_after_gate`: wait for `gate` for up to two minutes.
-fn gated(gate: &std::path::Path) -> String {
+pub(crate) fn gated(gate: &std::path::Path) -> String {
     serde_json::json!([gate, 120]).to_string()
 }
 
@@ -89,7 +89,7 @@ fn stuck_task(cluster: &Cluster, worker: &Worker) -> u64 {
 }
 
 /// Waits until task `id` runs and returns the name of its worker.
-fn running_on(cluster: &Cluster, id: u64) -> String {
+pub(crate) fn running_on(cluster: &Cluster, id: u64) -> String {
     let task = cluster.wait_state(id, "running", TASK_TIMEOUT);
     task["worker"]
         .as_str()

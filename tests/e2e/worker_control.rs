@@ -2,6 +2,7 @@
 //! (it finishes its running task, gets nothing new, exits 0), a name no worker has gets one
 //! sentence, and `worker list` shows what each worker's slots use (RSS, CPU) and its uptime.
 
+use crate::drain::{gated, running_on};
 use crate::TASK_TIMEOUT;
 use serde_json::Value;
 use tatzelwurm_e2e::{fixture, wait_for, Cluster, WorkerSpec};
@@ -110,20 +111,6 @@ fn worker_list_shows_memory_cpu_and_uptime() {
         .find(|line| line.contains("w1"))
         .unwrap_or_default();
     assert!(row.contains("iB"), "w1's memory in its row:\n{table}");
-}
-
-/// Args for `attempt_after_gate`: wait for `gate` for up to two minutes.
-fn gated(gate: &std::path::Path) -> String {
-    serde_json::json!([gate, 120]).to_string()
-}
-
-/// Waits until task `id` runs and returns the name of its worker.
-fn running_on(cluster: &Cluster, id: u64) -> String {
-    let task = cluster.wait_state(id, "running", TASK_TIMEOUT);
-    task["worker"]
-        .as_str()
-        .expect("a running task has a worker")
-        .to_string()
 }
 
 /// The worker named `name` in `worker list --json`, if it is connected.
