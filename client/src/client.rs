@@ -12,7 +12,7 @@ use crate::session::{Responder, Session, Shared, ToSession};
 use crate::size::check_size;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tatzelwurm_proto::actioner::{AddKey, Command, Reply, Selection, WorkerInfo};
+use tatzelwurm_proto::actioner::{AddKey, Command, Reply, Selection, WaitSummary, WorkerInfo};
 use tatzelwurm_proto::limits::{MAX_IDS_PER_REQUEST, MAX_TASKS_PER_ADD, MAX_TASKS_PER_LIST};
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState};
 use tatzelwurm_proto::TaskId;
@@ -200,15 +200,16 @@ impl Client {
         }
     }
 
-    /// Waits until every selected task is finished and returns them (without output).
+    /// Waits until every selected task is finished; returns how many ended in each state and
+    /// the ones that did not complete (without output).
     /// Unbounded: wrap it in `tokio::time::timeout` for a limit.
     /// More ids than one request may carry are waited for in several requests, one after
     /// the other.
-    pub async fn wait(&self, sel: Selection) -> Result<Vec<TaskInfo>, ClientError> {
-        let mut all = Vec::new();
+    pub async fn wait(&self, sel: Selection) -> Result<WaitSummary, ClientError> {
+        let mut all = WaitSummary::default();
         for sel in selections(sel) {
             match self.request(Command::Wait(sel)).await? {
-                Reply::Waited(tasks) => all.extend(tasks),
+                Reply::Waited(summary) => all.merge(summary),
                 other => return Err(self.unexpected(&other, "Waited")),
             }
         }

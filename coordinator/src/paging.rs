@@ -45,7 +45,8 @@ pub fn pages(tasks: Vec<TaskInfo>, max_count: usize, max_bytes: usize) -> Vec<Ve
 /// `reply`, or a `TooLarge` failure in its place when it would not fit in one frame.
 pub fn fits(reply: Reply) -> Reply {
     let estimate: usize = match &reply {
-        Reply::Waited(tasks) | Reply::Finished(tasks) => tasks.iter().map(approx_size).sum(),
+        Reply::Finished(tasks) => tasks.iter().map(approx_size).sum(),
+        Reply::Waited(summary) => summary.unsuccessful.iter().map(approx_size).sum(),
         Reply::Task(task) => approx_size(task),
         _ => 0,
     };
@@ -122,9 +123,9 @@ mod tests {
     /// A reply that would not fit a frame becomes a `TooLarge` failure; one that fits is kept.
     #[test]
     fn an_oversized_reply_is_too_large() {
-        let small = Reply::Waited(vec![info(1, 10)]);
+        let small = Reply::Finished(vec![info(1, 10)]);
         assert_eq!(fits(small.clone()), small);
-        let huge = Reply::Waited((1..=5).map(|id| info(id, 16 << 20)).collect());
+        let huge = Reply::Finished((1..=5).map(|id| info(id, 16 << 20)).collect());
         match fits(huge) {
             Reply::Error(failure) => assert_eq!(failure.kind, FailureKind::TooLarge),
             other => panic!("{other:?}"),

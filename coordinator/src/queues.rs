@@ -87,6 +87,16 @@ impl Queues {
         }
     }
 
+    /// How many tasks of every queue together failed or were killed (and were not purged
+    /// since), from the durable counts: what a `wait -a` reports as having ended badly
+    /// before it began, without reading a finished record.
+    pub fn unsuccessful(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|entry| entry.record.failed + entry.record.killed)
+            .sum()
+    }
+
     /// Sets a queue's stored record, at start.
     pub fn restore(&mut self, queue: QueueId, record: QueueRecord) {
         self.entry(queue).record = record;

@@ -37,11 +37,13 @@ use crate::scheduler::Scheduler;
 use crate::schedules::Schedules;
 use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
-use crate::waiters::Waiters;
+use crate::waiters::{Tally, Waiters};
 use crate::watchers::{ConnId, Watchers};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tatzelwurm_proto::actioner::{Command, Failure, FailureKind, Reply, ToActioner, WorkerInfo};
+use tatzelwurm_proto::actioner::{
+    Command, Failure, FailureKind, Reply, ToActioner, WaitSummary, WorkerInfo,
+};
 use tatzelwurm_proto::event::{Event, WorkerChange};
 use tatzelwurm_proto::handshake::WorkerHello;
 use tatzelwurm_proto::task::{Outcome, TaskOutput, TaskState, Timestamp};
@@ -866,10 +868,13 @@ impl TasksActor {
             }
         }
         let finished = self.table.take_finished();
-        for answer in self.waiters.finished(&finished) {
-            let _ = answer
-                .reply
-                .send(Reply::Waited(self.summaries(&answer.tasks)));
+        let table = &self.table;
+        let answers = self
+            .waiters
+            .finished(&finished, |id| table.describe(id).map(|(state, _)| state));
+        for answer in answers {
+            let summary = self.wait_summary(answer.tally);
+            let _ = answer.reply.send(Reply::Waited(summary));
         }
         self.push(round.pushes, &finished);
     }
@@ -971,6 +976,18 @@ impl TasksActor {
 
     fn summaries(&self, ids: &[TaskId]) -> Vec<tatzelwurm_proto::task::TaskInfo> {
         self.table.infos(ids, &self.store)
+    }
+
+    /// The answer to a wait whose tasks ended as `tally` counts: the counts, and the tasks
+    /// that did not complete described (from memory, or the store for earlier rounds).
+    fn wait_summary(&self, tally: Tally) -> WaitSummary {
+        let mut unsuccessful = tally.unsuccessful.clone();
+        unsuccessful.sort_unstable();
+        WaitSummary {
+            counts: tally.counts(),
+            unsuccessful: self.summaries(&unsuccessful),
+            earlier_unsuccessful: tally.earlier_unsuccessful,
+        }
     }
 }
 

@@ -1,14 +1,63 @@
 //! `Waiters`: actioners waiting for tasks to finish (`task wait`), answered when the last of
 //! their tasks finishes. Held by the task actor; the replies leave only after the store flush
 //! that made those tasks' final states durable.
+//!
+//! A wait counts its tasks' final states as they finish (`Tally`) instead of keeping their ids
+//! for the answer: the answer is the counts and the few tasks that did not complete, so that
+//! a `task wait -a` of a million tasks neither reads a million finished records back from the
+//! store nor builds a reply of all of them.
 
 use tatzelwurm_proto::actioner::Reply;
+use tatzelwurm_proto::task::TaskState;
 use tatzelwurm_proto::TaskId;
 use tokio::sync::oneshot;
 
+/// The final states of a wait's tasks so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Tasks that completed.
+    pub completed: u64,
+    /// Tasks that failed.
+    pub failed: u64,
+    /// Tasks that were killed.
+    pub killed: u64,
+    /// The failed and killed ones (described in the answer, so their ids are kept).
+    pub unsuccessful: Vec<TaskId>,
+    /// For a wait of every task: the tasks that had failed or been killed before it began.
+    pub earlier_unsuccessful: u64,
+}
+
+impl Tally {
+    /// Counts task `id`, finished in `state`.
+    pub fn count(&mut self, id: TaskId, state: TaskState) {
+        match state {
+            TaskState::Completed => self.completed += 1,
+            TaskState::Failed => self.failed += 1,
+            _ => self.killed += 1,
+        }
+        if state != TaskState::Completed {
+            self.unsuccessful.push(id);
+        }
+    }
+
+    /// The counts by state, as `WaitSummary` carries them (states none ended in left out).
+    pub fn counts(&self) -> Vec<(TaskState, u64)> {
+        [
+            (TaskState::Completed, self.completed),
+            (TaskState::Failed, self.failed),
+            (TaskState::Killed, self.killed),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .collect()
+    }
+}
+
 struct Wait {
-    /// Every task of the wait, in the order asked, for the answer.
-    tasks: Vec<TaskId>,
+    /// The tasks it waited for when it began, to forget them when it is abandoned.
+    pending: Vec<TaskId>,
+    /// The final states of its tasks that finished so far.
+    tally: Tally,
     /// How many of them have not finished yet.
     remaining: usize,
     reply: oneshot::Sender<Reply>,
@@ -78,17 +127,18 @@ impl Default for Waiters {
     }
 }
 
-/// A wait whose tasks have all finished: answer `reply` with the final states of `tasks`.
+/// A wait whose tasks have all finished: answer `reply` with `tally`.
 pub struct Answer {
-    /// The tasks to describe.
-    pub tasks: Vec<TaskId>,
+    /// The final states of its tasks.
+    pub tally: Tally,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Reply>,
 }
 
 impl Waiters {
-    /// Registers a wait for `pending` (the unfinished ones among `tasks`).
-    pub fn add(&mut self, tasks: Vec<TaskId>, pending: Vec<TaskId>, reply: oneshot::Sender<Reply>) {
+    /// Registers a wait for `pending`, unfinished tasks; `tally` counts the tasks of the wait
+    /// that had finished already.
+    pub fn add(&mut self, tally: Tally, pending: Vec<TaskId>, reply: oneshot::Sender<Reply>) {
         if self.waits.len() >= self.sweep_at {
             self.drop_abandoned();
             self.sweep_at = (2 * self.waits.len()).max(FIRST_SWEEP);
@@ -105,8 +155,9 @@ impl Waiters {
         self.waits.insert(
             key,
             Wait {
-                tasks,
+                tally,
                 remaining: pending.len(),
+                pending,
                 reply,
             },
         );
@@ -122,7 +173,7 @@ impl Waiters {
             .collect();
         for key in abandoned {
             let wait = self.waits.remove(&key).expect("listed above");
-            for id in &wait.tasks {
+            for id in &wait.pending {
                 if let Some(keys) = self.by_task.get_mut(id) {
                     if keys.remove(key) {
                         self.by_task.remove(id);
@@ -132,22 +183,33 @@ impl Waiters {
         }
     }
 
-    /// Notes that these tasks finished; returns the waits that are now complete.
-    pub fn finished(&mut self, ids: &[TaskId]) -> Vec<Answer> {
+    /// Notes that these tasks finished, each in the state `state_of` says (a task it knows
+    /// nothing of counts as killed, which only a purge in the same round can cause); returns
+    /// the waits that are now complete.
+    pub fn finished(
+        &mut self,
+        ids: &[TaskId],
+        state_of: impl Fn(TaskId) -> Option<TaskState>,
+    ) -> Vec<Answer> {
         let mut answers = Vec::new();
+        if self.by_task.is_empty() {
+            return answers;
+        }
         for id in ids {
             let Some(keys) = self.by_task.remove(id) else {
                 continue;
             };
+            let state = state_of(*id).unwrap_or(TaskState::Killed);
             for &key in keys.as_slice() {
                 let Some(wait) = self.waits.get_mut(&key) else {
                     continue;
                 };
+                wait.tally.count(*id, state);
                 wait.remaining -= 1;
                 if wait.remaining == 0 {
                     let wait = self.waits.remove(&key).expect("present");
                     answers.push(Answer {
-                        tasks: wait.tasks,
+                        tally: wait.tally,
                         reply: wait.reply,
                     });
                 }
@@ -165,22 +227,66 @@ mod tests {
         raw.iter().map(|id| TaskId(*id)).collect()
     }
 
+    fn completed(_: TaskId) -> Option<TaskState> {
+        Some(TaskState::Completed)
+    }
+
+    /// A wait is answered when its last task finishes, with the states of all its tasks
+    /// counted (those that had finished before it began included) and the unsuccessful named.
     #[test]
     fn a_wait_is_answered_when_its_last_task_finishes() {
         let mut waiters = Waiters::default();
         let (tx, mut rx) = oneshot::channel();
-        waiters.add(ids(&[1, 2, 3]), ids(&[2, 3]), tx);
-        assert!(waiters.finished(&ids(&[2])).is_empty());
-        let answers = waiters.finished(&ids(&[3]));
+        let mut before = Tally::default();
+        before.count(TaskId(1), TaskState::Completed);
+        waiters.add(before, ids(&[2, 3, 4]), tx);
+        assert!(waiters.finished(&ids(&[2]), completed).is_empty());
+        let failed = |id: TaskId| {
+            Some(if id == TaskId(3) {
+                TaskState::Failed
+            } else {
+                TaskState::Killed
+            })
+        };
+        assert!(waiters.finished(&ids(&[3]), failed).is_empty());
+        let answers = waiters.finished(&ids(&[4, 9]), failed);
         assert_eq!(answers.len(), 1);
-        assert_eq!(answers[0].tasks, ids(&[1, 2, 3]));
+        let tally = &answers[0].tally;
+        assert_eq!((tally.completed, tally.failed, tally.killed), (2, 1, 1));
+        assert_eq!(tally.unsuccessful, ids(&[3, 4]));
+        assert_eq!(
+            tally.counts(),
+            vec![
+                (TaskState::Completed, 2),
+                (TaskState::Failed, 1),
+                (TaskState::Killed, 1)
+            ]
+        );
         answers
             .into_iter()
-            .for_each(|a| a.reply.send(Reply::Waited(vec![])).unwrap());
+            .for_each(|a| a.reply.send(Reply::Waited(Default::default())).unwrap());
         assert!(rx.try_recv().is_ok());
         assert!(waiters.waits.is_empty() && waiters.by_task.is_empty());
     }
 
+    /// Two waits on the same task both count it, and each is answered with its own tally.
+    #[test]
+    fn overlapping_waits_each_count_a_shared_task() {
+        let mut waiters = Waiters::default();
+        let (tx1, _rx1) = oneshot::channel();
+        let (tx2, _rx2) = oneshot::channel();
+        waiters.add(Tally::default(), ids(&[1, 2]), tx1);
+        waiters.add(Tally::default(), ids(&[2]), tx2);
+        let answers = waiters.finished(&ids(&[2]), completed);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].tally.completed, 1);
+        let answers = waiters.finished(&ids(&[1]), completed);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].tally.completed, 2);
+        assert!(answers[0].tally.counts().len() == 1);
+    }
+
+    /// Waits whose actioner went away are swept; live waits stay and are answered.
     #[test]
     fn abandoned_waits_are_swept_and_live_ones_kept() {
         let mut waiters = Waiters::default();
@@ -188,7 +294,7 @@ mod tests {
         // Many abandoned waits on a task that never finishes, a few live ones among them.
         for n in 0..10 * FIRST_SWEEP {
             let (tx, rx) = oneshot::channel();
-            waiters.add(ids(&[7]), ids(&[7]), tx);
+            waiters.add(Tally::default(), ids(&[7]), tx);
             if n % 100 == 0 {
                 live.push(rx);
             }
@@ -200,11 +306,11 @@ mod tests {
             live.len()
         );
         assert!(waiters.by_task[&TaskId(7)].as_slice().len() == waiters.waits.len());
-        let answers = waiters.finished(&ids(&[7]));
+        let answers = waiters.finished(&ids(&[7]), completed);
         // Every live wait is answered; abandoned ones not yet swept may be answered too, harmlessly.
         assert!(answers.len() >= live.len());
         for answer in answers {
-            let _ = answer.reply.send(Reply::Waited(vec![]));
+            let _ = answer.reply.send(Reply::Waited(Default::default()));
         }
         for mut rx in live {
             assert!(rx.try_recv().is_ok(), "a live wait was dropped");

@@ -20,6 +20,51 @@ use crate::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
 use crate::worker::{OutputChunk, WorkerUsage};
 use serde::{Deserialize, Serialize};
 
+/// The answer to a `Wait`: counts, not the waited tasks themselves, so that a wait for a million
+/// tasks is one small frame that the coordinator builds without reading a million records back
+/// from the store (it counts each task as it finishes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaitSummary {
+    /// How many waited tasks ended in each finished state (`completed`, `failed`, `killed`);
+    /// a state none ended in is left out.
+    pub counts: Vec<(TaskState, u64)>,
+    /// Every waited task that did not complete (failed or killed), as `Show` describes it
+    /// without output, by id.
+    pub unsuccessful: Vec<TaskInfo>,
+    /// For a wait of every task (`Selection::All`): how many tasks had failed or been killed
+    /// before the wait began (not among the waited ones, and not purged since), so that a
+    /// client looks them up only when there are some; 0 for a wait by ids.
+    pub earlier_unsuccessful: u64,
+}
+
+impl WaitSummary {
+    /// How many tasks were waited for.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, count)| count).sum()
+    }
+
+    /// How many of them ended in `state`.
+    pub fn count(&self, state: TaskState) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// `other` added to this one (a wait sent in several requests), counts summed by state.
+    pub fn merge(&mut self, other: WaitSummary) {
+        for (state, count) in other.counts {
+            match self.counts.iter_mut().find(|(s, _)| *s == state) {
+                Some((_, mine)) => *mine += count,
+                None => self.counts.push((state, count)),
+            }
+        }
+        self.unsuccessful.extend(other.unsuccessful);
+        self.earlier_unsuccessful += other.earlier_unsuccessful;
+    }
+}
+
 /// One request of an actioner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FromActioner {
@@ -177,14 +222,15 @@ pub enum Reply {
     Tasks { tasks: Vec<TaskInfo>, more: bool },
     /// One task, with its output.
     Task(Box<TaskInfo>),
-    /// The waited tasks, all finished now (without output).
-    Waited(Vec<TaskInfo>),
+    /// The waited tasks are all finished now: how many ended in each state, and those that
+    /// did not complete.
+    Waited(WaitSummary),
     /// The connected workers.
     Workers(Vec<WorkerInfo>),
     /// A `Watch` is registered; `Finished` frames follow under its request id.
     Watching,
     /// Pushed for an `Add` with `watch` or a `Watch`: these tasks reached a finished state
-    /// (durably), each described as `Waited` describes it (no output).
+    /// (durably), each described as `Show` describes it, without output.
     Finished(Vec<TaskInfo>),
     /// Queues, by name.
     Queues(Vec<QueueInfo>),
@@ -310,4 +356,48 @@ pub struct WorkerInfo {
     pub held_off_until: Option<Timestamp>,
     /// What its slots use, as it last said (`FromWorker::Usage`); `None` until it has.
     pub usage: Option<WorkerUsage>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait sent in several requests adds up: counts are summed by state, whatever order
+    /// each part lists them in, and the unsuccessful tasks of every part are kept.
+    #[test]
+    fn wait_summaries_merge_by_state() {
+        let info = |id: u64, state: TaskState| TaskInfo {
+            id: TaskId(id),
+            state,
+            spec: TaskSpec::default(),
+            result: None,
+            error: None,
+            worker: None,
+            attempts: crate::Attempt(1),
+            failures: 0,
+            crashes: 0,
+            retry_at: None,
+            created_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            output: None,
+        };
+        let mut all = WaitSummary {
+            counts: vec![(TaskState::Completed, 3), (TaskState::Failed, 1)],
+            unsuccessful: vec![info(4, TaskState::Failed)],
+            earlier_unsuccessful: 0,
+        };
+        all.merge(WaitSummary {
+            counts: vec![(TaskState::Killed, 2), (TaskState::Completed, 5)],
+            unsuccessful: vec![info(7, TaskState::Killed), info(8, TaskState::Killed)],
+            earlier_unsuccessful: 2,
+        });
+        assert_eq!(all.count(TaskState::Completed), 8);
+        assert_eq!(all.count(TaskState::Failed), 1);
+        assert_eq!(all.count(TaskState::Killed), 2);
+        assert_eq!(all.total(), 11);
+        assert_eq!(all.earlier_unsuccessful, 2);
+        let ids: Vec<u64> = all.unsuccessful.iter().map(|t| t.id.0).collect();
+        assert_eq!(ids, vec![4, 7, 8]);
+    }
 }

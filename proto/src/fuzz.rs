@@ -11,7 +11,8 @@
 //! thread, which is how "never allocates absurdly" is checked.
 
 use crate::actioner::{
-    AddKey, Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner, WorkerInfo,
+    AddKey, Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner, WaitSummary,
+    WorkerInfo,
 };
 use crate::codec::{decode, encode};
 use crate::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
@@ -397,7 +398,18 @@ fn reply() -> impl Strategy<Value = Reply> {
         (vec(task_info(), 0..2), any::<bool>())
             .prop_map(|(tasks, more)| Reply::Tasks { tasks, more }),
         task_info().prop_map(|info| Reply::Task(Box::new(info))),
-        vec(task_info(), 0..2).prop_map(Reply::Waited),
+        (
+            vec((state(), any::<u64>()), 0..3),
+            vec(task_info(), 0..2),
+            any::<u64>()
+        )
+            .prop_map(|(counts, unsuccessful, earlier_unsuccessful)| {
+                Reply::Waited(WaitSummary {
+                    counts,
+                    unsuccessful,
+                    earlier_unsuccessful,
+                })
+            }),
         vec(worker_info(), 0..2).prop_map(Reply::Workers),
         Just(Reply::Watching),
         vec(task_info(), 0..2).prop_map(Reply::Finished),

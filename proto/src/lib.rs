@@ -66,7 +66,7 @@ pub use ids::{Attempt, RequestId, TaskId, WorkerId};
 
 /// Version of the wire protocol, checked in the handshake so that mismatched builds refuse each
 /// other with a clear sentence instead of misreading frames.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Four bytes that open every `Hello`, so that a stray client (an HTTP probe, random bytes) is
 /// told apart from an old tatzelwurm build.

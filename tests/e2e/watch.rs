@@ -307,9 +307,11 @@ fn many_requests_in_flight_are_answered_by_request_id() {
     while answered.len() < 2 {
         let frame = raw.recv();
         match (frame.request.0, frame.reply) {
-            (2, Reply::Waited(infos)) => {
-                assert_eq!(infos.len(), 1);
-                assert_eq!(infos[0].state, TaskState::Killed);
+            (2, Reply::Waited(summary)) => {
+                assert_eq!(summary.counts, vec![(TaskState::Killed, 1)]);
+                assert_eq!(summary.unsuccessful.len(), 1);
+                assert_eq!(summary.unsuccessful[0].id, held);
+                assert_eq!(summary.unsuccessful[0].state, TaskState::Killed);
             }
             (3, Reply::Changed { changed, .. }) => assert_eq!(changed, vec![held]),
             other => panic!("unexpected {other:?}"),

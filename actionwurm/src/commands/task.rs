@@ -15,6 +15,7 @@ use anyhow::Result;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tatzelwurm_client::{Changed, Client, ClientError};
+use tatzelwurm_proto::actioner::WaitSummary;
 use tatzelwurm_proto::task::{TaskInfo, TaskSpec, TaskState, Timestamp};
 use tatzelwurm_proto::TaskId;
 
@@ -292,7 +293,7 @@ async fn wait(target: &Target, args: &WaitArgs) -> Result<Outcome> {
     let progress = progress::Progress::start(&client, &args.select);
     let waiting = async {
         let finished = client.wait(chosen).await?;
-        let earlier = if args.select.all {
+        let earlier = if args.select.all && finished.earlier_unsuccessful > 0 {
             earlier_failures(&client, &finished).await?
         } else {
             Vec::new()
@@ -351,12 +352,13 @@ async fn not_played(client: &Client, ids: &[u64]) -> Result<Option<Outcome>> {
     ))))
 }
 
-/// Tasks that had failed or been killed before a `wait -a` began (not among `finished`).
+/// Tasks that had failed or been killed before a `wait -a` began (not among the waited ones
+/// of `finished`, which names every waited task that did not complete).
 async fn earlier_failures(
     client: &Client,
-    finished: &[TaskInfo],
+    finished: &WaitSummary,
 ) -> Result<Vec<TaskInfo>, ClientError> {
-    let waited: BTreeSet<TaskId> = finished.iter().map(|info| info.id).collect();
+    let waited: BTreeSet<TaskId> = finished.unsuccessful.iter().map(|info| info.id).collect();
     Ok(client
         .list(vec![TaskState::Failed, TaskState::Killed])
         .await?
@@ -386,26 +388,23 @@ fn timed_out(secs: f64, select: &SelectArgs) -> Outcome {
 /// A count per final state on stdout, a note per task that did not complete on stderr (those
 /// of `earlier`, which had ended before the wait, too), and success only if every task
 /// completed and `earlier` is empty.
-fn wait_outcome(finished: &[TaskInfo], earlier: &[TaskInfo]) -> Outcome {
+fn wait_outcome(finished: &WaitSummary, earlier: &[TaskInfo]) -> Outcome {
     let counts: Vec<String> = TaskState::ALL
         .iter()
         .filter_map(|state| {
-            let count = finished.iter().filter(|t| t.state == *state).count();
+            let count = finished.count(*state);
             (count > 0).then(|| format!("{count} {state}"))
         })
         .collect();
-    let mut notes: Vec<String> = finished
-        .iter()
-        .filter(|t| t.state != TaskState::Completed)
-        .map(wait_note)
-        .collect();
+    let mut notes: Vec<String> = finished.unsuccessful.iter().map(wait_note).collect();
     notes.extend(earlier.iter().map(earlier_note));
-    let stdout = if finished.is_empty() {
+    let total = finished.total();
+    let stdout = if total == 0 {
         "no tasks to wait for\n".to_string()
     } else {
         format!(
             "waited for {}: {}\n",
-            tasks(finished.len()),
+            tasks(usize::try_from(total).unwrap_or(usize::MAX)),
             counts.join(", ")
         )
     };

@@ -253,7 +253,11 @@ async fn requests_are_multiplexed() {
                 Step::Reply(Reply::Workers(vec![])),
                 Step::ReplyAs(
                     wait_id.expect("the wait came first"),
-                    Reply::Waited(vec![task(1, TaskState::Completed)]),
+                    Reply::Waited(WaitSummary {
+                        counts: vec![(TaskState::Failed, 1)],
+                        unsuccessful: vec![task(1, TaskState::Failed)],
+                        earlier_unsuccessful: 0,
+                    }),
                 ),
             ],
             other => panic!("{other:?}"),
@@ -269,7 +273,8 @@ async fn requests_are_multiplexed() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(client.workers().await.unwrap().is_empty());
     let waited = waiter.await.unwrap().unwrap();
-    assert_eq!(waited[0].id, TaskId(1));
+    assert_eq!(waited.total(), 1);
+    assert_eq!(waited.unsuccessful[0].id, TaskId(1));
 }
 
 /// An add whose connection drops before its answer is sent again, with the same key, on the

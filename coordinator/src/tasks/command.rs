@@ -6,7 +6,10 @@
 
 use super::{Origin, Round, TasksActor};
 use crate::task_table::{Changed, TableError};
-use tatzelwurm_proto::actioner::{AddKey, Command, Failure, FailureKind, PurgeSelection, Reply};
+use crate::waiters::Tally;
+use tatzelwurm_proto::actioner::{
+    AddKey, Command, Failure, FailureKind, PurgeSelection, Reply, Selection,
+};
 use tatzelwurm_proto::function::check_function;
 use tatzelwurm_proto::limits::MAX_TASKS_PER_LIST;
 use tatzelwurm_proto::queue::check_name;
@@ -96,15 +99,20 @@ impl TasksActor {
             {
                 Err(err) => Reply::Error(err.failure()),
                 Ok(tasks) => {
-                    let pending: Vec<TaskId> = tasks
-                        .iter()
-                        .copied()
-                        .filter(|id| !self.table.is_finished(*id))
-                        .collect();
+                    let (done, pending): (Vec<TaskId>, Vec<TaskId>) = tasks
+                        .into_iter()
+                        .partition(|id| self.table.is_finished(*id));
+                    let mut tally = Tally::default();
+                    if selection == Selection::All {
+                        tally.earlier_unsuccessful = self.table.queues().unsuccessful();
+                    }
+                    for info in self.summaries(&done) {
+                        tally.count(info.id, info.state);
+                    }
                     if pending.is_empty() {
-                        Reply::Waited(self.summaries(&tasks))
+                        Reply::Waited(self.wait_summary(tally))
                     } else {
-                        self.waiters.add(tasks, pending, reply);
+                        self.waiters.add(tally, pending, reply);
                         return None;
                     }
                 }

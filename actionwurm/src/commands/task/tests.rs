@@ -287,11 +287,11 @@ async fn wait_names_what_did_not_complete() {
             tasks: vec![task(9, TaskState::Created)],
             more: false,
         })],
-        _ => vec![Step::Reply(Reply::Waited(vec![
+        _ => vec![Step::Reply(Reply::Waited(summary(&[
             task(1, TaskState::Completed),
             task(2, TaskState::Failed),
             task(3, TaskState::Killed),
-        ]))],
+        ])))],
     })
     .await;
     let args = WaitArgs {
@@ -314,7 +314,7 @@ async fn wait_names_what_did_not_complete() {
 #[test]
 fn wait_success() {
     let outcome = wait_outcome(
-        &[task(1, TaskState::Completed), task(2, TaskState::Completed)],
+        &summary(&[task(1, TaskState::Completed), task(2, TaskState::Completed)]),
         &[],
     );
     assert_eq!(
@@ -322,7 +322,7 @@ fn wait_success() {
         Outcome::success("waited for 2 tasks: 2 completed\n".into())
     );
     assert_eq!(
-        wait_outcome(&[], &[]),
+        wait_outcome(&WaitSummary::default(), &[]),
         Outcome::success("no tasks to wait for\n".into())
     );
 }
@@ -366,11 +366,11 @@ fn wait_all_times_out_naming_waiting() {
 #[test]
 fn wait_counts_waiting_tasks() {
     let outcome = wait_outcome(
-        &[
+        &summary(&[
             task(1, TaskState::Completed),
             task(2, TaskState::Waiting),
             task(3, TaskState::Completed),
-        ],
+        ]),
         &[],
     );
     assert_eq!(
@@ -414,7 +414,9 @@ async fn wait_for_a_created_task_fails_at_once() {
 async fn wait_all_counts_failures_from_before_the_wait() {
     let fake = FakeCoordinator::start(|command| match command {
         Command::Wait(Selection::All) => {
-            vec![Step::Reply(Reply::Waited(vec![task(3, TaskState::Failed)]))]
+            let mut summary = summary(&[task(3, TaskState::Failed)]);
+            summary.earlier_unsuccessful = 2;
+            vec![Step::Reply(Reply::Waited(summary))]
         }
         Command::List { states, .. } => {
             assert_eq!(states, &vec![TaskState::Failed, TaskState::Killed]);
@@ -445,7 +447,7 @@ async fn wait_all_counts_failures_from_before_the_wait() {
             "task 2 had already been killed",
         ]
     );
-    let nothing = wait_outcome(&[], &[task(1, TaskState::Failed)]);
+    let nothing = wait_outcome(&WaitSummary::default(), &[task(1, TaskState::Failed)]);
     assert_eq!(nothing.stdout, "no tasks to wait for\n");
     assert_eq!(nothing.exit, Exit::Failure);
 }
@@ -503,4 +505,19 @@ async fn list_is_limited_and_says_how_to_page_on() {
         outcome.stderr,
         vec!["showing the first 2 matching tasks; pass --after 12 for the next ones, or --limit 0 for all"]
     );
+}
+
+/// The coordinator's answer to a wait for `tasks`: their counts by state, and those that did
+/// not complete.
+fn summary(tasks: &[TaskInfo]) -> WaitSummary {
+    let mut summary = WaitSummary::default();
+    for info in tasks {
+        let unsuccessful = (info.state != TaskState::Completed).then(|| info.clone());
+        summary.merge(WaitSummary {
+            counts: vec![(info.state, 1)],
+            unsuccessful: unsuccessful.into_iter().collect(),
+            earlier_unsuccessful: 0,
+        });
+    }
+    summary
 }
