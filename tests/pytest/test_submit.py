@@ -68,6 +68,37 @@ def test_stdlib_futures_work_on_handles(client: tw.Client) -> None:
     assert done2 == done
 
 
+def test_handles_resolve_however_they_are_waited_for(client: tw.Client) -> None:
+    """A handle makes its future's condition only when something waits through it: a thread
+    blocked in result() before the end, a done callback, the standard library's as_completed,
+    tatzelwurm's own as_completed (which needs none), a handle already finished, a handle in
+    two as_completed at once, and one abandoned by an as_completed that gave up."""
+    import threading
+
+    slow = [client.submit("pt_tasks:sleep", 0.3, tag=i) for i in range(4)]
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slow[0].result(timeout=30)))
+    waiter.start()
+    called = []
+    slow[1].add_done_callback(lambda handle: called.append(handle.result()))
+    with pytest.raises(TimeoutError):
+        next(tw.as_completed([slow[2]], timeout=0.01))
+    # Two at once over the same handles: each gets every handle.
+    first, second = tw.as_completed(slow[2:], timeout=30), tw.as_completed(slow[2:], timeout=30)
+    both = [[next(first)], [next(second)]]
+    both[0].extend(first)
+    both[1].extend(second)
+    waiter.join(30)
+    assert got == [0.3] and called == [0.3]
+    assert [sorted(h.id for h in run) for run in both] == [sorted(h.id for h in slow[2:])] * 2
+    assert sorted(h.id for h in concurrent.futures.as_completed(slow, timeout=5)) == sorted(
+        h.id for h in slow
+    )
+    # Finished before as_completed began: each yielded once, with no waiting.
+    assert list(tw.as_completed([slow[3], slow[3]], timeout=0)) == [slow[3]]
+    assert all(h.done() and h.exception() is None for h in slow)
+
+
 def test_submit_many_and_map(client: tw.Client) -> None:
     """submit_many keeps order; map is ordered, lazy and bounded by its window."""
     handles = client.submit_many("pt_tasks:add", [(i, 1) for i in range(100)])
