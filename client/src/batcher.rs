@@ -116,18 +116,22 @@ impl Batcher {
     }
 
     /// The next batch to send, if one may be sent now: the queue's head, up to a frame's worth
-    /// and only as long as `play` is the same.
+    /// (less at the start of a burst: `proto::batch::add_cap` of the tasks in flight) and only
+    /// as long as `play` is the same.
     pub fn take_batch(&mut self) -> Option<Batch> {
         if self.in_flight.len() >= self.max_in_flight {
             return None;
         }
         let play = self.queue.front()?.1;
         let first = self.next - self.queue.len() as u64;
+        // Small while little is in flight (a burst starts), so that the first tasks are
+        // durable, and run, while the larger batches behind them are written.
+        let most = tatzelwurm_proto::batch::add_cap(self.flying, BATCH_TASKS);
         let mut specs = Vec::new();
         let mut bytes = 0;
         while let Some((spec, p)) = self.queue.front() {
             let size = weight(spec);
-            let full = specs.len() == BATCH_TASKS || bytes + size > BATCH_BYTES;
+            let full = specs.len() >= most || bytes + size > BATCH_BYTES;
             if *p != play || (!specs.is_empty() && full) {
                 break;
             }

@@ -137,7 +137,8 @@ fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
 
 /// Splits specs into `Add` commands of at most `BATCH_TASKS` tasks and about `BATCH_BYTES`.
 fn batches(specs: Vec<TaskSpec>) -> Vec<Vec<TaskSpec>> {
-    tatzelwurm_proto::batch::batches(specs, BATCH_TASKS, BATCH_BYTES, |spec| {
+    // The first adds are smaller, so that the first tasks run while the rest are written.
+    tatzelwurm_proto::batch::add_batches(specs, BATCH_TASKS, BATCH_BYTES, |spec| {
         spec.function.len()
             + spec.args.len()
             + spec.kwargs.len()

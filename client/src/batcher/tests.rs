@@ -94,3 +94,25 @@ fn take_all_empties_the_queue() {
     assert_eq!(b.queued(), 0);
     assert_eq!(b.unacknowledged(), 3);
 }
+
+/// A burst starts with a small batch and grows with what is in flight (as many as in flight),
+/// up to a frame's worth, so that the first tasks are durable (and run) early.
+#[test]
+fn a_burst_starts_small_and_grows() {
+    let first = tatzelwurm_proto::batch::FIRST_ADD_TASKS;
+    let total = 8 * first;
+    let mut b = Batcher::new(total, 3);
+    for i in 0..total {
+        b.try_submit(spec(&format!("[{i}]")), true, false).unwrap();
+    }
+    let sizes: Vec<usize> = (0..3)
+        .map(|_| b.take_batch().unwrap().specs.len())
+        .collect();
+    assert_eq!(sizes, vec![first, first, 2 * first]);
+    assert_eq!(b.take_batch(), None, "three in flight already");
+    b.acknowledged(1);
+    // 3,000 tasks in flight: the next batch may carry as many.
+    assert_eq!(b.take_batch().unwrap().specs.len(), 3 * first);
+    b.acknowledged(1 + first as u64);
+    assert_eq!(b.take_batch().unwrap().specs.len(), first, "what was left");
+}

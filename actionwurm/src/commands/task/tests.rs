@@ -129,15 +129,22 @@ async fn bad_function_fails_before_connecting() {
     assert!(err.to_string().contains("package.module:function"), "{err}");
 }
 
-/// Large inputs are split by count and by size, keeping the order.
+/// Large inputs are split by count (the first adds smaller, then as many as all before, up
+/// to `BATCH_TASKS`) and by size, keeping the order.
 #[test]
 fn batches_split_by_count_and_bytes() {
     let spec = |args: String| TaskSpec::call("m:f", args, "{}");
-    let many: Vec<TaskSpec> = (0..BATCH_TASKS * 2 + 1)
-        .map(|i| spec(format!("[{i}]")))
-        .collect();
-    let sizes: Vec<usize> = batches(many).iter().map(Vec::len).collect();
-    assert_eq!(sizes, vec![BATCH_TASKS, BATCH_TASKS, 1]);
+    let total = BATCH_TASKS * 3 + 1;
+    let many: Vec<TaskSpec> = (0..total).map(|i| spec(format!("[{i}]"))).collect();
+    let cut = batches(many);
+    let sizes: Vec<usize> = cut.iter().map(Vec::len).collect();
+    let first = tatzelwurm_proto::batch::FIRST_ADD_TASKS;
+    assert_eq!(&sizes[..3], &[first, first, 2 * first]);
+    assert!(sizes.iter().all(|size| *size <= BATCH_TASKS));
+    assert_eq!(sizes.iter().sum::<usize>(), total);
+    assert!(sizes.contains(&BATCH_TASKS), "{sizes:?}");
+    let args: Vec<&str> = cut.iter().flatten().map(|s| s.args.as_str()).collect();
+    assert_eq!(args[total - 1], format!("[{}]", total - 1));
     let big = "x".repeat(BATCH_BYTES / 2);
     let sizes: Vec<usize> = batches(vec![spec(big.clone()), spec(big.clone()), spec(big)])
         .iter()
