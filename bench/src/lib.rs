@@ -13,12 +13,15 @@
 
 pub mod scheduling;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tatzelwurm_e2e::actionwurm::run_command;
 use tatzelwurm_e2e::wait::poll_every;
-use tatzelwurm_e2e::{examples_dir, workspace_root, Action, Binaries, Cluster, ClusterOptions};
+use tatzelwurm_e2e::{
+    example, examples_dir, workspace_root, Action, Binaries, Cluster, ClusterOptions,
+};
 use tatzelwurm_e2e::{Profile, Worker, WorkerSpec};
 
 /// Exits with 2 and the build command when the release binaries are missing.
@@ -49,6 +52,41 @@ pub fn start_workers(cluster: &Cluster, workers: u32, slots: u32) -> Vec<Worker>
             cluster.start_worker(spec)
         })
         .collect()
+}
+
+/// Runs rounds of `noop`s (two per slot each) until every worker has run one, so that each
+/// slot has imported `examples/tasks.py` and `noop` has been measured before a benchmark's
+/// clock starts, as the processes of its `multiprocessing.Pool` baseline were forked after
+/// `import tasks` and have run a `noop`; an error if five rounds were not enough. Returns the
+/// ids of the tasks it ran.
+pub fn warm_up(
+    cluster: &Cluster,
+    workers: u32,
+    slots: u32,
+    deadline: Instant,
+) -> Result<Vec<u64>, String> {
+    let per_round = 2 * u64::from(workers * slots);
+    let names: BTreeSet<String> = (1..=workers).map(|n| format!("w{n}")).collect();
+    let mut ran_ids = Vec::new();
+    for _ in 0..5 {
+        let file = cluster.write_args_file(&counting_lines(per_round));
+        let ids = add_from_file(cluster, &example("noop"), &file, per_round, true, deadline)?;
+        wait_tasks(cluster, &ids, deadline)?;
+        ran_ids.extend(ids);
+        let listed = cluster.action(&["task", "list", "--limit", "0", "--json"]);
+        check(&listed, "listing the warm-up tasks")?;
+        let serde_json::Value::Array(tasks) = listed.json() else {
+            return Err("`task list --json` printed no array".to_string());
+        };
+        let ran: BTreeSet<String> = tasks
+            .iter()
+            .filter_map(|task| task["worker"].as_str().map(str::to_string))
+            .collect();
+        if names.is_subset(&ran) {
+            return Ok(ran_ids);
+        }
+    }
+    Err("after 5 rounds of noops, some worker had run none (warm-up)".to_string())
 }
 
 /// One args-file line per task: `[0]`, `[1]`, ... (the arguments of `noop(x)`).

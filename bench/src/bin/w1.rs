@@ -12,6 +12,13 @@
 //! cargo run --release -p tatzelwurm-bench --bin w1 [-- --tasks 10000]
 //! ```
 //!
+//! Every run's workers are warmed before its clock, as the Pool's processes are (started, and
+//! having run a `noop`): a few `noop`s until each worker has run one (`warm_up`, as `w2`
+//! does), so that each slot has imported `examples/tasks.py` and the coordinator has measured
+//! `noop`. A task queue's workers are long-lived; a cold start (a fresh worker's first task
+//! imports the file, and an unmeasured function is prefetched one task per slot at first) is
+//! printed too, for the command line.
+//!
 //! The Python runs use `bench/python/w1_client.py` with the `python3` on PATH (the workers'
 //! too) and a `tatzelwurm` package assembled from `python/tatzelwurm/` and the release build's
 //! `lib_native.so` (`--skip-python` leaves them out). It builds nothing itself: it runs the
@@ -26,7 +33,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tatzelwurm_bench::{add_from_file, counting_lines, print_at_least, print_figure};
 use tatzelwurm_bench::{python_json, python_package, release_cluster, remaining};
-use tatzelwurm_bench::{require_release_binaries, start_workers, wait_tasks};
+use tatzelwurm_bench::{require_release_binaries, start_workers, wait_tasks, warm_up};
 use tatzelwurm_e2e::{example, workspace_root, Cluster};
 
 /// The issue's targets, in tasks per second end to end.
@@ -65,6 +72,8 @@ struct Timing {
 /// What one invocation measured.
 struct Measurement {
     cli: Timing,
+    /// The command line on workers that had run nothing.
+    cold: Timing,
     done_per_worker: BTreeMap<String, u64>,
     /// `submit_many`, then one `submit` per task; `None` with `--skip-python`.
     python: Option<(Timing, Timing)>,
@@ -98,7 +107,8 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<Measurement, String> {
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
-    let (cli, done_per_worker) = cli_run(options, deadline)?;
+    let (cli, done_per_worker) = cli_run(options, true, deadline)?;
+    let (cold, _) = cli_run(options, false, deadline)?;
     let python = if options.skip_python {
         None
     } else {
@@ -109,20 +119,28 @@ fn run(options: &Options) -> Result<Measurement, String> {
     let pool = pool_run(options, deadline)?;
     Ok(Measurement {
         cli,
+        cold,
         done_per_worker,
         python,
         pool,
     })
 }
 
-/// The command line: one `task add --args-file --play`, then `task wait -a`; checks that every
-/// task completed.
+/// The command line: one `task add --args-file --play`, then `task wait -a`, on `warm`ed
+/// workers or cold ones; checks that every task completed.
 fn cli_run(
     options: &Options,
+    warm: bool,
     deadline: Instant,
 ) -> Result<(Timing, BTreeMap<String, u64>), String> {
     let cluster = release_cluster();
     let _workers = start_workers(&cluster, options.workers, options.slots);
+    let warmed = if warm {
+        warm_up(&cluster, options.workers, options.slots, deadline)?.len() as u64
+    } else {
+        0
+    };
+    let before = done_per_worker(&cluster);
     let file = cluster.write_args_file(&counting_lines(options.tasks));
     let noop = example("noop");
     let start = Instant::now();
@@ -130,11 +148,15 @@ fn cli_run(
     let add = start.elapsed().as_secs_f64();
     wait_tasks(&cluster, &[], deadline)?;
     let end_to_end = start.elapsed().as_secs_f64();
-    let completed = cluster.list(&["completed"]).len() as u64;
+    let completed = cluster.list(&["completed"]).len() as u64 - warmed;
     if completed != options.tasks {
         return Err(format!("{completed} of {} tasks completed", options.tasks));
     }
-    Ok((Timing { add, end_to_end }, done_per_worker(&cluster)))
+    let mut done = done_per_worker(&cluster);
+    for (name, count) in &mut done {
+        *count -= before.get(name).copied().unwrap_or(0);
+    }
+    Ok((Timing { add, end_to_end }, done))
 }
 
 /// The Python client on a fresh cluster: `bench/python/w1_client.py --mode MODE`, which checks
@@ -142,6 +164,7 @@ fn cli_run(
 fn python_run(options: &Options, mode: &str, deadline: Instant) -> Result<Timing, String> {
     let cluster = release_cluster();
     let _workers = start_workers(&cluster, options.workers, options.slots);
+    warm_up(&cluster, options.workers, options.slots, deadline)?;
     let package = python_package(&cluster.dir().join("python"))?;
     let noop = example("noop");
     let tasks = options.tasks.to_string();
@@ -208,7 +231,7 @@ fn report(options: &Options, m: &Measurement) {
     let n = options.tasks as f64;
     let processes = options.workers * options.slots;
     println!(
-        "W1: {} noop tasks, {} workers x {} slot(s), release binaries; rates are tasks/s",
+        "W1: {} noop tasks, {} workers x {} slot(s) (warmed, as the Pool's), release binaries; rates are tasks/s",
         options.tasks, options.workers, options.slots
     );
     let pool_rate = n / m.pool;
@@ -218,6 +241,10 @@ fn report(options: &Options, m: &Measurement) {
         n / m.cli.end_to_end,
         "tasks/s",
         TARGET_BATCH_RATE,
+    );
+    print_figure(
+        "command line: end to end, cold workers",
+        format!("{:.0} tasks/s", n / m.cold.end_to_end),
     );
     let spread: Vec<String> = m
         .done_per_worker

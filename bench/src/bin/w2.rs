@@ -18,13 +18,13 @@
 //! runs before the clock, so neither side has measured `sleep` yet.
 
 use clap::Parser;
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tatzelwurm_bench::wait_tasks;
-use tatzelwurm_bench::{add_from_file, check, counting_lines, print_figure, print_target};
+use tatzelwurm_bench::warm_up;
+use tatzelwurm_bench::{add_from_file, print_figure, print_target};
 use tatzelwurm_bench::{python_figure, release_cluster, require_release_binaries, start_workers};
-use tatzelwurm_e2e::{example, Cluster};
+use tatzelwurm_e2e::example;
 
 /// The target for wall time / ideal.
 const TARGET_RATIO: f64 = 1.01;
@@ -84,7 +84,7 @@ fn ideal(options: &Options) -> f64 {
 fn run(options: &Options, deadline: Instant) -> Result<f64, String> {
     let cluster = release_cluster();
     let _workers = start_workers(&cluster, options.workers, options.slots);
-    warm_up(&cluster, options, deadline)?;
+    warm_up(&cluster, options.workers, options.slots, deadline)?;
     let lines: Vec<String> = (0..options.tasks)
         .map(|_| format!("[{}]", options.seconds))
         .collect();
@@ -100,32 +100,6 @@ fn run(options: &Options, deadline: Instant) -> Result<f64, String> {
     )?;
     wait_tasks(&cluster, &[], deadline)?;
     Ok(start.elapsed().as_secs_f64())
-}
-
-/// Runs rounds of `noop`s (two per slot each) until every worker has run one, so that each
-/// has imported `examples/tasks.py` before the clock, as the Pool's processes have (see the
-/// module comment); an error if five rounds were not enough.
-fn warm_up(cluster: &Cluster, options: &Options, deadline: Instant) -> Result<(), String> {
-    let per_round = 2 * u64::from(options.workers * options.slots);
-    let names: BTreeSet<String> = (1..=options.workers).map(|n| format!("w{n}")).collect();
-    for _ in 0..5 {
-        let file = cluster.write_args_file(&counting_lines(per_round));
-        let ids = add_from_file(cluster, &example("noop"), &file, per_round, true, deadline)?;
-        wait_tasks(cluster, &ids, deadline)?;
-        let listed = cluster.action(&["task", "list", "--limit", "0", "--json"]);
-        check(&listed, "listing the warm-up tasks")?;
-        let serde_json::Value::Array(tasks) = listed.json() else {
-            return Err("`task list --json` printed no array".to_string());
-        };
-        let ran: BTreeSet<String> = tasks
-            .iter()
-            .filter_map(|task| task["worker"].as_str().map(str::to_string))
-            .collect();
-        if names.is_subset(&ran) {
-            return Ok(());
-        }
-    }
-    Err("after 5 rounds of noops, some worker had run none (warm-up)".to_string())
 }
 
 /// `multiprocessing.Pool(workers × slots)` running the same `tasks.sleep` with one
