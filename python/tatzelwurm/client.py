@@ -95,7 +95,7 @@ class _Core:
         #: Handles waiting for their task to finish, by task id.
         self.by_id: Dict[int, TaskHandle[Any]] = {}
         #: Completions that came before the ``Added`` of their own add.
-        self.early: Dict[int, dict] = {}
+        self.early: Dict[int, tuple] = {}
         self.closed = False
         #: Event and output streams not yet closed, closed with the client.
         self.streams: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -260,7 +260,7 @@ class _Core:
                 self._apply(events)
 
     def _apply(self, events: List[tuple]) -> None:
-        finished: List[Tuple[TaskHandle[Any], dict]] = []
+        finished: List[Tuple[TaskHandle[Any], tuple]] = []
         failed: List[Tuple[TaskHandle[Any], BaseException]] = []
         with self.lock:
             by_ticket, by_id, early = self.by_ticket, self.by_id, self.early
@@ -268,7 +268,7 @@ class _Core:
                 kind = event[0]
                 if kind == _EVENT_FINISHED:
                     for raw in event[1]:
-                        task_id = raw["id"]
+                        task_id = raw[0]
                         handle = by_id.pop(task_id, None)
                         if handle is not None:
                             finished.append((handle, raw))

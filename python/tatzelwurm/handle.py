@@ -217,15 +217,11 @@ class Purged(NamedTuple):
     unchanged: List[Tuple[int, Optional[str]]]
 
 
-def _failure(info: "TaskInfo | dict") -> TaskFailed:
-    """The error a finished task without a result raises."""
-    if isinstance(info, dict):
-        task_id, state, error, attempts = (
-            info["id"],
-            info["state"],
-            info["error"],
-            info["attempts"],
-        )
+def _failure(info: "TaskInfo | tuple") -> TaskFailed:
+    """The error a finished task without a result raises (from a `TaskInfo`, or from the native
+    side's `(id, state, result, error, attempts)` of a pushed completion)."""
+    if isinstance(info, tuple):
+        task_id, state, _, error, attempts = info
         kind, message, trace = error if error is not None else ("", "", "")
     else:
         task_id, state, attempts = info.id, info.state, info.attempts
@@ -286,7 +282,8 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
         self._task_id = task_id
         self._add_error: Optional[BaseException] = None
         self._id_event: Optional[threading.Event] = None
-        self._final: Optional[dict] = None
+        #: The pushed completion that resolved it: `(id, state, result, error, attempts)`.
+        self._final: Optional[tuple] = None
 
     # -- the id ---------------------------------------------------------------------------
     @property
@@ -341,18 +338,17 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
                 condition = self.__dict__["_condition"] = threading.Condition()
         return condition
 
-    def _finish(self, raw: dict) -> None:
-        """Resolves the handle from a task's final state (a native info dict)."""
+    def _finish(self, raw: tuple) -> None:
+        """Resolves the handle from a pushed completion, `(id, state, result, error,
+        attempts)`."""
         if self.done():
             return
         self._final = raw
-        if raw["state"] == "completed":
+        if raw[1] == "completed":
             try:
-                value = loads_result(raw["result"] or "null")
+                value = loads_result(raw[2] or "null")
             except ValueError as err:
-                self._resolve(
-                    None, TatzelwurmError(f"task {raw['id']}'s result is not JSON: {err}")
-                )
+                self._resolve(None, TatzelwurmError(f"task {raw[0]}'s result is not JSON: {err}"))
                 return
             self._resolve(value, None)
         else:
@@ -455,7 +451,7 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
         ``scheduled``, ``paused``, ``ready``, ``running``, ``waiting``, ``completed``,
         ``failed`` or ``killed``)."""
         if self._final is not None:
-            return str(self._final["state"])
+            return str(self._final[1])
         return self.info().state
 
     def info(self) -> TaskInfo:
@@ -493,7 +489,7 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
     def __repr__(self) -> str:
         ident = self._task_id if self._task_id is not None else "?"
         if self.done():
-            state = self._final["state"] if self._final else "failed"
+            state = self._final[1] if self._final else "failed"
         else:
             state = "pending"
         return f"<TaskHandle {ident} {state}>"
