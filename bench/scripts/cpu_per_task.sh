@@ -1,0 +1,63 @@
+#!/bin/bash
+# CPU per task of each process in a W1 run: where the 2 cores go.
+#
+#   bench/scripts/cpu_per_task.sh [BINDIR] [TASKS] [MODE]
+#
+# Starts a coordinator and 2 workers x 1 slot from BINDIR (default target/release) on a free
+# loopback port and a temp dir, runs TASKS (default 100,000) noops through MODE (cli: `task add
+# --args-file --play` then `task wait -a`; submit_many or submit: bench/python/w1_client.py with
+# the package in $TATZELWURM_PACKAGE, a directory holding `tatzelwurm/` with its _native.abi3.so),
+# and prints the rate and the microseconds of CPU (user + system, from /proc) per task of the
+# coordinator, the two workwurm processes, their slot processes and the client. The rate is
+# only a hint: a run of 100,000 is long enough for the CPU figures, which are what this is for.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${1:-$ROOT/target/release}
+N=${2:-100000}
+MODE=${3:-cli}
+W=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ADDR=127.0.0.1:$PORT
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+"$B/tatzelwurm" --bind "$ADDR" --db "$W/db" > "$W/coordinator.log" 2>&1 &
+CP=$!; PIDS+=($CP)
+for _ in $(seq 100); do "$B/actionwurm" --coordinator "$ADDR" worker list > /dev/null 2>&1 && break; sleep 0.05; done
+"$B/workwurm" --coordinator "$ADDR" --slots 1 --name a > "$W/a.log" 2>&1 &
+WA=$!; PIDS+=($WA)
+"$B/workwurm" --coordinator "$ADDR" --slots 1 --name b > "$W/b.log" 2>&1 &
+WB=$!; PIDS+=($WB)
+for _ in $(seq 200); do
+  [ "$("$B/actionwurm" --coordinator "$ADDR" worker list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] && break
+  sleep 0.05
+done
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+SLOTS="$(pgrep -P $WA) $(pgrep -P $WB)"
+sum_slots() { local t=0; for p in $SLOTS; do t=$((t + $(ticks "$p"))); done; echo $t; }
+C0=$(ticks $CP); A0=$(( $(ticks $WA) + $(ticks $WB) )); S0=$(sum_slots)
+T0=$(date +%s.%N)
+if [ "$MODE" = cli ]; then
+  python3 -c "import sys
+for i in range($N): print('[%d]' % i)" > "$W/args"
+  /usr/bin/time -f "%U %S" -o "$W/client1" "$B/actionwurm" --coordinator "$ADDR" task add "$ROOT/examples/tasks.py:noop" --args-file "$W/args" --play > /dev/null
+  /usr/bin/time -f "%U %S" -o "$W/client2" "$B/actionwurm" --coordinator "$ADDR" task wait -a > /dev/null
+else
+  PYTHONPATH=${TATZELWURM_PACKAGE:?set TATZELWURM_PACKAGE to a directory holding tatzelwurm/} \
+    /usr/bin/time -f "%U %S" -o "$W/client1" python3 "$ROOT/bench/python/w1_client.py" \
+    --coordinator "$ADDR" --function "$ROOT/examples/tasks.py:noop" --mode "$MODE" --tasks "$N" --json > /dev/null
+  echo "0 0" > "$W/client2"
+fi
+T1=$(date +%s.%N)
+C1=$(ticks $CP); A1=$(( $(ticks $WA) + $(ticks $WB) )); S1=$(sum_slots)
+HZ=$(getconf CLK_TCK)
+python3 - "$N" "$T0" "$T1" "$HZ" "$((C1-C0))" "$((A1-A0))" "$((S1-S0))" "$W/client1" "$W/client2" "$MODE" <<'PY'
+import sys
+n, t0, t1, hz = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+coord, workers, slots = (int(x) * 1e6 / hz / n for x in sys.argv[5:8])
+client = sum(sum(map(float, open(f).read().split())) for f in sys.argv[8:10]) * 1e6 / n
+total = coord + workers + slots + client
+print(f"{sys.argv[10]}: {n} noops in {t1 - t0:.2f} s ({n / (t1 - t0):,.0f} tasks/s, client start included); "
+      f"µs of CPU per task: coordinator {coord:.1f}, workwurm {workers:.1f}, slots {slots:.1f}, "
+      f"client {client:.1f}, total {total:.1f} (100,000 tasks/s on 2 cores allows 20)")
+PY
