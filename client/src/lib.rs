@@ -43,7 +43,7 @@ pub use log_stream::{LogPage, LogStream};
 pub use options::{ConnectOptions, Tuning, DEFAULT_CONNECT_TIMEOUT, RECONNECT_LIMIT};
 pub use pipeline::{Event, Pipeline};
 pub use stream::Polled;
-pub use tatzelwurm_proto::actioner::{PurgeSelection, Selection, WorkerInfo};
+pub use tatzelwurm_proto::actioner::{PurgeSelection, Selection, TaskEnd, WorkerInfo};
 pub use tatzelwurm_proto::event::{EventFilter, EventKind, EventsFrom};
 pub use tatzelwurm_proto::queue::{QueueChange, QueueInfo};
 pub use tatzelwurm_proto::schedule::{ScheduleChange, ScheduleInfo, ScheduleSpec, Trigger};

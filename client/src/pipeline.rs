@@ -9,8 +9,8 @@ use crate::batcher::Ticket;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::session::ToSession;
-use tatzelwurm_proto::actioner::{Command, Reply};
-use tatzelwurm_proto::task::{TaskInfo, TaskSpec};
+use tatzelwurm_proto::actioner::{Command, Reply, TaskEnd};
+use tatzelwurm_proto::task::TaskSpec;
 use tatzelwurm_proto::TaskId;
 
 /// What the pipeline tells, in order: a task's `Added` always comes before its `Finished`.
@@ -26,8 +26,8 @@ pub enum Event {
         count: usize,
         error: ClientError,
     },
-    /// These watched tasks finished (final state, result or error; no output).
-    Finished(Vec<TaskInfo>),
+    /// These watched tasks finished: how each ended (final state, result or error).
+    Finished(Vec<TaskEnd>),
     /// The connection dropped (the sentence says why); handles stay valid.
     Disconnected(String),
     /// The connection is back; what was under way was sent again.

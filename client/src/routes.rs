@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tatzelwurm_proto::actioner::{Command, Failure, FromActioner, Reply, ToActioner};
+use tatzelwurm_proto::actioner::{Command, Failure, FromActioner, Reply, TaskEnd, ToActioner};
 use tatzelwurm_proto::event::EventsFrom;
 use tatzelwurm_proto::task::TaskInfo;
 use tatzelwurm_proto::{RequestId, TaskId};
@@ -36,7 +36,7 @@ pub(crate) struct Routes<R> {
     /// Tasks whose end is to be forwarded (once).
     watched: HashSet<TaskId>,
     /// Ends that came before the `Added` of a watching add named their task.
-    early: HashMap<TaskId, TaskInfo>,
+    early: HashMap<TaskId, TaskEnd>,
 }
 
 /// One request under way.
@@ -65,13 +65,13 @@ pub(crate) enum Routed<R> {
         to: R,
         answer: Result<Reply, Failure>,
         /// Ends of tasks of this add that came before its `Added`: forward them after it.
-        finished: Vec<TaskInfo>,
+        finished: Vec<TaskEnd>,
         /// Tasks of a re-sent watching add to watch again, in case the coordinator did not push
         /// the ends that happened while the connection was down.
         watch_again: Vec<TaskId>,
     },
     /// Watched tasks that finished, each forwarded for the first time.
-    Finished(Vec<TaskInfo>),
+    Finished(Vec<TaskEnd>),
     /// A frame of a streamed answer (events, output) that more frames follow: hand it to the
     /// request's receiver at once (`Routes::receiver`).
     Piece { request: RequestId, reply: Reply },
@@ -200,7 +200,7 @@ impl<R> Routes<R> {
 
     /// Forwards the watched ones of `infos`; keeps those that may belong to an add whose
     /// `Added` has not come yet.
-    fn finished(&mut self, infos: Vec<TaskInfo>) -> Routed<R> {
+    fn finished(&mut self, infos: Vec<TaskEnd>) -> Routed<R> {
         let adding = self.adding();
         let mut news = Vec::new();
         for info in infos {

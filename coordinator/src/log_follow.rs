@@ -234,11 +234,11 @@ impl Watch {
         loop {
             match self.pushes.recv().await {
                 Some(ToActioner {
-                    reply: Reply::Finished(infos),
+                    reply: Reply::Finished(ends),
                     ..
                 }) => {
-                    if let Some(info) = infos.first() {
-                        return Ok(info.state);
+                    if let Some(end) = ends.first() {
+                        return Ok(end.state);
                     }
                 }
                 Some(_) => {}

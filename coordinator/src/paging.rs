@@ -5,7 +5,7 @@
 //! of the encoded size (the strings' lengths plus a fixed amount per task), keeping each page
 //! well under the frame limit. `fits` checks one reply that cannot be cut (a `Waited`).
 
-use tatzelwurm_proto::actioner::{Failure, FailureKind, Reply};
+use tatzelwurm_proto::actioner::{Failure, FailureKind, Reply, TaskEnd};
 use tatzelwurm_proto::task::TaskInfo;
 use tatzelwurm_proto::MAX_FRAME_LEN;
 
@@ -42,10 +42,24 @@ pub fn pages(tasks: Vec<TaskInfo>, max_count: usize, max_bytes: usize) -> Vec<Ve
     tatzelwurm_proto::batch::batches(tasks, max_count, max_bytes, approx_size)
 }
 
+/// Cuts `ends` (a `Finished` push) into pages of about `PAGE_BYTES`, in order, none empty.
+pub fn end_pages(ends: Vec<TaskEnd>) -> Vec<Vec<TaskEnd>> {
+    tatzelwurm_proto::batch::batches(ends, usize::MAX, PAGE_BYTES, end_size)
+}
+
+/// An upper bound of `end`'s encoded size: its strings plus a fixed allowance.
+fn end_size(end: &TaskEnd) -> usize {
+    let error = end
+        .error
+        .as_ref()
+        .map_or(0, |e| e.kind.len() + e.message.len() + e.traceback.len());
+    end.result.as_ref().map_or(0, String::len) + error + FIXED_PER_TASK
+}
+
 /// `reply`, or a `TooLarge` failure in its place when it would not fit in one frame.
 pub fn fits(reply: Reply) -> Reply {
     let estimate: usize = match &reply {
-        Reply::Finished(tasks) => tasks.iter().map(approx_size).sum(),
+        Reply::Finished(ends) => ends.iter().map(end_size).sum(),
         Reply::Waited(summary) => summary.unsuccessful.iter().map(approx_size).sum(),
         Reply::Task(task) => approx_size(task),
         _ => 0,
@@ -120,12 +134,27 @@ mod tests {
         }
     }
 
+    /// A push of many ends is cut into pages of about `PAGE_BYTES`, in order.
+    #[test]
+    fn ends_are_paged_by_size() {
+        let ends: Vec<TaskEnd> = (1..=4)
+            .map(|id| TaskEnd::from(&info(id, PAGE_BYTES / 3)))
+            .collect();
+        let pages = end_pages(ends);
+        let ids: Vec<Vec<u64>> = pages
+            .iter()
+            .map(|page| page.iter().map(|end| end.id.0).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 2], vec![3, 4]]);
+    }
+
     /// A reply that would not fit a frame becomes a `TooLarge` failure; one that fits is kept.
     #[test]
     fn an_oversized_reply_is_too_large() {
-        let small = Reply::Finished(vec![info(1, 10)]);
+        let end = |id, len| TaskEnd::from(&info(id, len));
+        let small = Reply::Finished(vec![end(1, 10)]);
         assert_eq!(fits(small.clone()), small);
-        let huge = Reply::Finished((1..=5).map(|id| info(id, 16 << 20)).collect());
+        let huge = Reply::Finished((1..=5).map(|id| end(id, 16 << 20)).collect());
         match fits(huge) {
             Reply::Error(failure) => assert_eq!(failure.kind, FailureKind::TooLarge),
             other => panic!("{other:?}"),

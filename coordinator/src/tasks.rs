@@ -900,8 +900,8 @@ impl TasksActor {
             };
             ids.sort_unstable();
             ids.dedup();
-            let infos = self.summaries(&ids);
-            for page in paging::pages(infos, usize::MAX, paging::PAGE_BYTES) {
+            let ends = self.table.ends(&ids, &self.store);
+            for page in paging::end_pages(ends) {
                 let frame = ToActioner {
                     request,
                     reply: Reply::Finished(page),

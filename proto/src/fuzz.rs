@@ -11,8 +11,8 @@
 //! thread, which is how "never allocates absurdly" is checked.
 
 use crate::actioner::{
-    AddKey, Command, Failure, FailureKind, FromActioner, Reply, Selection, ToActioner, WaitSummary,
-    WorkerInfo,
+    AddKey, Command, Failure, FailureKind, FromActioner, Reply, Selection, TaskEnd, ToActioner,
+    WaitSummary, WorkerInfo,
 };
 use crate::codec::{decode, encode};
 use crate::handshake::{Hello, HelloReply, Role, Welcome, WorkerHello};
@@ -412,7 +412,8 @@ fn reply() -> impl Strategy<Value = Reply> {
             }),
         vec(worker_info(), 0..2).prop_map(Reply::Workers),
         Just(Reply::Watching),
-        vec(task_info(), 0..2).prop_map(Reply::Finished),
+        vec(task_info(), 0..2)
+            .prop_map(|infos| Reply::Finished(infos.iter().map(TaskEnd::from).collect())),
         (failure_kind(), text())
             .prop_map(|(kind, message)| Reply::Error(Failure { kind, message })),
         vec(queue_info(), 0..2).prop_map(Reply::Queues),

@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tatzelwurm_client::{ClientError, ErrorClass, Event};
-use tatzelwurm_proto::actioner::WorkerInfo;
+use tatzelwurm_proto::actioner::{TaskEnd, WorkerInfo};
 use tatzelwurm_proto::task::{TaskInfo, Timestamp, When};
 use tatzelwurm_proto::worker::WorkerUsage;
 
@@ -115,18 +115,18 @@ pub fn task_infos<'py>(py: Python<'py>, infos: Vec<TaskInfo>) -> PyResult<Bound<
 }
 
 /// Finished tasks as the dispatcher resolves handles from them: `(id, state, result, error,
-/// attempts)` each, `error` as `(kind, message, traceback)`. Five fields instead of
-/// `task_info`'s twenty-one: W1's client built one dict per task only to read these.
-pub fn finished<'py>(py: Python<'py>, infos: Vec<TaskInfo>) -> PyResult<Bound<'py, PyList>> {
+/// attempts)` each, `error` as `(kind, message, traceback)`: what the dispatcher reads, and no
+/// more (a dict of every `TaskInfo` field per task was ~3 µs of the client's CPU in W1).
+pub fn finished<'py>(py: Python<'py>, ends: Vec<TaskEnd>) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
-    for info in infos {
-        let error = info.error.map(|e| (e.kind, e.message, e.traceback));
+    for end in ends {
+        let error = end.error.map(|e| (e.kind, e.message, e.traceback));
         let item = (
-            info.id.0,
-            info.state.as_str(),
-            info.result,
+            end.id.0,
+            end.state.as_str(),
+            end.result,
             error,
-            info.attempts.0,
+            end.attempts.0,
         );
         list.append(item.into_pyobject(py)?)?;
     }

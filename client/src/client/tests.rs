@@ -5,7 +5,7 @@ use super::*;
 use crate::fake_coordinator::{task, FakeCoordinator, Greeting, Seen, Step};
 use crate::{ErrorClass, Event};
 use std::time::Duration;
-use tatzelwurm_proto::actioner::{Failure, FromActioner};
+use tatzelwurm_proto::actioner::{Failure, FromActioner, TaskEnd};
 
 fn spec(n: u32) -> TaskSpec {
     TaskSpec {
@@ -352,7 +352,7 @@ async fn pipeline_reports_ids_then_ends() {
             ..
         } => {
             let reply = added(tasks.len(), base);
-            let first = task(base, TaskState::Completed);
+            let first = TaskEnd::from(&task(base, TaskState::Completed));
             base += 100;
             vec![
                 Step::Reply(Reply::Finished(vec![first])),
@@ -436,7 +436,10 @@ async fn watches_survive_a_reconnect() {
                 assert_eq!(ids, &vec![TaskId(5), TaskId(6)]);
                 vec![
                     Step::Reply(Reply::Watching),
-                    Step::Reply(Reply::Finished(vec![task(6, TaskState::Failed)])),
+                    Step::Reply(Reply::Finished(vec![TaskEnd::from(&task(
+                        6,
+                        TaskState::Failed,
+                    ))])),
                 ]
             }
             (0, Command::Workers) => vec![Step::Close],
@@ -445,8 +448,14 @@ async fn watches_survive_a_reconnect() {
                 assert_eq!(ids, &vec![TaskId(5)], "only the unfinished one again");
                 vec![
                     Step::Reply(Reply::Watching),
-                    Step::Reply(Reply::Finished(vec![task(5, TaskState::Completed)])),
-                    Step::Reply(Reply::Finished(vec![task(5, TaskState::Completed)])),
+                    Step::Reply(Reply::Finished(vec![TaskEnd::from(&task(
+                        5,
+                        TaskState::Completed,
+                    ))])),
+                    Step::Reply(Reply::Finished(vec![TaskEnd::from(&task(
+                        5,
+                        TaskState::Completed,
+                    ))])),
                 ]
             }
             other => panic!("{:?}", other.1),

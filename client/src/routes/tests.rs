@@ -8,6 +8,10 @@ fn info(id: u64) -> TaskInfo {
     crate::fake_coordinator::task(id, TaskState::Completed)
 }
 
+fn end(id: u64) -> TaskEnd {
+    TaskEnd::from(&info(id))
+}
+
 fn watching_add() -> Command {
     Command::Add {
         tasks: vec![TaskSpec {
@@ -103,15 +107,15 @@ fn ends_are_forwarded_once() {
     let mut routes: Routes<u8> = Routes::new();
     routes.add(Command::Watch(vec![TaskId(4), TaskId(5)]), 0, None);
     assert_eq!(
-        routes.on_reply(frame(1, Reply::Finished(vec![info(4), info(6)]))),
-        Routed::Finished(vec![info(4)])
+        routes.on_reply(frame(1, Reply::Finished(vec![end(4), end(6)]))),
+        Routed::Finished(vec![end(4)])
     );
     assert!(matches!(
         routes.on_reply(frame(1, Reply::Watching)),
         Routed::Answer { .. }
     ));
     assert_eq!(
-        routes.on_reply(frame(1, Reply::Finished(vec![info(4)]))),
+        routes.on_reply(frame(1, Reply::Finished(vec![end(4)]))),
         Routed::Nothing
     );
     assert_eq!(routes.watched(), vec![TaskId(5)]);
@@ -124,7 +128,7 @@ fn an_end_before_added_follows_it() {
     let mut routes: Routes<u8> = Routes::new();
     routes.add(watching_add(), 7, None);
     assert_eq!(
-        routes.on_reply(frame(1, Reply::Finished(vec![info(11)]))),
+        routes.on_reply(frame(1, Reply::Finished(vec![end(11)]))),
         Routed::Nothing
     );
     assert_eq!(
@@ -132,14 +136,14 @@ fn an_end_before_added_follows_it() {
         Routed::Answer {
             to: 7,
             answer: Ok(Reply::Added(vec![TaskId(10), TaskId(11)])),
-            finished: vec![info(11)],
+            finished: vec![end(11)],
             watch_again: vec![]
         }
     );
     assert_eq!(routes.watched(), vec![TaskId(10)]);
     assert_eq!(
-        routes.on_reply(frame(1, Reply::Finished(vec![info(10)]))),
-        Routed::Finished(vec![info(10)])
+        routes.on_reply(frame(1, Reply::Finished(vec![end(10)]))),
+        Routed::Finished(vec![end(10)])
     );
 }
 

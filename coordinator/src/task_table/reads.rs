@@ -6,6 +6,7 @@ use super::{TableError, TaskTable};
 use crate::record::TaskRecord;
 use crate::store::{Part, Store};
 use std::collections::BTreeMap;
+use tatzelwurm_proto::actioner::TaskEnd;
 use tatzelwurm_proto::task::{TaskInfo, TaskOutput, TaskState, Timestamp};
 use tatzelwurm_proto::worker::Assignment;
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -119,6 +120,30 @@ impl TaskTable {
             Some(task) => Some(self.shown_record(id, task)),
             None => self.done.get(&id).map(|(r, _)| r.clone()),
         }
+    }
+
+    /// How the finished tasks `ids` ended, for `Finished` pushes: from the records this round
+    /// finished (borrowed, only the result and error copied), or for tasks finished in an
+    /// earlier round from `store`. Ids of no finished task (and, should the store fail to
+    /// read, the tasks it could not read) are left out.
+    pub fn ends(&self, ids: &[TaskId], store: &Store) -> Vec<TaskEnd> {
+        ids.iter()
+            .filter_map(|id| {
+                if let Some((record, _)) = self.done.get(id) {
+                    return Some(TaskEnd::from(record));
+                }
+                if !self.is_finished(*id) {
+                    return None;
+                }
+                match store.get(*id) {
+                    Ok(record) => record.map(|record| TaskEnd::from(&record)),
+                    Err(err) => {
+                        tracing::error!("cannot read task {id} from the database: {err}");
+                        None
+                    }
+                }
+            })
+            .collect()
     }
 
     /// The tasks `ids` as listed (without output), for pushes and waiters: from memory, or
