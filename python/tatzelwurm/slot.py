@@ -150,12 +150,14 @@ the lifeline (above); the slot closes it once its guardian runs.
 Output: once the slot is ready, fds 1 and 2 point at temporary files (so C code and child
 processes are captured too, and a task that prints megabytes never blocks on a pipe), and stay so:
 after each task the slot sends the last KEEP_BYTES of each and empties the files that were written
-to, with no dup2 per task. A file that did not grow costs one lseek. The slot's own complaints go
-to workwurm's stderr, kept aside at start. While a task runs, workwurm reads what it wrote so far
-from the same files a few times a second (it opened them through /proc when the slot said hello)
-and forwards it live; the slot does nothing for that, except that sys.stdout is line-buffered, so
-each line a task prints reaches the file at once. What C code leaves in libc's buffer arrives when
-the task ends.
+to, with no dup2 per task. Whether anything was written is told by an inotify watch on each
+file, polled together with fd 3 in one poll after each task (see Capture.watch): a task that wrote
+nothing costs that one poll, which also tells whether workwurm sent something; without inotify,
+each file costs one lseek. The slot's own complaints go to workwurm's stderr, kept aside at
+start. While a task runs, workwurm reads what it wrote so far from the same files a few times a
+second (it opened them through /proc when the slot said hello) and forwards it live; the slot does
+nothing for that, except that sys.stdout is line-buffered, so each line a task prints reaches the
+file at once. What C code leaves in libc's buffer arrives when the task ends.
 """
 
 import collections
@@ -266,6 +268,82 @@ def guard(group):
             os.killpg(group, signal.SIGKILL)
         finally:
             os._exit(1)
+
+
+class TaskEnviron:
+    """Sets TATZELWURM_TASK_ID and TATZELWURM_ATTEMPT for each task (see For tasks).
+
+    os.environ[...] = ... calls glibc's setenv, which scans the C environment and allocates the
+    new "NAME=VALUE" string, and keeps every string it ever allocated (so that a pointer a caller
+    kept stays valid): ~1.2 us and ~80 bytes that are never freed per task, 80 MB after a million
+    tasks of one slot. Instead the task id lives in one buffer of the slot's own, handed to libc
+    once with putenv (which keeps the pointer, not a copy) and rewritten in place per task; the
+    C environment (getenv in C code, the environment child processes inherit) reads it from
+    there, and os.environ's own dict gets the same bytes, so that Python code reads the same
+    value. If the variable was changed or removed through os.environ meanwhile (by a task, or
+    between tasks, see `clear`), the dict no longer holds the bytes set last, and the buffer is
+    handed to putenv again. The attempt is usually the same from task to task ("1"), so it is set
+    through os.environ only when it changes (setenv reuses a string it allocated before).
+    Without ctypes, both go through os.environ.
+    """
+
+    def __init__(self):
+        self.data = None
+        try:
+            # os.environ's dict of encoded names and values (POSIX: bytes), which
+            # os.environ[...] reads.
+            data = os.environ._data
+            key = os.environ.encodekey(TASK_ID_ENV)
+            if type(key) is not bytes or type(data) is not dict:
+                return
+            import ctypes
+
+            putenv = ctypes.CDLL(None, use_errno=True).putenv
+            putenv.argtypes = [ctypes.c_char_p]
+            prefix = key + b"="
+            # Room for any u64 (20 digits) and the closing NUL; never freed (libc points at it).
+            self.buffer = ctypes.create_string_buffer(prefix + b"0", len(prefix) + 21)
+            self.value = (ctypes.c_char * 21).from_buffer(self.buffer, len(prefix))
+            self.putenv = putenv
+            self.key = key
+            self.attempt_key = os.environ.encodekey(ATTEMPT_ENV)
+            self.data = data
+        except Exception:
+            self.data = None
+        # The bytes of the task id set last, as os.environ's dict holds them.
+        self.current = None
+
+    def set(self, task, attempt):
+        """The variables of the task `task`, attempt `attempt` (integers), from now on."""
+        data = self.data
+        if data is None:
+            os.environ[TASK_ID_ENV] = str(task)
+            os.environ[ATTEMPT_ENV] = str(attempt)
+            return
+        attempt = b"%d" % attempt
+        if data.get(self.attempt_key) != attempt:
+            os.environ[ATTEMPT_ENV] = attempt.decode()
+        value = b"%d" % task
+        # Writes the digits and the NUL after them: C readers see the new value at once.
+        self.value.value = value
+        if self.current is None or data.get(self.key) is not self.current:
+            if self.putenv(self.buffer) != 0:
+                # No memory for the environment's array: the slow way (which raises if it fails
+                # too), and the buffer is handed over again for the next task.
+                os.environ[TASK_ID_ENV] = value.decode()
+                self.current = None
+                return
+        data[self.key] = value
+        self.current = value
+
+    def clear(self):
+        """Unsets both variables (between tasks); `set` hands the buffer to libc again."""
+        os.environ.pop(TASK_ID_ENV, None)
+        os.environ.pop(ATTEMPT_ENV, None)
+        self.current = None
+
+
+_task_environ = TaskEnviron()
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -399,10 +477,11 @@ class Channel:
             if messages:
                 return messages
 
-    def ready(self):
-        """The messages that are complete now, without waiting (one poll when there are none);
-        None when workwurm closed the pipe."""
-        if not self.poller.poll(0):
+    def ready(self, readable=False):
+        """The messages that are complete now, without waiting (one poll when there are none,
+        none when the caller's poll saw the pipe `readable`); None when workwurm closed the
+        pipe."""
+        if not readable and not self.poller.poll(0):
             return ()
         data = os.read(self.fd, READ_BYTES)
         if not data:
@@ -466,6 +545,11 @@ except Exception:  # ctypes is optional; without it, buffered C output may land 
     _fflush = None
 
 
+# inotify(7): the event of a write (or truncate) to a watched file, and a read's worth of events.
+_IN_MODIFY = 0x2
+_NOTIFY_BYTES = 4096
+
+
 class Capture:
     """Points fds 1 and 2 at temporary files for as long as the slot runs tasks, and reads what
     each task wrote."""
@@ -475,6 +559,58 @@ class Capture:
         self.fds = [f.fileno() for f in self.files]
         # workwurm's own stdout and stderr, for the slot's own complaints.
         self.saved = [os.dup(1), os.dup(2)]
+        # See `watch`: the inotify fd that tells whether the files were written to, or None.
+        self.notify = None
+        self.poller = None
+        # What the poll of the last take_output(look=True) saw of workwurm's pipe: True (something
+        # to read, or its end), False (nothing), None (not looked).
+        self.channel_ready = None
+
+    def watch(self, channel_fd):
+        """Sets up the one poll per task that tells both whether a task wrote to fd 1 or 2 and
+        whether workwurm sent something: an inotify watch (IN_MODIFY) on each capture file, and a
+        poll of the inotify fd together with `channel_fd`. The kernel queues the event within the
+        write (or truncate) itself, whoever writes (C code, child processes, another open of the
+        file), so a task that wrote nothing costs one poll instead of a poll and two lseeks.
+        Checked once here by writing a byte; without inotify (no ctypes, no instances left, a
+        file system that does not report) each task costs the lseeks and a poll, as before."""
+        try:
+            import ctypes
+            import fcntl
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return
+            try:
+                for capture in self.fds:
+                    # The files have no name (unlinked at once); their /proc link finds the inode.
+                    if libc.inotify_add_watch(fd, b"/proc/self/fd/%d" % capture, _IN_MODIFY) < 0:
+                        raise OSError(ctypes.get_errno(), "inotify_add_watch")
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                for capture in self.fds:
+                    os.write(capture, b"-")
+                    os.ftruncate(capture, 0)
+                    os.lseek(capture, 0, os.SEEK_SET)
+                    if not poller.poll(0):
+                        raise OSError("no inotify event for a write to a capture file")
+                    os.read(fd, _NOTIFY_BYTES)
+                poller.register(channel_fd, select.POLLIN)
+            except BaseException:
+                os.close(fd)
+                raise
+            # Kept above the low fds that a task's own files usually get.
+            self.notify = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+            os.close(fd)
+            poller.unregister(fd)
+            poller.register(self.notify, select.POLLIN)
+            self.poller = poller
+        except Exception:
+            # Silently: the lseeks are as exact, only slower, and a slot is started afresh after
+            # every kill (a line per start would be noise, say with more slots than the
+            # 128 inotify instances a user gets by default).
+            self.notify = self.poller = None
 
     def start(self):
         """From now on fds 1 and 2 are the capture files. They stay so between tasks: the files
@@ -491,11 +627,35 @@ class Capture:
         except Exception:  # replaced by sitecustomize with something that cannot
             pass
 
-    def take_output(self):
-        """(stdout, stderr) of the task that just ran; empties the files it wrote to."""
+    def take_output(self, look=False):
+        """(stdout, stderr) of the task that just ran; empties the files it wrote to.
+
+        With `look` and a `watch`, one poll says whether the files can hold anything (and sets
+        `channel_ready`); without, two lseeks say it. Events are drained before the sizes are
+        read: a write after that leaves an event for the next look. A file emptied here (or by
+        a `take_output` without `look`) leaves an event too, which costs the next look its
+        lseeks and nothing else."""
         flush_python_streams()
         if _fflush is not None:
             _fflush(None)
+        if look and self.poller is not None:
+            ready = self.poller.poll(0)
+            written = False
+            self.channel_ready = False
+            for fd, _ in ready:
+                if fd == self.notify:
+                    written = True
+                else:
+                    self.channel_ready = True
+            if not written:
+                return "", ""
+            try:
+                # The events of a watched file carry no name (16 bytes each): a read that does
+                # not fill the buffer took them all.
+                while len(os.read(self.notify, _NOTIFY_BYTES)) == _NOTIFY_BYTES:
+                    pass
+            except BlockingIOError:
+                pass
         out, err = self.fds
         # The size, as fstat would say, for less: the offset it leaves at the end is where the
         # next write goes anyway, and `take` rewinds a file it empties.
@@ -648,7 +808,15 @@ def parse_json(text):
 
 def parse_arguments(task):
     args = task.get("args")
-    args = parse_json(args) if args else []
+    if args:
+        # parse_json, inlined for the common case (the coordinator's texts have no whitespace).
+        try:
+            value, end = _raw_decode(args)
+            args = value if end == len(args) else parse_json(args)
+        except ValueError:
+            args = parse_json(args)
+    else:
+        args = []
     kwargs = task.get("kwargs")
     kwargs = parse_json(kwargs) if kwargs and kwargs != "{}" else {}
     if type(args) is not list:
@@ -762,12 +930,7 @@ def describe(exc):
 def run_one(task, capture, leftovers, together):
     """Runs one task to its end (a coroutine function's on the event loop, see Async tasks);
     returns the JSON text of its `done` entry and whether it completed (no error)."""
-    environ = os.environ
-    environ[TASK_ID_ENV] = str(task["task"])
-    attempt = str(task["attempt"])
-    # Usually "1" task after task; each setting costs a scan of the C environment.
-    if environ.get(ATTEMPT_ENV) != attempt:
-        environ[ATTEMPT_ENV] = attempt
+    _task_environ.set(task["task"], task["attempt"])
     try:
         try:
             function = resolve(task["function"])
@@ -785,7 +948,7 @@ def run_one(task, capture, leftovers, together):
         # and nothing of theirs lands in the next task's output.
         if leftovers is not None and not together.running:
             leftovers.end()
-        stdout, stderr = capture.take_output()
+        stdout, stderr = capture.take_output(look=True)
     if _reloader is not None and len(sys.modules) != _reloader.seen:
         # The task imported modules: note their files as they are now.
         _reloader.notice()
@@ -941,9 +1104,7 @@ class Together:
     def start(self, task):
         """Starts a together task on the loop (a sync function's runs here and now)."""
         key = (task["task"], task["attempt"])
-        environ = os.environ
-        environ[TASK_ID_ENV] = str(task["task"])
-        environ[ATTEMPT_ENV] = str(task["attempt"])
+        _task_environ.set(task["task"], task["attempt"])
         output = None
         try:
             function = resolve(task["function"])
@@ -997,8 +1158,7 @@ class Together:
                 self.unroute()
                 if self.leftovers is not None:
                     self.leftovers.end()
-                os.environ.pop(TASK_ID_ENV, None)
-                os.environ.pop(ATTEMPT_ENV, None)
+                _task_environ.clear()
                 self.wake_up()
         except BaseException as exc:
             self.capture.complain("cannot report a finished async task: %r" % (exc,))
@@ -1116,14 +1276,15 @@ class Completed:
     KEEP = 256
 
     def __init__(self):
-        self.ids = set()
-        self.order = collections.deque()
+        # Oldest first (a dict keeps the order of insertion); between KEEP and 2 * KEEP of them,
+        # cut back to the last KEEP once every KEEP tasks rather than trimmed per task.
+        self.ids = {}
 
     def add(self, task):
-        self.ids.add(task)
-        self.order.append(task)
-        if len(self.order) > self.KEEP:
-            self.ids.discard(self.order.popleft())
+        ids = self.ids
+        ids[task] = None
+        if len(ids) > 2 * self.KEEP:
+            self.ids = dict.fromkeys(list(ids)[-self.KEEP :])
 
     def all(self, needs):
         ids = self.ids
@@ -1293,6 +1454,7 @@ def main():
     # right after it.
     sys.path[1:1] = extra
     capture = Capture()
+    capture.watch(channel.fd)
     if "--no-reload" not in arguments:
         _reloader = Reloader(capture)
         # What was imported at start (sitecustomize, .pth hooks) counts as it is now.
@@ -1324,8 +1486,7 @@ def main():
             if skipped is not None:
                 channel.write(skipped)
             # Between tasks the task's variables are not set (see For tasks).
-            os.environ.pop(TASK_ID_ENV, None)
-            os.environ.pop(ATTEMPT_ENV, None)
+            _task_environ.clear()
             messages = channel.wait()
             if messages is None:
                 os._exit(0)
@@ -1359,8 +1520,18 @@ def main():
         if together.eof:
             os._exit(0)
         # Before the next task begins, what workwurm sent meanwhile: more tasks, or a cancel of
-        # one not begun, which must be skipped and said so ahead of this `done`.
-        messages = channel.ready()
+        # one not begun, which must be skipped and said so ahead of this `done`. The poll in
+        # take_output looked already, after the task ended (as a poll here would); without it,
+        # a slot that holds nothing polls not at all: nothing can be cancelled, and
+        # channel.wait reads what came right after the `done`.
+        readable = capture.channel_ready
+        capture.channel_ready = None
+        if readable:
+            messages = channel.ready(readable=True)
+        elif readable is None and queue.tasks:
+            messages = channel.ready()
+        else:
+            messages = ()
         if messages is None:
             os._exit(0)
         if messages:

@@ -11,6 +11,8 @@
 //!   reports, usage, live output, the coordinator's drain, reconnecting with back-off; the only
 //!   code that speaks proto's messages.
 //! - [`outbox`]: reports not yet acknowledged by the coordinator, and cutting them into frames.
+//! - [`gather`]: the session writer's queue, which lets the runtime turn a few times before a
+//!   write, so that the reports of one burst share one socket write.
 //! - [`slot_table`]: the rules of the slots as a plain struct: the queue of attempts the
 //!   coordinator handed this worker (prefetch), what each slot holds, kills, cancels, timeouts,
 //!   crashes, take-backs and restarts, (in `slot_table/together.rs`) the tasks of `async def`
@@ -52,6 +54,7 @@ pub mod captured;
 pub mod cli;
 pub mod entry;
 pub mod failures;
+pub mod gather;
 pub mod interpreter;
 pub mod lifeline;
 pub mod live_output;

@@ -3,7 +3,7 @@
 //! Called once by `lib::run_until`; it talks to the coordinator through proto's `Connection` and
 //! to the slots through `SlotsHandle`. A connection is three tasks: a reader that forwards
 //! `ToWorker` messages, a writer that drains a bounded queue of `FromWorker` frames (several per
-//! flush), and the session loop between them, which owns the `Outbox` and sends heartbeats from
+//! flush, a burst gathered first, see `gather`), and the session loop between them, which owns the `Outbox` and sends heartbeats from
 //! a timer of its own, so that a task blocking for hours never delays one. A lost connection
 //! kills the running attempts (the coordinator requeues them), keeps unacknowledged reports, and
 //! reconnects with back-off for as long as it takes; only a refusal, or `stop` (see `stop.rs`),
@@ -28,6 +28,7 @@
 //! connection is proto's TLS one; a certificate the worker cannot trust ends the session in
 //! proto's sentence, as a refusal does.
 
+use crate::gather::Gathering;
 use crate::live_output::OutputBatch;
 use crate::outbox::{into_frames, Outbox};
 use crate::slots::{AttemptId, News, SlotsHandle};
@@ -477,9 +478,9 @@ async fn read_messages(
 /// Writes queued frames, as many per flush as are ready; returns why it stopped.
 async fn write_frames(
     mut writer: FrameWriter<FromWorker>,
-    mut inbox: mpsc::Receiver<FromWorker>,
+    inbox: mpsc::Receiver<FromWorker>,
 ) -> String {
-    match writer.drain(&mut inbox).await {
+    match writer.drain(&mut Gathering(inbox)).await {
         Ok(()) => "the session stopped".into(),
         Err(err) => err.to_string(),
     }

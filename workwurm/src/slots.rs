@@ -599,3 +599,6 @@ mod held_tests;
 
 #[cfg(test)]
 mod usage_tests;
+
+#[cfg(test)]
+mod fast_path_tests;

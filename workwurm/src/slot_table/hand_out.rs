@@ -89,19 +89,21 @@ impl SlotTable {
         if self.queue.is_empty() || self.stopping {
             return;
         }
+        if self.waits.any_doomed() {
+            self.give_back_doomed();
+        }
+        if !self.has_room() {
+            // Nothing below would hand anything out: the common case after a `done` from a
+            // slot whose hand is still deep (no allocation, no scan), and with held tasks (a
+            // chain flows here) a long queue is looked through only when a slot could take
+            // something.
+            return;
+        }
         let mut handed = vec![0usize; self.slots.len()];
         let mut together = vec![0usize; self.slots.len()];
         if self.waits.is_empty() {
             self.hand_startable(&mut handed, &mut together, now);
         } else {
-            if self.waits.any_doomed() {
-                self.give_back_doomed();
-            }
-            if !self.has_room() {
-                // Held tasks make the queue long (a chain flows here); look through it only
-                // when a slot could take something.
-                return;
-            }
             let (go, mut wait): (VecDeque<Assignment>, VecDeque<Assignment>) =
                 std::mem::take(&mut self.queue)
                     .into_iter()
