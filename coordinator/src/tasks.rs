@@ -90,6 +90,13 @@ const MAX_ROUND: usize = 4096;
 /// actor for long however many large messages are queued; the rest form the next rounds.
 const ROUND_ITEMS: usize = 20_000;
 
+/// New tasks one round takes at most: a round ends after the `Add` that reaches it. A round's
+/// new tasks may run only once the round is durable (the flush rule), and its flush grows with
+/// them (a few µs each), so a round that took 10,000 adds kept every slot waiting ~50 ms for
+/// work that was already there (W1); adds of a few thousand are durable, and running, within
+/// ~10 ms, while the next ones flush. One `Add` is never split (its key and ids are one change).
+const ROUND_NEW_TASKS: usize = 2_000;
+
 /// How long the log aggregates repeated warnings of one worker and kind (see `log_limit`).
 const LOG_INTERVAL_MS: u64 = 10_000;
 
@@ -156,7 +163,38 @@ enum TaskMsg {
     },
 }
 
+/// What a round has taken so far, against `ROUND_ITEMS` and `ROUND_NEW_TASKS`.
+#[derive(Debug, Default)]
+struct Budget {
+    items: usize,
+    new_tasks: usize,
+}
+
+impl Budget {
+    /// Counts `msg` into the round.
+    fn take(&mut self, msg: &TaskMsg) {
+        self.items += msg.items();
+        self.new_tasks += msg.new_tasks();
+    }
+
+    /// Whether the round takes no more messages.
+    fn spent(&self) -> bool {
+        self.items >= ROUND_ITEMS || self.new_tasks >= ROUND_NEW_TASKS
+    }
+}
+
 impl TaskMsg {
+    /// How many new tasks the message adds, for the round's budget (`ROUND_NEW_TASKS`).
+    fn new_tasks(&self) -> usize {
+        match self {
+            TaskMsg::Command {
+                command: Command::Add { tasks, .. },
+                ..
+            } => tasks.len(),
+            _ => 0,
+        }
+    }
+
     /// How many items the message carries, for the round's budget (`ROUND_ITEMS`).
     fn items(&self) -> usize {
         match self {
@@ -549,18 +587,18 @@ impl TasksActor {
                 ..Round::default()
             };
             let now = Timestamp::now();
-            let mut items = 0;
+            let mut budget = Budget::default();
             if let Some(first) = first {
-                items += first.items();
+                budget.take(&first);
                 self.handle(first, &mut round, now);
             }
             for _ in 1..MAX_ROUND {
-                if items >= ROUND_ITEMS {
+                if budget.spent() {
                     break;
                 }
                 match self.receiver.try_recv() {
                     Ok(msg) => {
-                        items += msg.items();
+                        budget.take(&msg);
                         self.handle(msg, &mut round, now);
                     }
                     Err(_) => break,

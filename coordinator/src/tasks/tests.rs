@@ -358,3 +358,41 @@ mod held;
 mod queues;
 
 mod operations;
+
+/// A round ends once its messages carry `ROUND_NEW_TASKS` new tasks (after the `Add` that
+/// reaches it, never inside one), or `ROUND_ITEMS` items of any kind.
+#[test]
+fn a_round_takes_a_few_thousand_new_tasks_at_most() {
+    let (sink, _pushed) = mpsc::unbounded_channel();
+    let adding = |n: u64| {
+        let (reply, _) = oneshot::channel();
+        TaskMsg::Command {
+            command: add(specs(n), None, false),
+            origin: origin(1, 1, &sink),
+            reply,
+            _held: None,
+        }
+    };
+    let mut budget = Budget::default();
+    budget.take(&adding(1_000));
+    assert!(!budget.spent(), "1,000 new tasks leave room");
+    budget.take(&adding(999));
+    assert!(!budget.spent());
+    budget.take(&adding(1));
+    assert!(budget.spent(), "ROUND_NEW_TASKS reached");
+
+    let mut big = Budget::default();
+    big.take(&adding(50_000));
+    assert!(big.spent(), "one large add is a round of its own, whole");
+
+    let mut kills = Budget::default();
+    let (reply, _) = oneshot::channel();
+    let ids = (1..=ROUND_ITEMS as u64).map(TaskId).collect();
+    kills.take(&TaskMsg::Command {
+        command: Command::Kill(Selection::Ids(ids)),
+        origin: origin(1, 2, &sink),
+        reply,
+        _held: None,
+    });
+    assert!(kills.spent(), "ROUND_ITEMS of other items end a round too");
+}
