@@ -243,7 +243,7 @@ fn report(options: &Options, m: &Measurement) {
         TARGET_BATCH_RATE,
     );
     print_figure(
-        "command line: end to end, cold workers",
+        "command line: cold workers",
         format!("{:.0} tasks/s", n / m.cold.end_to_end),
     );
     let spread: Vec<String> = m
