@@ -1,5 +1,5 @@
 //! A `Batch`: the changes of one round that become durable together, and how they turn into key
-//! writes of the layout (`writes`), on the store thread.
+//! writes of the layout (`writes_into`, into a `Writes`), on the store thread.
 //!
 //! Besides records, outputs, the id counter, add keys, queues and schedules, a batch carries
 //! the round's events (appended to `events`), a trim of the oldest events, and a purge of
@@ -7,7 +7,8 @@
 //! inside the same flush: see `sled.rs`).
 
 use super::events::{event_key, trim_writes, EVENTS_PER_BLOCK};
-use super::{add_key_write, encode, task_key, Backend, RawWrite, Space, StoreError, NEXT_ID_KEY};
+use super::writes::Writes;
+use super::{add_key_write, task_key, Backend, Space, StoreError, NEXT_ID_KEY};
 use crate::add_keys::KeyChange;
 use crate::record::{QueueRecord, TaskRecord};
 use std::collections::{HashMap, HashSet};
@@ -63,79 +64,93 @@ impl Batch {
             && self.purge.is_empty()
     }
 
-    /// The batch as key writes (`None` = remove), in the order a backend applies them; every
-    /// backend writes these atomically. Reads `backend` only to find the events a trim
-    /// removes (on the store thread, which alone writes).
-    pub(super) fn writes(&self, backend: &dyn Backend) -> Result<Vec<RawWrite>, StoreError> {
-        let others = self.outputs.len() + self.add_keys.len() + self.queues.len();
-        let mut writes = Vec::with_capacity(
-            self.tasks.len() * 2
-                + others
-                + self.schedules.len()
-                + self.events.len()
-                + self.purge.len() * 2
-                + 1,
-        );
+    /// The batch as key writes, in the order a backend applies them, in `writes` (cleared
+    /// first: the store thread lays every batch out in the same buffers); every backend writes
+    /// these atomically. Records and blocks are encoded straight into the buffer. Reads
+    /// `backend` only to find the events a trim removes (on the store thread, which alone
+    /// writes).
+    pub(super) fn writes_into(
+        &self,
+        backend: &dyn Backend,
+        writes: &mut Writes,
+    ) -> Result<(), StoreError> {
+        let entries = self.tasks.len() * 2
+            + self.outputs.len()
+            + self.add_keys.len()
+            + self.queues.len()
+            + self.schedules.len()
+            + self.events.len().div_ceil(EVENTS_PER_BLOCK)
+            + self.purge.len() * 2
+            + 1;
+        // A guess that fits a round of small records without growing: a key and ~120 bytes
+        // of record per task, ~40 bytes per event.
+        let bytes = self.tasks.len() * 130 + self.events.len() * 40 + entries * 16;
+        writes.clear();
+        writes.reserve(entries, bytes);
         // Only a batch that purges pays for these: the ids it purges, less the live ones.
         let purged = self.purged(backend)?;
         for record in &self.tasks {
-            let key = task_key(record.id).to_vec();
+            let key = task_key(record.id);
             if record.state.is_finished() {
                 if !purged.contains(&record.id) {
-                    writes.push((Space::Finished, key.clone(), Some(encode(record)?)));
+                    writes.put_encoded(Space::Finished, &key, record)?;
                 }
-                writes.push((Space::Live, key, None));
+                writes.remove(Space::Live, &key);
             } else {
-                writes.push((Space::Live, key, Some(encode(record)?)));
+                writes.put_encoded(Space::Live, &key, record)?;
             }
         }
         for (id, output) in &self.outputs {
             if purged.contains(id) {
                 continue;
             }
-            writes.push((
-                Space::Outputs,
-                task_key(*id).to_vec(),
-                Some(encode(output)?),
-            ));
+            writes.put_encoded(Space::Outputs, &task_key(*id), output)?;
         }
         for id in self.purge.iter().filter(|id| purged.contains(id)) {
-            writes.push((Space::Finished, task_key(*id).to_vec(), None));
-            writes.push((Space::Outputs, task_key(*id).to_vec(), None));
+            writes.remove(Space::Finished, &task_key(*id));
+            writes.remove(Space::Outputs, &task_key(*id));
         }
         if let Some(next) = self.next_task_id {
-            let value = next.to_be_bytes().to_vec();
-            writes.push((Space::Meta, NEXT_ID_KEY.to_vec(), Some(value)));
+            writes.put(Space::Meta, NEXT_ID_KEY, &next.to_be_bytes());
         }
         for change in &self.add_keys {
-            let (key, value) = add_key_write(change);
-            writes.push((Space::AddKeys, key.to_vec(), value.map(|v| v.to_vec())));
+            match add_key_write(change) {
+                (key, Some(value)) => writes.put(Space::AddKeys, key, &value),
+                (key, None) => writes.remove(Space::AddKeys, key),
+            }
         }
         for (name, queue) in &self.queues {
-            writes.push((
-                Space::Queues,
-                name.as_bytes().to_vec(),
-                Some(encode(queue)?),
-            ));
+            writes.put_encoded(Space::Queues, name.as_bytes(), queue)?;
         }
         for (name, schedule) in &self.schedules {
-            let value = schedule.as_ref().map(encode).transpose()?;
-            writes.push((Space::Schedules, name.as_bytes().to_vec(), value));
+            match schedule {
+                Some(schedule) => {
+                    writes.put_encoded(Space::Schedules, name.as_bytes(), schedule)?
+                }
+                None => writes.remove(Space::Schedules, name.as_bytes()),
+            }
         }
         let trimmed = self.trim_events_through.unwrap_or(0);
         if let Some(through) = self.trim_events_through {
-            trim_writes(backend, through, &mut writes)?;
+            trim_writes(backend, through, writes)?;
         }
-        let kept: Vec<&Event> = self.events.iter().filter(|e| e.seq > trimmed).collect();
-        for block in kept.chunks(EVENTS_PER_BLOCK) {
-            let last = block[block.len() - 1].seq;
-            writes.push((
-                Space::Events,
-                event_key(last).to_vec(),
-                Some(encode(&block)?),
-            ));
+        // Stored bytes: a block is the bincode of a sequence of events (a length, then each
+        // event), whether encoded from a slice of events or of references to them. A trim
+        // reaches this batch's own events only when the log is tiny, so they are almost always
+        // all kept and encoded from the batch's slice, without a vector of references.
+        if self.events.iter().all(|event| event.seq > trimmed) {
+            for block in self.events.chunks(EVENTS_PER_BLOCK) {
+                let last = block[block.len() - 1].seq;
+                writes.put_encoded(Space::Events, &event_key(last), block)?;
+            }
+        } else {
+            let kept: Vec<&Event> = self.events.iter().filter(|e| e.seq > trimmed).collect();
+            for block in kept.chunks(EVENTS_PER_BLOCK) {
+                let last = block[block.len() - 1].seq;
+                writes.put_encoded(Space::Events, &event_key(last), block)?;
+            }
         }
-        Ok(writes)
+        Ok(())
     }
 
     /// The ids of `purge` that are not live after this batch: written finished by it, or not

@@ -551,7 +551,7 @@ fn write_schema_4(dir: &Path, kind: StoreKind, tasks: &[TaskRecord]) {
         let value = encode(&super::v4::downgrade(task)).unwrap();
         writes.push((space, task_key(task.id).to_vec(), Some(value)));
     }
-    backend.apply(&writes).unwrap();
+    backend.apply(&writes.into_iter().collect()).unwrap();
 }
 
 /// Checks that `dir` holds what `write_schema_4(dir, kind, tasks)` wrote, at schema 5: every
@@ -620,7 +620,7 @@ impl Backend for CrashAfter {
         self.inner.last_key(space)
     }
 
-    fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
+    fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
         let left = self.left.load(Ordering::Relaxed);
         if left == 0 {
             return Err(StoreError::Failed("crashed (simulated)".into()));

@@ -86,6 +86,139 @@ async fn store_cost_per_backend() {
     }
 }
 
+/// CPU time of the whole process (every thread: the store thread, fjall's flush and
+/// compaction threads) so far.
+fn process_cpu() -> std::time::Duration {
+    // SAFETY: getrusage fills the struct it is given; nothing else is touched.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The store's part of W1 (100,000 `noop(x)` through two workers), replayed against each
+/// backend: the add in batches of 10,000 records with an event each, then rounds of
+/// `$TATZELWURM_W1_ROUND` tasks (default 50), each finishing that many (record to
+/// `finished`, out of `live`, an event, the queue's count) and handing out as many more (an
+/// event each, as an at-least-once hand-out writes), one flush per round. Every batch is built
+/// before the clock starts, so the CPU time printed is the store's alone: the store thread
+/// and the backend's own threads, per task, with the wall time beside it, and the disk used.
+/// `cargo test -p tatzelwurm --release -- --ignored --nocapture w1_store_cost`
+#[tokio::test]
+#[ignore]
+async fn w1_store_cost() {
+    use tatzelwurm_proto::event::{Event, EventKind};
+    use tatzelwurm_proto::Attempt;
+    let tasks: u64 = std::env::var("TATZELWURM_W1_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let round: u64 = std::env::var("TATZELWURM_W1_ROUND")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let kinds = match std::env::var("TATZELWURM_W1_STORE").as_deref() {
+        Ok("sled") => vec![StoreKind::Sled],
+        Ok("fjall") => vec![StoreKind::Fjall],
+        _ => vec![StoreKind::Sled, StoreKind::Fjall],
+    };
+    let mut seq = 0u64;
+    let mut event = |id: u64, state: TaskState, worker: Option<&str>| {
+        seq += 1;
+        Event {
+            seq,
+            at: Timestamp(1_700_000_000_000 + seq),
+            kind: EventKind::Task {
+                id: TaskId(id),
+                queue: DEFAULT_QUEUE_NAME.to_string(),
+                state,
+                attempt: Attempt(u32::from(worker.is_some())),
+                worker: worker.map(str::to_string),
+                error: None,
+            },
+        }
+    };
+    let record = |id: u64, state: TaskState| {
+        let spec = TaskSpec::call("tasks:noop", format!("[{id}]"), "{}");
+        TaskRecord::new(TaskId(id), spec, state, Timestamp(1_700_000_000_000))
+    };
+    let mut batches = Vec::new();
+    for first in (1..=tasks).step_by(10_000) {
+        let ids = first..(first + 10_000).min(tasks + 1);
+        batches.push(Batch {
+            tasks: ids.clone().map(|id| record(id, TaskState::Ready)).collect(),
+            next_task_id: Some(ids.end),
+            events: ids.map(|id| event(id, TaskState::Ready, None)).collect(),
+            ..Batch::default()
+        });
+    }
+    let mut finished = 0u64;
+    for first in (1..=tasks).step_by(round as usize) {
+        let ids = first..(first + round).min(tasks + 1);
+        finished += ids.end - ids.start;
+        let mut events: Vec<Event> = ids
+            .clone()
+            .map(|id| event(id, TaskState::Completed, Some("a")))
+            .collect();
+        let next = ids.end..(ids.end + round).min(tasks + 1);
+        events.extend(next.map(|id| event(id, TaskState::Running, Some("b"))));
+        let queue = QueueRecord {
+            completed: finished,
+            ..QueueRecord::default()
+        };
+        batches.push(Batch {
+            tasks: ids.map(|id| record(id, TaskState::Completed)).collect(),
+            queues: vec![(DEFAULT_QUEUE_NAME.to_string(), queue)],
+            events,
+            ..Batch::default()
+        });
+    }
+    for kind in kinds {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Some(kind)).unwrap();
+        let batches: Vec<Batch> = batches.iter().map(clone_batch).collect();
+        let count = batches.len();
+        let (cpu, wall) = (process_cpu(), std::time::Instant::now());
+        for batch in batches {
+            store.apply(batch).await.unwrap();
+        }
+        let (cpu, wall) = (process_cpu() - cpu, wall.elapsed());
+        // What the backend's threads still do for these writes (flushes, compactions).
+        let settle = process_cpu();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let after = process_cpu() - settle;
+        println!(
+            "{kind:>5}: {tasks} tasks in {count} batches (rounds of {round}): \
+             {:.2} µs CPU per task while applying, {:.2} µs more in the 2 s after; \
+             {:.2} s wall; {} bytes on disk",
+            cpu.as_secs_f64() * 1e6 / tasks as f64,
+            after.as_secs_f64() * 1e6 / tasks as f64,
+            wall.as_secs_f64(),
+            store.disk_bytes()
+        );
+    }
+}
+
+/// The name of the default queue, as the coordinator writes it.
+const DEFAULT_QUEUE_NAME: &str = tatzelwurm_proto::task::DEFAULT_QUEUE;
+
+/// A copy of `batch`'s records, queues and events (what `w1_store_cost` writes).
+fn clone_batch(batch: &Batch) -> Batch {
+    Batch {
+        tasks: batch.tasks.clone(),
+        next_task_id: batch.next_task_id,
+        queues: batch.queues.clone(),
+        events: batch.events.clone(),
+        ..Batch::default()
+    }
+}
+
 /// What a start costs with the database at `$TATZELWURM_LOAD_DB` (copy one a coordinator left,
 /// it is opened for writing): the time to read the live records, to check them, and to build
 /// the task table from them.
@@ -145,7 +278,11 @@ fn migration_cost() {
             };
             let version = 4u32.to_be_bytes().to_vec();
             backend
-                .apply(&[(Space::Meta, SCHEMA_KEY.to_vec(), Some(version))])
+                .apply(
+                    &[(Space::Meta, SCHEMA_KEY.to_vec(), Some(version))]
+                        .into_iter()
+                        .collect(),
+                )
                 .unwrap();
             for first in (1..=count).step_by(10_000) {
                 let writes: Vec<RawWrite> = (first..(first + 10_000).min(count + 1))
@@ -165,7 +302,7 @@ fn migration_cost() {
                         (space, task_key(task.id).to_vec(), Some(value))
                     })
                     .collect();
-                backend.apply(&writes).unwrap();
+                backend.apply(&writes.into_iter().collect()).unwrap();
             }
         }
         let start = std::time::Instant::now();

@@ -16,7 +16,8 @@
 //! continues after the greater of that and the last stored seq. Nothing is written to `meta`
 //! per round for this: only a trim writes it.
 
-use super::{decode, read_be, Backend, RawWrite, Space, StoreError};
+use super::writes::Writes;
+use super::{decode, read_be, Backend, Space, StoreError};
 use tatzelwurm_proto::event::Event;
 
 /// The `meta` key of the highest seq a trim removed (absent until the first trim). Stored
@@ -84,7 +85,7 @@ fn trimmed_through(backend: &dyn Backend) -> Result<u64, StoreError> {
 pub(super) fn trim_writes(
     backend: &dyn Backend,
     through: u64,
-    writes: &mut Vec<RawWrite>,
+    writes: &mut Writes,
 ) -> Result<(), StoreError> {
     let limit = event_key(through);
     let mut straddling = None;
@@ -98,18 +99,14 @@ pub(super) fn trim_writes(
             }
             return Ok(false);
         }
-        writes.push((Space::Events, key.to_vec(), None));
+        writes.remove(Space::Events, key);
         Ok(true)
     })?;
     if let Some((key, rest)) = straddling {
-        writes.push((Space::Events, key, Some(super::encode(&rest)?)));
+        writes.put_encoded(Space::Events, &key, &rest)?;
     }
     let mark = trimmed_through(backend)?.max(through);
-    writes.push((
-        Space::Meta,
-        EVENTS_TRIMMED_KEY.to_vec(),
-        Some(mark.to_be_bytes().to_vec()),
-    ));
+    writes.put(Space::Meta, EVENTS_TRIMMED_KEY, &mark.to_be_bytes());
     Ok(())
 }
 

@@ -15,7 +15,8 @@
 //! Stored bytes, but only between two opens of one migration.
 
 use super::v4::{RecordV4, Tally};
-use super::{decode, encode, read_be, Backend, RawWrite, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
+use super::writes::Writes;
+use super::{decode, read_be, Backend, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
 use tracing::info;
 
 /// The `meta` key of the mark (see the module comment); present only while a migration from
@@ -88,13 +89,13 @@ pub(super) fn rewrite_records(backend: &dyn Backend, chunk: usize) -> Result<(),
     let mut rewritten = 0u64;
     while mark.space < SPACES.len() {
         let space = SPACES[mark.space];
-        let mut writes: Vec<RawWrite> = Vec::with_capacity(chunk + 1);
+        let mut writes = Writes::with_capacity(chunk + 1, (chunk + 1) * 120);
         let mut last = None;
         backend.visit(space, &mark.from.to_be_bytes(), &mut |key, value| {
             let record = decode::<RecordV4>(value)?.upgrade();
             mark.tally.count(record.state);
             last = Some(u64::from_be_bytes(read_be(key, "a task key")?));
-            writes.push((space, key.to_vec(), Some(encode(&record)?)));
+            writes.put_encoded(space, key, &record)?;
             Ok(writes.len() < chunk)
         })?;
         let next = last.and_then(|last| last.checked_add(1));
@@ -109,14 +110,13 @@ pub(super) fn rewrite_records(backend: &dyn Backend, chunk: usize) -> Result<(),
             continue;
         }
         rewritten += writes.len() as u64;
-        writes.push((Space::Meta, MARK_KEY.to_vec(), Some(mark.encode())));
+        writes.put(Space::Meta, MARK_KEY, &mark.encode());
         backend.apply(&writes)?;
     }
-    let mut last: Vec<RawWrite> = Vec::with_capacity(3);
-    last.extend(mark.tally.queue_write()?);
-    let version = SCHEMA_5.to_be_bytes().to_vec();
-    last.push((Space::Meta, SCHEMA_KEY.to_vec(), Some(version)));
-    last.push((Space::Meta, MARK_KEY.to_vec(), None));
+    let mut last = Writes::default();
+    mark.tally.queue_write(&mut last)?;
+    last.put(Space::Meta, SCHEMA_KEY, &SCHEMA_5.to_be_bytes());
+    last.remove(Space::Meta, MARK_KEY);
     backend.apply(&last)?;
     let how = if resumed { "resumed and " } else { "" };
     info!("{how}rewrote {rewritten} task records in the layout of schema {SCHEMA_5}");

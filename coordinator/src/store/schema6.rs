@@ -8,6 +8,7 @@
 //! extra space, which schema 5 never reads and the next open upgrades again. Older databases
 //! chain through: `split.rs` (schema 3) and `rewrite.rs` (schema 4) bring them to 5 first.
 
+use super::writes::Writes;
 use super::{Backend, Space, StoreError, SCHEMA_KEY};
 use tracing::info;
 
@@ -19,8 +20,9 @@ pub(super) const TO: u32 = 6;
 
 /// Sets the schema version of a schema 5 database to 6 (its `events` space exists already).
 pub(super) fn add_events(backend: &dyn Backend) -> Result<(), StoreError> {
-    let version = TO.to_be_bytes().to_vec();
-    backend.apply(&[(Space::Meta, SCHEMA_KEY.to_vec(), Some(version))])?;
+    let mut writes = Writes::default();
+    writes.put(Space::Meta, SCHEMA_KEY, &TO.to_be_bytes());
+    backend.apply(&writes)?;
     info!("moved the database to schema {TO} (a durable event log beside the tasks)");
     Ok(())
 }

@@ -21,9 +21,9 @@
 
 mod migrate;
 
+use super::writes::Writes;
 use super::{
-    check_schema, read_be, Backend, RawWrite, Space, StoreError, Visitor, SCHEMA_KEY,
-    SCHEMA_VERSION,
+    check_schema, read_be, Backend, Space, StoreError, Visitor, SCHEMA_KEY, SCHEMA_VERSION,
 };
 use sled::transaction::{TransactionError, Transactional};
 use std::path::Path;
@@ -155,9 +155,9 @@ struct TreeWrites {
 }
 
 impl TreeWrites {
-    fn push(&mut self, key: &[u8], value: &Option<Vec<u8>>) {
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
         match value {
-            Some(value) => self.batch.insert(key, value.as_slice()),
+            Some(value) => self.batch.insert(key, value),
             None => self.batch.remove(key),
         }
         self.used = true;
@@ -199,7 +199,7 @@ impl Backend for SledBackend {
         }
     }
 
-    fn apply(&self, writes: &[RawWrite]) -> Result<(), StoreError> {
+    fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
         // Every tree but `outputs`, which is written apart (see the module comment).
         let trees = [
             &self.meta,
@@ -213,8 +213,8 @@ impl Backend for SledBackend {
         // The writes of each of `trees`, in the same order.
         let mut parts: [TreeWrites; 7] = Default::default();
         let mut outputs = TreeWrites::default();
-        for (space, key, value) in writes {
-            let into = match space {
+        for write in writes.iter() {
+            let into = match write.space {
                 Space::Meta => &mut parts[0],
                 Space::Live => &mut parts[1],
                 Space::Finished => &mut parts[2],
@@ -227,7 +227,7 @@ impl Backend for SledBackend {
                     return Err(StoreError::Failed("records are never written".into()))
                 }
             };
-            into.push(key, value);
+            into.push(write.key, write.value);
         }
         let (used_trees, used_parts): (Vec<&sled::Tree>, Vec<TreeWrites>) = trees
             .into_iter()

@@ -13,7 +13,8 @@
 //! finished meanwhile) never survives.
 
 use super::v4::{RecordV4, Tally};
-use super::{decode, encode, Backend, RawWrite, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
+use super::writes::Writes;
+use super::{decode, Backend, Space, StoreError, SCHEMA_5, SCHEMA_KEY};
 use tracing::info;
 
 /// Records copied per durable write: bounds the memory a migration of millions holds.
@@ -22,7 +23,7 @@ const CHUNK: usize = 10_000;
 /// Copies `records` into `live` and `finished` in schema 5's layout, then sets the schema
 /// version to 5. Safe to run again after a crash at any point.
 pub(super) fn split_records(backend: &dyn Backend) -> Result<(), StoreError> {
-    let mut chunk: Vec<RawWrite> = Vec::with_capacity(2 * CHUNK);
+    let mut chunk = Writes::with_capacity(2 * CHUNK, 2 * CHUNK * 120);
     let mut tally = Tally::default();
     let (mut live, mut finished) = (0u64, 0u64);
     backend.visit(Space::Records, &[], &mut |key, value| {
@@ -35,8 +36,8 @@ pub(super) fn split_records(backend: &dyn Backend) -> Result<(), StoreError> {
             live += 1;
             (Space::Live, Space::Finished)
         };
-        chunk.push((into, key.to_vec(), Some(encode(&record)?)));
-        chunk.push((other, key.to_vec(), None));
+        chunk.put_encoded(into, key, &record)?;
+        chunk.remove(other, key);
         if chunk.len() >= 2 * CHUNK {
             backend.apply(&chunk)?;
             chunk.clear();
@@ -46,9 +47,9 @@ pub(super) fn split_records(backend: &dyn Backend) -> Result<(), StoreError> {
     if !chunk.is_empty() {
         backend.apply(&chunk)?;
     }
-    let mut last: Vec<RawWrite> = tally.queue_write()?.into_iter().collect();
-    let version = SCHEMA_5.to_be_bytes().to_vec();
-    last.push((Space::Meta, SCHEMA_KEY.to_vec(), Some(version)));
+    let mut last = Writes::default();
+    tally.queue_write(&mut last)?;
+    last.put(Space::Meta, SCHEMA_KEY, &SCHEMA_5.to_be_bytes());
     backend.apply(&last)?;
     if live + finished > 0 {
         info!("moved {live} live and {finished} finished tasks to schema {SCHEMA_5} (live apart from finished, in the new layout)");

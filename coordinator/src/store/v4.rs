@@ -12,7 +12,8 @@
 //! `record.rs` in the layout (ids and times are the bare integers their newtypes encode as), so
 //! that a later change there cannot change what an old database decodes to. Never edit them.
 
-use super::{RawWrite, Space, StoreError};
+use super::writes::Writes;
+use super::{Space, StoreError};
 use crate::record::{QueueRecord, TaskRecord};
 use serde::{Deserialize, Serialize};
 use tatzelwurm_proto::task::{
@@ -160,11 +161,11 @@ impl Tally {
         }
     }
 
-    /// The write of the default queue's record holding these counts; `None` when nothing
-    /// finished (a queue with no record has no settings and no finished tasks).
-    pub(super) fn queue_write(&self) -> Result<Option<RawWrite>, StoreError> {
+    /// Adds the write of the default queue's record holding these counts to `writes`; none
+    /// when nothing finished (a queue with no record has no settings and no finished tasks).
+    pub(super) fn queue_write(&self, writes: &mut Writes) -> Result<(), StoreError> {
         if *self == Tally::default() {
-            return Ok(None);
+            return Ok(());
         }
         let record = QueueRecord {
             completed: self.completed,
@@ -172,8 +173,7 @@ impl Tally {
             killed: self.killed,
             ..QueueRecord::default()
         };
-        let key = DEFAULT_QUEUE.as_bytes().to_vec();
-        Ok(Some((Space::Queues, key, Some(super::encode(&record)?))))
+        writes.put_encoded(Space::Queues, DEFAULT_QUEUE.as_bytes(), &record)
     }
 }
 
@@ -307,7 +307,9 @@ mod tests {
     #[test]
     fn the_tally_becomes_the_default_queue() {
         let mut tally = Tally::default();
-        assert!(tally.queue_write().unwrap().is_none(), "nothing finished");
+        let mut writes = Writes::default();
+        tally.queue_write(&mut writes).unwrap();
+        assert!(writes.is_empty(), "nothing finished");
         for state in [
             TaskState::Ready,
             TaskState::Completed,
@@ -317,12 +319,14 @@ mod tests {
         ] {
             tally.count(state);
         }
-        let (space, key, value) = tally.queue_write().unwrap().unwrap();
+        tally.queue_write(&mut writes).unwrap();
+        assert_eq!(writes.len(), 1);
+        let write = writes.iter().next().unwrap();
         assert_eq!(
-            (space, key.as_slice()),
+            (write.space, write.key),
             (Space::Queues, b"default".as_slice())
         );
-        let record: QueueRecord = decode(&value.unwrap()).unwrap();
+        let record: QueueRecord = decode(write.value.unwrap()).unwrap();
         assert_eq!(
             (
                 record.completed,
