@@ -396,21 +396,8 @@ mod tests {
     /// each part lists them in, and the unsuccessful tasks of every part are kept.
     #[test]
     fn wait_summaries_merge_by_state() {
-        let info = |id: u64, state: TaskState| TaskInfo {
-            id: TaskId(id),
-            state,
-            spec: TaskSpec::default(),
-            result: None,
-            error: None,
-            worker: None,
-            attempts: crate::Attempt(1),
-            failures: 0,
-            crashes: 0,
-            retry_at: None,
-            created_at: Timestamp(0),
-            started_at: None,
-            finished_at: None,
-            output: None,
+        let info = |id: u64, state: TaskState| {
+            TaskInfo::new(TaskId(id), TaskSpec::default(), state, Timestamp(0))
         };
         let mut all = WaitSummary {
             counts: vec![(TaskState::Completed, 3), (TaskState::Failed, 1)],
