@@ -17,6 +17,16 @@ use tatzelwurm_proto::{Attempt, Connection, RequestId, TaskId};
 /// How long one frame may take on a loaded machine (a round is one flush).
 const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Runs a test's `body` on a current-thread runtime; the test starts its cluster before and
+/// drops it after (starting and stopping processes block).
+fn block_on<F: std::future::Future>(body: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(body)
+}
+
 /// Says hello as `role` on a fresh connection to `addr`.
 async fn connect<In, Out>(addr: &str, role: Role) -> Connection<In, Out>
 where
@@ -115,6 +125,20 @@ impl Actioner {
             assert_eq!(attempt, Attempt(1))
         })
         .await
+    }
+
+    /// A `Logs` request without follow as `request`: the output it shows, stdout and stderr
+    /// apart, and the state its `done` names.
+    async fn logs_now(
+        &mut self,
+        request: u64,
+        task: TaskId,
+    ) -> ((String, String), Option<TaskState>) {
+        let follow = false;
+        self.send(request, Command::Logs { task, follow }).await;
+        let mut shown = (String::new(), String::new());
+        let done = self.logs_until(request, &mut shown, |_| false).await;
+        (shown, done)
     }
 
     /// `logs_until`, handing each chunk's attempt to `saw`.
@@ -240,11 +264,7 @@ impl Setup {
 #[test]
 fn follow_over_the_protocol() {
     let cluster = Cluster::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut setup = Setup::connect(&cluster, None).await;
         let task = setup.add(TaskSpec::call("m:f", "[]", "{}")).await;
         let key = setup.started().await;
@@ -267,17 +287,7 @@ fn follow_over_the_protocol() {
             .await;
         assert_eq!(followed.0, "hello 1\nhello 2\n");
 
-        actioner
-            .send(
-                3,
-                Command::Logs {
-                    task,
-                    follow: false,
-                },
-            )
-            .await;
-        let mut so_far = (String::new(), String::new());
-        let done = actioner.logs_until(3, &mut so_far, |_| false).await;
+        let (so_far, done) = actioner.logs_now(3, task).await;
         assert_eq!(done, Some(TaskState::Running));
         assert_eq!(so_far.0, "hello 1\nhello 2\n");
 
@@ -299,17 +309,7 @@ fn follow_over_the_protocol() {
         assert_eq!(done, Some(TaskState::Completed));
         assert_eq!(followed, (output.stdout.clone(), output.stderr.clone()));
 
-        actioner
-            .send(
-                4,
-                Command::Logs {
-                    task,
-                    follow: false,
-                },
-            )
-            .await;
-        let mut kept = (String::new(), String::new());
-        let done = actioner.logs_until(4, &mut kept, |_| false).await;
+        let (kept, done) = actioner.logs_now(4, task).await;
         assert_eq!(done, Some(TaskState::Completed));
         assert_eq!(kept, (output.stdout, output.stderr));
 
@@ -337,11 +337,7 @@ fn follow_over_the_protocol() {
 #[test]
 fn a_retry_is_a_stream_of_its_own() {
     let cluster = Cluster::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut setup = Setup::connect(&cluster, None).await;
         let mut spec = TaskSpec::call("m:f", "[]", "{}");
         spec.policy.retries = 1;
@@ -402,11 +398,7 @@ fn a_reader_that_falls_behind_catches_up() {
     const LINES: usize = 1_000_000;
     const PER_CHUNK: usize = 300;
     let cluster = Cluster::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut setup = Setup::connect(&cluster, Some(4096)).await;
         let task = setup.add(TaskSpec::call("m:f", "[]", "{}")).await;
         let key = setup.started().await;
@@ -478,11 +470,7 @@ fn a_reader_that_falls_behind_catches_up() {
 #[test]
 fn between_attempts_and_killed() {
     let cluster = Cluster::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    block_on(async {
         let mut setup = Setup::connect(&cluster, None).await;
         let mut spec = TaskSpec::call("m:f", "[]", "{}");
         spec.policy.retries = 1;
@@ -503,18 +491,7 @@ fn between_attempts_and_killed() {
             }
         }
 
-        setup
-            .actioner
-            .send(
-                2,
-                Command::Logs {
-                    task,
-                    follow: false,
-                },
-            )
-            .await;
-        let mut once = (String::new(), String::new());
-        let done = setup.actioner.logs_until(2, &mut once, |_| false).await;
+        let (once, done) = setup.actioner.logs_now(2, task).await;
         assert_eq!(done, Some(TaskState::Waiting));
         assert_eq!(once.0, kept);
 
