@@ -19,17 +19,30 @@ fn sigterm_drains_a_worker_without_losing_its_task() {
     let _w2 = cluster.start_worker(WorkerSpec::new(1).name("w2"));
 
     w1.proc.signal(libc::SIGTERM);
+    finishes_its_drain(&cluster, &mut w1, &gate, held);
+}
+
+/// Worker `w1`, running task `held` (waiting behind `gate`), was told to drain and a worker
+/// `w2` is connected: w1 shows as `draining`, a task added now runs on w2 although w1 has a
+/// free slot, both tasks complete on their first attempt once the gate opens (`held` on w1),
+/// and w1 exits 0 once its result is recorded.
+pub(crate) fn finishes_its_drain(
+    cluster: &Cluster,
+    w1: &mut Worker,
+    gate: &std::path::Path,
+    held: u64,
+) {
     wait_for("w1 to show as draining", TASK_TIMEOUT, || {
-        (worker_state(&cluster, "w1")? == "draining").then_some(())
+        (worker_state(cluster, "w1")? == "draining").then_some(())
     });
-    let next = cluster.add(&fixture("attempt_after_gate"), &gated(&gate));
+    let next = cluster.add(&fixture("attempt_after_gate"), &gated(gate));
     assert_eq!(
-        running_on(&cluster, next),
+        running_on(cluster, next),
         "w2",
         "a draining worker got a task"
     );
 
-    std::fs::write(&gate, "open").unwrap();
+    std::fs::write(gate, "open").unwrap();
     for id in [held, next] {
         let done = cluster.wait_completed(id, TASK_TIMEOUT);
         assert_eq!(done["attempts"], 1, "{done}");

@@ -2,7 +2,7 @@
 //! (it finishes its running task, gets nothing new, exits 0), a name no worker has gets one
 //! sentence, and `worker list` shows what each worker's slots use (RSS, CPU) and its uptime.
 
-use crate::drain::{gated, running_on};
+use crate::drain::{finishes_its_drain, gated, running_on};
 use crate::TASK_TIMEOUT;
 use serde_json::Value;
 use tatzelwurm_e2e::{fixture, wait_for, Cluster, WorkerSpec};
@@ -18,31 +18,10 @@ fn worker_drain_drains_the_named_worker() {
     let held = cluster.add(&fixture("attempt_after_gate"), &gated(&gate));
     assert_eq!(running_on(&cluster, held), "w1");
 
+    let _w2 = cluster.start_worker(WorkerSpec::new(1).name("w2"));
     let drained = cluster.action(&["worker", "drain", "w1"]).ok();
     assert!(drained.stdout.contains("w1"), "{drained}");
-    wait_for("w1 to show as draining", TASK_TIMEOUT, || {
-        (worker(&cluster, "w1")?["state"] == "draining").then_some(())
-    });
-    let _w2 = cluster.start_worker(WorkerSpec::new(1).name("w2"));
-    let next = cluster.add(&fixture("attempt_after_gate"), &gated(&gate));
-    assert_eq!(
-        running_on(&cluster, next),
-        "w2",
-        "a drained worker got a task"
-    );
-
-    std::fs::write(&gate, "open").unwrap();
-    for id in [held, next] {
-        let done = cluster.wait_completed(id, TASK_TIMEOUT);
-        assert_eq!(done["attempts"], 1, "{done}");
-    }
-    assert_eq!(cluster.show(held)["worker"], "w1");
-    let status = w1
-        .proc
-        .wait_exit(TASK_TIMEOUT)
-        .expect("w1 exits after draining");
-    assert!(status.success(), "w1 exited with {status}");
-    cluster.wait_coordinator_log("worker w1 left after draining", TASK_TIMEOUT);
+    finishes_its_drain(&cluster, &mut w1, &gate, held);
 }
 
 /// `worker drain` of a name no connected worker has fails with one sentence naming it, and
