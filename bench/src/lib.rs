@@ -15,7 +15,7 @@ pub mod scheduling;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 use tatzelwurm_e2e::actionwurm::run_command;
 use tatzelwurm_e2e::wait::poll_every;
@@ -23,6 +23,22 @@ use tatzelwurm_e2e::{
     example, examples_dir, workspace_root, Action, Binaries, Cluster, ClusterOptions,
 };
 use tatzelwurm_e2e::{Profile, Worker, WorkerSpec};
+
+/// The end of every benchmark's `main`: prints what was `measured` with `report` and exits 0,
+/// or says why the run broke, after the benchmark's name, and exits 1 (a missed target is
+/// printed by `report`; it is not a broken run).
+pub fn conclude<M>(bench: &str, measured: Result<M, String>, report: impl FnOnce(M)) -> ExitCode {
+    match measured {
+        Ok(measured) => {
+            report(measured);
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{bench}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Exits with 2 and the build command when the release binaries are missing.
 pub fn require_release_binaries(bench: &str) -> Result<(), String> {

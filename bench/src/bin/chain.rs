@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tatzelwurm_bench::scheduling::{noop_specs, play_all_and_wait, print_ratio_at_least};
 use tatzelwurm_bench::scheduling::{start_queue_workers, BenchClient};
-use tatzelwurm_bench::{print_figure, release_cluster, require_release_binaries};
+use tatzelwurm_bench::{conclude, print_figure, release_cluster, require_release_binaries};
 use tatzelwurm_client::TaskId;
 use tatzelwurm_e2e::Cluster;
 
@@ -59,16 +59,9 @@ fn main() -> ExitCode {
     }
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
     let measured = w1(&options, deadline).and_then(|w1| Ok((w1, chain(&options, deadline)?)));
-    match measured {
-        Ok((w1, chain)) => {
-            report(&options, w1, &chain);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("chain: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("chain", measured, |(w1, chain)| {
+        report(&options, w1, &chain)
+    })
 }
 
 /// The baseline: W1's independent noops, added `created` in one request, then played.

@@ -18,7 +18,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tatzelwurm_bench::scheduling::{poll_fast, BenchClient};
-use tatzelwurm_bench::{add_from_file, counting_lines, print_figure, print_target};
+use tatzelwurm_bench::{add_from_file, conclude, counting_lines, print_figure, print_target};
 use tatzelwurm_bench::{release_cluster, remaining, require_release_binaries};
 use tatzelwurm_client::TaskState;
 use tatzelwurm_e2e::control::rfc3339_utc;
@@ -63,16 +63,9 @@ fn main() -> ExitCode {
     }
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
     let measured = due(&options, deadline).and_then(|due| Ok((due, played(&options, deadline)?)));
-    match measured {
-        Ok((due, played)) => {
-            report(&options, &due, played);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("due: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("due", measured, |(due, played)| {
+        report(&options, &due, played)
+    })
 }
 
 /// Seconds since the epoch now, by the wall clock (the coordinator's clock too: same machine).

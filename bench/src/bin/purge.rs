@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use tatzelwurm::store::dir_disk_bytes;
 use tatzelwurm_bench::start_workers;
-use tatzelwurm_bench::{add_from_file, check, count_in_state, counting_lines, megabytes};
+use tatzelwurm_bench::{add_from_file, check, conclude, count_in_state, counting_lines, megabytes};
 use tatzelwurm_bench::{print_figure, release_cluster, remaining, require_release_binaries};
 use tatzelwurm_e2e::{example, Binaries, Cluster, Profile};
 
@@ -92,16 +92,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
-    match run(&options, deadline) {
-        Ok(measured) => {
-            report(&options, &measured);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("purge: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("purge", run(&options, deadline), |measured| {
+        report(&options, &measured)
+    })
 }
 
 fn run(options: &Options, deadline: Instant) -> Result<Measurement, String> {

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tatzelwurm_bench::{check, poll_until, print_figure, release_cluster, remaining};
+use tatzelwurm_bench::{check, conclude, poll_until, print_figure, release_cluster, remaining};
 use tatzelwurm_bench::{require_release_binaries, start_workers};
 use tatzelwurm_e2e::actionwurm;
 use tatzelwurm_e2e::{workspace_root, Cluster, Stop};
@@ -91,13 +91,8 @@ fn main() -> ExitCode {
         eprintln!("soak: --tasks / --chunk must give at least one add per kill");
         return ExitCode::from(2);
     }
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("soak: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    // The verdict is printed as the run goes; a broken guarantee is an error.
+    conclude("soak", run(&options), |()| {})
 }
 
 fn run(options: &Options) -> Result<(), String> {

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tatzelwurm_bench::{add_from_file, counting_lines, print_at_least, print_figure};
+use tatzelwurm_bench::{add_from_file, conclude, counting_lines, print_at_least, print_figure};
 use tatzelwurm_bench::{python_json, python_package, release_cluster, remaining};
 use tatzelwurm_bench::{require_release_binaries, start_workers, wait_tasks, warm_up};
 use tatzelwurm_e2e::{example, workspace_root, Cluster};
@@ -93,16 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match run(&options) {
-        Ok(measured) => {
-            report(&options, &measured);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("w1: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("w1", run(&options), |measured| report(&options, &measured))
 }
 
 fn run(options: &Options) -> Result<Measurement, String> {

@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tatzelwurm_bench::scheduling::{check_all_completed, noop_specs, print_ratio_at_least};
 use tatzelwurm_bench::scheduling::{start_queue_workers, BenchClient};
-use tatzelwurm_bench::{print_figure, release_cluster, require_release_binaries, wait_tasks};
+use tatzelwurm_bench::{
+    conclude, print_figure, release_cluster, require_release_binaries, wait_tasks,
+};
 
 /// The target: the spread run's rate at least this share of single-queue W1's.
 const TARGET_RATIO: f64 = 0.8;
@@ -66,16 +68,11 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
-    match rounds(&options, deadline) {
-        Ok((single, spread)) => {
-            report(&options, &single, &spread);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("w1_queues: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude(
+        "w1_queues",
+        rounds(&options, deadline),
+        |(single, spread)| report(&options, &single, &spread),
+    )
 }
 
 /// `--rounds` of each kind of run, alternating (single first in odd rounds, spread first in

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tatzelwurm_bench::wait_tasks;
 use tatzelwurm_bench::warm_up;
-use tatzelwurm_bench::{add_from_file, print_figure, print_target};
+use tatzelwurm_bench::{add_from_file, conclude, print_figure, print_target};
 use tatzelwurm_bench::{python_figure, release_cluster, require_release_binaries, start_workers};
 use tatzelwurm_e2e::example;
 
@@ -61,16 +61,7 @@ fn main() -> ExitCode {
         let pool = pool_baseline(&options, deadline)?;
         Ok((wall, pool))
     });
-    match measured {
-        Ok((wall, pool)) => {
-            report(&options, wall, pool);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("w2: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("w2", measured, |(wall, pool)| report(&options, wall, pool))
 }
 
 /// The ideal wall time: every slot busy from the first task to the last.

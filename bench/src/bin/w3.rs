@@ -16,7 +16,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tatzelwurm_bench::{add_from_file, count_in_state, counting_lines, print_figure};
+use tatzelwurm_bench::{add_from_file, conclude, count_in_state, counting_lines, print_figure};
 use tatzelwurm_bench::{print_target, release_cluster, require_release_binaries};
 use tatzelwurm_bench::{start_workers, wait_tasks};
 use tatzelwurm_e2e::wait::poll_every;
@@ -73,16 +73,9 @@ fn main() -> ExitCode {
         let idle = idle(&options, deadline)?;
         Ok((skew, idle))
     });
-    match measured {
-        Ok((skew, idle)) => {
-            report(&options, &skew, &idle);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("w3: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("w3", measured, |(skew, idle)| {
+        report(&options, &skew, &idle)
+    })
 }
 
 /// Two sleeps started, then the noops: the skew the target is about.

@@ -35,7 +35,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
-use tatzelwurm_bench::{add_from_file, check, count_in_state, counting_lines, megabytes};
+use tatzelwurm_bench::{add_from_file, check, conclude, count_in_state, counting_lines, megabytes};
 use tatzelwurm_bench::{print_figure, print_target, release_cluster, remaining};
 use tatzelwurm_bench::{require_release_binaries, start_workers};
 use tatzelwurm_e2e::wait::poll_every;
@@ -146,16 +146,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let deadline = Instant::now() + Duration::from_secs(options.timeout);
-    match run(&options, deadline) {
-        Ok(measured) => {
-            report(&options, &measured);
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("w4: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    conclude("w4", run(&options, deadline), |measured| {
+        report(&options, &measured)
+    })
 }
 
 fn run(options: &Options, deadline: Instant) -> Result<Measurement, String> {
