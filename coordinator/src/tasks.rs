@@ -1092,4 +1092,4 @@ mod dispatch;
 mod operations;
 mod queue_command;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

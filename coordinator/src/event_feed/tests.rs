@@ -2,35 +2,14 @@
 //! tasks are being added, filters, the end of a feed that does not follow, and `EventsGone`.
 
 use super::*;
-use crate::add_keys::AddKeys;
-use crate::events::EventLog;
-use crate::schedules::Schedules;
-use crate::store::Store;
-use crate::task_table::TaskTable;
+use crate::tasks::tests::start_keeping;
 use crate::tasks::Origin;
 use crate::watchers::ConnId;
 use std::time::Duration;
 use tatzelwurm_proto::actioner::{Command, Reply};
 use tatzelwurm_proto::event::EventKind;
-use tatzelwurm_proto::task::{TaskSpec, TaskState, Timestamp};
+use tatzelwurm_proto::task::{TaskSpec, TaskState};
 use tatzelwurm_proto::{RequestId, TaskId};
-
-/// An actor over a fresh store in `dir` keeping `keep` events, and the store's reader.
-fn start(dir: &std::path::Path, keep: u64) -> (TasksHandle, StoreReader) {
-    let store = Store::open(dir, None).unwrap();
-    let reader = store.reader();
-    let table = TaskTable::recover(
-        crate::store::Records::default(),
-        1,
-        Vec::new(),
-        Timestamp::now(),
-        &store,
-    );
-    let events = EventLog::recover(1, None, keep);
-    let (tasks, _failed) =
-        TasksHandle::new(table, AddKeys::default(), Schedules::new(), store, events);
-    (tasks, reader)
-}
 
 /// Adds `n` tasks (not played: one `created` event each) to `queue`, one command each.
 async fn add(tasks: &TasksHandle, n: u64, queue: &str) {
@@ -80,7 +59,7 @@ async fn read_through(
 #[tokio::test]
 async fn replay_then_live_has_no_gap_and_no_repeat() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start(dir.path(), 1_000_000);
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     add(&tasks, 300, "default").await;
     let adding = {
         let tasks = tasks.clone();
@@ -113,7 +92,7 @@ async fn replay_then_live_has_no_gap_and_no_repeat() {
 #[tokio::test]
 async fn filters_and_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start(dir.path(), 1_000_000);
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     add(&tasks, 3, "a").await;
     add(&tasks, 2, "b").await;
     let collect = |from, filter| {
@@ -156,7 +135,7 @@ async fn filters_and_ends() {
 #[tokio::test]
 async fn trimmed_events_are_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start(dir.path(), 10);
+    let (tasks, reader) = start_keeping(dir.path(), 10);
     add(&tasks, 30, "default").await;
     let mut feed = open_with(
         tasks,
@@ -181,7 +160,7 @@ async fn trimmed_events_are_gone() {
 #[tokio::test]
 async fn a_since_ahead_of_the_log_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start(dir.path(), 1_000_000);
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     add(&tasks, 2, "default").await;
     let mut feed = open_with(
         tasks.clone(),

@@ -8,13 +8,23 @@ use tatzelwurm_proto::worker::Assignment;
 
 /// An actor over a fresh store in `dir`.
 fn start(dir: &std::path::Path) -> TasksHandle {
+    start_keeping(dir, 1_000_000).0
+}
+
+/// An actor over a fresh store in `dir` that keeps `keep` events, and the store's reader (for
+/// the tests here and those of `event_feed`).
+pub(crate) fn start_keeping(
+    dir: &std::path::Path,
+    keep: u64,
+) -> (TasksHandle, crate::store::StoreReader) {
     let store = Store::open(dir, None).unwrap();
+    let reader = store.reader();
     let now = Timestamp::now();
     let table = TaskTable::recover(crate::store::Records::default(), 1, Vec::new(), now, &store);
-    let events = EventLog::recover(1, None, 1_000_000);
+    let events = EventLog::recover(1, None, keep);
     let (tasks, _failed) =
         TasksHandle::new(table, AddKeys::default(), Schedules::new(), store, events);
-    tasks
+    (tasks, reader)
 }
 
 /// An origin on connection `conn` for request `request`, pushing into `sink`.

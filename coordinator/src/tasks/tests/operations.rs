@@ -2,27 +2,10 @@
 //! purge by id (and what a purged id answers afterwards), worker drain.
 
 use super::*;
-use crate::events::{subscription, EventLog};
+use crate::events::subscription;
 use tatzelwurm_proto::actioner::{PurgeSelection, Selection};
 use tatzelwurm_proto::event::{EventKind, WorkerChange};
 use tatzelwurm_proto::task::{Outcome, TaskState};
-
-/// An actor over a fresh store in `dir`, and the store's reader.
-fn start_reading(dir: &std::path::Path) -> (TasksHandle, crate::store::StoreReader) {
-    let store = Store::open(dir, None).unwrap();
-    let reader = store.reader();
-    let table = TaskTable::recover(
-        crate::store::Records::default(),
-        1,
-        Vec::new(),
-        Timestamp::now(),
-        &store,
-    );
-    let events = EventLog::recover(1, None, 1_000_000);
-    let (tasks, _failed) =
-        TasksHandle::new(table, AddKeys::default(), Schedules::new(), store, events);
-    (tasks, reader)
-}
 
 fn completed(task: u64) -> Report {
     Report {
@@ -65,7 +48,7 @@ async fn run_some(
 #[tokio::test]
 async fn rounds_write_and_send_their_events() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start_reading(dir.path());
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     let (subscriber, mut live) = subscription();
     let position = tasks.subscribe(subscriber).await.unwrap();
     assert_eq!(position.last, 0);
@@ -114,7 +97,7 @@ async fn rounds_write_and_send_their_events() {
 #[tokio::test]
 async fn purge_by_id() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start_reading(dir.path());
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     let (sink, _pushed) = mpsc::unbounded_channel();
     let (_a, _to_a) = run_some(&tasks, 3, 2).await;
     let purge = |ids: &[u64]| {
@@ -180,7 +163,7 @@ async fn purge_by_id() {
 #[tokio::test]
 async fn drain_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let (tasks, reader) = start_reading(dir.path());
+    let (tasks, reader) = start_keeping(dir.path(), 1_000_000);
     let (sink, _pushed) = mpsc::unbounded_channel();
     let (a, mut to_a) = worker(&tasks, "a", 1).await;
     match tasks
