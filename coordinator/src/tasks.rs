@@ -1019,10 +1019,11 @@ impl TasksActor {
     /// The answer to a wait whose tasks ended as `tally` counts: the counts, and the tasks
     /// that did not complete described (from memory, or the store for earlier rounds).
     fn wait_summary(&self, tally: Tally) -> WaitSummary {
-        let mut unsuccessful = tally.unsuccessful.clone();
+        let counts = tally.counts();
+        let mut unsuccessful = tally.unsuccessful;
         unsuccessful.sort_unstable();
         WaitSummary {
-            counts: tally.counts(),
+            counts,
             unsuccessful: self.summaries(&unsuccessful),
             earlier_unsuccessful: tally.earlier_unsuccessful,
         }

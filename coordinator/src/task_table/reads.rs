@@ -135,13 +135,7 @@ impl TaskTable {
                 if !self.is_finished(*id) {
                     return None;
                 }
-                match store.get(*id) {
-                    Ok(record) => record.map(|record| TaskEnd::from(&record)),
-                    Err(err) => {
-                        tracing::error!("cannot read task {id} from the database: {err}");
-                        None
-                    }
-                }
+                stored(*id, store).map(|record| TaskEnd::from(&record))
             })
             .collect()
     }
@@ -153,15 +147,21 @@ impl TaskTable {
         ids.iter()
             .filter_map(|id| match self.info_in_memory(*id) {
                 Some(info) => Some(info),
-                None if self.exists(*id) => match store.get(*id) {
-                    Ok(record) => record,
-                    Err(err) => {
-                        tracing::error!("cannot read task {id} from the database: {err}");
-                        None
-                    }
-                },
+                None if self.exists(*id) => stored(*id, store),
                 None => None,
             })
             .collect()
+    }
+}
+
+/// Task `id`'s record as stored; `None` if it is not there, or (logged) if the store could not
+/// read it.
+fn stored(id: TaskId, store: &Store) -> Option<TaskRecord> {
+    match store.get(id) {
+        Ok(record) => record,
+        Err(err) => {
+            tracing::error!("cannot read task {id} from the database: {err}");
+            None
+        }
     }
 }
