@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as futures
+from concurrent.futures import _base as _futures_base
 import queue
 import threading
 import time
@@ -66,9 +67,10 @@ ALL_COMPLETED = futures.ALL_COMPLETED
 #: Before Python 3.11 ``concurrent.futures.TimeoutError`` is not the builtin one.
 _FUTURES_TIMEOUT = futures.TimeoutError
 
-# A Future's states (``concurrent.futures._base``'s names; stable since Python 3.2).
-_FINISHED = "FINISHED"
-_DONE_STATES = ("CANCELLED", "CANCELLED_AND_NOTIFIED", _FINISHED)
+# A Future's states, as concurrent.futures names them (stable since Python 3.2).
+_PENDING = _futures_base.PENDING
+_FINISHED = _futures_base.FINISHED
+_DONE_STATES = (_futures_base.CANCELLED, _futures_base.CANCELLED_AND_NOTIFIED, _FINISHED)
 
 #: Guards the making of a handle's condition, the resolving of a handle that has none, and the
 #: queues of ``as_completed`` (see :class:`TaskHandle`). Held for a few attribute reads and
@@ -87,7 +89,7 @@ def _future_fields_known() -> bool:
         "_exception",
         "_waiters",
         "_done_callbacks",
-    } and probe._state == "PENDING"
+    } and probe._state == _PENDING
 
 
 _LAZY_CONDITION = _future_fields_known()
@@ -269,7 +271,7 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
 
     def __init__(self, core: "_Core", task_id: Optional[int] = None) -> None:
         if _LAZY_CONDITION:
-            self._state = "PENDING"
+            self._state = _PENDING
             self._result = None
             self._exception = None
             self._waiters = []
