@@ -44,13 +44,21 @@
 //! that created it (a sled directory of an older tatzelwurm has none and is known by sled's
 //! `conf` file); a directory is opened only by the backend that wrote it.
 //!
-//! Writes run on a dedicated store thread that owns the writing side of the backend: `apply`
-//! sends the batch there and waits on a oneshot, so a flush (an fsync for fjall) never blocks
-//! the async runtime. `apply` returns only after the flush covers the batch: that is the moment
-//! a change may be told to anyone. Tasks, outputs, the id counter, add keys, queues and
-//! schedules of one batch become durable all together or not at all, in both backends. Reads
-//! (`get`, `scan`, `output`, and anything through a [`StoreReader`]) go to the backend
-//! directly and see every applied batch; they never wait for the store thread.
+//! Writes run on a dedicated store thread that owns the writing side of the backend: `send`
+//! hands it a batch and returns at once with a [`Flushing`], which completes once the flush
+//! covers the batch: that is the moment a change may be told to anyone. So an fsync never
+//! blocks the async runtime, and the task actor applies its next round while this one flushes.
+//! The thread writes each batch it finds queued (each atomically, visible to reads at once)
+//! and then flushes them all with one sync: batches that queued up while a flush ran share the
+//! next. Tasks, outputs, the id counter, add keys, queues and schedules of one batch become
+//! durable all together or not at all, in both backends, and batches become durable in the
+//! order they were sent.
+//!
+//! Reads through the `Store` (`get`, `scan`, `output`: the task actor's) first wait until
+//! every batch sent so far is written (`settle`), so the actor reads what it has sent although
+//! it does not wait for the flush; what it reads is told only with a later round, after the
+//! flush. Reads through a [`StoreReader`] (off the actor) see the batches written so far and
+//! never wait.
 
 mod batch;
 mod events;
@@ -139,7 +147,7 @@ impl fmt::Display for StoreKind {
 }
 
 /// Why the store failed; each reads as one sentence for the operator.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// Another process holds the database.
     #[error("the database at {0} is in use by another process (is another tatzelwurm running on it?); stop that coordinator or pass another --db")]
@@ -349,8 +357,16 @@ trait Backend: Send + Sync {
     fn visit(&self, space: Space, from: &[u8], visit: &mut Visitor<'_>) -> Result<(), StoreError>;
     /// The greatest key of `space`.
     fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Writes `writes` atomically and returns once they are durable (the backend's flush).
-    fn apply(&self, writes: &Writes) -> Result<(), StoreError>;
+    /// Writes `writes` atomically: visible to reads when it returns, durable once a later
+    /// `sync` returns (a crash before loses them whole, never in part).
+    fn write(&self, writes: &Writes) -> Result<(), StoreError>;
+    /// Makes every write so far durable (the backend's flush).
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Writes `writes` atomically and returns once they are durable.
+    fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
+        self.write(writes)?;
+        self.sync()
+    }
     /// Removes schema 3's `records` key space, if it is there, durably.
     fn drop_records(&self) -> Result<(), StoreError>;
     /// Called on the store thread when no batch came for a while: a moment for upkeep that
@@ -370,6 +386,79 @@ struct Write {
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// Batches the store thread writes before one sync at most: what queued while a flush ran
+/// shares the next one, but a flush never waits on an endless queue.
+const GROUP_BATCHES: usize = 16;
+
+/// A batch on its way to the disk (`Store::send`): completes with the outcome of the flush
+/// that covers it. Batches of one `Store` complete in the order they were sent.
+#[must_use = "a batch is durable only once its Flushing completes"]
+pub struct Flushing(Option<oneshot::Receiver<Result<(), StoreError>>>);
+
+impl std::future::Future for Flushing {
+    type Output = Result<(), StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(outcome) = self.0.as_mut() else {
+            // An empty batch: nothing to wait for.
+            return std::task::Poll::Ready(Ok(()));
+        };
+        std::pin::Pin::new(outcome)
+            .poll(cx)
+            .map(|got| got.unwrap_or_else(|_| Err(thread_stopped())))
+    }
+}
+
+fn thread_stopped() -> StoreError {
+    StoreError::Failed("the store thread stopped".into())
+}
+
+/// How many batches the store thread has written (visible to reads), for `Store::settle`.
+/// Set to `u64::MAX` when the thread ends, however it ends, so that no read waits forever.
+#[derive(Default)]
+struct Written {
+    count: std::sync::Mutex<u64>,
+    grew: std::sync::Condvar,
+}
+
+impl Written {
+    /// Counts one more batch written (or, with `u64::MAX`, the thread's end).
+    fn advance(&self, to: Option<u64>) {
+        let mut count = self
+            .count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *count = to.unwrap_or(count.saturating_add(1));
+        self.grew.notify_all();
+    }
+
+    /// Blocks until `count` batches are written.
+    fn wait_for(&self, count: u64) {
+        let mut written = self
+            .count
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *written < count {
+            written = self
+                .grew
+                .wait(written)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// Marks the store thread's end in `Written` when dropped, on a return or a panic alike.
+struct EndOfWrites(Arc<Written>);
+
+impl Drop for EndOfWrites {
+    fn drop(&mut self) {
+        self.0.advance(Some(u64::MAX));
+    }
+}
+
 /// The open database: reads go to the backend directly, writes through the store thread.
 pub struct Store {
     kind: StoreKind,
@@ -379,6 +468,10 @@ pub struct Store {
     /// `None` only while dropping: closing it ends the store thread.
     writes: Option<mpsc::Sender<Write>>,
     thread: Option<JoinHandle<()>>,
+    /// Batches sent to the store thread so far.
+    sent: std::sync::atomic::AtomicU64,
+    /// Batches the store thread has written so far.
+    written: Arc<Written>,
 }
 
 impl Store {
@@ -418,44 +511,27 @@ impl Store {
         backend.drop_records()?;
         let (writes, queue) = mpsc::channel::<Write>();
         let writer = backend.clone();
+        let written = Arc::new(Written::default());
+        let end = EndOfWrites(written.clone());
+        // Every stored event is durable now.
+        let stored_events = events::load_meta(backend.as_ref())?.next_seq - 1;
+        let durable_events = Arc::new(std::sync::atomic::AtomicU64::new(stored_events));
+        let durable = durable_events.clone();
         let thread = std::thread::Builder::new()
             .name("tatzelwurm-store".into())
-            .spawn(move || {
-                let mut trim = Trim::default();
-                // Every batch is laid out in these same buffers: a fresh large allocation per
-                // batch made glibc consolidate its free lists each time (a tenth of the store
-                // thread's time in W1).
-                let mut writes = Writes::default();
-                loop {
-                    match queue.recv_timeout(Trim::EVERY) {
-                        Ok(write) => {
-                            let records = write.batch.tasks.len();
-                            let outcome = write
-                                .batch
-                                .writes_into(writer.as_ref(), &mut writes)
-                                .and_then(|()| writer.apply(&writes));
-                            let _ = write.done.send(outcome);
-                            writes.release(KEEP_WRITE_BYTES);
-                            trim.after(records);
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            trim.idle();
-                            writer.idle();
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            })
+            .spawn(move || write_batches(writer.as_ref(), &queue, end, &durable))
             .map_err(|err| StoreError::Open {
                 path: dir.to_path_buf(),
                 cause: format!("cannot start the store thread: {err}"),
             })?;
         Ok(Store {
             kind,
-            reader: StoreReader::new(&backend, dir),
+            reader: StoreReader::new(&backend, dir, durable_events),
             backend,
             writes: Some(writes),
             thread: Some(thread),
+            sent: std::sync::atomic::AtomicU64::new(0),
+            written,
         })
     }
 
@@ -587,6 +663,7 @@ impl Store {
     /// The stored record of task `id`, finished or live; `None` if none was written (or it
     /// was purged).
     pub fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        self.settle();
         self.reader.get(id)
     }
 
@@ -600,6 +677,7 @@ impl Store {
         limit: usize,
         states: &[TaskState],
     ) -> Result<Vec<TaskRecord>, StoreError> {
+        self.settle();
         match part {
             Part::Live => self.scan_space(Space::Live, after, limit, states),
             Part::Finished => self.scan_space(Space::Finished, after, limit, states),
@@ -640,23 +718,40 @@ impl Store {
 
     /// What the latest reported attempt of task `id` printed; empty if none was reported.
     pub fn output(&self, id: TaskId) -> Result<TaskOutput, StoreError> {
+        self.settle();
         self.reader.output(id)
     }
 
     /// Writes the batch on the store thread and returns once it is flushed: only then may
     /// anyone be told.
     pub async fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        self.send(batch).await
+    }
+
+    /// Hands the batch to the store thread and returns at once: the `Flushing` completes once
+    /// the batch is durable, after every batch sent before it. Reads through this `Store`
+    /// see it from now on (`settle`).
+    pub fn send(&self, batch: Batch) -> Flushing {
         if batch.is_empty() {
-            return Ok(());
+            return Flushing(None);
         }
-        let stopped = || StoreError::Failed("the store thread stopped".into());
         let (done, outcome) = oneshot::channel();
-        self.writes
+        let sent = self
+            .writes
             .as_ref()
-            .ok_or_else(stopped)?
-            .send(Write { batch, done })
-            .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+            .is_some_and(|writes| writes.send(Write { batch, done }).is_ok());
+        if sent {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        // Not sent: `done` is dropped, so the outcome is the thread's end.
+        Flushing(Some(outcome))
+    }
+
+    /// Blocks until the store thread has written every batch sent so far, so that a read sees
+    /// them (a batch's write takes a fraction of its flush; this never waits for a sync).
+    fn settle(&self) {
+        let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+        self.written.wait_for(sent);
     }
 
     /// Overwrites the stored schema version and flushes; only for tests of the refusal.
@@ -665,6 +760,65 @@ impl Store {
         let mut writes = Writes::default();
         writes.put(Space::Meta, SCHEMA_KEY, &version.to_be_bytes());
         self.backend.apply(&writes)
+    }
+}
+
+/// The store thread: writes the batches that come through `queue`, each atomically, all that
+/// queued behind the first (up to `GROUP_BATCHES`) before one sync, then tells each its
+/// outcome. A write that fails fails the rest of its group unwritten (the task actor stops at
+/// the first error). After a sync, `durable_events` moves to the group's last event (readers
+/// pass on no event before that). When idle it trims the allocator and gives the backend its
+/// upkeep.
+fn write_batches(
+    writer: &dyn Backend,
+    queue: &mpsc::Receiver<Write>,
+    end: EndOfWrites,
+    durable_events: &std::sync::atomic::AtomicU64,
+) {
+    let mut trim = Trim::default();
+    // Every batch is laid out in these same buffers: a fresh large allocation per batch made
+    // glibc consolidate its free lists each time (a tenth of the store thread's time in W1).
+    let mut writes = Writes::default();
+    let mut group = Vec::with_capacity(GROUP_BATCHES);
+    loop {
+        let first = match queue.recv_timeout(Trim::EVERY) {
+            Ok(write) => write,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                trim.idle();
+                writer.idle();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut outcome = Ok(());
+        let mut records = 0;
+        let mut last_event = None;
+        let mut next = Some(first);
+        while let Some(Write { batch, done }) = next.take() {
+            records += batch.tasks.len();
+            last_event = batch.events.last().map(|event| event.seq).or(last_event);
+            if outcome.is_ok() {
+                outcome = batch
+                    .writes_into(writer, &mut writes)
+                    .and_then(|()| writer.write(&writes));
+            }
+            end.0.advance(None);
+            // Freed here, before the sync, rather than after it.
+            drop(batch);
+            group.push(done);
+            if group.len() < GROUP_BATCHES {
+                next = queue.try_recv().ok();
+            }
+        }
+        let outcome = outcome.and_then(|()| writer.sync());
+        if let (Ok(()), Some(seq)) = (&outcome, last_event) {
+            durable_events.store(seq, std::sync::atomic::Ordering::Release);
+        }
+        for done in group.drain(..) {
+            let _ = done.send(outcome.clone());
+        }
+        writes.release(KEEP_WRITE_BYTES);
+        trim.after(records);
     }
 }
 

@@ -105,6 +105,43 @@ async fn later_batches_replace(kind: StoreKind) {
     assert_eq!(store.output(TaskId(1)).unwrap(), printed("new"));
 }
 
+/// Batches sent back to back without waiting: a read through the `Store` sees each at once
+/// (it waits for the write, not the flush), they become durable in the order sent (once the
+/// last has landed, every earlier one has), and all of them survive a reopen.
+async fn batches_in_flight(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Some(kind)).unwrap();
+    let mut flushing = Vec::new();
+    for id in 1..=40 {
+        flushing.push(store.send(Batch {
+            tasks: vec![record(id)],
+            next_task_id: Some(id + 1),
+            events: events::events(id..=id),
+            ..Batch::default()
+        }));
+        assert_eq!(
+            store.get(TaskId(id)).unwrap(),
+            Some(record(id)),
+            "read once sent"
+        );
+    }
+    let last = flushing.pop().unwrap();
+    last.await.unwrap();
+    for earlier in flushing {
+        let landed = tokio::time::timeout(Duration::ZERO, earlier).await;
+        assert!(matches!(landed, Ok(Ok(()))), "landed before the last one");
+    }
+    assert_eq!(
+        store.reader().events(0, 100).unwrap(),
+        events::events(1..=40)
+    );
+    drop(store);
+    let store = reopen(dir.path(), kind);
+    let loaded = store.load_all().unwrap();
+    assert_eq!(loaded.tasks, (1..=40).map(record).collect::<Vec<_>>());
+    assert_eq!(loaded.next_task_id, 41);
+}
+
 /// Add keys are written with their tasks, removed later, and what is left survives a reopen.
 async fn add_keys_survive(kind: StoreKind) {
     let dir = tempfile::tempdir().unwrap();
@@ -620,13 +657,17 @@ impl Backend for CrashAfter {
         self.inner.last_key(space)
     }
 
-    fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
+    fn write(&self, writes: &Writes) -> Result<(), StoreError> {
         let left = self.left.load(Ordering::Relaxed);
         if left == 0 {
             return Err(StoreError::Failed("crashed (simulated)".into()));
         }
         self.left.store(left - 1, Ordering::Relaxed);
-        self.inner.apply(writes)
+        self.inner.write(writes)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
     }
 
     fn drop_records(&self) -> Result<(), StoreError> {
@@ -924,6 +965,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn later_batches_replace() {
                 super::later_batches_replace($kind).await;
+            }
+
+            #[tokio::test]
+            async fn batches_in_flight() {
+                super::batches_in_flight($kind).await;
             }
 
             #[tokio::test]

@@ -110,10 +110,11 @@ pub(super) fn trim_writes(
     Ok(())
 }
 
-/// Up to `limit` stored events with seq above `after`, ascending.
+/// Up to `limit` stored events with seq above `after` and at most `through`, ascending.
 pub(super) fn page(
     backend: &dyn Backend,
     after: u64,
+    through: u64,
     limit: usize,
 ) -> Result<Vec<Event>, StoreError> {
     let mut events = Vec::new();
@@ -123,13 +124,15 @@ pub(super) fn page(
     if limit == 0 {
         return Ok(events);
     }
+    let mut beyond = false;
     backend.visit(Space::Events, &event_key(from), &mut |_, value| {
         for event in block(value)? {
-            if event.seq > after && events.len() < limit {
+            beyond |= event.seq > through;
+            if event.seq > after && !beyond && events.len() < limit {
                 events.push(event);
             }
         }
-        Ok(events.len() < limit)
+        Ok(events.len() < limit && !beyond)
     })?;
     Ok(events)
 }

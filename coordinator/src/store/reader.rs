@@ -4,7 +4,9 @@
 //! and see every applied batch), so a replay of a million events or a scan of the finished
 //! tasks for a purge runs beside the rounds instead of inside one. It does not keep the database
 //! open: once the `Store` is dropped (and its directory's lock released), a read answers
-//! `StoreError::Closed`. Reads block the calling thread
+//! `StoreError::Closed`. Records read here may be written but not yet flushed (the task actor
+//! tells nothing of them before the flush); events never are: `events` stops at the last
+//! flushed one, since a watcher is told what it reads. Reads block the calling thread
 //! while they touch the disk: from async code, read pages of bounded size (a `limit`) or call
 //! them in `tokio::task::spawn_blocking`.
 
@@ -12,6 +14,7 @@ use super::{decode, events, task_key, Backend, Space, StoreError};
 use crate::record::TaskRecord;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tatzelwurm_proto::event::Event;
 use tatzelwurm_proto::task::{TaskOutput, TaskState, Timestamp};
@@ -24,13 +27,20 @@ pub struct StoreReader {
     backend: Weak<dyn Backend>,
     /// The database directory, for `disk_bytes`.
     dir: Arc<PathBuf>,
+    /// The last event seq that is durable (the store thread moves it after each sync).
+    durable_events: Arc<AtomicU64>,
 }
 
 impl StoreReader {
-    pub(super) fn new(backend: &Arc<dyn Backend>, dir: &Path) -> StoreReader {
+    pub(super) fn new(
+        backend: &Arc<dyn Backend>,
+        dir: &Path,
+        durable_events: Arc<AtomicU64>,
+    ) -> StoreReader {
         StoreReader {
             backend: Arc::downgrade(backend),
             dir: Arc::new(dir.to_path_buf()),
+            durable_events,
         }
     }
 
@@ -59,11 +69,13 @@ impl StoreReader {
         }
     }
 
-    /// Up to `limit` stored events with seq above `after`, ascending (`after = 0`: from the
+    /// Up to `limit` durable events with seq above `after`, ascending (`after = 0`: from the
     /// oldest kept). Events trimmed by retention are not there: compare the first seq with
-    /// `after + 1` to know whether some were missed.
+    /// `after + 1` to know whether some were missed. Events written but not yet flushed are
+    /// left out, as if not written yet.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        events::page(self.backend()?.as_ref(), after, limit)
+        let through = self.durable_events.load(Ordering::Acquire);
+        events::page(self.backend()?.as_ref(), after, through, limit)
     }
 
     /// Up to `limit` ids of finished tasks with ids above `after`, in id order, that finished

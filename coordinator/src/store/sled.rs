@@ -15,8 +15,8 @@
 //! A batch that writes more than one of the trees other than `outputs` writes them in one sled
 //! transaction, which sled recovers all or nothing: a key is never durable without its tasks,
 //! a finished record never without its removal from `live`, a queue's finished count never
-//! without the task it counts. Outputs go in a batch of their own; the flush covers
-//! everything, and only then does `apply` return. sled's flush is `sync_file_range`, which
+//! without the task it counts. Outputs go in a batch of their own; `sync`'s flush covers
+//! everything written before it, and only then is a batch durable. sled's flush is `sync_file_range`, which
 //! survives a killed process but not a power cut (see DESIGN.md).
 
 mod migrate;
@@ -199,7 +199,7 @@ impl Backend for SledBackend {
         }
     }
 
-    fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
+    fn write(&self, writes: &Writes) -> Result<(), StoreError> {
         // Every tree but `outputs`, which is written apart (see the module comment).
         let trees = [
             &self.meta,
@@ -255,6 +255,10 @@ impl Backend for SledBackend {
         if outputs.used {
             self.outputs.apply_batch(outputs.batch)?;
         }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
         // On the store thread: blocking here blocks no runtime worker.
         self.db.flush()?;
         Ok(())
