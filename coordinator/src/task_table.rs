@@ -217,6 +217,62 @@ pub struct TaskTable {
     purging: FxHashSet<TaskId>,
     /// Spreads retry delays.
     jitter: RetryJitter,
+    /// What the batches still in flight (taken, not yet flushed) wrote: see `Unflushed`.
+    unflushed: Unflushed,
+}
+
+/// The live tasks whose records batches still in flight wrote: their durable record is
+/// behind memory until that batch is flushed, so a `Run` of theirs may not leave before a flush
+/// (`may_start_early`), as if they had changed this round. Tasks new in a batch are not kept
+/// here (the actor knows them by id: `Round::early_below`), so an add costs nothing here.
+#[derive(Debug, Default)]
+struct Unflushed {
+    /// Each such task and the number of the last batch that wrote it.
+    tasks: rustc_hash::FxHashMap<TaskId, u64>,
+    /// Per batch in flight that wrote some, its number and those tasks, oldest first.
+    batches: std::collections::VecDeque<(u64, Vec<TaskId>)>,
+    /// The number of the last batch taken (`take_changes`); the first is 1.
+    last: u64,
+    /// The first id not handed out when the last batch was taken: ids from it on are new in
+    /// the next batch.
+    new_from: u64,
+}
+
+impl Unflushed {
+    /// For a table recovered with `next_id`: every id below it is old.
+    fn recovered(next_id: u64) -> Unflushed {
+        Unflushed {
+            new_from: next_id,
+            ..Unflushed::default()
+        }
+    }
+
+    /// Notes the tasks of batch `number` that are live and not new in it.
+    fn taken(&mut self, number: u64, tasks: Vec<TaskId>) {
+        self.last = number;
+        if tasks.is_empty() {
+            return;
+        }
+        for id in &tasks {
+            self.tasks.insert(*id, number);
+        }
+        self.batches.push_back((number, tasks));
+    }
+
+    /// Batches up to `number` are durable: their tasks' records are current again, unless a
+    /// later batch in flight wrote them too.
+    fn flushed(&mut self, number: u64) {
+        while self.batches.front().is_some_and(|(n, _)| *n <= number) {
+            let Some((n, tasks)) = self.batches.pop_front() else {
+                break;
+            };
+            for id in tasks {
+                if self.tasks.get(&id) == Some(&n) {
+                    self.tasks.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 /// Moves a live task to state `to`, keeping its queue's live counts.
@@ -233,15 +289,22 @@ impl TaskTable {
         self.dirty.contains(&id) || self.tasks.get(id).is_some_and(|t| t.unrecorded)
     }
 
+    /// Whether task `id`'s durable record is what memory has: it did not change this round
+    /// (`is_dirty`) and no batch still in flight wrote it (`Unflushed`; a task new in such a
+    /// batch is the caller's to exclude by id).
+    fn durable_current(&self, id: TaskId) -> bool {
+        !self.is_dirty(id) && !self.unflushed.tasks.contains_key(&id)
+    }
+
     /// Whether the `Run` of task `id`, just handed out, may leave before the round's flush as
-    /// far as its record goes: its stored record is current (`is_dirty`), or it was released
-    /// this round from a current `blocked` record. A crash before the flush then leaves it
+    /// far as its record goes: its durable record is current (`durable_current`), or it was
+    /// released this round from a durable, current `blocked` record. A crash before the flush then leaves it
     /// `blocked` with its old attempt number, which `recover` counts as used, as it does for a
     /// `ready` one; the run it may have had followed a completion that really happened, and the
     /// dependency, run once more, releases it once more (at least once). The caller also
     /// checks that the task is at-least-once and was not added this round.
     pub fn may_start_early(&self, id: TaskId) -> bool {
-        !self.is_dirty(id) || self.released.contains(&id)
+        self.durable_current(id) || self.released.contains(&id)
     }
 
     /// Adds tasks with fresh ids. Without `play` they start `created`; with it, `blocked`
@@ -710,15 +773,22 @@ impl TaskTable {
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
         let mut tasks = Vec::with_capacity(self.dirty.len());
+        let mut unflushed = Vec::new();
+        let new_from = TaskId(self.unflushed.new_from);
         for id in std::mem::take(&mut self.dirty) {
             if let Some(task) = self.tasks.get(id) {
                 tasks.push(self.stored_record(id, task));
+                if id < new_from {
+                    unflushed.push(id);
+                }
             } else if let Some((record, written)) = self.done.get_mut(&id) {
                 tasks.push(record.clone());
                 *written = true;
             }
         }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
+        self.unflushed.taken(self.unflushed.last + 1, unflushed);
+        self.unflushed.new_from = self.next_id;
         let queues = self
             .queues
             .take_changes()
@@ -743,6 +813,18 @@ impl TaskTable {
             purge,
             ..Batch::default()
         }
+    }
+
+    /// The number of the batch the last `take_changes` made (0 before the first): the actor
+    /// passes it to `flushed` once that batch is durable.
+    pub fn last_batch(&self) -> u64 {
+        self.unflushed.last
+    }
+
+    /// Batches up to `number` (`last_batch`) are durable: the records they wrote are current
+    /// on disk, so their tasks may start before a flush again (`may_start_early`).
+    pub fn flushed(&mut self, number: u64) {
+        self.unflushed.flushed(number);
     }
 
     /// Tasks that finished since the last call.

@@ -56,7 +56,7 @@ impl TaskTable {
                         continue;
                     }
                     if self.tasks.get(dependent).map(|t| t.state) == Some(TaskState::Blocked) {
-                        let current = !self.is_dirty(dependent);
+                        let current = self.durable_current(dependent);
                         if self.go_on(dependent, now) && current {
                             self.released.insert(dependent);
                         }

@@ -2,7 +2,7 @@
 //! dependencies of live tasks that have finished, their stored states.
 
 use super::live::LiveTask;
-use super::{fail, TaskTable};
+use super::{fail, TaskTable, Unflushed};
 use crate::record::QueueRecord;
 use crate::store::{IntoRecords, Store};
 use tatzelwurm_proto::task::{TaskState, Timestamp};
@@ -29,6 +29,7 @@ impl TaskTable {
         let records = records.into_records();
         let mut table = TaskTable {
             next_id: next_id.max(1),
+            unflushed: Unflushed::recovered(next_id.max(1)),
             ..TaskTable::default()
         };
         for (name, record) in queues {

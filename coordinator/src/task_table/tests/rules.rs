@@ -483,3 +483,54 @@ fn a_released_dependent_may_start_before_the_flush() {
     );
     assert!(after_crash.is_dirty(TaskId(3)), "written before its run");
 }
+
+/// A task whose record a batch still in flight wrote (here: requeued when its worker was
+/// lost) may not start before a flush until that batch is flushed, even in a later round
+/// where it did not change: a crash would leave its older record, whose attempt number the
+/// restarted table would hand out again. A later batch writing it again keeps it so until
+/// that one is flushed too. Tasks new in a batch are the caller's to hold back by id.
+#[test]
+fn a_record_in_flight_is_not_current_until_flushed() {
+    let mut table = Sim::recover(Vec::new(), 1, NOW);
+    table.add(specs(2), true, NOW);
+    table.take_changes();
+    let added = table.last_batch();
+    table.flushed(added);
+    assert!(table.may_start_early(TaskId(1)), "durable since its add");
+    table.assign(W1, "w1", 1, NOW);
+    table.take_changes();
+    assert_eq!(table.worker_lost(W1, NOW).requeued, 1);
+    table.take_changes();
+    let requeued = table.last_batch();
+    assert!(!table.is_dirty(TaskId(1)), "not changed in this round");
+    assert!(
+        !table.may_start_early(TaskId(1)),
+        "its requeue is still in flight"
+    );
+    assert!(
+        table.may_start_early(TaskId(2)),
+        "untouched since it was flushed"
+    );
+    let handed = table.assign(W2, "w2", 1, NOW);
+    assert_eq!(handed[0].task, TaskId(1));
+    table.take_changes();
+    assert_eq!(table.worker_lost(W2, NOW).requeued, 1);
+    table.take_changes();
+    let again = table.last_batch();
+    table.flushed(requeued);
+    assert!(
+        !table.may_start_early(TaskId(1)),
+        "a later batch in flight wrote it too"
+    );
+    table.flushed(again);
+    assert!(
+        table.may_start_early(TaskId(1)),
+        "its last write is durable"
+    );
+    table.add(specs(1), true, NOW);
+    table.take_changes();
+    assert!(
+        table.may_start_early(TaskId(3)),
+        "new in a batch in flight: held back by id (`Round::early_below`), not here"
+    );
+}
