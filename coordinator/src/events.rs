@@ -13,7 +13,9 @@
 //! trim costs one range removal every `keep / 10` events.
 //!
 //! After the flush, `fan_out` hands the round's events to every subscriber (`event_feed` reads
-//! them from there) as one shared slice. A subscriber's channel is unbounded but counted: one
+//! them from there) as one shared slice, except to subscribers that subscribed after the round
+//! was stamped: a subscription taken while earlier rounds flush is answered, with the round it
+//! came in, at a position past their events, which the subscriber reads from the store. A subscriber's channel is unbounded but counted: one
 //! that still holds more than `LAG_EVENTS` unread events when a round comes is sent `Lagged`
 //! (naming the last sequence number it was sent) instead and forgotten, so a slow watcher costs
 //! bounded memory (`LAG_EVENTS` and one round) and never slows a round. Filters are applied by
@@ -186,8 +188,9 @@ impl EventLog {
         Some(through)
     }
 
-    /// Where the log stands for a subscriber that subscribes now, within a round: every event
-    /// stamped so far is durable (the actor applies each batch before its next round).
+    /// Where the log stands for a subscriber that subscribes now, within a round: the last
+    /// event stamped so far. Rounds still flushing may hold some of them, so the actor tells a
+    /// subscriber its position only with this round, once they are all durable.
     pub fn position(&self) -> Position {
         Position {
             last: self.next_seq - 1,
@@ -195,7 +198,8 @@ impl EventLog {
         }
     }
 
-    /// Adds a subscriber; it gets every event stamped from now on.
+    /// Adds a subscriber; it gets every event stamped from now on (and none stamped before,
+    /// even if the round that holds it is fanned out later).
     pub fn subscribe(&mut self, mut subscriber: Subscriber) -> Position {
         let position = self.position();
         subscriber.last_sent = position.last;
@@ -216,6 +220,11 @@ impl EventLog {
             return;
         };
         self.subscribers.retain_mut(|sub| {
+            if sub.last_sent >= last {
+                // Subscribed after this round was stamped (a subscription falls between two
+                // rounds' events): it reads these from the store.
+                return true;
+            }
             if sub.queued.load(Ordering::Relaxed) > LAG_EVENTS {
                 let _ = sub.sender.send(Err(lagged(sub.last_sent)));
                 return false;

@@ -4,17 +4,20 @@
 //! It works in rounds, which is how group commit happens: it takes every message already
 //! waiting (up to `MAX_ROUND`), applies them to the table and the scheduler, hands ready tasks
 //! to workers (free slots and prefetch, `scheduler`), takes queued attempts back for idle
-//! workers when nothing is ready, writes everything that changed to the store in one batch with
-//! one flush, and only then answers actioners, sends acknowledgements and at-most-once work to
-//! workers, wakes waiters and pushes `Finished` to watchers. It sleeps until a message comes
-//! or the earliest due time passes, of a scheduled task, a retry or a schedule firing; a round
-//! then makes due tasks ready and adds the tasks of due schedules (ready, written in the
-//! round's batch with the schedules' new state). Runs of at-least-once tasks that
-//! were durable before the round leave before the flush (the flush rule: see
-//! `Round::early` and DESIGN.md). While a flush runs, new messages queue up and share the next
-//! one. Actioner and worker connections send to it; it waits on nobody but the store. It never
-//! waits on an actioner: pushes go into each connection's unbounded push sink (see `watchers`
-//! for what bounds it).
+//! workers when nothing is ready, and sends everything that changed to the store as one batch.
+//! What the round must tell (answers to actioners, acknowledgements and at-most-once work for
+//! workers, waiters woken, `Finished` pushes to watchers) is worked out then and kept with the
+//! round, a `Flight`, until the store says the batch is flushed; only then is it told. Rounds
+//! land in the order they were sent. The actor does not wait for the flush: it takes the next
+//! messages and applies the next round while this one flushes (up to `MAX_FLIGHTS` rounds in
+//! flight), and the store thread joins batches that queued up meanwhile under one flush.
+//! It sleeps until a message comes, a flush lands, or the earliest due time passes, of a
+//! scheduled task, a retry or a schedule firing; a round then makes due tasks ready and adds
+//! the tasks of due schedules (ready, written in the round's batch with the schedules' new
+//! state). Runs of at-least-once tasks whose records were durable before the round leave at
+//! once (the flush rule: see `Round::early` and DESIGN.md). Actioner and worker connections
+//! send to it; it waits on nobody but the store. It never waits on an actioner: pushes go into
+//! each connection's unbounded push sink (see `watchers` for what bounds it).
 //!
 //! Events come out of the round (see `events`): each task record the batch writes becomes an
 //! event, with the round's worker events, the hand-outs it does not write and a `Purged` for
@@ -25,8 +28,9 @@
 //! `tasks/queue_command.rs`, purge and worker drain in `tasks/operations.rs`), dispatch in
 //! `tasks/dispatch.rs`; the rest of a round is here.
 //!
-//! If a flush fails, the actor tells nothing of that round, reports the error to `run` (which
-//! returns it; the binary exits 2) and stops: every later request is answered `Stopping`.
+//! If a flush fails, the actor tells nothing of that round nor of any after it, reports the
+//! error to `run` (which returns it; the binary exits 2) and stops: every later request is
+//! answered `Stopping`.
 
 use crate::add_keys::AddKeys;
 use crate::events::{EventLog, Position, Subscriber};
@@ -35,11 +39,12 @@ use crate::paging;
 use crate::queues::QueueId;
 use crate::scheduler::Scheduler;
 use crate::schedules::Schedules;
+use crate::store::Flushing;
 use crate::store::{Store, StoreError};
 use crate::task_table::TaskTable;
 use crate::waiters::{Tally, Waiters};
 use crate::watchers::{ConnId, Watchers};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use tatzelwurm_proto::actioner::{
     Command, Failure, FailureKind, Reply, ToActioner, WaitSummary, WorkerInfo,
@@ -84,6 +89,10 @@ pub type Failed = oneshot::Receiver<StoreError>;
 
 /// How many messages one round takes at most, so that replies are never held back for long.
 const MAX_ROUND: usize = 4096;
+
+/// Rounds whose batches may be flushing at once: while that many are, the actor waits for the
+/// oldest to land before it takes more messages, so what waits to be told stays bounded.
+const MAX_FLIGHTS: usize = 4;
 
 /// How many items (ids, tasks, reports, attempts) one round takes at most: a round ends after
 /// the message that passes it. With every message capped (`proto::limits`), no round holds the
@@ -301,13 +310,29 @@ struct Round {
     /// runs such a task once more, which at-least-once allows; a task added this round is not
     /// among them, since a crash would forget it (and could give its id to another task).
     early: BTreeMap<WorkerId, Vec<Assignment>>,
-    /// Tasks with this id or above were added this round (not durable before it).
+    /// Tasks with this id or above were added this round.
     fresh_from: u64,
+    /// Tasks with this id or above were added by this round or one still in flight: not
+    /// durable, so never sent early (`before_flush`).
+    early_below: u64,
     may_dispatch: bool,
     /// Watched tasks that were finished already when watched: pushed with the round's others.
     pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
+    /// Subscriptions taken this round and where the log stood: told once the round lands.
+    subscribed: Vec<(oneshot::Sender<Position>, Position)>,
     /// The round's events, for the subscribers after the flush (only when there are some).
     events: Option<Arc<[Event]>>,
+    /// `Finished` frames for watching connections, worked out when the round closed.
+    finished: Vec<(ConnId, ToActioner)>,
+    /// The table's number for the round's batch (`TaskTable::flushed` once it landed).
+    batch: u64,
+}
+
+/// A round whose batch the store is flushing, with what it tells once that is done.
+struct Flight {
+    round: Round,
+    flushing: Flushing,
+    sent: std::time::Instant,
 }
 
 struct TasksActor {
@@ -571,77 +596,140 @@ fn stopping() -> Reply {
 
 impl TasksActor {
     async fn run(mut self) {
+        let mut flights: VecDeque<Flight> = VecDeque::new();
         loop {
-            // Sleep until a message arrives or the earliest due time passes (a scheduled task,
-            // a retry, a schedule's firing), whichever is first.
+            // Sleep until the oldest flush lands, a message arrives or the earliest due time
+            // passes (a scheduled task, a retry, a schedule's firing), whichever is first; with
+            // `MAX_FLIGHTS` rounds in flight, only until the oldest lands.
             let due = earliest(self.table.next_due(), self.schedules.next_due());
+            let room = flights.len() < MAX_FLIGHTS;
             let first = tokio::select! {
-                msg = self.receiver.recv() => match msg {
-                    Some(msg) => Some(msg),
-                    None => return,
-                },
-                () = sleep_until(due) => None,
-            };
-            let mut round = Round {
-                fresh_from: self.table.next_id(),
-                ..Round::default()
-            };
-            let now = Timestamp::now();
-            let mut budget = Budget::default();
-            if let Some(first) = first {
-                budget.take(&first);
-                self.handle(first, &mut round, now);
-            }
-            for _ in 1..MAX_ROUND {
-                if budget.spent() {
-                    break;
-                }
-                match self.receiver.try_recv() {
-                    Ok(msg) => {
-                        budget.take(&msg);
-                        self.handle(msg, &mut round, now);
+                biased;
+                landed = oldest(&mut flights) => {
+                    if let Some(flight) = flights.pop_front() {
+                        if !self.land(flight, landed) {
+                            return;
+                        }
                     }
-                    Err(_) => break,
+                    continue;
                 }
-            }
-            self.sweep_log();
-            if self.table.promote_due(now) > 0 {
-                round.may_dispatch = true;
-            }
-            self.fire_schedules(&mut round, now);
-            self.order_held(&mut round);
-            if round.may_dispatch {
-                self.dispatch(&mut round, now);
-            }
-            self.send_early(&mut round);
-            self.add_keys.prune(now);
-            let mut batch = self.table.take_changes();
-            batch.add_keys = self.add_keys.take_changes();
-            batch.schedules = self.schedules.take_changes();
-            self.count(&batch, round.fresh_from);
-            let events = self
-                .events
-                .stamp(&batch.tasks, batch.purge.len() as u64, now);
-            crate::telemetry::events_written(events.len() as u64);
-            if self.events.has_subscribers() && !events.is_empty() {
-                round.events = Some(events.as_slice().into());
-            }
-            batch.events = events;
-            batch.trim_events_through = self.events.trim();
-            let flush = std::time::Instant::now();
-            let applied = self.store.apply(batch).await;
-            crate::telemetry::store_flush(flush.elapsed());
-            if let Err(err) = applied {
-                // Nothing of this round may be told: it is not durable. Stopping is the only
-                // honest answer; a restart recovers the last durable state.
-                error!("{err}; stopping so that no unrecorded change is acknowledged");
-                if let Some(failed) = self.failed.take() {
-                    let _ = failed.send(err);
-                }
-                return;
-            }
-            self.deliver(round);
+                msg = self.receiver.recv(), if room => match msg {
+                    Some(msg) => Some(msg),
+                    None => {
+                        // Every handle is gone: tell what is in flight, then stop.
+                        while let Some(mut flight) = flights.pop_front() {
+                            let landed = (&mut flight.flushing).await;
+                            if !self.land(flight, landed) {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                },
+                () = sleep_until(due), if room => None,
+            };
+            let early_below = flights
+                .front()
+                .map_or(self.table.next_id(), |flight| flight.round.fresh_from);
+            let (round, batch) = self.round(first, early_below);
+            flights.push_back(Flight {
+                round,
+                flushing: self.store.send(batch),
+                sent: std::time::Instant::now(),
+            });
         }
+    }
+
+    /// Applies `first` and the messages already waiting after it, within the round's budget,
+    /// then what is due, dispatch and early sends; closes the round (`close`) and returns it
+    /// with its batch.
+    fn round(&mut self, first: Option<TaskMsg>, early_below: u64) -> (Round, crate::store::Batch) {
+        let mut round = Round {
+            fresh_from: self.table.next_id(),
+            early_below,
+            ..Round::default()
+        };
+        let now = Timestamp::now();
+        let mut budget = Budget::default();
+        if let Some(first) = first {
+            budget.take(&first);
+            self.handle(first, &mut round, now);
+        }
+        for _ in 1..MAX_ROUND {
+            if budget.spent() {
+                break;
+            }
+            match self.receiver.try_recv() {
+                Ok(msg) => {
+                    budget.take(&msg);
+                    self.handle(msg, &mut round, now);
+                }
+                Err(_) => break,
+            }
+        }
+        self.sweep_log();
+        if self.table.promote_due(now) > 0 {
+            round.may_dispatch = true;
+        }
+        self.fire_schedules(&mut round, now);
+        self.order_held(&mut round);
+        if round.may_dispatch {
+            self.dispatch(&mut round, now);
+        }
+        self.send_early(&mut round);
+        self.add_keys.prune(now);
+        let batch = self.close(&mut round, now);
+        (round, batch)
+    }
+
+    /// Ends the round: takes its batch (the table's changes, add keys, schedules, stamped
+    /// events) and works out what it tells once durable, while memory still has the records
+    /// it finished: the waiters it wakes and the `Finished` pushes of its watchers.
+    fn close(&mut self, round: &mut Round, now: Timestamp) -> crate::store::Batch {
+        let mut batch = self.table.take_changes();
+        round.batch = self.table.last_batch();
+        batch.add_keys = self.add_keys.take_changes();
+        batch.schedules = self.schedules.take_changes();
+        self.count(&batch, round.fresh_from);
+        let events = self
+            .events
+            .stamp(&batch.tasks, batch.purge.len() as u64, now);
+        crate::telemetry::events_written(events.len() as u64);
+        if self.events.has_subscribers() && !events.is_empty() {
+            round.events = Some(events.as_slice().into());
+        }
+        batch.events = events;
+        batch.trim_events_through = self.events.trim();
+        let finished = self.table.take_finished();
+        let table = &self.table;
+        let answers = self
+            .waiters
+            .finished(&finished, |id| table.describe(id).map(|(state, _)| state));
+        for answer in answers {
+            let summary = self.wait_summary(answer.tally);
+            round.replies.push((answer.reply, Reply::Waited(summary)));
+        }
+        let pushes = std::mem::take(&mut round.pushes);
+        round.finished = self.push_frames(pushes, &finished);
+        batch
+    }
+
+    /// A flight landed with `landed`: tells what its round must tell and returns `true`; on a
+    /// failed flush, reports the error and returns `false` (the actor stops).
+    fn land(&mut self, flight: Flight, landed: Result<(), StoreError>) -> bool {
+        crate::telemetry::store_flush(flight.sent.elapsed());
+        if let Err(err) = landed {
+            // Nothing of this round may be told: it is not durable. Stopping is the only
+            // honest answer; a restart recovers the last durable state.
+            error!("{err}; stopping so that no unrecorded change is acknowledged");
+            if let Some(failed) = self.failed.take() {
+                let _ = failed.send(err);
+            }
+            return false;
+        }
+        self.table.flushed(flight.round.batch);
+        self.deliver(flight.round);
+        true
     }
 
     fn handle(&mut self, msg: TaskMsg, round: &mut Round, now: Timestamp) {
@@ -783,8 +871,9 @@ impl TasksActor {
             }
             TaskMsg::Wake => round.may_dispatch = true,
             TaskMsg::Subscribe { subscriber, reply } => {
-                // Answered at once: every event stamped so far is durable.
-                let _ = reply.send(self.events.subscribe(subscriber));
+                // Answered with the round: the events stamped so far are durable by then.
+                let position = self.events.subscribe(subscriber);
+                round.subscribed.push((reply, position));
             }
             TaskMsg::Usage { worker, usage } => {
                 self.scheduler.set_usage(worker, usage);
@@ -890,6 +979,9 @@ impl TasksActor {
         for (reply, answer) in round.replies {
             let _ = reply.send(answer);
         }
+        for (reply, position) in round.subscribed {
+            let _ = reply.send(position);
+        }
         if let Some(events) = round.events {
             self.events.fan_out(events);
         }
@@ -905,37 +997,41 @@ impl TasksActor {
                 }
             }
         }
-        let finished = self.table.take_finished();
-        let table = &self.table;
-        let answers = self
-            .waiters
-            .finished(&finished, |id| table.describe(id).map(|(state, _)| state));
-        for answer in answers {
-            let summary = self.wait_summary(answer.tally);
-            let _ = answer.reply.send(Reply::Waited(summary));
+        let mut gone = Vec::new();
+        for (conn, frame) in round.finished {
+            let sent = self
+                .sinks
+                .get(&conn)
+                .is_some_and(|sink| sink.send(frame).is_ok());
+            if !sent {
+                gone.push(conn);
+            }
         }
-        self.push(round.pushes, &finished);
+        for conn in gone {
+            self.watchers.forget(conn);
+            self.sinks.remove(&conn);
+        }
     }
 
-    /// Pushes one `Finished` per request (cut only if it would not fit a frame) with every
-    /// task of it that finished this round or was finished when watched. A connection whose
-    /// sink is closed is forgotten.
-    fn push(
+    /// The `Finished` frames of a round, one per request (cut only if it would not fit a
+    /// frame) with every task of it that finished this round or was finished when watched,
+    /// for connections that still have a sink.
+    fn push_frames(
         &mut self,
         mut pushes: BTreeMap<(ConnId, RequestId), Vec<TaskId>>,
         finished: &[TaskId],
-    ) {
+    ) -> Vec<(ConnId, ToActioner)> {
         for push in self.watchers.finished(finished) {
             pushes
                 .entry((push.conn, push.request))
                 .or_default()
                 .extend(push.tasks);
         }
-        let mut gone = Vec::new();
+        let mut frames = Vec::new();
         for ((conn, request), mut ids) in pushes {
-            let Some(sink) = self.sinks.get(&conn) else {
+            if !self.sinks.contains_key(&conn) {
                 continue;
-            };
+            }
             ids.sort_unstable();
             ids.dedup();
             let ends = self.table.ends(&ids, &self.store);
@@ -944,16 +1040,10 @@ impl TasksActor {
                     request,
                     reply: Reply::Finished(page),
                 };
-                if sink.send(frame).is_err() {
-                    gone.push(conn);
-                    break;
-                }
+                frames.push((conn, frame));
             }
         }
-        for conn in gone {
-            self.watchers.forget(conn);
-            self.sinks.remove(&conn);
-        }
+        frames
     }
 
     /// What task `id`'s latest reported attempt printed: this round's report if there is one,
@@ -1031,14 +1121,23 @@ impl TasksActor {
 }
 
 /// The flush rule: whether `assignment` may be sent before its round's flush. Only an
-/// at-least-once task that existed before the round (ids from `fresh_from` on were added in
-/// it) and whose stored record was current when it was handed out (`current`, see
-/// `TaskTable::may_start_early`: `ready`, or `blocked` and released in this round) may: a
-/// crash before the flush at worst runs it once more, and the restarted table counts the
-/// attempt number as used (`TaskTable::recover`). An at-most-once task must be durably running
-/// before it may start; a fresh one is not durable at all yet.
-fn before_flush(assignment: &Assignment, fresh_from: u64, current: bool) -> bool {
-    !assignment.spec.policy.at_most_once && assignment.task.0 < fresh_from && current
+/// at-least-once task that was durable before the round and every round still in flight (ids
+/// from `early_below` on were added by one of them) and whose durable record was current when
+/// it was handed out (`current`, see `TaskTable::may_start_early`: `ready`, or `blocked` and
+/// released in this round) may: a crash before the flush at worst runs it once more, and the
+/// restarted table counts the attempt number as used (`TaskTable::recover`). An at-most-once
+/// task must be durably running before it may start; a fresh one is not durable at all yet.
+fn before_flush(assignment: &Assignment, early_below: u64, current: bool) -> bool {
+    !assignment.spec.policy.at_most_once && assignment.task.0 < early_below && current
+}
+
+/// Completes with the flush outcome of the oldest flight; never, when there is none (the
+/// caller's `select!` then waits for the other branches).
+async fn oldest(flights: &mut VecDeque<Flight>) -> Result<(), StoreError> {
+    match flights.front_mut() {
+        Some(flight) => (&mut flight.flushing).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Spec bytes one `Run` frame carries at most: a quarter of a frame, like a page of a listing,

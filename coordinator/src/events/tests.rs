@@ -162,3 +162,26 @@ async fn a_slow_subscriber_is_dropped() {
     log.fan_out(events.into());
     assert!(!log.has_subscribers(), "a feed that is gone is forgotten");
 }
+
+/// A subscription taken while earlier rounds are still flushing starts after their events:
+/// when those rounds land and are fanned out, the new subscriber is skipped (it reads them from
+/// the store, up to its position), while an older one gets them; the next round reaches both.
+#[tokio::test]
+async fn a_subscriber_gets_no_round_stamped_before_it_subscribed() {
+    let mut log = EventLog::recover(1, None, 1_000);
+    let (old, mut old_feed) = subscription();
+    assert_eq!(log.subscribe(old).last, 0);
+    let flying: Arc<[Event]> = log.stamp(&[record(1, TaskState::Ready)], 0, NOW).into();
+    let (new, mut new_feed) = subscription();
+    assert_eq!(log.subscribe(new).last, 1, "past the round in flight");
+    log.fan_out(flying);
+    assert_eq!(seqs(&old_feed.recv().await.unwrap().unwrap()), [1]);
+    let next: Arc<[Event]> = log.stamp(&[record(2, TaskState::Ready)], 0, NOW).into();
+    log.fan_out(next);
+    assert_eq!(seqs(&old_feed.recv().await.unwrap().unwrap()), [2]);
+    assert_eq!(
+        seqs(&new_feed.recv().await.unwrap().unwrap()),
+        [2],
+        "its first round is the one after its position"
+    );
+}

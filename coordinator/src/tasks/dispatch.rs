@@ -192,7 +192,7 @@ impl TasksActor {
         let bytes = spec.function.len() + spec.args.len() + spec.kwargs.len();
         self.scheduler.hand(worker, key, queue, function, bytes);
         let current = self.table.may_start_early(assignment.task);
-        if early && before_flush(&assignment, round.fresh_from, current) {
+        if early && before_flush(&assignment, round.early_below, current) {
             round.early.entry(worker).or_default().push(assignment);
         } else {
             round
