@@ -178,10 +178,10 @@ pub struct TaskTable {
     tasks: LiveTasks,
     /// Function names, policies, queue names and worker names the live tasks share.
     names: Names,
-    /// Records of tasks that finished since the batch before the last `take_changes`, each
-    /// with whether that batch wrote it: pushes and waiters of the round that finished them
-    /// read them here, and the next `take_changes` drops those written (durable by then).
-    done: BTreeMap<TaskId, (TaskRecord, bool)>,
+    /// Records of tasks that finished since the last `take_changes`, which moves them into its
+    /// batch: the round that finished them reads them here (its pushes and waiters are worked
+    /// out before it takes its batch); later reads go to the store.
+    done: BTreeMap<TaskId, TaskRecord>,
     /// Tasks waiting for a slot, in lanes per queue and priority.
     ready: Ready,
     /// When scheduled tasks start and waiting tasks retry.
@@ -540,7 +540,7 @@ impl TaskTable {
                 && match self.tasks.get(id) {
                     Some(task) => task.state == TaskState::Killed,
                     // A held task that failed with its dependency was told to stop too.
-                    None => self.done.get(&id).is_none_or(|(r, _)| {
+                    None => self.done.get(&id).is_none_or(|r| {
                         r.state == TaskState::Killed
                             || r.error
                                 .as_ref()
@@ -646,7 +646,7 @@ impl TaskTable {
     pub fn function_of(&self, id: TaskId) -> Option<&str> {
         match self.tasks.get(id) {
             Some(task) => Some(task.function(&self.names)),
-            None => self.done.get(&id).map(|(r, _)| r.spec.function.as_str()),
+            None => self.done.get(&id).map(|r| r.spec.function.as_str()),
         }
     }
 
@@ -660,7 +660,7 @@ impl TaskTable {
     pub fn describe(&self, id: TaskId) -> Option<(TaskState, Attempt)> {
         match self.tasks.get(id) {
             Some(task) => Some((task.state, task.attempt)),
-            None => self.done.get(&id).map(|(r, _)| (r.state, r.attempts)),
+            None => self.done.get(&id).map(|r| (r.state, r.attempts)),
         }
     }
 
@@ -769,7 +769,6 @@ impl TaskTable {
     /// previous batch wrote are durable now (the task actor applies each batch before it takes
     /// the next) and leave memory.
     pub fn take_changes(&mut self) -> Batch {
-        self.done.retain(|_, (_, written)| !*written);
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
         let mut tasks = Vec::with_capacity(self.dirty.len());
@@ -781,9 +780,8 @@ impl TaskTable {
                 if id < new_from {
                     unflushed.push(id);
                 }
-            } else if let Some((record, written)) = self.done.get_mut(&id) {
-                tasks.push(record.clone());
-                *written = true;
+            } else if let Some(record) = self.done.remove(&id) {
+                tasks.push(record);
             }
         }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
@@ -795,16 +793,10 @@ impl TaskTable {
             .into_iter()
             .map(|(queue, record)| (self.names.queue_name(queue).to_string(), record))
             .collect();
-        if !purge.is_empty() {
-            purge.sort_unstable();
-            // A purged task that finished since the last batch is written by this one (its
-            // record leaves `live`) and removed by the same batch's purge, which the store
-            // applies after the records; memory forgets it now, so that a `show` after this
-            // flush finds it purged.
-            for id in &purge {
-                self.done.remove(id);
-            }
-        }
+        // A purged task that finished since the last batch is written by this one (its record
+        // leaves `live`) and removed by the same batch's purge, which the store applies after
+        // the records.
+        purge.sort_unstable();
         Batch {
             tasks,
             outputs: std::mem::take(&mut self.outputs),
@@ -892,14 +884,14 @@ impl TaskTable {
                 self.settling.push(id);
             }
         }
-        self.done.insert(id, (record, false));
+        self.done.insert(id, record);
         self.dirty.insert(id);
         self.finished.push(id);
     }
 
     /// The state of a task that is not live: finished this round (memory) or earlier (store).
     fn finished_state(&self, id: TaskId, store: &Store) -> Result<TaskState, TableError> {
-        if let Some((record, _)) = self.done.get(&id) {
+        if let Some(record) = self.done.get(&id) {
             return Ok(record.state);
         }
         match store.get(id) {

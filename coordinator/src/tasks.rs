@@ -682,10 +682,22 @@ impl TasksActor {
         (round, batch)
     }
 
-    /// Ends the round: takes its batch (the table's changes, add keys, schedules, stamped
-    /// events) and works out what it tells once durable, while memory still has the records
-    /// it finished: the waiters it wakes and the `Finished` pushes of its watchers.
+    /// Ends the round: works out what it tells once durable while memory still has the
+    /// records it finished (the waiters it wakes, the `Finished` pushes of its watchers), then
+    /// takes its batch (the table's changes, which those records move into, add keys,
+    /// schedules, stamped events).
     fn close(&mut self, round: &mut Round, now: Timestamp) -> crate::store::Batch {
+        let finished = self.table.take_finished();
+        let table = &self.table;
+        let answers = self
+            .waiters
+            .finished(&finished, |id| table.describe(id).map(|(state, _)| state));
+        for answer in answers {
+            let summary = self.wait_summary(answer.tally);
+            round.replies.push((answer.reply, Reply::Waited(summary)));
+        }
+        let pushes = std::mem::take(&mut round.pushes);
+        round.finished = self.push_frames(pushes, &finished);
         let mut batch = self.table.take_changes();
         round.batch = self.table.last_batch();
         batch.add_keys = self.add_keys.take_changes();
@@ -700,17 +712,6 @@ impl TasksActor {
         }
         batch.events = events;
         batch.trim_events_through = self.events.trim();
-        let finished = self.table.take_finished();
-        let table = &self.table;
-        let answers = self
-            .waiters
-            .finished(&finished, |id| table.describe(id).map(|(state, _)| state));
-        for answer in answers {
-            let summary = self.wait_summary(answer.tally);
-            round.replies.push((answer.reply, Reply::Waited(summary)));
-        }
-        let pushes = std::mem::take(&mut round.pushes);
-        round.finished = self.push_frames(pushes, &finished);
         batch
     }
 

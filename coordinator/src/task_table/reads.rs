@@ -47,9 +47,9 @@ impl TaskTable {
         let recent: Vec<(TaskId, TaskInfo)> = self
             .done
             .range(TaskId(from)..)
-            .filter(|(_, (r, _))| wanted(r.state) && of_queue(r))
+            .filter(|(_, r)| wanted(r.state) && of_queue(r))
             .take(limit)
-            .map(|(id, (r, _))| (*id, r.clone()))
+            .map(|(id, r)| (*id, r.clone()))
             .collect();
         let mut stored: Vec<(TaskId, TaskInfo)> = Vec::new();
         let mut cursor = after;
@@ -118,7 +118,7 @@ impl TaskTable {
     fn info_in_memory(&self, id: TaskId) -> Option<TaskInfo> {
         match self.tasks.get(id) {
             Some(task) => Some(self.shown_record(id, task)),
-            None => self.done.get(&id).map(|(r, _)| r.clone()),
+            None => self.done.get(&id).cloned(),
         }
     }
 
@@ -129,7 +129,7 @@ impl TaskTable {
     pub fn ends(&self, ids: &[TaskId], store: &Store) -> Vec<TaskEnd> {
         ids.iter()
             .filter_map(|id| {
-                if let Some((record, _)) = self.done.get(id) {
+                if let Some(record) = self.done.get(id) {
                     return Some(TaskEnd::from(record));
                 }
                 if !self.is_finished(*id) {

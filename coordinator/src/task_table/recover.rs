@@ -43,7 +43,7 @@ impl TaskTable {
             let mut state = stored.state;
             if state.is_finished() {
                 // Not in the live part; kept (and written back) as it was.
-                table.done.insert(id, (stored.to_record(), false));
+                table.done.insert(id, stored.to_record());
                 table.dirty.insert(id);
                 continue;
             }
