@@ -499,12 +499,25 @@ impl LiveTasks {
         self.index.shrink_to_fit();
     }
 
-    /// Where live task `id` is in the index.
+    /// Where live task `id` is in the index. The ids in it are distinct and increasing, so
+    /// entry `i` holds at least the first id plus `i` and at most the last id less the
+    /// entries after it: only the entries between those two bounds can hold `id`. While the
+    /// ids are contiguous (as the coordinator's are until a compaction drops removed ones)
+    /// that is one entry, so a lookup costs no search at all (a binary search over every
+    /// entry was 4% of the coordinator's samples in W1); otherwise it searches only as many
+    /// entries as ids are missing in the range.
     fn position(&self, id: TaskId) -> Option<usize> {
-        let at = self
-            .index
-            .binary_search_by_key(&id, |(other, _)| *other)
-            .ok()?;
+        let (first, last) = (self.index.first()?.0, self.index.last()?.0);
+        if id < first || id > last {
+            return None;
+        }
+        let end = self.index.len() - 1;
+        let low = end.saturating_sub(usize::try_from(last.0 - id.0).unwrap_or(usize::MAX));
+        let high = end.min(usize::try_from(id.0 - first.0).unwrap_or(usize::MAX));
+        let at = low
+            + self.index[low..=high]
+                .binary_search_by_key(&id, |(other, _)| *other)
+                .ok()?;
         (self.index[at].1 != GONE).then_some(at)
     }
 
@@ -699,5 +712,39 @@ mod tests {
         assert_eq!(ids, vec![10, 15, 20]);
         assert_eq!(tasks.len(), 501);
         assert!(tasks.slots.len() <= 5000, "slots are reused");
+    }
+
+    /// A lookup finds exactly the live ids, whether the index is contiguous, has gaps (ids
+    /// never inserted, removed ones compacted away) or holds removed entries not yet compacted.
+    #[test]
+    fn lookups_find_exactly_the_live_ids() {
+        let mut names = Names::default();
+        let mut tasks = LiveTasks::default();
+        let mut live = std::collections::BTreeSet::new();
+        let check = |tasks: &LiveTasks, live: &std::collections::BTreeSet<u64>| {
+            for id in 0..=3100 {
+                assert_eq!(tasks.contains(TaskId(id)), live.contains(&id), "id {id}");
+            }
+        };
+        check(&tasks, &live);
+        for id in (1..=3000).filter(|id| id % 7 != 0) {
+            let task = LiveTask::new(
+                spec("m:f", "[]"),
+                TaskState::Ready,
+                Timestamp(1),
+                &mut names,
+            );
+            tasks.insert(TaskId(id), task);
+            live.insert(id);
+        }
+        check(&tasks, &live);
+        for id in (1..=3000).filter(|id| id % 3 == 0 || (1000..1200).contains(id)) {
+            tasks.remove(TaskId(id));
+            live.remove(&id);
+            if id % 97 == 0 {
+                check(&tasks, &live);
+            }
+        }
+        check(&tasks, &live);
     }
 }
