@@ -205,7 +205,7 @@ pub struct TaskTable {
     /// The first id never handed out.
     next_id: u64,
     /// Tasks changed since the last `take_changes`.
-    dirty: BTreeSet<TaskId>,
+    dirty: FxHashSet<TaskId>,
     /// Outputs reported since the last `take_changes`; they go to the store and are not kept.
     outputs: Vec<(TaskId, TaskOutput)>,
     /// Whether `next_id` moved since the last `take_changes`.
@@ -772,9 +772,13 @@ impl TaskTable {
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
         let mut tasks = Vec::with_capacity(self.dirty.len());
+        // In id order, as the store likes its writes; a hash set is cheaper to fill and ask
+        // (`is_dirty` on every hand-out) than a B-tree, and a round's few hundred ids sort fast.
+        let mut dirty: Vec<TaskId> = self.dirty.drain().collect();
+        dirty.sort_unstable();
         let mut unflushed = Vec::new();
         let new_from = TaskId(self.unflushed.new_from);
-        for id in std::mem::take(&mut self.dirty) {
+        for id in dirty {
             if let Some(task) = self.tasks.get(id) {
                 tasks.push(self.stored_record(id, task));
                 if id < new_from {
