@@ -16,7 +16,7 @@
 //! - `routes`: which answer goes to whom, and which finished tasks are news (a plain struct).
 //! - `batcher`: the pipeline's queue, batches and window (a plain struct).
 //! - `connect`: one connect and handshake; `size`: the frame limit checked before sending;
-//!   `key`: random add keys.
+//!   `key`: random add keys; `id_hash`: the hasher of the sets and maps keyed by task id.
 //! - [`fake_coordinator`] (tests, or the `fake-coordinator` feature): a scripted coordinator.
 
 mod batcher;
@@ -26,6 +26,7 @@ pub mod error;
 pub mod event_stream;
 #[cfg(any(test, feature = "fake-coordinator"))]
 pub mod fake_coordinator;
+mod id_hash;
 mod key;
 pub mod log_stream;
 pub mod options;

@@ -18,6 +18,7 @@
 //! in `early` and handed out right after that `Added`, so a reader always learns a task's id
 //! before its end.
 
+use crate::id_hash::IdHash;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +35,9 @@ pub(crate) struct Routes<R> {
     /// Requests without their whole answer yet, in the order they were made.
     pending: BTreeMap<RequestId, Pending<R>>,
     /// Tasks whose end is to be forwarded (once).
-    watched: HashSet<TaskId>,
+    watched: HashSet<TaskId, IdHash>,
     /// Ends that came before the `Added` of a watching add named their task.
-    early: HashMap<TaskId, TaskEnd>,
+    early: HashMap<TaskId, TaskEnd, IdHash>,
 }
 
 /// One request under way.
@@ -87,8 +88,8 @@ impl<R> Routes<R> {
         Routes {
             next: 1,
             pending: BTreeMap::new(),
-            watched: HashSet::new(),
-            early: HashMap::new(),
+            watched: HashSet::default(),
+            early: HashMap::default(),
         }
     }
 
