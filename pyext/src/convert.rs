@@ -115,22 +115,28 @@ pub fn task_infos<'py>(py: Python<'py>, infos: Vec<TaskInfo>) -> PyResult<Bound<
 }
 
 /// Finished tasks as the dispatcher resolves handles from them: `(id, state, result, error,
-/// attempts)` each, `error` as `(kind, message, traceback)`: what the dispatcher reads, and no
-/// more (a dict of every `TaskInfo` field per task was ~3 µs of the client's CPU in W1).
+/// attempts)` each (see `end_tuple`).
 pub fn finished<'py>(py: Python<'py>, ends: Vec<TaskEnd>) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for end in ends {
-        let error = end.error.map(|e| (e.kind, e.message, e.traceback));
-        let item = (
-            end.id.0,
-            end.state.as_str(),
-            end.result,
-            error,
-            end.attempts.0,
-        );
-        list.append(item.into_pyobject(py)?)?;
+        list.append(end_tuple(py, end)?)?;
     }
     Ok(list)
+}
+
+/// One finished task as `TaskHandle._finish` reads it: `(id, state, result, error,
+/// attempts)`, `error` as `(kind, message, traceback)`: what the dispatcher reads, and no more
+/// (a dict of every `TaskInfo` field per task was ~3 µs of the client's CPU in W1).
+pub fn end_tuple(py: Python<'_>, end: TaskEnd) -> PyResult<Bound<'_, PyAny>> {
+    let error = end.error.map(|e| (e.kind, e.message, e.traceback));
+    let item = (
+        end.id.0,
+        end.state.as_str(),
+        end.result,
+        error,
+        end.attempts.0,
+    );
+    Ok(item.into_pyobject(py)?.into_any())
 }
 
 /// One worker as a dict with the fields of `tatzelwurm.WorkerInfo`.

@@ -9,13 +9,17 @@
 //! `schedules`. The streamed answers (events, a task's output) are `feed::Feed`s read by the
 //! caller's thread; a following one connects a connection of its own with this core's options.
 
-use crate::convert::{client_error, error, event, task_info, task_infos, worker_info};
+use crate::convert::{client_error, error, task_info, task_infos, worker_info};
+use crate::dispatch::Events;
 use crate::events::EventFeed;
 use crate::feed::{self, Feed, Start};
+use crate::gil::Turns;
+use crate::json_args;
 use crate::logs::LogFeed;
 use crate::options::Options;
 use crate::runtime::{request, runtime};
 use crate::{queues, schedules};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::path::PathBuf;
@@ -147,17 +151,45 @@ impl Core {
         Ok(self.pipeline.try_submit(spec, options.play).ok())
     }
 
-    /// Queues one task per (args, kwargs) pair, consecutive tickets; returns the first.
+    /// Queues one task per item of `items` under consecutive tickets and returns the first:
+    /// a tuple item is the positional arguments, any other item the one argument, and
+    /// `kwargs[i]` (a list, when given) item i's keyword arguments. Each call's JSON is written
+    /// by `json_args` when its values are plain, else by `encode(index, item, kwargs)`
+    /// (`tatzelwurm.serialize.encode_item`, which raises `SerializationError` naming the item
+    /// and the path). Every item is encoded before any is queued, so a refused one sends
+    /// nothing. Blocks (GIL released) while the window is full.
     fn submit_many(
         &self,
         py: Python<'_>,
         function: String,
-        args: Vec<String>,
-        kwargs: Vec<String>,
+        items: &Bound<'_, PyAny>,
+        kwargs: Option<&Bound<'_, PyList>>,
         options: &Bound<'_, Options>,
+        encode: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
         let options = options.get();
-        let specs = specs(py, function, args, kwargs, options)?;
+        check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
+        let mut specs = Vec::with_capacity(items.len().unwrap_or(0));
+        let mut turns = Turns::new();
+        for (index, item) in items.try_iter()?.enumerate() {
+            turns.check(py);
+            let item = item?;
+            let kw = match kwargs {
+                None => None,
+                Some(list) if index < list.len() => Some(list.get_item(index)?),
+                Some(list) => {
+                    return Err(PyValueError::new_err(format!(
+                        "submit_many got {} kwargs dicts for more items; give one dict per item",
+                        list.len()
+                    )))
+                }
+            };
+            let (args, kwargs) = match json_args::item(&item, kw.as_ref()) {
+                Some(texts) => texts,
+                None => encode.call1((index, &item, kw))?.extract()?,
+            };
+            specs.push(options.spec(function.clone(), args, kwargs));
+        }
         let pipeline = &self.pipeline;
         let play = options.play;
         py.detach(|| pipeline.submit_many_blocking(specs, play))
@@ -184,24 +216,20 @@ impl Core {
         Ok(ids.into_iter().map(|id| id.0).collect())
     }
 
-    /// Up to `max` events, waiting up to `timeout` seconds for the first (GIL released); an
-    /// empty list when none came, None once the client is closed.
-    fn next_events<'py>(
-        &self,
-        py: Python<'py>,
-        max: usize,
-        timeout: f64,
-    ) -> PyResult<Option<Bound<'py, PyList>>> {
+    /// Up to `max` events, waiting up to `timeout` seconds for the first (GIL released), as
+    /// an `Events` batch for the dispatcher to apply (empty when none came); None once the
+    /// client is closed.
+    fn next_events(&self, py: Python<'_>, max: usize, timeout: f64) -> Option<Events> {
         if self.closed.load(Ordering::Acquire) {
-            return Ok(None);
+            return None;
         }
         let wait = Duration::from_secs_f64(timeout.max(0.0));
-        let batch = py.detach(|| {
+        py.detach(|| {
             let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
             let first =
                 runtime().block_on(async { tokio::time::timeout(wait, events.recv()).await });
             match first {
-                Err(_) => Some(Vec::new()),
+                Err(_) => Some(Events::new(Vec::new())),
                 Ok(None) => None,
                 Ok(Some(first)) => {
                     // Let the events of the next millisecond join this batch: the dispatcher
@@ -214,18 +242,10 @@ impl Core {
                             Err(_) => break,
                         }
                     }
-                    Some(batch)
+                    Some(Events::new(batch))
                 }
             }
-        });
-        let Some(batch) = batch else {
-            return Ok(None);
-        };
-        let list = PyList::empty(py);
-        for e in batch {
-            list.append(event(py, e)?)?;
-        }
-        Ok(Some(list))
+        })
     }
 
     /// Waits until every ticket so far is acknowledged; false when `timeout` seconds passed first.

@@ -39,7 +39,8 @@ extension: the connection, the pipeline, and the three commands).
 
 from __future__ import annotations
 
-from .aio import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from .client import DEFAULT_ADDRESS, Client, default_client
 from .errors import (
     CoordinatorRefused,
@@ -81,7 +82,21 @@ from .schedules import ScheduleInfo
 from .task import Task, function_name, task
 from .workers import SlotUsage, WorkerInfo, WorkerUsage
 
+if TYPE_CHECKING:
+    from .aio import AsyncClient
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # `AsyncClient` is imported on first use: `aio` imports asyncio (with ssl and more), which
+    # was half of the package's import time, paid by every program and every worker slot that
+    # imports tatzelwurm without using asyncio.
+    if name == "AsyncClient":
+        from .aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module 'tatzelwurm' has no attribute '{name}'")
 
 __all__ = [
     "ALL_COMPLETED",

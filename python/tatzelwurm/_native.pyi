@@ -1,7 +1,7 @@
 """Types of the Rust extension (pyext/): the connection, the pipeline and the three commands.
 Private: use :class:`tatzelwurm.Client`."""
 
-from typing import Any, Dict, List, Optional, Tuple, final
+from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 def tatzelwurm_main(argv: List[str], executable: str) -> int: ...
 def workwurm_main(argv: List[str], executable: str) -> int: ...
@@ -15,6 +15,13 @@ def check_queue_name(name: str) -> None:
 
 def check_priority(priority: int) -> None:
     """Raises InvalidRequest (the coordinator's sentence) unless -100 <= priority <= 100."""
+
+def encode_call(
+    args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]
+) -> Optional[Tuple[str, str]]:
+    """The JSON texts ``(args, kwargs)`` of a call whose values are plain (exact int, float,
+    str, bool, None, list, tuple, dict with str keys), as Python's ``json`` writes them; None
+    when a value is not plain (Python's encoder then writes or refuses it)."""
 
 def parse_span(what: str, text: str) -> int:
     """A span such as ``"1h30m"`` in milliseconds, by the command line's rule."""
@@ -93,12 +100,22 @@ class Core:
         self, function: str, args: str, kwargs: str, options: Options
     ) -> Optional[int]: ...
     def submit_many(
-        self, function: str, args: List[str], kwargs: List[str], options: Options
-    ) -> int: ...
+        self,
+        function: str,
+        items: Any,
+        kwargs: Optional[List[Optional[Dict[str, Any]]]],
+        options: Options,
+        encode: Callable[[int, Any, Optional[Dict[str, Any]]], Tuple[str, str]],
+    ) -> int:
+        """Queues one task per item (a tuple: the positional arguments; else the one
+        argument), its JSON written here when plain, else by ``encode(index, item, kwargs)``;
+        returns the first ticket. Nothing is queued if an item is refused."""
     def add(
         self, function: str, args: List[str], kwargs: List[str], options: Options
     ) -> List[int]: ...
-    def next_events(self, max: int, timeout: float) -> Optional[List[Tuple[Any, ...]]]: ...
+    def next_events(self, max: int, timeout: float) -> Optional["Events"]:
+        """The next batch of pipeline events (empty when none came within ``timeout`` s;
+        None once closed), waiting with the GIL released."""
     def flush(self, timeout: Optional[float] = None) -> bool: ...
     def watch(self, ids: List[int]) -> None: ...
     def show(self, id: int) -> Dict[str, Any]: ...
@@ -143,3 +160,18 @@ class Core:
     def schedules(self, name: Optional[str] = None) -> List[Dict[str, Any]]: ...
     def change_schedule(self, name: str, change: str) -> Dict[str, Any]: ...
     def close(self) -> None: ...
+
+@final
+class Events:
+    """A batch of pipeline events, applied to the client's handles in bulk (see
+    pyext/src/dispatch.rs)."""
+
+    def __len__(self) -> int: ...
+    def take(
+        self, by_ticket: Dict[int, Any], by_id: Dict[int, Any], early: Dict[int, Any]
+    ) -> Tuple[List[Tuple[Any, Tuple[Any, ...]]], List[Tuple[Any, ...]]]:
+        """Gives handles their ids and files completions, under the client's lock; returns
+        ``(slow, notes)``: completions for ``TaskHandle._finish`` and the other events."""
+    def finish(self, lazy: Any, pending: Any, finished: Any) -> List[Tuple[Any, Any]]:
+        """Resolves the handles whose results are ready under ``lazy`` (``handle._LAZY``);
+        returns ``(handle, value)`` of those that got a condition meanwhile."""

@@ -1,15 +1,19 @@
 """The synchronous client: one connection to the coordinator shared by every thread.
 
 Threads:
-- the caller's threads submit: a submit encodes its arguments (one ``json.dumps``), makes a
-  handle and hands the task to the native pipeline, which queues it without waiting for the
-  network (it blocks, with the GIL released, only while the send window is full);
+- the caller's threads submit: a submit encodes its arguments (plain values in the extension,
+  others with one ``json.dumps``: see ``serialize``), makes a handle and hands the task to the
+  native pipeline, which queues it without waiting for the network (it blocks, with the GIL
+  released, only while the send window is full); ``submit_many`` hands the extension all its
+  items at once;
 - the native side (a tokio runtime owned by the extension) sends everything queued as one add
   frame while earlier frames are in flight, and reconnects with backoff when the connection
   drops, re-sending unacknowledged adds under their keys and re-registering watches;
 - one dispatcher thread per client pulls batches of events from the native side (the GIL
   released while it waits) and resolves handles: ``Added`` gives them their ids, ``Finished``
-  (pushed by the coordinator, never polled) their results;
+  (pushed by the coordinator, never polled) their results; the extension applies each batch
+  to the handles in bulk (pyext/src/dispatch.rs), and Python resolves only what is left
+  (failures, handles someone blocks on, refused adds);
 - an event stream or a followed task's output is read by the thread that iterates it; a
   following one has a connection of its own (so closing it ends it on the coordinator, and a
   flood of events never delays the pipeline's answers). ``close()`` ends them all.
@@ -44,13 +48,24 @@ from typing import (
 from . import _native
 from .errors import InvalidRequest, SerializationError, TatzelwurmError, _native_error
 from .events import EventStream
-from .handle import Changed, Purged, TaskHandle, TaskInfo, TaskOutput, as_completed, wait
+from .handle import (
+    Changed,
+    Purged,
+    TaskHandle,
+    TaskInfo,
+    TaskOutput,
+    _FINISHED,
+    _LAZY,
+    _PENDING,
+    as_completed,
+    wait,
+)
 from .logs import LogStream
 from .options import check_options, check_schedule_options, merge_options, native_options
 from .purge import before_ms, finished_states
 from .queues import QueueInfo
 from .schedules import ScheduleInfo, trigger
-from .serialize import dumps_arguments
+from .serialize import dumps_arguments, encode_item
 from .task import Task, function_name
 from .workers import WorkerInfo
 
@@ -129,18 +144,32 @@ class _Core:
         return handle
 
     def submit_many(
-        self, function: str, args: List[str], kwargs: List[str], options: Any
+        self,
+        function: str,
+        items: Iterable[Any],
+        kwargs: Optional[Iterable[Dict[str, Any]]],
+        options: Any,
     ) -> List[TaskHandle[Any]]:
-        if options.waits_for_tasks and args:
-            return self.add_now(function, args, kwargs, options)
-        handles: List[TaskHandle[Any]] = [TaskHandle(self) for _ in args]
-        if not handles:
-            return handles
+        if not isinstance(items, (list, tuple)):
+            items = list(items)
+        kwargs_list = None if kwargs is None else list(kwargs)
+        if kwargs_list is not None and len(kwargs_list) < len(items):
+            raise ValueError(
+                f"submit_many got {len(kwargs_list)} kwargs dicts for {len(items)} items; "
+                "give one dict per item"
+            )
+        if not items:
+            return []
+        if options.waits_for_tasks:
+            kws = kwargs_list if kwargs_list is not None else [None] * len(items)
+            texts = [encode_item(i, item, kw) for i, (item, kw) in enumerate(zip(items, kws))]
+            return self.add_now(function, [a for a, _ in texts], [k for _, k in texts], options)
+        # Encoded and queued by the extension (Python's encoder only for values it does not
+        # write), before the handles exist: a refused item raises here and sends nothing.
         with self.lock:
-            first = self.native.submit_many(function, args, kwargs, options)
-            by_ticket = self.by_ticket
-            for offset, handle in enumerate(handles):
-                by_ticket[first + offset] = handle
+            first = self.native.submit_many(function, items, kwargs_list, options, encode_item)
+            handles: List[TaskHandle[Any]] = [TaskHandle(self) for _ in items]
+            self.by_ticket.update(zip(range(first, first + len(handles)), handles))
         return handles
 
     def add_now(
@@ -256,54 +285,40 @@ class _Core:
                 return
             if events is None:
                 return
-            if events:
-                self._apply(events)
+            if len(events):
+                try:
+                    self._apply(events)
+                except Exception:  # noqa: BLE001 - one bad batch must not stop the others
+                    log.exception("tatzelwurm dispatcher could not apply a batch of events")
 
-    def _apply(self, events: List[tuple]) -> None:
-        finished: List[Tuple[TaskHandle[Any], tuple]] = []
+    def _apply(self, events: Any) -> None:
+        """Applies one `_native.Events` batch: ids and results reach their handles in the
+        extension (see pyext/src/dispatch.rs); what it hands back is resolved here."""
         failed: List[Tuple[TaskHandle[Any], BaseException]] = []
         with self.lock:
-            by_ticket, by_id, early = self.by_ticket, self.by_id, self.early
-            for event in events:
+            slow, notes = events.take(self.by_ticket, self.by_id, self.early)
+            for event in notes:
                 kind = event[0]
-                if kind == _EVENT_FINISHED:
-                    for raw in event[1]:
-                        task_id = raw[0]
-                        handle = by_id.pop(task_id, None)
-                        if handle is not None:
-                            finished.append((handle, raw))
-                        elif by_ticket:
-                            early[task_id] = raw
-                elif kind == _EVENT_ADDED:
-                    ticket = event[1]
-                    for task_id in event[2]:
-                        handle = by_ticket.pop(ticket, None)
-                        ticket += 1
-                        if handle is None:
-                            continue
-                        handle._set_id(task_id)
-                        raw = early.pop(task_id, None) if early else None
-                        if raw is not None:
-                            finished.append((handle, raw))
-                        else:
-                            by_id[task_id] = handle
-                elif kind == _EVENT_ADD_FAILED:
+                if kind == _EVENT_ADD_FAILED:
                     _, first, count, class_name, message = event
                     error = _native_error(class_name, message)
+                    take = self.by_ticket.pop
                     for ticket in range(first, first + count):
-                        handle = by_ticket.pop(ticket, None)
+                        handle = take(ticket, None)
                         if handle is not None:
                             failed.append((handle, error))
                 elif kind == _EVENT_DISCONNECTED:
                     log.warning("%s", event[1])
                 elif kind == _EVENT_RECONNECTED:
                     log.info("reconnected to the coordinator at %s", self.address)
-            if early and not by_ticket:
-                early.clear()
+            if self.early and not self.by_ticket:
+                self.early.clear()
         # Outside the lock: resolving runs the handles' callbacks.
         for handle, refusal in failed:
             handle._set_add_error(refusal)
-        for handle, raw in finished:
+        for handle, value in events.finish(_LAZY, _PENDING, _FINISHED):
+            handle._finish_late(value)
+        for handle, raw in slow:
             handle._finish(raw)
 
 
@@ -509,19 +524,7 @@ class Client:
         their handles in order. A tuple item is the positional arguments, any other item the one
         argument; ``kwargs`` (one dict per item) gives keyword arguments."""
         name, opts = self._resolve(function)
-        args_texts: List[str] = []
-        kwargs_texts: List[str] = []
-        kwargs_iter = iter(kwargs) if kwargs is not None else None
-        for index, item in enumerate(items):
-            args = item if isinstance(item, tuple) else (item,)
-            kw = next(kwargs_iter) if kwargs_iter is not None else None
-            try:
-                a, k = dumps_arguments(args, kw)
-            except SerializationError as err:
-                raise SerializationError(f"item {index}: {err}", err.path) from None
-            args_texts.append(a)
-            kwargs_texts.append(k)
-        return self._core.submit_many(name, args_texts, kwargs_texts, opts)
+        return self._core.submit_many(name, items, kwargs, opts)
 
     def map(
         self,

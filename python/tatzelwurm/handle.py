@@ -8,7 +8,6 @@ another process reads the same result by id with ``Client.get``.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as futures
 from concurrent.futures import _base as _futures_base
 import queue
@@ -26,6 +25,7 @@ from typing import (
     Literal,
     NamedTuple,
     Optional,
+    Sequence,
     Set,
     Tuple,
     TypeVar,
@@ -93,6 +93,9 @@ def _future_fields_known() -> bool:
 
 
 _LAZY_CONDITION = _future_fields_known()
+
+#: The fields of a Future a handle makes only when they are needed (see `TaskHandle`).
+_LAZY_FIELDS = frozenset(("_condition", "_waiters", "_done_callbacks"))
 
 
 @dataclass(frozen=True)
@@ -261,31 +264,42 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
 
     # __slots__ would save little: Future has a __dict__ anyway.
     #
-    # A handle makes its future's condition only when something needs it: a thread that blocks
-    # in result() before the task finished, a done callback (asyncio.wrap_future), or the
-    # standard library's as_completed/wait. Future.__init__ makes a threading.Condition for
-    # every future, which cost more than everything else a submit does in Python (~7 us of
-    # ~23 us of the client's CPU per task in W1). A handle that finishes with no condition is
-    # resolved under `_LAZY`, which is also what makes the condition: whoever comes second sees
-    # the other's work. `tatzelwurm.as_completed` needs no condition at all (its queue).
+    # A handle makes its future's condition, with the waiter and callback lists that go with
+    # it, only when something needs them: a thread that blocks in result() before the task
+    # finished, a done callback (asyncio.wrap_future), or the standard library's
+    # as_completed/wait. Future.__init__ makes a threading.Condition for every future, which
+    # cost more than everything else a submit does in Python (~7 us of ~23 us of the client's
+    # CPU per task in W1); the two lists were two more objects for the cyclic garbage
+    # collector to walk per live handle (its collections were ~2 of the client's ~8 us per
+    # task with 100,000 handles alive). A handle that finishes with none of them (`_lazy`) is
+    # resolved under `_LAZY`, which is also what makes them: whoever comes second sees the
+    # other's work. `tatzelwurm.as_completed` needs none of them (its queue).
+    #
+    # The dispatcher gives handles their ids and results in bulk, in the extension
+    # (pyext/src/dispatch.rs), writing `_task_id`, `_state`, `_result`, `_final_state` and
+    # `_queues` under `_LAZY` as `_resolve` does here: a change to these fields changes that
+    # file too.
 
     def __init__(self, core: "_Core", task_id: Optional[int] = None) -> None:
         if _LAZY_CONDITION:
             self._state = _PENDING
             self._result = None
             self._exception = None
-            self._waiters = []
-            self._done_callbacks = []
+            #: No condition, waiters or callbacks yet (see `__getattr__`); written under `_LAZY`.
+            self._lazy = True
         else:
             super().__init__()
-        #: The queues of `as_completed` calls waiting for this handle (see `_resolve`).
-        self._queues: Optional[List["queue.SimpleQueue[Any]"]] = None
+            self._lazy = False
+        #: The `as_completed` queue waiting for this handle, or a list of them when several
+        #: are (see `_resolve`); one queue is kept without a list, to spare an object per
+        #: handle.
+        self._queues: Any = None
         self._core = core
         self._task_id = task_id
         self._add_error: Optional[BaseException] = None
         self._id_event: Optional[threading.Event] = None
-        #: The pushed completion that resolved it: `(id, state, result, error, attempts)`.
-        self._final: Optional[tuple] = None
+        #: The state it finished in, from the pushed completion that resolved it.
+        self._final_state: Optional[str] = None
 
     # -- the id ---------------------------------------------------------------------------
     @property
@@ -331,21 +345,24 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
         self.set_exception(error)
 
     def __getattr__(self, name: str) -> Any:
-        # Called only for attributes a handle does not have: its condition, until it is needed.
-        if name != "_condition":
+        # Called only for attributes a handle does not have: its condition, waiters and
+        # callbacks, until one of them is needed; then all three are made together.
+        if name not in _LAZY_FIELDS:
             raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
         with _LAZY:
-            condition = self.__dict__.get("_condition")
-            if condition is None:
-                condition = self.__dict__["_condition"] = threading.Condition()
-        return condition
+            if self._lazy:
+                self._waiters = []
+                self._done_callbacks = []
+                self._condition = threading.Condition()
+                self._lazy = False
+        return object.__getattribute__(self, name)
 
     def _finish(self, raw: tuple) -> None:
         """Resolves the handle from a pushed completion, `(id, state, result, error,
         attempts)`."""
         if self.done():
             return
-        self._final = raw
+        self._final_state = raw[1]
         if raw[1] == "completed":
             try:
                 value = loads_result(raw[2] or "null")
@@ -355,6 +372,15 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
             self._resolve(value, None)
         else:
             self._resolve(None, _failure(raw))
+
+    def _finish_late(self, value: Any) -> None:
+        """Resolves the handle with a completed task's decoded result, the Future's way: the
+        dispatcher's bulk resolution (pyext/src/dispatch.rs) found that the handle got a
+        condition in the meantime."""
+        if self.done():
+            return
+        self._final_state = "completed"
+        self._resolve(value, None)
 
     def set_result(self, result: Any) -> None:
         """Resolves the handle with ``result`` (for the client; as ``Future.set_result``)."""
@@ -371,7 +397,7 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
         with one, Future's own set_result/set_exception wake its waiters and callbacks.
         Raises ``InvalidStateError`` if the handle is finished already, as Future does."""
         with _LAZY:
-            quick = "_condition" not in self.__dict__
+            quick = self._lazy
             if quick:
                 if self._state in _DONE_STATES:
                     raise futures.InvalidStateError(f"{self._state}: {self!r}")
@@ -388,25 +414,17 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
                 super().set_exception(error)
             with _LAZY:
                 queues, self._queues = self._queues, None
-        if queues:
-            for arrived in queues:
-                arrived.put(self)
-
-    def _notify(self, arrived: "queue.SimpleQueue[Any]") -> bool:
-        """Puts this handle into `arrived` when it finishes; False (and nothing registered) if
-        it is finished already. The caller holds `_LAZY`."""
-        if self._state in _DONE_STATES:
-            return False
-        if self._queues is None:
-            self._queues = [arrived]
-        else:
-            self._queues.append(arrived)
-        return True
+        if queues is not None:
+            for arrived in queues if type(queues) is list else (queues,):
+                arrived.put((self,))
 
     def _forget(self, arrived: "queue.SimpleQueue[Any]") -> None:
         """Stops putting this handle into `arrived`. The caller holds `_LAZY`."""
-        if self._queues is not None and arrived in self._queues:
-            self._queues.remove(arrived)
+        queues = self._queues
+        if queues is arrived:
+            self._queues = None
+        elif type(queues) is list and arrived in queues:
+            queues.remove(arrived)
 
     # -- futures API, with the builtin TimeoutError ----------------------------------------
     def done(self) -> bool:
@@ -445,6 +463,8 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
 
     def __await__(self) -> Generator[Any, None, R]:
         """``await handle`` gives the result without blocking the event loop."""
+        import asyncio  # here, not at the top: a program without asyncio does not load it
+
         return asyncio.wrap_future(self).__await__()
 
     # -- asking the coordinator ------------------------------------------------------------
@@ -452,8 +472,8 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
         """The task's state now, one of :data:`STATES` (``created``, ``blocked``,
         ``scheduled``, ``paused``, ``ready``, ``running``, ``waiting``, ``completed``,
         ``failed`` or ``killed``)."""
-        if self._final is not None:
-            return str(self._final[1])
+        if self._final_state is not None:
+            return self._final_state
         return self.info().state
 
     def info(self) -> TaskInfo:
@@ -491,7 +511,7 @@ class TaskHandle(futures.Future, Generic[R]):  # type: ignore[type-arg]
     def __repr__(self) -> str:
         ident = self._task_id if self._task_id is not None else "?"
         if self.done():
-            state = self._final[1] if self._final else "failed"
+            state = self._final_state or "failed"
         else:
             state = "pending"
         return f"<TaskHandle {ident} {state}>"
@@ -518,28 +538,37 @@ def _handles_as_completed(
     handles: "Set[TaskHandle[Any]]", timeout: Optional[float]
 ) -> Iterator["TaskHandle[Any]"]:
     """`as_completed` of task handles only: each pending handle puts itself into one queue
-    when it finishes, so that no handle needs a condition and each completion costs one
-    ``put`` and one ``get`` (the standard library's version locks every future's condition to
-    install and remove a waiter, and wakes an event per completion)."""
+    when it finishes, so that no handle needs a condition, and the dispatcher puts each batch
+    of handles it resolved as one list (`_native.Events.finish`), so a completion costs a
+    share of one ``put`` and one ``get`` (the standard library's version locks every future's
+    condition to install and remove a waiter, and wakes an event per completion)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    arrived: "queue.SimpleQueue[TaskHandle[Any]]" = queue.SimpleQueue()
+    arrived: "queue.SimpleQueue[Sequence[TaskHandle[Any]]]" = queue.SimpleQueue()
     finished: List[TaskHandle[Any]] = []
     pending = 0
     with _LAZY:
         for handle in handles:
-            if handle._notify(arrived):
-                pending += 1
-            else:
+            if handle._state in _DONE_STATES:
                 finished.append(handle)
+                continue
+            queues = handle._queues
+            if queues is None:
+                handle._queues = arrived
+            elif type(queues) is list:
+                queues.append(arrived)
+            else:
+                handle._queues = [queues, arrived]
+            pending += 1
     try:
         yield from finished
+        get = arrived.get
         while pending:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
                 raise queue.Empty
-            handle = arrived.get(timeout=wait)
-            pending -= 1
-            yield handle
+            batch = get(timeout=wait)
+            pending -= len(batch)
+            yield from batch
     except queue.Empty:
         raise TimeoutError(
             f"not every task finished within {timeout} s; the rest are still running"

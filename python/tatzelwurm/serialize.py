@@ -1,8 +1,11 @@
 """Arguments and results as JSON, the same as on the command line.
 
 A task added from Python and one added with ``actionwurm task add --args '[...]'`` are the same
-task. Encoding is one ``json.dumps`` per submit on the fast path; only when it fails is the value
-walked to name the first thing that is not JSON (``args[0]['when']: datetime is not JSON``).
+task. Plain values (exact ``int``, ``float``, ``str``, ``bool``, ``None``, ``list``, ``tuple``,
+``dict`` with ``str`` keys) are written by the extension (``_native.encode_call``, and
+``Core.submit_many`` item by item), which writes the text ``json.dumps`` below would; anything
+else takes one ``json.dumps``, and only when that fails is the value walked to name the first
+thing that is not JSON (``args[0]['when']: datetime is not JSON``).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from . import _native
 from .errors import SerializationError
 
-__all__ = ["dumps_arguments", "loads_result", "find_unserialisable"]
+__all__ = ["dumps_arguments", "encode_item", "loads_result", "find_unserialisable"]
 
 _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=True
@@ -25,6 +29,8 @@ _SMALL = 1 << 62
 _EMPTY_ARGS = "[]"
 _EMPTY_KWARGS = "{}"
 
+_encode_call = _native.encode_call
+
 
 def dumps_arguments(args: Sequence[Any], kwargs: Optional[Mapping[str, Any]]) -> Tuple[str, str]:
     """The JSON texts of a call's positional and keyword arguments.
@@ -34,12 +40,27 @@ def dumps_arguments(args: Sequence[Any], kwargs: Optional[Mapping[str, Any]]) ->
     if len(args) == 1 and not kwargs and type(args[0]) is int and -_SMALL < args[0] < _SMALL:
         # One integer argument (`submit_many(f, range(n))`): its JSON is its repr.
         return "[%d]" % args[0], _EMPTY_KWARGS
+    if type(args) is tuple and (kwargs is None or type(kwargs) is dict):
+        texts = _encode_call(args, kwargs or None)
+        if texts is not None:
+            return texts  # type: ignore[no-any-return]
     try:
         args_json = _encode(args) if args else _EMPTY_ARGS
         kwargs_json = _encode(kwargs) if kwargs else _EMPTY_KWARGS
     except (TypeError, ValueError, RecursionError) as err:
         raise _explain(args, kwargs, err) from None
     return args_json, kwargs_json
+
+
+def encode_item(index: int, item: Any, kwargs: Optional[Mapping[str, Any]]) -> Tuple[str, str]:
+    """The JSON texts of ``submit_many``'s item ``index``: a tuple is the positional
+    arguments, anything else the one argument. Raises :class:`SerializationError` naming the
+    item and the path. (The extension calls this for the items it does not write itself.)"""
+    args = item if isinstance(item, tuple) else (item,)
+    try:
+        return dumps_arguments(args, kwargs)
+    except SerializationError as err:
+        raise SerializationError(f"item {index}: {err}", err.path) from None
 
 
 def loads_result(text: str) -> Any:

@@ -14,27 +14,29 @@ ends the stream on the coordinator too. The client itself stays usable.
 The async iterator reads in a daemon thread of its own (never the event loop's default
 executor, which a long follow would hold, and whose threads an exiting interpreter waits for),
 and a cancelled read keeps its batch for the next one, so ``asyncio.wait_for(stream.__anext__(),
-1)`` loses nothing.
+1)`` loses nothing. asyncio is imported by the async methods that use it, not at the top: a
+program that never touches asyncio does not pay for loading it (with ssl and more, it was half
+of the package's import time).
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Generic, List, Optional, Tuple, TypeVar
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .client import _Core
+
+    #: A read asked of an async stream's reader thread: the loop and the future to answer on.
+    _Ask = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 __all__ = ["Stream", "AsyncStream"]
 
 T = TypeVar("T")
-
-#: A read asked of an async stream's reader thread: the loop and the future to answer on.
-_Ask = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-
 
 class _Reader(Generic[T]):
     """The state both faces share: the native feed, the items of the batch being read, and
@@ -136,6 +138,8 @@ class AsyncStream(_Reader[T]):
         return self
 
     async def __anext__(self) -> T:
+        import asyncio  # here and below, not at the top: see the module
+
         while not self._buffer:
             if self._done:
                 raise StopAsyncIteration
@@ -157,6 +161,8 @@ class AsyncStream(_Reader[T]):
 
     def _ask(self) -> "asyncio.Future[Any]":
         """Asks the reader thread for the next batch; its answer resolves the future."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if self._thread is None:
@@ -194,6 +200,8 @@ class AsyncStream(_Reader[T]):
     async def aclose(self) -> None:
         """Ends the stream; a read under way stops and iteration ends."""
         if not self._done:
+            import asyncio
+
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._close_native)
         self._buffer.clear()
@@ -208,6 +216,8 @@ class AsyncStream(_Reader[T]):
         """Waits (off the event loop) until the stream has started: a following one's own
         connection made and its request sent, so ``since="now"`` means from about here. A
         start that failed raises here."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._native.ready)
