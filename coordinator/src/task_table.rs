@@ -37,7 +37,7 @@ use live::{LiveTask, LiveTasks, Names};
 pub use purge::Purged;
 use ready::{Head, Ready};
 use rustc_hash::FxHashSet;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use tatzelwurm_proto::actioner::{Failure, FailureKind};
 use tatzelwurm_proto::task::{
     Outcome, TaskError, TaskOutput, TaskSpec, TaskState, Timestamp, When, DEPENDENCY_FAILED,
@@ -180,8 +180,10 @@ pub struct TaskTable {
     names: Names,
     /// Records of tasks that finished since the last `take_changes`, which moves them into its
     /// batch: the round that finished them reads them here (its pushes and waiters are worked
-    /// out before it takes its batch); later reads go to the store.
-    done: BTreeMap<TaskId, TaskRecord>,
+    /// out before it takes its batch); later reads go to the store. A hash map: a B-tree
+    /// shifted these large records within its nodes on every insert and removal (1.5% of the
+    /// coordinator in W1), and the one reader that wants them in order (`list`) sorts a round's.
+    done: rustc_hash::FxHashMap<TaskId, TaskRecord>,
     /// Tasks waiting for a slot, in lanes per queue and priority.
     ready: Ready,
     /// When scheduled tasks start and waiting tasks retry.

@@ -44,13 +44,14 @@ impl TaskTable {
             return Ok(live.into_iter().map(|(_, info)| info).collect());
         }
         let of_queue = |r: &TaskRecord| queue.is_none_or(|q| r.spec.queue == q);
-        let recent: Vec<(TaskId, TaskInfo)> = self
+        let mut recent: Vec<(TaskId, TaskInfo)> = self
             .done
-            .range(TaskId(from)..)
-            .filter(|(_, r)| wanted(r.state) && of_queue(r))
-            .take(limit)
+            .iter()
+            .filter(|(id, r)| id.0 >= from && wanted(r.state) && of_queue(r))
             .map(|(id, r)| (*id, r.clone()))
             .collect();
+        recent.sort_unstable_by_key(|(id, _)| *id);
+        recent.truncate(limit);
         let mut stored: Vec<(TaskId, TaskInfo)> = Vec::new();
         let mut cursor = after;
         loop {
