@@ -98,19 +98,20 @@ without reading /proc. workwurm's --keep-children turns this off (the slot then 
 
 Protocol (keep in step with workwurm/src/slot_channel.rs)
 ---------------------------------------------------------
-stdin and stdout belong to the tasks, so the slot talks to workwurm over two inherited pipes:
-fd 3 carries frames from workwurm, fd 4 frames to workwurm. A frame is a 4-byte big-endian length
-followed by that many bytes of UTF-8 JSON, one object with one key:
+stdin and stdout belong to the tasks, so the slot talks to workwurm over inherited pipes: fd 3
+carries frames from workwurm, fd 4 frames to workwurm, and fd 6 is the doorbell (below). A frame
+is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON, one object with one key:
 
-  workwurm -> slot  {"run": [{"task": 12, "attempt": 1, "function": "pkg.mod:fn",
-                               "args": "<JSON text of an array>", "kwargs": "<JSON text of an object>"},
-                              ...]}
-      Tasks to run one after another, in order, after those the slot holds already. workwurm
-      hands a slot several at once when their functions are fast (one behind the one it runs
-      when they are short), so that it never waits for its next task; they wait in the slot's
-      own queue.
-      A task with "together": true (of a coroutine function) is started on the event loop at once
-      instead, beside the slot's other together tasks (see Async tasks).
+  workwurm -> slot  {"run": [[12, 1, "pkg.mod:fn", "<JSON text of an array>",
+                               "<JSON text of an object>"], ...]}
+      Tasks to run one after another, in order, after those the slot holds already, each an
+      array [task, attempt, function, args, kwargs, needs, together] whose last two entries
+      are there only when needed (an array, not an object: it is parsed once per task, and
+      keys cost more than the task of a noop). workwurm hands a slot several at once when
+      their functions are fast (one behind the one it runs when they are short), so that it
+      never waits for its next task; they wait in the slot's own queue.
+      A task whose "together" is true (of a coroutine function) is started on the event loop at
+      once instead, beside the slot's other together tasks (see Async tasks).
   workwurm -> slot  {"cancel": [[12, 1], ...]}
       Tasks (task, attempt) the slot holds and must not begin: they were killed.
   workwurm -> slot  {"interrupt": [[12, 1], ...]}
@@ -121,20 +122,19 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
       Once, when the slot is ready for tasks. "capture" holds the fds of the files that capture a
       task's stdout and stderr (see Output): workwurm opens them through /proc so that what a task
       wrote is still there when the slot dies under it (killed, timed out, crashed).
-  slot -> workwurm  {"done": [{"task": 12, "attempt": 1, "ok": true, "result": "<JSON text>",
-                               "stdout": "...", "stderr": "..."}]}
-      or, for a failure, "ok": false and "error": {"kind": "ValueError", "message": "...",
-      "traceback": "..."} instead of "result". Sent as soon as each task ends, and before the
-      slot begins its next task: workwurm learns from it that the next one has begun (its
-      timeout runs from then, and a kill of it kills the slot).
+  slot -> workwurm  {"done": [[12, 1, true, "<JSON text of the result>", "stdout", "stderr"]]}
+      [task, attempt, ok, result, stdout, stderr]; for a failure, ok is false and the result's
+      place holds {"kind": "ValueError", "message": "...", "traceback": "..."}. Sent as soon as
+      each task ends, and before the slot begins its next task: workwurm learns from it that the
+      next one has begun (its timeout runs from then, and a kill of it kills the slot).
   slot -> workwurm  {"skipped": [[12, 1], ...]}
       The cancelled tasks the slot dropped from its queue. Before it begins a task, the slot
       reads whatever workwurm sent meanwhile, so a cancel that arrived in time is always
       honoured and said so ahead of the "done" after which the task would have begun; a task
       that began before its cancel arrived is killed by workwurm with the slot.
   slot -> workwurm  {"unmet": [[12, 1], ...]}
-      A task handed with "needs": [[11, 1], ...] (a held task behind the attempts of the tasks it
-      runs after) runs only if each of those completed in this slot ("ok": true); otherwise the
+      A task handed with needs [[11, 1], ...] (a held task behind the attempts of the tasks it
+      runs after) runs only if each of those completed in this slot (ok true); otherwise the
       slot skips it and says so in place of its `done` (the task after it begins next).
   slot -> workwurm  {"coroutines": ["pkg.mod:fn", ...]}
       Functions the slot found to be coroutine functions (a call returned a coroutine), once per
@@ -142,6 +142,19 @@ followed by that many bytes of UTF-8 JSON, one object with one key:
   slot -> workwurm  {"outgrown": 123456789}
       Under --max-memory, right after a task's "done": the slot's resident memory in bytes, past
       the limit. The slot begins nothing more and waits to be killed (see Memory limit).
+
+The doorbell: workwurm does not wait on fd 4 itself. A write to a pipe that a process waits on
+wakes it, and at tens of thousands of tasks a second that wake-up (and the switch to workwurm it
+sets off in the slot) cost more than a noop task. Instead the slot writes one byte to fd 6 after
+the frames workwurm should read now, and workwurm then reads all that fd 4 holds. Every frame
+rings at once except a "done", which rings when the slot has RING_LOW tasks left (workwurm tops
+it up in time) or none (workwurm learns that it idles), when its next task is held or together,
+when the frame is longer than RING_BYTES, or when RING_EVERY passed since the last ring. A "done"
+that did not ring is in the pipe all the same, before the next task begins, so it survives the
+slot's death (workwurm reads the pipe to its end when the slot exits); and workwurm looks at fd 4
+again 2 ms after each ring, and after each such look that found frames. A "done" written more than
+RING_EVERY after the last ring rings, so none waits unread longer than about 2 ms, even behind a
+task that hangs: workwurm's idea of which task runs lags by at most that while fast tasks stream.
 
 End of file on fd 3 means workwurm is gone: the slot exits. Anything else the slot does not
 understand is a bug in one side; the slot reports it on workwurm's stderr and goes on. fd 5 is
@@ -176,6 +189,17 @@ import traceback
 TASKS_FD = 3
 RESULTS_FD = 4
 LIFELINE_FD = 5
+BELL_FD = 6
+# The doorbell (see Protocol): a `done` is rung at once when the slot has this many tasks left (so
+# that workwurm tops it up in time) or none (so that it knows the slot idles), ...
+RING_LOW = 8
+# ... when this many seconds passed since the last ring (so that workwurm's view of which task
+# runs is never older than this when another task ends), ...
+RING_EVERY = 0.001
+# ... or when its frame is this long (so that the unread pipe never fills); longer frames are
+# written in pieces of LONG_PIECE bytes, each rung.
+RING_BYTES = 4096
+LONG_PIECE = 32 * 1024
 TASK_ID_ENV = "TATZELWURM_TASK_ID"
 ATTEMPT_ENV = "TATZELWURM_ATTEMPT"
 # How much of each output stream a task keeps: its tail, which usually explains what happened.
@@ -185,6 +209,9 @@ MAX_RESULT_BYTES = 16 * 1024 * 1024
 # Bound the error texts for the same reason (str() of a huge object, a very deep traceback).
 MAX_TEXT_CHARS = 64 * 1024
 ALLOWED = "return lists, dicts, strings, numbers, booleans or None"
+# Where a task's fields are in the array workwurm hands it (see Protocol): needs and together
+# are there only when needed.
+TASK, ATTEMPT, FUNCTION, ARGS, KWARGS, NEEDS, TOGETHER = range(7)
 
 
 def start_guardian():
@@ -457,12 +484,17 @@ class Channel:
 
     def __init__(self):
         # Private, non-inheritable copies: a task's child processes must not hold our pipes, and
-        # fds 3 and 4 become free for the task's own files.
+        # fds 3, 4 and 6 become free for the task's own files.
         self.fd = os.dup(TASKS_FD)
         self.out = os.dup(RESULTS_FD)
+        self.bell = os.dup(BELL_FD)
         os.close(TASKS_FD)
         os.close(RESULTS_FD)
+        os.close(BELL_FD)
         self.buffer = b""
+        # time.monotonic() of the last ring, and whether frames were written since.
+        self.rung = 0.0
+        self.unrung = False
         self.poller = select.poll()
         self.poller.register(self.fd, select.POLLIN)
 
@@ -505,32 +537,56 @@ class Channel:
         # "replace" turns lone surrogates (from odd bytes in a str) into "?" so the frame is UTF-8.
         self.write(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
-    def write(self, *bodies):
-        """Writes each JSON text as one frame, all in one write."""
+    def write(self, *bodies, ring=True):
+        """Writes each JSON text as one frame, all in one write (in rung pieces when long, see
+        write_long), and rings the doorbell unless told not to (only the main loop's `done` may
+        wait for a later ring, see Protocol)."""
         if len(bodies) == 1:
             data = bodies[0].encode("utf-8", "replace")
             data = _length.pack(len(data)) + data
-            written = os.write(self.out, data)
-            if written == len(data):
-                return
-            bodies = ()
-            parts = [data[written:]]
         else:
             parts = []
-        for body in bodies:
-            data = body.encode("utf-8", "replace")
-            parts.append(_length.pack(len(data)))
-            parts.append(data)
-        data = memoryview(b"".join(parts))
+            for body in bodies:
+                data = body.encode("utf-8", "replace")
+                parts.append(_length.pack(len(data)))
+                parts.append(data)
+            data = b"".join(parts)
+        if len(data) > RING_BYTES:
+            self.write_long(data)
+            return
+        # At most PIPE_BUF bytes: one write, whole.
+        os.write(self.out, data)
+        if ring:
+            self.ring()
+        else:
+            self.unrung = True
+
+    def write_long(self, data):
+        """Writes more than RING_BYTES, ringing after each piece: the pipe holds 64 KiB, and
+        workwurm reads it only when rung, so a piece it was not told of could block the slot
+        until workwurm's next look."""
+        data = memoryview(data)
         while data:
-            written = os.write(self.out, data)
-            data = data[written:]
+            piece = data[:LONG_PIECE]
+            data = data[LONG_PIECE:]
+            while piece:
+                written = os.write(self.out, piece)
+                piece = piece[written:]
+            self.ring()
+
+    def ring(self):
+        """Tells workwurm to read the frames written so far (see Protocol)."""
+        self.rung = time.monotonic()
+        self.unrung = False
+        os.write(self.bell, b"!")
 
 
 _length = struct.Struct(">I")
 _decoder = json.JSONDecoder()
 _decode = _decoder.decode
 _raw_decode = _decoder.raw_decode
+# raw_decode without its Python frame: (value, end), or StopIteration where no value begins.
+_scan_once = _decoder.scan_once
 # JSON text of a string, non-ASCII kept (as ensure_ascii=False does).
 _string = json.encoder.encode_basestring
 READ_BYTES = 1 << 16
@@ -807,17 +863,19 @@ def parse_json(text):
 
 
 def parse_arguments(task):
-    args = task.get("args")
+    args = task[ARGS]
     if args:
-        # parse_json, inlined for the common case (the coordinator's texts have no whitespace).
+        # parse_json, inlined for the common case (the coordinator's texts have no whitespace),
+        # with the decoder's C scanner called directly (raw_decode is a Python function around
+        # it); anything unusual goes through parse_json, for json.loads's errors.
         try:
-            value, end = _raw_decode(args)
+            value, end = _scan_once(args, 0)
             args = value if end == len(args) else parse_json(args)
-        except ValueError:
+        except (StopIteration, ValueError):
             args = parse_json(args)
     else:
         args = []
-    kwargs = task.get("kwargs")
+    kwargs = task[KWARGS]
     kwargs = parse_json(kwargs) if kwargs and kwargs != "{}" else {}
     if type(args) is not list:
         raise TypeError("args must be a JSON array, got %s" % type(args).__name__)
@@ -929,16 +987,16 @@ def describe(exc):
 
 def run_one(task, capture, leftovers, together):
     """Runs one task to its end (a coroutine function's on the event loop, see Async tasks);
-    returns the JSON text of its `done` entry and whether it completed (no error)."""
-    _task_environ.set(task["task"], task["attempt"])
+    returns the JSON text of its `done` frame and whether it completed (no error)."""
+    _task_environ.set(task[TASK], task[ATTEMPT])
     try:
         try:
-            function = resolve(task["function"])
+            function = resolve(task[FUNCTION])
             args, kwargs = parse_arguments(task)
             value = function(*args, **kwargs)
             if type(value) is _CoroutineType:
                 # An `async def` (or a function that returns a coroutine): nothing of it ran yet.
-                together.announce(task["function"])
+                together.announce(task[FUNCTION])
                 value = together.run_to_end(value)
             result, error = encode_result(value)
         except BaseException as exc:
@@ -952,24 +1010,23 @@ def run_one(task, capture, leftovers, together):
     if _reloader is not None and len(sys.modules) != _reloader.seen:
         # The task imported modules: note their files as they are now.
         _reloader.notice()
-    return done_entry(task, result, error, stdout, stderr), error is None
+    return done_frame(task, result, error, stdout, stderr), error is None
 
 
-def done_entry(task, result, error, stdout, stderr):
-    """The JSON text of a task's `done` entry."""
+def done_frame(task, result, error, stdout, stderr):
+    """The JSON text of the `done` frame of one task (see Protocol)."""
     if error is None:
-        # The common case, written by hand: json.dumps of the whole entry costs more than the
+        # The common case, written by hand: json.dumps of the whole frame costs more than the
         # task of a noop.
-        return '{"task":%d,"attempt":%d,"ok":true,"result":%s,"stdout":%s,"stderr":%s}' % (
-            task["task"],
-            task["attempt"],
+        return '{"done":[[%d,%d,true,%s,%s,%s]]}' % (
+            task[TASK],
+            task[ATTEMPT],
             _string(result),
             _string(stdout) if stdout else '""',
             _string(stderr) if stderr else '""',
         )
-    done = {"task": task["task"], "attempt": task["attempt"], "ok": False, "error": error}
-    done["stdout"], done["stderr"] = stdout, stderr
-    return json.dumps(done, ensure_ascii=False, separators=(",", ":"))
+    done = [task[TASK], task[ATTEMPT], False, error, stdout, stderr]
+    return '{"done":[%s]}' % json.dumps(done, ensure_ascii=False, separators=(",", ":"))
 
 
 # The type of a coroutine object: a task whose call returns one is an async task.
@@ -1103,15 +1160,15 @@ class Together:
 
     def start(self, task):
         """Starts a together task on the loop (a sync function's runs here and now)."""
-        key = (task["task"], task["attempt"])
-        _task_environ.set(task["task"], task["attempt"])
+        key = (task[TASK], task[ATTEMPT])
+        _task_environ.set(task[TASK], task[ATTEMPT])
         output = None
         try:
-            function = resolve(task["function"])
+            function = resolve(task[FUNCTION])
             args, kwargs = parse_arguments(task)
             value = function(*args, **kwargs)
             if type(value) is _CoroutineType:
-                self.announce(task["function"])
+                self.announce(task[FUNCTION])
                 loop = self.event_loop()
                 self.route()
                 output = TaskOutput()
@@ -1135,7 +1192,7 @@ class Together:
                 running[1].cancel()
                 continue
             for task in list(self.queue.tasks):
-                if (task["task"], task["attempt"]) == key:
+                if (task[TASK], task[ATTEMPT]) == key:
                     self.queue.tasks.remove(task)
                     self.report(task, None, failure("CancelledError", "the task was cancelled"), None)
 
@@ -1169,7 +1226,7 @@ class Together:
         stdout, stderr = self.capture.take_output()
         if output is not None:
             stdout, stderr = output.text(0) + stdout, output.text(1) + stderr
-        self.channel.write('{"done":[%s]}' % done_entry(task, result, error, stdout, stderr))
+        self.channel.write(done_frame(task, result, error, stdout, stderr))
         if _reloader is not None:
             _reloader.notice()
 
@@ -1251,7 +1308,7 @@ class Queue:
     def cancel(self, attempts):
         keep = []
         for task in self.tasks:
-            key = (task["task"], task["attempt"])
+            key = (task[TASK], task[ATTEMPT])
             if key in attempts:
                 self.skipped.append(key)
             else:
@@ -1487,14 +1544,18 @@ def main():
                 channel.write(skipped)
             # Between tasks the task's variables are not set (see For tasks).
             _task_environ.clear()
+            if channel.unrung:
+                # Idle: workwurm must see every `done` now (the last one rang already unless a
+                # cancel emptied the queue behind it).
+                channel.ring()
             messages = channel.wait()
             if messages is None:
                 os._exit(0)
             queue.take(messages)
             continue
         task = queue.tasks.popleft()
-        needs = task.get("needs")
-        if needs is not None and not completed.all(needs):
+        extra = len(task) > NEEDS
+        if extra and task[NEEDS] is not None and not completed.all(task[NEEDS]):
             # A held task whose dependency did not complete here: skipped, and said so in place
             # of its `done`, after what workwurm sent meanwhile (as below).
             messages = channel.ready()
@@ -1502,7 +1563,7 @@ def main():
                 os._exit(0)
             if messages:
                 queue.take(messages)
-            unmet = '{"unmet":[[%d,%d]]}' % (task["task"], task["attempt"])
+            unmet = '{"unmet":[[%d,%d]]}' % (task[TASK], task[ATTEMPT])
             skipped = queue.skipped_frame()
             if skipped is None:
                 channel.write(unmet)
@@ -1511,12 +1572,12 @@ def main():
             continue
         if reloader is not None and monotonic() >= reloader.next:
             reloader.look()
-        if task.get("together"):
+        if extra and len(task) > TOGETHER and task[TOGETHER]:
             together.start(task)
             continue
         done, ok = run_one(task, capture, leftovers, together)
         if ok:
-            completed.add((task["task"], task["attempt"]))
+            completed.add((task[TASK], task[ATTEMPT]))
         if together.eof:
             os._exit(0)
         # Before the next task begins, what workwurm sent meanwhile: more tasks, or a cancel of
@@ -1541,13 +1602,24 @@ def main():
             rss = memory.resident()
             if rss > memory.limit:
                 # The result stands; this slot is done (see Memory limit).
-                frames = ['{"done":[%s]}' % done, '{"outgrown":%d}' % rss]
+                frames = [done, '{"outgrown":%d}' % rss]
                 channel.write(*(frames if skipped is None else [skipped] + frames))
                 wait_to_be_replaced(channel)
+        # The doorbell (see Protocol): rung unless the slot goes on with a plain task of a deep
+        # queue within RING_EVERY of the last ring, where workwurm reads the frame in time anyway.
+        tasks = queue.tasks
+        ring = (
+            skipped is not None
+            or not tasks
+            or len(tasks) == RING_LOW
+            or len(tasks[0]) > NEEDS
+            or len(done) > RING_BYTES
+            or monotonic() - channel.rung >= RING_EVERY
+        )
         if skipped is None:
-            channel.write('{"done":[%s]}' % done)
+            channel.write(done, ring=ring)
         else:
-            channel.write(skipped, '{"done":[%s]}' % done)
+            channel.write(skipped, done, ring=ring)
 
 
 if __name__ == "__main__":

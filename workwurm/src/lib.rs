@@ -26,10 +26,13 @@
 //! - [`failures`]: the errors the worker reports for a task that could not (`SlotCrashed`,
 //!   `Timeout`).
 //! - [`captured`]: reading what a task wrote when its slot was killed or died under it.
-//! - [`slot_process`]: starting one slot process (pipes on fds 3 and 4, the lifeline on fd 5, own
-//!   process group, dies with workwurm) and watching it until it ends.
+//! - [`slot_process`]: starting one slot process (pipes on fds 3 and 4, the lifeline on fd 5, the
+//!   doorbell on fd 6, own process group, dies with workwurm) and watching it until it ends.
 //! - [`lifeline`]: the pipe whose end of file tells each slot's guardian process that workwurm is
 //!   gone, so that a `kill -9` of workwurm leaves no slot and no process of a task behind.
+//! - [`doorbell`]: when the watcher reads a slot's frames: when the slot rings (a byte on a pipe
+//!   of its own) and shortly after, so that a stream of fast tasks wakes workwurm about once a
+//!   millisecond rather than once per task.
 //! - [`slot_channel`]: the framed JSON protocol on a slot's pipes, whose other half is
 //!   `python/tatzelwurm/slot.py`, the slot loop carried in this binary (and run as
 //!   `python -m tatzelwurm.slot` by the Python package).
@@ -52,6 +55,7 @@
 
 pub mod captured;
 pub mod cli;
+pub mod doorbell;
 pub mod entry;
 pub mod failures;
 pub mod gather;

@@ -9,7 +9,7 @@
 //!
 //! Both ends are close-on-exec and above fd 10: no child process inherits the write end (a copy in
 //! a child would keep the pipe open after workwurm died), and the read end cannot be overwritten
-//! when a child's pipes are moved onto fds 3 and 4.
+//! when a child's pipes are moved onto fds 3, 4 and 6.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

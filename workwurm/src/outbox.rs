@@ -5,7 +5,7 @@
 //! after reconnecting (the coordinator ignores a stale one and still acknowledges it), so a
 //! result is never lost between a slot and the store. Plain synchronous code, tested alone.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use tatzelwurm_proto::task::Outcome;
 use tatzelwurm_proto::worker::Report;
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -16,9 +16,14 @@ use tatzelwurm_proto::{Attempt, TaskId};
 pub const FRAME_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Reports not yet acknowledged, by attempt.
+///
+/// A hash map, not an ordered one: every report passes through here once (kept, then
+/// acknowledged), and a B-tree moved the ~140-byte reports around its nodes on each insert and
+/// removal (~7 % of workwurm's CPU in issue 10's W1); the order is needed only to send them again
+/// after reconnecting, and is made then.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    unacked: BTreeMap<(TaskId, Attempt), Report>,
+    unacked: HashMap<(TaskId, Attempt), Report>,
 }
 
 impl Outbox {
@@ -38,7 +43,9 @@ impl Outbox {
 
     /// Copies of every unacknowledged report, in task order, to send again after reconnecting.
     pub fn unacknowledged(&self) -> Vec<Report> {
-        self.unacked.values().cloned().collect()
+        let mut reports: Vec<Report> = self.unacked.values().cloned().collect();
+        reports.sort_unstable_by_key(|report| (report.task, report.attempt));
+        reports
     }
 
     /// How many reports wait for an acknowledgement.
@@ -89,15 +96,20 @@ mod tests {
         }
     }
 
-    /// A report stays until acknowledged, and only the acknowledged attempt is dropped.
+    /// A report stays until acknowledged, only the acknowledged attempt is dropped, and what
+    /// is left is sent again in task order.
     #[test]
     fn keeps_until_acknowledged() {
         let mut outbox = Outbox::default();
-        outbox.keep(report(1, 1));
-        outbox.keep(report(2, 1));
+        for task in [5, 1, 2, 4, 3] {
+            outbox.keep(report(task, 1));
+        }
         outbox.acknowledge(&[(TaskId(1), Attempt(1)), (TaskId(2), Attempt(9))]);
+        outbox.acknowledge(&[(TaskId(4), Attempt(1))]);
         let left: Vec<TaskId> = outbox.unacknowledged().iter().map(|r| r.task).collect();
-        assert_eq!(left, [TaskId(2)]);
+        // Sent again in task order, whatever order they were kept in.
+        assert_eq!(left, [TaskId(2), TaskId(3), TaskId(5)]);
+        assert_eq!(outbox.len(), 3);
     }
 
     /// Many small reports share one frame; big ones are spread so no frame exceeds the budget.

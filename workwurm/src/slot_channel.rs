@@ -6,22 +6,27 @@
 //! framing is unit-tested on plain bytes.
 //!
 //! Protocol: fd 3 of the slot carries frames from workwurm, fd 4 frames to workwurm (stdin and
-//! stdout belong to the task); fd 5 is the lifeline (see `lifeline`), never written. A frame is a 4-byte big-endian length and that many bytes of UTF-8
-//! JSON, one object with one key:
-//! - workwurm → slot: `{"run": [{"task", "attempt", "function", "args", "kwargs"}, ...]}`, tasks
-//!   to run in order after those it holds (several when their functions are fast, see
-//!   `slot_table`); a task with `"together": true` (a coroutine function's) is started on the
-//!   slot's event loop at once instead, beside the others running there; a task with
-//!   `"needs": [[task, attempt], ...]` (a held task behind the tasks it runs after, see `slot_table/waits`)
-//!   runs only if those completed in this slot, else the slot skips it and says `unmet`;
+//! stdout belong to the task); fd 5 is the lifeline (see `lifeline`), never written; fd 6 is the
+//! doorbell, a byte the slot writes after the frames on fd 4 that workwurm should read now (see
+//! `doorbell`). A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON, one
+//! object with one key:
+//! - workwurm → slot: `{"run": [[task, attempt, function, args, kwargs, needs, together], ...]}`,
+//!   tasks to run in order after those it holds (several when their functions are fast, see
+//!   `slot_table`), each an array whose last two entries are there only when needed (arrays,
+//!   not objects, on the per-task path: both sides parse and write them once per task, and
+//!   keys cost more than a noop); a task whose `together` is `true` (a coroutine function's)
+//!   is started on the slot's event loop at once instead, beside the others running there; a
+//!   task with `needs` `[[task, attempt], ...]` (a held task behind the tasks it runs after, see
+//!   `slot_table/waits`) runs only if those completed in this slot, else the slot skips it and
+//!   says `unmet`;
 //!   `{"cancel": [[task, attempt], ...]}`, tasks it holds to skip if it has not begun them;
 //!   `{"interrupt": [[task, attempt], ...]}`, together tasks to cancel (their asyncio tasks),
 //!   each answered by its `done` when it ended.
 //! - slot → workwurm: `{"hello": {"python", "executable", "pid", "capture"}}` once, when the slot
 //!   is ready (`capture`: the fds of its stdout and stderr capture files);
-//!   then `{"done": [{"task", "attempt", "ok", "result" | "error", "stdout", "stderr"}]}` as each
-//!   task ends, before the slot begins the next one, where `error` is
-//!   `{"kind", "message", "traceback"}`; `{"skipped": [[task, attempt], ...]}`, the cancelled
+//!   then `{"done": [[task, attempt, ok, result, stdout, stderr]]}` as each task ends, before
+//!   the slot begins the next one, where `result` is the JSON text of the value when `ok` and
+//!   else the error `{"kind", "message", "traceback"}`; `{"skipped": [[task, attempt], ...]}`, the cancelled
 //!   tasks it dropped, sent before the `done` after which they would have begun;
 //!   `{"coroutines": ["pkg.mod:fn", ...]}`, functions the slot found to be coroutine functions
 //!   (a call returned a coroutine; once per function per slot process), sent before that
@@ -34,7 +39,9 @@
 //!
 //! `args`, `kwargs` and `result` stay JSON *text* end to end: only Python parses them.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tatzelwurm_proto::task::{Outcome, TaskError, TaskOutput};
 use tatzelwurm_proto::worker::{Assignment, Report};
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -85,8 +92,9 @@ pub struct SlotHello {
     pub capture: Option<[i32; 2]>,
 }
 
-/// How one task ended in a slot.
-#[derive(Debug, Deserialize, PartialEq)]
+/// How one task ended in a slot: on the wire `[task, attempt, ok, result, stdout, stderr]`,
+/// with the error in the result's place when not `ok` (see the module).
+#[derive(Debug, PartialEq)]
 pub struct Done {
     /// The task that ran.
     pub task: u64,
@@ -95,17 +103,56 @@ pub struct Done {
     /// Whether the function returned a JSON-serialisable value.
     pub ok: bool,
     /// The JSON text of the return value, when `ok`.
-    #[serde(default)]
     pub result: Option<String>,
     /// Why the task failed, when not `ok`.
-    #[serde(default)]
     pub error: Option<SlotError>,
     /// The tail of what the task wrote to fd 1.
-    #[serde(default)]
     pub stdout: String,
     /// The tail of what the task wrote to fd 2.
-    #[serde(default)]
     pub stderr: String,
+}
+
+impl<'de> Deserialize<'de> for Done {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Done, D::Error> {
+        deserializer.deserialize_seq(DoneVisitor)
+    }
+}
+
+/// Reads a `done` entry's array: which type its fourth entry has depends on its third.
+struct DoneVisitor;
+
+impl<'de> Visitor<'de> for DoneVisitor {
+    type Value = Done;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("[task, attempt, ok, result or error, stdout, stderr]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Done, A::Error> {
+        let missing = |at| de::Error::invalid_length(at, &self);
+        let task = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let attempt = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let ok = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let (result, error) = if ok {
+            (Some(seq.next_element()?.ok_or_else(|| missing(3))?), None)
+        } else {
+            (None, Some(seq.next_element()?.ok_or_else(|| missing(3))?))
+        };
+        let stdout = seq.next_element()?.ok_or_else(|| missing(4))?;
+        let stderr = seq.next_element()?.ok_or_else(|| missing(5))?;
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(7, &self));
+        }
+        Ok(Done {
+            task,
+            attempt,
+            ok,
+            result,
+            error,
+            stdout,
+            stderr,
+        })
+    }
 }
 
 /// A task's failure as Python described it.
@@ -125,7 +172,8 @@ struct RunFrame<'a> {
     run: Vec<RunTask<'a>>,
 }
 
-#[derive(Serialize)]
+/// One task of a run frame, written as the array `[task, attempt, function, args, kwargs,
+/// needs, together]` whose last two entries are left out when not needed (see the module).
 struct RunTask<'a> {
     task: u64,
     attempt: u32,
@@ -133,12 +181,48 @@ struct RunTask<'a> {
     args: &'a str,
     kwargs: &'a str,
     /// Start it on the event loop at once, beside the slot's other together tasks.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     together: bool,
     /// Run it only if these tasks, ahead of it in the slot's hand, completed; else skip it and
     /// say so (`unmet`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    needs: Vec<(u64, u32)>,
+    needs: &'a [(TaskId, Attempt)],
+}
+
+impl Serialize for RunTask<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let len = if self.together {
+            7
+        } else if !self.needs.is_empty() {
+            6
+        } else {
+            5
+        };
+        let mut seq = serializer.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.task)?;
+        seq.serialize_element(&self.attempt)?;
+        seq.serialize_element(self.function)?;
+        seq.serialize_element(self.args)?;
+        seq.serialize_element(self.kwargs)?;
+        if len > 5 {
+            if self.needs.is_empty() {
+                seq.serialize_element(&())?;
+            } else {
+                seq.serialize_element(&Pairs(self.needs))?;
+            }
+        }
+        if self.together {
+            seq.serialize_element(&true)?;
+        }
+        seq.end()
+    }
+}
+
+/// `[[task, attempt], ...]` of borrowed ids.
+struct Pairs<'a>(&'a [(TaskId, Attempt)]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(t, a)| (t.0, a.0)))
+    }
 }
 
 /// Why bytes from a slot are not a message: the slot is then treated as broken and replaced.
@@ -168,11 +252,19 @@ pub fn encode_run<'a>(
                 args: &a.spec.args,
                 kwargs: &a.spec.kwargs,
                 together,
-                needs: needs.iter().map(|(t, a)| (t.0, a.0)).collect(),
+                needs,
             })
             .collect(),
     };
-    let mut bytes = vec![0; 4];
+    // Sized for the common case (nothing to escape, few needs) up front, so that a hand of many
+    // tasks is not copied again at each doubling of the vector.
+    let size: usize = frame
+        .run
+        .iter()
+        .map(|t| t.function.len() + t.args.len() + t.kwargs.len() + 48 + 24 * t.needs.len())
+        .sum();
+    let mut bytes = Vec::with_capacity(16 + size);
+    bytes.extend_from_slice(&[0; 4]);
     // Serialising borrowed strings and integers into a Vec cannot fail.
     serde_json::to_writer(&mut bytes, &frame).expect("a run frame is always serialisable");
     let len = (bytes.len() - 4) as u32;
@@ -310,7 +402,8 @@ mod tests {
         bytes
     }
 
-    /// A run frame carries the task's fields with args and kwargs as JSON text.
+    /// A run frame carries each task as an array with args and kwargs as JSON text; needs and
+    /// together are there only when needed.
     #[test]
     fn run_frame_shape() {
         let assignment = Assignment {
@@ -330,12 +423,21 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
         assert_eq!(
             value,
-            serde_json::json!({"run": [{"task": 12, "attempt": 3, "function": "m:f",
-                                        "args": "[1]", "kwargs": "{}"}]})
+            serde_json::json!({"run": [[12, 3, "m:f", "[1]", "{}"]]})
         );
         let bytes = encode_run([(&assignment, &[][..])], true);
         let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
-        assert_eq!(value["run"][0]["together"], serde_json::json!(true));
+        assert_eq!(
+            value,
+            serde_json::json!({"run": [[12, 3, "m:f", "[1]", "{}", null, true]]})
+        );
+        let needs = [(TaskId(10), Attempt(1)), (TaskId(11), Attempt(2))];
+        let bytes = encode_run([(&assignment, &needs[..])], false);
+        let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"run": [[12, 3, "m:f", "[1]", "{}", [[10, 1], [11, 2]]]]})
+        );
         let bytes = encode_interrupt(&[(TaskId(12), Attempt(3))]);
         let value: serde_json::Value = serde_json::from_slice(&bytes[4..]).unwrap();
         assert_eq!(value, serde_json::json!({"interrupt": [[12, 3]]}));
@@ -349,9 +451,7 @@ mod tests {
     #[test]
     fn frames_are_cut_at_their_lengths() {
         let mut bytes = frame(r#"{"hello":{"python":"3.11.7","executable":"/p","pid":7}}"#);
-        bytes.extend(frame(
-            r#"{"done":[{"task":1,"attempt":2,"ok":true,"result":"5","stdout":"","stderr":""}]}"#,
-        ));
+        bytes.extend(frame(r#"{"done":[[1,2,true,"5","",""]]}"#));
         let mut buffer = FrameBuffer::default();
         let mut messages = Vec::new();
         for chunk in bytes.chunks(7) {
@@ -387,7 +487,7 @@ mod tests {
     #[test]
     fn failure_becomes_failed_outcome() {
         let done: Done = serde_json::from_str(
-            r#"{"task":1,"attempt":1,"ok":false,"error":{"kind":"ValueError","message":"bad","traceback":"tb"},"stdout":"o","stderr":"e"}"#,
+            r#"[1,1,false,{"kind":"ValueError","message":"bad","traceback":"tb"},"o","e"]"#,
         )
         .unwrap();
         let report = done.into_report();
@@ -399,5 +499,30 @@ mod tests {
             ("ValueError", "bad")
         );
         assert_eq!(report.output.stdout, "o");
+    }
+
+    /// A `done` entry of the wrong length or with a result of the wrong type for its `ok` is
+    /// not a message (the slot is then replaced), not a report with made-up fields.
+    #[test]
+    fn malformed_done_is_refused() {
+        for json in [
+            r#"[1,1,true,"5",""]"#,
+            r#"[1,1,true,"5","","",7]"#,
+            r#"[1,1,true,{"kind":"E","message":"m"},"",""]"#,
+            r#"[1,1,false,"5","",""]"#,
+            r#"{"task":1,"attempt":1,"ok":true,"result":"5","stdout":"","stderr":""}"#,
+        ] {
+            assert!(serde_json::from_str::<Done>(json).is_err(), "{json}");
+        }
+        let done: Done = serde_json::from_str(r#"[7,2,true,"null","out","err"]"#).unwrap();
+        assert_eq!(
+            (
+                done.task,
+                done.attempt,
+                done.result.as_deref(),
+                done.stdout.as_str()
+            ),
+            (7, 2, Some("null"), "out")
+        );
     }
 }

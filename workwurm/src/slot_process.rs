@@ -1,10 +1,12 @@
-//! One slot process: starting it with its pipes on fds 3 and 4 and the lifeline on fd 5, and
-//! watching it until it ends.
+//! One slot process: starting it with its pipes on fds 3 and 4, the lifeline on fd 5 and the
+//! doorbell on fd 6, and watching it until it ends.
 //!
 //! `slots` calls [`spawn`] and, once it has recorded the new process, [`watch`]; everything a slot
 //! says or does comes back to `slots` as an [`Event`], as does what its running task wrote so
 //! far (the watcher looks at the slot's capture files every `live_output::LIVE_EVERY`, see
-//! `live_output` for why the bytes it sends belong to the task the pool sees running). The child runs `PYTHON -c <slot.py>` (or
+//! `live_output` for why the bytes it sends belong to the task the pool sees running). The
+//! watcher reads the slot's frames when the slot rings its doorbell and shortly after (see
+//! `doorbell`), not at every write. The child runs `PYTHON -c <slot.py>` (or
 //! `PYTHON -m tatzelwurm.slot` under the Python package, see [`SlotProgram`]) in its own process
 //! group (so killing the group takes every process its task started), with stdin on /dev/null and
 //! stdout/stderr shared with workwurm.
@@ -28,9 +30,10 @@
 //! workwurm is impossible.
 
 use crate::captured::Captured;
+use crate::doorbell::{self, BELL_FD, CHECK_AFTER};
 use crate::lifeline::{dup_above, Lifeline, LIFELINE_FD};
 use crate::live_output::{LiveCursor, LIVE_EVERY};
-use crate::slot_channel::{FrameBuffer, FromSlot};
+use crate::slot_channel::{FrameBuffer, FromSlot, SlotProtocolError};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
@@ -42,7 +45,6 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::runtime::Handle;
@@ -71,9 +73,10 @@ pub const PATH_ENV: &str = "TATZELWURM_PATH";
 /// itself runs inside a task, so that a task never sees another task's id.
 const TASK_ENV: [&str; 2] = ["TATZELWURM_TASK_ID", "TATZELWURM_ATTEMPT"];
 
-/// How long to keep reading a slot's pipe after the process exited, for a last frame that is
-/// still in the pipe. Only a process that inherited the pipe against slot.py's wishes (a
-/// fork without exec in a task, in another process group) can hold it open longer.
+/// How long to wait, after the process exited, for the end of its doorbell before the pipe of
+/// its frames is read a last time (it is read at the exit too). Only a process that inherited
+/// the pipes against slot.py's wishes (a fork without exec in a task, in another process group)
+/// can hold them open longer.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
 
 /// How long a new slot may take to say hello. Beyond it the interpreter is stuck (a
@@ -85,13 +88,13 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
 enum Waiting {
     /// The first message of a new slot (until `HELLO_TIMEOUT`).
     Hello,
-    /// The exit of a slot that closed its pipe (until `LINGER_AFTER_END`, then it is killed).
+    /// The exit of a slot that closed its doorbell (until `LINGER_AFTER_END`, then it is killed).
     Exit,
-    /// The last frames in the pipe of a slot that exited (until `DRAIN_AFTER_EXIT`).
+    /// The end of the doorbell of a slot that exited (until `DRAIN_AFTER_EXIT`).
     LastFrames,
 }
 
-/// How long a slot may live on after closing its end of the pipe before it is killed.
+/// How long a slot may live on after closing its end of the doorbell before it is killed.
 const LINGER_AFTER_END: Duration = Duration::from_secs(1);
 
 /// How the slot loop reaches the interpreter.
@@ -166,8 +169,75 @@ pub struct Started {
     pub pid: i32,
     /// Frames to the slot.
     pub to_slot: SlotWriter,
+    /// Its frames, read by its watcher when it rings and by the pool before it acts on what the
+    /// slot runs (see `doorbell`).
+    pub frames: Arc<Mutex<SlotFrames>>,
     child: Child,
-    from_slot: pipe::Receiver,
+    /// The doorbell's read end.
+    bell: pipe::Receiver,
+}
+
+/// What a slot wrote to workwurm, read by whoever needs it first: its watcher when the slot
+/// rings, or the pool before a kill or a timeout (so that it acts on the task the slot really
+/// runs; see `doorbell`). Whoever reads it turns the frames into messages in order, while
+/// holding the lock, and hands them on before letting go of it.
+pub struct SlotFrames {
+    /// The slot's pid, for its capture files.
+    pid: i32,
+    /// The results pipe: non-blocking, in no epoll set.
+    fd: OwnedFd,
+    /// Bytes read and not yet cut into messages.
+    buffer: FrameBuffer,
+    /// The capture files, once the slot said hello, and how far they were forwarded (`live_output`).
+    live: Option<(Captured, LiveCursor)>,
+    /// The slot said hello (whoever read it).
+    hello: bool,
+}
+
+impl SlotFrames {
+    /// Reads what the pipe holds now and cuts it into messages, in order; an error means the
+    /// slot spoke no protocol we know (the caller kills it), after the messages before it.
+    pub fn read(&mut self) -> (doorbell::Read, Vec<FromSlot>, Option<SlotProtocolError>) {
+        let read = doorbell::read_available(self.fd.as_raw_fd(), &mut self.buffer);
+        let mut messages = Vec::new();
+        loop {
+            match self.buffer.next_message() {
+                Ok(Some(message)) => {
+                    self.hello = true;
+                    match &message {
+                        FromSlot::Hello(hello) if self.live.is_none() => {
+                            // Without the files there is no live output; the report still
+                            // carries what the task wrote.
+                            self.live = hello
+                                .capture
+                                .and_then(|fds| Captured::open(self.pid, fds).ok())
+                                .map(|captured| (captured, LiveCursor::default()));
+                        }
+                        FromSlot::Done(_) => {
+                            if let Some((_, cursor)) = &mut self.live {
+                                cursor.task_ended();
+                            }
+                        }
+                        _ => {}
+                    }
+                    messages.push(message);
+                }
+                Ok(None) => return (read, messages, None),
+                Err(err) => return (read, messages, Some(err)),
+            }
+        }
+    }
+
+    /// One look at the capture files for live output, if no frame of the slot is unread (see
+    /// `look_at_output`).
+    fn look_at_output(&mut self) -> Option<[Option<String>; 2]> {
+        let (captured, cursor) = self.live.as_mut()?;
+        let pipe = self.fd.as_raw_fd();
+        let buffer = &self.buffer;
+        look_at_output(captured, cursor, || {
+            buffer.is_empty() && pipe_is_empty(pipe)
+        })
+    }
 }
 
 /// What a slot process did, tagged by the slot index and the generation of its process so that
@@ -226,10 +296,13 @@ pub fn kill_group(pid: i32) {
 pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
     let (task_read, task_write) = pipe_cloexec()?;
     let (result_read, result_write) = pipe_cloexec()?;
-    // Moved above fd 10 so that dup2 onto 3 and 4 in the child can never overwrite the other one.
+    let (bell_read, bell_write) = pipe_cloexec()?;
+    set_nonblocking(&result_read)?;
+    // Moved above fd 10 so that dup2 onto 3, 4 and 6 in the child can never overwrite another.
     let child_in = dup_above(&task_read, 10)?;
     let child_out = dup_above(&result_write, 10)?;
-    drop((task_read, result_write));
+    let child_bell = dup_above(&bell_write, 10)?;
+    drop((task_read, result_write, bell_write));
 
     let mut std_command = std::process::Command::new(&command.python);
     std_command
@@ -243,6 +316,7 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
         tasks: child_in.as_raw_fd(),
         results: child_out.as_raw_fd(),
         lifeline: command.lifeline.read_fd(),
+        bell: child_bell.as_raw_fd(),
     };
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
@@ -252,19 +326,26 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
     }
     let child = fork_on_spawner_thread(std_command).await?;
     // The child has its copies now; ours would keep the pipes open after it dies.
-    drop((child_in, child_out));
+    drop((child_in, child_out, child_bell));
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("the slot process ended before it could be watched"))?
         as i32;
     let pipes = pipe::Sender::from_owned_fd(task_write)
-        .and_then(|to| Ok((to, pipe::Receiver::from_owned_fd(result_read)?)));
+        .and_then(|to| Ok((to, pipe::Receiver::from_owned_fd(bell_read)?)));
     match pipes {
-        Ok((to_slot, from_slot)) => Ok(Started {
+        Ok((to_slot, bell)) => Ok(Started {
             pid,
             to_slot: SlotWriter::new(to_slot),
+            frames: Arc::new(Mutex::new(SlotFrames {
+                pid,
+                fd: result_read,
+                buffer: FrameBuffer::default(),
+                live: None,
+                hello: false,
+            })),
             child,
-            from_slot,
+            bell,
         }),
         Err(err) => {
             // Nobody could talk to it or watch it: it must not live on.
@@ -274,16 +355,17 @@ pub async fn spawn(command: &SlotCommand) -> io::Result<Started> {
     }
 }
 
-/// The fds (all numbered 10 or higher) that a new slot gets as 3, 4 and 5.
+/// The fds (all numbered 10 or higher) that a new slot gets as 3, 4, 5 and 6.
 #[derive(Clone, Copy)]
 struct ChildFds {
     tasks: RawFd,
     results: RawFd,
     lifeline: RawFd,
+    bell: RawFd,
 }
 
-/// Runs in the child between fork and exec: pipes onto 3 and 4 and the lifeline onto 5, own
-/// process group, die with us.
+/// Runs in the child between fork and exec: pipes onto 3 and 4, the lifeline onto 5 and the
+/// doorbell onto 6, own process group, die with us.
 fn prepare_child(fds: ChildFds, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: plain syscalls on fds and the calling process; all async-signal-safe.
     unsafe {
@@ -292,6 +374,7 @@ fn prepare_child(fds: ChildFds, parent: libc::pid_t) -> io::Result<()> {
         if libc::dup2(fds.tasks, 3) < 0
             || libc::dup2(fds.results, 4) < 0
             || libc::dup2(fds.lifeline, LIFELINE_FD) < 0
+            || libc::dup2(fds.bell, BELL_FD) < 0
         {
             return Err(io::Error::last_os_error());
         }
@@ -304,6 +387,18 @@ fn prepare_child(fds: ChildFds, parent: libc::pid_t) -> io::Result<()> {
         // workwurm may have died between the fork and the prctl; then nobody would kill us.
         if libc::getppid() != parent {
             return Err(io::Error::other("workwurm exited while starting a slot"));
+        }
+    }
+    Ok(())
+}
+
+/// Makes reads of `fd` return at once when there is nothing to read.
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL read and set the flags of an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(())
@@ -441,15 +536,17 @@ impl SlotWriter {
 
 /// Watches a started slot until it is gone: forwards its messages and then its exit to `events`.
 ///
-/// Reads and waits in one `select!` (both are cancel-safe), so a process that dies while some
-/// other process still holds its pipe is noticed, and a last frame written just before a crash
-/// is still delivered before the exit. After the exit the whole process group is killed, so
-/// nothing a crashed task started lives on.
+/// Waits for the doorbell, the look after a ring (see `doorbell`), the exit and the live-output
+/// tick in one `select!` (all cancel-safe), and reads the slot's frames when the slot rang or at
+/// that look, so a process that dies while some other process still holds its pipes is noticed,
+/// and every frame written before a crash, rung or not, is still delivered before the exit.
+/// After the exit the whole process group is killed, so nothing a crashed task started lives on.
 pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::UnboundedSender<Event>) {
     let Started {
         pid,
         mut child,
-        mut from_slot,
+        frames,
+        bell,
         ..
     } = started;
     tokio::spawn(async move {
@@ -460,9 +557,6 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
                 kind,
             });
         };
-        let mut frames = FrameBuffer::default();
-        // The capture files, once the slot said hello, and how far they were forwarded.
-        let mut live: Option<(Captured, LiveCursor)> = None;
         let mut look = tokio::time::interval_at(Instant::now() + LIVE_EVERY, LIVE_EVERY);
         look.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut status: Option<ExitStatus> = None;
@@ -471,76 +565,96 @@ pub fn watch(started: Started, slot: usize, generation: u64, events: mpsc::Unbou
         let timer = tokio::time::sleep(HELLO_TIMEOUT);
         tokio::pin!(timer);
         let mut waiting = Some(Waiting::Hello);
+        // When the results pipe is looked at again although the slot did not ring (`doorbell`).
+        let check = tokio::time::sleep(CHECK_AFTER);
+        tokio::pin!(check);
+        let mut checking = false;
+        let mut scratch = [0u8; 256];
         while !(at_end && status.is_some()) {
-            frames.buffer().reserve(64 * 1024);
+            // Whether to read the pipe now (after a ring, at the look after one, after the exit),
+            // and whether the slot rang.
+            let mut read_now = false;
+            let mut rang = false;
             tokio::select! {
-                read = from_slot.read_buf(frames.buffer()), if !at_end => match read {
-                    Ok(0) | Err(_) => {
+                ready = bell.readable(), if !at_end => {
+                    // Every byte is one ring; they are all answered by one read of the pipe.
+                    let closed = ready.is_err() || loop {
+                        match bell.try_read(&mut scratch) {
+                            Ok(0) => break true,
+                            Ok(_) => continue,
+                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break false,
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(_) => break true,
+                        }
+                    };
+                    read_now = true;
+                    rang = !closed;
+                    if closed {
+                        // The slot is gone (or closed its fds): what its pipe holds is all.
                         at_end = true;
                         if status.is_none() {
                             timer.as_mut().reset(Instant::now() + LINGER_AFTER_END);
                             waiting = Some(Waiting::Exit);
                         }
                     }
-                    Ok(_) => loop {
-                        match frames.next_message() {
-                            Ok(Some(message)) => {
-                                if waiting == Some(Waiting::Hello) {
-                                    waiting = None;
-                                }
-                                match &message {
-                                    FromSlot::Hello(hello) if live.is_none() => {
-                                        // Without the files there is no live output; the
-                                        // report still carries what the task wrote.
-                                        live = hello
-                                            .capture
-                                            .and_then(|fds| Captured::open(pid, fds).ok())
-                                            .map(|captured| (captured, LiveCursor::default()));
-                                    }
-                                    FromSlot::Done(_) => {
-                                        if let Some((_, cursor)) = &mut live {
-                                            cursor.task_ended();
-                                        }
-                                    }
-                                    _ => {}
-                                }
-                                send(EventKind::Message(message));
-                            }
-                            Ok(None) => break,
-                            Err(err) => {
-                                warn!(slot, "replacing slot {slot}: {err}");
-                                kill_group(pid);
-                                at_end = true;
-                                break;
-                            }
-                        }
-                    },
                 },
+                () = &mut check, if checking && !at_end => read_now = true,
                 exit = child.wait(), if status.is_none() => {
                     status = Some(exit.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
                     kill_group(pid);
+                    read_now = true;
                     if !at_end {
                         timer.as_mut().reset(Instant::now() + DRAIN_AFTER_EXIT);
                         waiting = Some(Waiting::LastFrames);
                     }
                 },
-                _ = look.tick(), if live.is_some() && !at_end && status.is_none() => {
-                    if let Some((captured, cursor)) = &mut live {
-                        let pipe = from_slot.as_raw_fd();
-                        let quiet = || frames.is_empty() && pipe_is_empty(pipe);
-                        if let Some(texts) = look_at_output(captured, cursor, quiet) {
-                            send(EventKind::Output(texts));
-                        }
+                _ = look.tick(), if !at_end && status.is_none() => {
+                    let mut frames = frames.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(texts) = frames.look_at_output() {
+                        send(EventKind::Output(texts));
                     }
                 }
                 () = &mut timer, if waiting.is_some() => match waiting.take() {
+                    // The pool may have read the hello (`SlotFrames`).
+                    Some(Waiting::Hello) if frames.lock().unwrap_or_else(|e| e.into_inner()).hello => {}
                     Some(Waiting::Hello) => {
                         warn!(slot, "slot {slot} did not start within {} s; killing it", HELLO_TIMEOUT.as_secs());
                         kill_group(pid);
                     }
                     Some(Waiting::Exit) => kill_group(pid),
-                    Some(Waiting::LastFrames) | None => at_end = true,
+                    Some(Waiting::LastFrames) | None => {
+                        read_now = true;
+                        at_end = true;
+                    }
                 },
+            }
+            if !read_now {
+                continue;
+            }
+            // The messages are sent while the lock is held, so that the pool, which reads under
+            // the same lock, finds every message read before its own in its channel.
+            let mut shared = frames.lock().unwrap_or_else(|e| e.into_inner());
+            let (read, messages, error) = shared.read();
+            // Looked at again shortly after a ring, and after a look that found frames: a `done`
+            // the slot wrote meanwhile without ringing is read then (see `doorbell`).
+            checking = (rang || read.some) && !at_end && status.is_none();
+            if checking {
+                check.as_mut().reset(Instant::now() + CHECK_AFTER);
+            }
+            for message in messages {
+                if waiting == Some(Waiting::Hello) {
+                    waiting = None;
+                }
+                send(EventKind::Message(message));
+            }
+            drop(shared);
+            if let Some(err) = error {
+                warn!(slot, "replacing slot {slot}: {err}");
+                kill_group(pid);
+                at_end = true;
+            }
+            if read.at_end && !at_end && status.is_some() {
+                at_end = true;
             }
         }
         if let Some(status) = status {

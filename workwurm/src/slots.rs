@@ -15,6 +15,9 @@
 //! wrote what a slot's watcher read from its capture files, as [`News::Output`] (see
 //! `live_output`).
 //!
+//! Before it acts on the task a slot runs (a kill, a timeout, a memory sample), it reads what the
+//! slots wrote that their watchers have not read yet (`Pool::catch_up`, see `doorbell`).
+//!
 //! Per turn of its loop it handles one command, or every slot event that is ready (carrying out
 //! the table's actions after each, so that a frame is written before the next event of its slot
 //! is looked at), then sends one [`News::Started`] with every attempt handed to a slot in that
@@ -24,10 +27,12 @@ use crate::captured::Captured;
 use crate::live_output;
 use crate::slot_channel::{encode_cancel, encode_interrupt, FromSlot};
 use crate::slot_process::{
-    self, describe_exit, kill_group, Event, EventKind, SlotCommand, SlotWriter, StartedBox,
+    self, describe_exit, kill_group, Event, EventKind, SlotCommand, SlotFrames, SlotWriter,
+    StartedBox,
 };
 use crate::slot_table::{Action, MemoryCounts, SlotTable};
 use crate::usage::{self, SlotsSnapshot};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tatzelwurm_proto::task::TaskOutput;
 #[cfg(test)]
@@ -37,7 +42,7 @@ use tatzelwurm_proto::{Attempt, TaskId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use crate::slot_table::AttemptId;
 
@@ -231,6 +236,8 @@ struct Live {
     to_slot: SlotWriter,
     /// Its capture files, opened once it said hello; read when it dies running a task.
     captured: Option<Captured>,
+    /// What it wrote, shared with its watcher: read before a kill or a timeout (`catch_up`).
+    frames: Arc<Mutex<SlotFrames>>,
     /// The process has exited (its pid may be reused): never signal it again.
     exited: bool,
 }
@@ -266,7 +273,13 @@ impl Pool {
             }
             tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => {
+                        if matches!(command, Command::Kill(_)) {
+                            // Kill the task the slot runs, not one that ended a moment ago.
+                            self.catch_up(&mut events);
+                        }
+                        self.on_command(command);
+                    }
                     // Every handle is gone; `Drop` kills what is left.
                     None => return,
                 },
@@ -282,8 +295,15 @@ impl Pool {
                         }
                     }
                 }
-                () = &mut timer, if next.is_some() => self.table.time_out(Instant::now()),
-                _ = measure.tick(), if measuring => self.measure(),
+                () = &mut timer, if next.is_some() => {
+                    // A task that ended within its time is reported, not timed out.
+                    self.catch_up(&mut events);
+                    self.table.time_out(Instant::now());
+                }
+                _ = measure.tick(), if measuring => {
+                    self.catch_up(&mut events);
+                    self.measure();
+                }
             }
             self.apply(Instant::now());
             self.tell_started();
@@ -323,6 +343,48 @@ impl Pool {
             }
             Command::Usage(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    /// Brings the table up to what the slots wrote so far, before it decides on the task a slot
+    /// runs (a kill, a timeout, `--max-memory`): a slot rings its doorbell only now and then in a
+    /// stream of fast tasks (see `doorbell`), so its watcher may not have read its last `done`s
+    /// yet. Takes each live slot's frames under their lock, and first the events its watcher
+    /// sent before (the watcher sends while holding it), so that every message is handled in
+    /// the order the slot wrote it.
+    fn catch_up(&mut self, events: &mut mpsc::UnboundedReceiver<Event>) {
+        for index in 0..self.processes.len() {
+            let (frames, generation, pid) = match &self.processes[index].state {
+                ProcessState::Live(live) if !live.exited => (
+                    Arc::clone(&live.frames),
+                    self.processes[index].generation,
+                    live.pid,
+                ),
+                _ => continue,
+            };
+            let mut frames = frames.lock().unwrap_or_else(|e| e.into_inner());
+            while let Ok(event) = events.try_recv() {
+                self.on_event(event);
+                self.apply(Instant::now());
+            }
+            if self.processes[index].generation != generation {
+                // Replaced by an event just handled; its new process has its own frames.
+                continue;
+            }
+            let (_, messages, error) = frames.read();
+            for message in messages {
+                self.on_event(Event {
+                    slot: index,
+                    generation,
+                    kind: EventKind::Message(message),
+                });
+                self.apply(Instant::now());
+            }
+            if let Some(err) = error {
+                // The watcher sees the exit that follows.
+                warn!("replacing slot {index}: {err}");
+                kill_group(pid);
             }
         }
     }
@@ -487,6 +549,7 @@ impl Pool {
                     pid: started.pid,
                     to_slot: started.to_slot.clone(),
                     captured: None,
+                    frames: Arc::clone(&started.frames),
                     exited: false,
                 };
                 slot_process::watch(*started, index, generation, self.events.clone());

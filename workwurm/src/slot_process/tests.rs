@@ -1,11 +1,14 @@
 //! Tests of one slot process with real `python3`: the guardian that takes a slot's process group
-//! down when workwurm is gone. (The pool's tests in `slots/tests.rs` cover everything else.)
+//! down when workwurm is gone, and the watcher's reads at the doorbell. (The pool's tests in
+//! `slots/tests.rs` cover everything else.)
 
 use super::*;
 use crate::slot_channel::encode_run;
 use crate::slots::tests::{
     gone, group, python_command, task, wait_group_gone, wait_until, PATIENCE,
 };
+use tatzelwurm_proto::worker::Assignment;
+use tatzelwurm_proto::{Attempt, TaskId};
 
 async fn next_event(events: &mut mpsc::UnboundedReceiver<Event>) -> EventKind {
     tokio::time::timeout(PATIENCE, events.recv())
@@ -104,4 +107,67 @@ async fn frames_larger_than_the_pipe_stay_in_order() {
         .expect("every frame within the patience")
         .unwrap();
     assert_eq!(all, frames.concat());
+}
+
+/// No result waits behind a task that hangs: the slot does not ring for the `done`s of a fast
+/// stream (see `doorbell`), yet those written before a long task began reach the pool within
+/// a few milliseconds, not when the long task ends; and a result larger than the pipe, which the
+/// slot writes in rung pieces, arrives whole.
+#[tokio::test(flavor = "current_thread")]
+async fn results_written_before_a_hanging_task_arrive_while_it_runs() {
+    let command = python_command();
+    let started = spawn(&command).await.unwrap();
+    let (pid, to_slot) = (started.pid, started.to_slot.clone());
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    watch(started, 0, 1, events);
+    assert!(matches!(
+        next_event(&mut inbox).await,
+        EventKind::Message(FromSlot::Hello(_))
+    ));
+    // Twenty noops in one hand (the slot holds them all), then a task that sleeps for 30 s.
+    let noops: Vec<Assignment> = (1..=20)
+        .map(|id| task(id, "tasks:noop", &format!("[{id}]")))
+        .collect();
+    let nap = task(21, "tasks:nap", "[30]");
+    let hand: Vec<(&Assignment, &[(TaskId, Attempt)])> =
+        noops.iter().chain([&nap]).map(|a| (a, &[][..])).collect();
+    let began = std::time::Instant::now();
+    assert!(to_slot.send(encode_run(hand, false)));
+    let mut reported = Vec::new();
+    while reported.len() < noops.len() {
+        let EventKind::Message(FromSlot::Done(done)) = next_event(&mut inbox).await else {
+            panic!("expected results");
+        };
+        reported.extend(done.iter().map(|d| d.task));
+    }
+    let took = began.elapsed();
+    assert_eq!(reported, (1..=20).collect::<Vec<u64>>());
+    assert!(
+        took < Duration::from_secs(5),
+        "the results came {took:?} after the hand, while the last task sleeps 30 s"
+    );
+    kill_group(pid);
+    assert!(matches!(next_event(&mut inbox).await, EventKind::Exited(_)));
+
+    // A result of 3 MB, over forty times the pipe's 64 KiB, in a slot started afresh.
+    let started = spawn(&command).await.unwrap();
+    let (pid, to_slot) = (started.pid, started.to_slot.clone());
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    watch(started, 0, 2, events);
+    assert!(matches!(
+        next_event(&mut inbox).await,
+        EventKind::Message(FromSlot::Hello(_))
+    ));
+    assert!(to_slot.send(encode_run(
+        [(&task(22, "tasks:big", "[3000000]"), &[][..])],
+        false
+    )));
+    let EventKind::Message(FromSlot::Done(done)) = next_event(&mut inbox).await else {
+        panic!("expected the big result");
+    };
+    assert!(done[0]
+        .result
+        .as_ref()
+        .is_some_and(|r| r.len() >= 3_000_000));
+    kill_group(pid);
 }

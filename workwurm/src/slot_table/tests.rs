@@ -59,10 +59,11 @@ pub(super) fn actions(table: &mut SlotTable) -> Vec<Did> {
             } => {
                 let value: serde_json::Value = serde_json::from_slice(&frame[4..]).unwrap();
                 let tasks = value["run"].as_array().unwrap();
-                let ids: Vec<u64> = tasks.iter().map(|t| t["task"].as_u64().unwrap()).collect();
+                // Each task is [task, attempt, function, args, kwargs, needs, together].
+                let ids: Vec<u64> = tasks.iter().map(|t| t[0].as_u64().unwrap()).collect();
                 assert_eq!(ids.len(), count);
                 for t in tasks {
-                    assert_eq!(t["together"].as_bool().unwrap_or(false), together);
+                    assert_eq!(t[6].as_bool().unwrap_or(false), together);
                 }
                 if together {
                     Did::Together(slot, ids)

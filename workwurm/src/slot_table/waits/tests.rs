@@ -45,11 +45,12 @@ fn frames(table: &mut SlotTable) -> Vec<Frame> {
                 tasks
                     .iter()
                     .map(|t| {
-                        let needs = t["needs"]
+                        // [task, attempt, function, args, kwargs, needs, together]
+                        let needs = t[5]
                             .as_array()
                             .map(|n| n.iter().map(|p| p[0].as_u64().unwrap()).collect())
                             .unwrap_or_default();
-                        (t["task"].as_u64().unwrap(), needs)
+                        (t[0].as_u64().unwrap(), needs)
                     })
                     .collect(),
             ));
