@@ -18,6 +18,24 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<Event>) -> EventKind {
         .kind
 }
 
+/// A slot of `command` (which holds workwurm's end of the lifeline: the slot lives while it
+/// does), watched as slot 0 of `generation`, once it said hello: its pid, the writer to it and
+/// the watcher's events.
+async fn hello_slot(
+    command: &SlotCommand,
+    generation: u64,
+) -> (i32, SlotWriter, mpsc::UnboundedReceiver<Event>) {
+    let started = spawn(command).await.unwrap();
+    let (pid, to_slot) = (started.pid, started.to_slot.clone());
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    watch(started, 0, generation, events);
+    assert!(matches!(
+        next_event(&mut inbox).await,
+        EventKind::Message(FromSlot::Hello(_))
+    ));
+    (pid, to_slot, inbox)
+}
+
 /// When workwurm's end of the lifeline closes, as it does when workwurm dies (even by kill -9),
 /// the guardian SIGKILLs the slot's process group within 2 s: the slot, the process its task
 /// started, and itself, though the task holds the GIL in a C call. The guardian is in the slot's
@@ -25,14 +43,7 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<Event>) -> EventKind {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guardian_kills_the_group_when_the_lifeline_closes() {
     let command = python_command();
-    let started = spawn(&command).await.unwrap();
-    let (pid, to_slot) = (started.pid, started.to_slot.clone());
-    let (events, mut inbox) = mpsc::unbounded_channel();
-    watch(started, 0, 1, events);
-    assert!(matches!(
-        next_event(&mut inbox).await,
-        EventKind::Message(FromSlot::Hello(_))
-    ));
+    let (pid, to_slot, mut inbox) = hello_slot(&command, 1).await;
     let members = group(pid);
     assert_eq!(members.len(), 2, "the slot and its guardian: {members:?}");
     let (guardian, guardian_parent) = *members.iter().find(|(p, _)| *p != pid).unwrap();
@@ -116,14 +127,7 @@ async fn frames_larger_than_the_pipe_stay_in_order() {
 #[tokio::test(flavor = "current_thread")]
 async fn results_written_before_a_hanging_task_arrive_while_it_runs() {
     let command = python_command();
-    let started = spawn(&command).await.unwrap();
-    let (pid, to_slot) = (started.pid, started.to_slot.clone());
-    let (events, mut inbox) = mpsc::unbounded_channel();
-    watch(started, 0, 1, events);
-    assert!(matches!(
-        next_event(&mut inbox).await,
-        EventKind::Message(FromSlot::Hello(_))
-    ));
+    let (pid, to_slot, mut inbox) = hello_slot(&command, 1).await;
     // Twenty noops in one hand (the slot holds them all), then a task that sleeps for 30 s.
     let noops: Vec<Assignment> = (1..=20)
         .map(|id| task(id, "tasks:noop", &format!("[{id}]")))
@@ -150,14 +154,7 @@ async fn results_written_before_a_hanging_task_arrive_while_it_runs() {
     assert!(matches!(next_event(&mut inbox).await, EventKind::Exited(_)));
 
     // A result of 3 MB, over forty times the pipe's 64 KiB, in a slot started afresh.
-    let started = spawn(&command).await.unwrap();
-    let (pid, to_slot) = (started.pid, started.to_slot.clone());
-    let (events, mut inbox) = mpsc::unbounded_channel();
-    watch(started, 0, 2, events);
-    assert!(matches!(
-        next_event(&mut inbox).await,
-        EventKind::Message(FromSlot::Hello(_))
-    ));
+    let (pid, to_slot, mut inbox) = hello_slot(&command, 2).await;
     assert!(to_slot.send(encode_run(
         [(&task(22, "tasks:big", "[3000000]"), &[][..])],
         false
