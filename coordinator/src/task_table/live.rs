@@ -561,6 +561,11 @@ impl LiveTasks {
 mod tests {
     use super::*;
 
+    /// A ready task of `m:f()`.
+    fn ready(names: &mut Names) -> LiveTask {
+        LiveTask::new(spec("m:f", "[]"), TaskState::Ready, Timestamp(1), names)
+    }
+
     fn spec(function: &str, args: &str) -> TaskSpec {
         TaskSpec::call(function, args, "{\"k\": 1}")
     }
@@ -625,12 +630,7 @@ mod tests {
         let mut names = Names::default();
         let mut tasks = LiveTasks::default();
         for id in 1..=10_000 {
-            let task = LiveTask::new(
-                spec("m:f", "[]"),
-                TaskState::Ready,
-                Timestamp(1),
-                &mut names,
-            );
+            let task = ready(&mut names);
             tasks.insert(TaskId(id), task);
         }
         for id in (1..=10_000).filter(|id| id % 1000 != 0) {
@@ -691,11 +691,8 @@ mod tests {
     fn the_index_compacts_and_keeps_order() {
         let mut names = Names::default();
         let mut tasks = LiveTasks::default();
-        let task = |names: &mut Names| {
-            LiveTask::new(spec("m:f", "[]"), TaskState::Ready, Timestamp(1), names)
-        };
         for id in 1..=5000 {
-            tasks.insert(TaskId(id), task(&mut names));
+            tasks.insert(TaskId(id), ready(&mut names));
         }
         for id in (1..=5000).filter(|id| id % 10 != 0) {
             assert!(tasks.remove(TaskId(id)).is_some());
@@ -703,7 +700,7 @@ mod tests {
         assert_eq!(tasks.len(), 500);
         assert!(tasks.index.len() < 5000, "compacted");
         assert!(tasks.get(TaskId(4990)).is_some() && tasks.get(TaskId(4991)).is_none());
-        tasks.insert(TaskId(15), task(&mut names));
+        tasks.insert(TaskId(15), ready(&mut names));
         let ids: Vec<u64> = tasks
             .range_from(TaskId(0))
             .map(|(id, _)| id.0)
@@ -728,12 +725,7 @@ mod tests {
         };
         check(&tasks, &live);
         for id in (1..=3000).filter(|id| id % 7 != 0) {
-            let task = LiveTask::new(
-                spec("m:f", "[]"),
-                TaskState::Ready,
-                Timestamp(1),
-                &mut names,
-            );
+            let task = ready(&mut names);
             tasks.insert(TaskId(id), task);
             live.insert(id);
         }
