@@ -390,6 +390,12 @@ struct Write {
 /// shares the next one, but a flush never waits on an endless queue.
 const GROUP_BATCHES: usize = 16;
 
+/// Records after which the store thread takes no further batch into a group: each batch
+/// written before the sync delays the first one's answer, and a burst of adds (several
+/// thousand records a batch, one after another) made a group of them hold back the first
+/// add's tasks for ~10 ms (W1: nothing ran from 8 to 20 ms). Small rounds still share syncs.
+const GROUP_RECORDS: usize = 2_000;
+
 /// A batch on its way to the disk (`Store::send`): completes with the outcome of the flush
 /// that covers it. Batches of one `Store` complete in the order they were sent.
 #[must_use = "a batch is durable only once its Flushing completes"]
@@ -764,8 +770,8 @@ impl Store {
 }
 
 /// The store thread: writes the batches that come through `queue`, each atomically, all that
-/// queued behind the first (up to `GROUP_BATCHES`) before one sync, then tells each its
-/// outcome. A write that fails fails the rest of its group unwritten (the task actor stops at
+/// queued behind the first (up to `GROUP_BATCHES` batches and about `GROUP_RECORDS` records)
+/// before one sync, then tells each its outcome. A write that fails fails the rest of its group unwritten (the task actor stops at
 /// the first error). After a sync, `durable_events` moves to the group's last event (readers
 /// pass on no event before that). When idle it trims the allocator and gives the backend its
 /// upkeep.
@@ -806,7 +812,7 @@ fn write_batches(
             // Freed here, before the sync, rather than after it.
             drop(batch);
             group.push(done);
-            if group.len() < GROUP_BATCHES {
+            if group.len() < GROUP_BATCHES && records < GROUP_RECORDS {
                 next = queue.try_recv().ok();
             }
         }
