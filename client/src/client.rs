@@ -43,8 +43,6 @@ struct Inner {
     shared: Arc<Shared>,
     /// The pipeline's events, until `pipeline` hands them out.
     events: Mutex<Option<UnboundedReceiver<Event>>>,
-    /// Adds `add_all` keeps in flight at once (`Tuning::adds_in_flight`).
-    adds_in_flight: usize,
 }
 
 impl Client {
@@ -63,7 +61,6 @@ impl Client {
         let conn = connect_once(&opts).await?;
         let (to_session, handles) = unbounded_channel();
         let (events_tx, events_rx) = unbounded_channel();
-        let adds_in_flight = tuning.adds_in_flight.max(1);
         let shared = Arc::new(Shared::new(tuning.adds_in_flight));
         let address = opts.address.clone();
         Session::spawn(opts, tuning, conn, handles, Arc::clone(&shared), events_tx);
@@ -73,7 +70,6 @@ impl Client {
                 to_session,
                 shared,
                 events: Mutex::new(Some(events_rx)),
-                adds_in_flight,
             }),
         })
     }
@@ -87,73 +83,13 @@ impl Client {
     /// `Reply::Error` as `ClientError::Rejected`. A command too large for a frame is refused
     /// before anything is sent.
     pub async fn request(&self, command: Command) -> Result<Reply, ClientError> {
-        let answer = self.start_request(command)?;
-        answer.await.map_err(|_| self.closed())?
-    }
-
-    /// Hands `command` to the session now (so requests started one after another are sent,
-    /// and applied by the coordinator, in that order) and returns where its answer comes.
-    fn start_request(
-        &self,
-        command: Command,
-    ) -> Result<oneshot::Receiver<Result<Reply, ClientError>>, ClientError> {
         check_size(&command)?;
         let (tx, rx) = oneshot::channel();
         self.send(ToSession::Request {
             command: Box::new(command),
             to: Responder::Caller(tx),
         })?;
-        Ok(rx)
-    }
-
-    /// Adds `batches` in the order given, each as its own keyed add (split further past
-    /// `MAX_TASKS_PER_ADD`), with up to `Tuning::adds_in_flight` of them sent ahead of their
-    /// answers: one at a time, each batch's round trip and flush would keep the workers
-    /// waiting for the next (W1's command line was starved between adds for ~10 ms of its
-    /// ~110 ms). Returns the ids of every batch added, in order, and the first error, if one
-    /// came: after it no further batch is sent, but those already sent are awaited and their
-    /// ids returned (they are durable).
-    pub async fn add_all(
-        &self,
-        batches: Vec<Vec<TaskSpec>>,
-        play: bool,
-    ) -> (Vec<TaskId>, Option<ClientError>) {
-        let mut batches = batches
-            .into_iter()
-            .flat_map(|tasks| chunks(tasks, MAX_TASKS_PER_ADD))
-            .filter(|tasks| !tasks.is_empty());
-        let mut flying = std::collections::VecDeque::new();
-        let mut ids = Vec::new();
-        let mut failed = None;
-        loop {
-            while failed.is_none() && flying.len() < self.inner.adds_in_flight {
-                let Some(tasks) = batches.next() else {
-                    break;
-                };
-                let command = Command::Add {
-                    tasks,
-                    play,
-                    key: Some(AddKey(random_key())),
-                    watch: false,
-                };
-                match self.start_request(command) {
-                    Ok(answer) => flying.push_back(answer),
-                    Err(err) => failed = Some(err),
-                }
-            }
-            let Some(answer) = flying.pop_front() else {
-                return (ids, failed);
-            };
-            match answer.await.map_err(|_| self.closed()).and_then(|got| got) {
-                Ok(Reply::Added(added)) => ids.extend(added),
-                Ok(other) => {
-                    failed.get_or_insert_with(|| self.unexpected(&other, "Added"));
-                }
-                Err(err) => {
-                    failed.get_or_insert(err);
-                }
-            }
-        }
+        rx.await.map_err(|_| self.closed())?
     }
 
     /// Adds tasks (started `ready` with `play`, else `created`) and returns their ids in the

@@ -51,25 +51,29 @@ async fn add(target: &Target, args: &AddArgs) -> Result<Outcome> {
     let specs = specs(args)?;
     let notes: Vec<String> = past_start(args, Timestamp::now()).into_iter().collect();
     let client = connect(target, true).await?;
-    // Batches go a few at a time ahead of their answers (`Client::add_all`), in order.
-    let (ids, failed) = client.add_all(batches(specs), args.play).await;
     let mut stdout = String::new();
-    for id in ids {
-        stdout.push_str(&format!("{id}\n"));
-    }
-    if let Some(err) = failed {
-        let why = add_failure(&err);
-        if stdout.is_empty() {
-            return Err(anyhow::Error::msg(why));
+    for batch in batches(specs) {
+        match client.add(batch, args.play).await {
+            Ok(ids) => {
+                for id in ids {
+                    stdout.push_str(&format!("{id}\n"));
+                }
+            }
+            Err(err) => {
+                let why = add_failure(&err);
+                if stdout.is_empty() {
+                    return Err(anyhow::Error::msg(why));
+                }
+                // Earlier batches are durable: say which ids exist rather than hide them.
+                let mut stderr = notes;
+                stderr.push(format!("{why}; the ids printed above were added"));
+                return Ok(Outcome {
+                    stdout,
+                    stderr,
+                    exit: Exit::Failure,
+                });
+            }
         }
-        // The batches that were added are durable: say which ids exist rather than hide them.
-        let mut stderr = notes;
-        stderr.push(format!("{why}; the ids printed above were added"));
-        return Ok(Outcome {
-            stdout,
-            stderr,
-            exit: Exit::Failure,
-        });
     }
     Ok(Outcome {
         stderr: notes,

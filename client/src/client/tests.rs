@@ -91,53 +91,6 @@ async fn requests_carry_increasing_ids_and_adds_a_key() {
     assert!(keys[0].is_some() && keys[1].is_some() && keys[0] != keys[1]);
 }
 
-/// `add_all` sends its batches in order, a window ahead of their answers, each with a key of
-/// its own; after a refused batch it sends no more but still awaits (and returns the ids of)
-/// those already sent.
-#[tokio::test]
-async fn add_all_sends_ahead_in_order_and_stops_at_a_refusal() {
-    let fake = FakeCoordinator::start(|command| match command {
-        Command::Add { tasks, .. } => {
-            let n: u64 = tasks[0].args.trim_matches(['[', ']']).parse().unwrap();
-            if n == 3 {
-                vec![Step::Reply(Reply::Error(Failure::unknown_task(
-                    "no task 99",
-                )))]
-            } else {
-                vec![Step::Reply(added(tasks.len(), n * 10))]
-            }
-        }
-        other => panic!("unexpected {other:?}"),
-    })
-    .await;
-    let client = Client::connect_tuned(opts(&fake.addr, false), fast())
-        .await
-        .unwrap();
-    let batches = (1..=5).map(|n| vec![spec(n)]).collect();
-    let (ids, failed) = client.add_all(batches, true).await;
-    assert_eq!(
-        ids,
-        vec![TaskId(10), TaskId(20), TaskId(40)],
-        "4 was in flight"
-    );
-    assert_eq!(failed.unwrap().class(), ErrorClass::UnknownTask);
-    drop(client);
-    let seen = fake.requests().await;
-    let args: Vec<&str> = seen
-        .iter()
-        .map(|m| match &m.command {
-            Command::Add {
-                tasks,
-                key: Some(_),
-                play: true,
-                ..
-            } => tasks[0].args.as_str(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(args, ["[1]", "[2]", "[3]", "[4]"], "5 was never sent");
-}
-
 /// A list answered in three pages comes back as one vector, in order.
 #[tokio::test]
 async fn list_collects_every_page() {
