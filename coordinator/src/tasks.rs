@@ -305,10 +305,11 @@ struct Round {
     replies: Vec<(oneshot::Sender<Reply>, Reply)>,
     outgoing: BTreeMap<WorkerId, Outgoing>,
     /// Frames sent before the round's flush (the flush rule): `Run`s of at-least-once tasks
-    /// that were durable before this round (never a held task's: its dependency's `Run` may be
-    /// waiting for the flush, and must reach the worker first). A crash before the flush at worst
-    /// runs such a task once more, which at-least-once allows; a task added this round is not
-    /// among them, since a crash would forget it (and could give its id to another task).
+    /// that were durable before this round and every round still in flight (never a held
+    /// task's: its dependency's `Run` may be waiting for a flush, and must reach the worker
+    /// first). A crash before the flush at worst runs such a task once more, which
+    /// at-least-once allows; a task added by this round or one in flight is not among them,
+    /// since a crash would forget it (and could give its id to another task).
     early: BTreeMap<WorkerId, Vec<Assignment>>,
     /// Tasks with this id or above were added this round.
     fresh_from: u64,

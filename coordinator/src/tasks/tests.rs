@@ -343,8 +343,9 @@ fn run_frames_stay_within_the_frame_limit() {
     assert!(run_frames(Vec::new()).is_empty());
 }
 
-/// The flush rule: only at-least-once tasks that existed before the round, with their stored
-/// record current, go before the flush.
+/// The flush rule: only at-least-once tasks that were durable before the round and every
+/// round in flight (ids below `early_below`), with their durable record current, go before the
+/// flush.
 #[test]
 fn only_existing_at_least_once_runs_go_before_the_flush() {
     let assignment = |id: u64, at_most_once: bool| {
@@ -356,12 +357,12 @@ fn only_existing_at_least_once_runs_go_before_the_flush() {
             spec,
         }
     };
-    let fresh_from = 10;
-    assert!(before_flush(&assignment(9, false), fresh_from, true));
-    assert!(!before_flush(&assignment(9, false), fresh_from, false));
-    assert!(!before_flush(&assignment(9, true), fresh_from, true));
-    assert!(!before_flush(&assignment(10, false), fresh_from, true));
-    assert!(!before_flush(&assignment(11, true), fresh_from, true));
+    let early_below = 10;
+    assert!(before_flush(&assignment(9, false), early_below, true));
+    assert!(!before_flush(&assignment(9, false), early_below, false));
+    assert!(!before_flush(&assignment(9, true), early_below, true));
+    assert!(!before_flush(&assignment(10, false), early_below, true));
+    assert!(!before_flush(&assignment(11, true), early_below, true));
 }
 
 mod held;
