@@ -192,8 +192,8 @@ pub struct TaskTable {
     deps: Deps,
     /// Finished tasks whose dependents are still to be released or failed (`settle`).
     settling: Vec<TaskId>,
-    /// Tasks released this round (their last dependency completed) whose stored record was
-    /// current: `blocked`, with the attempt number they still have. Such a task may start
+    /// Tasks released this round (their last dependency completed) whose durable record was
+    /// current (`durable_current`): `blocked`, with the attempt number they still have. Such a task may start
     /// before the round's flush (`may_start_early`); cleared by `take_changes`.
     released: FxHashSet<TaskId>,
     /// Blocked tasks that may be held (`held.rs`): dependents of tasks handed out.
@@ -284,9 +284,10 @@ fn move_to(task: &mut LiveTask, to: TaskState, names: &Names, queues: &mut Queue
 }
 
 impl TaskTable {
-    /// Whether task `id` changed since the last `take_changes`, so its stored record is not
-    /// current. A task handed out while its record is current may have its `Run` sent before the
-    /// round's flush (see `recover` for why that keeps attempt numbers unique).
+    /// Whether task `id` changed since the last `take_changes`, so the batch being made writes
+    /// it. A task handed out while its durable record is current (not dirty, nor written by a
+    /// batch in flight: `durable_current`) may have its `Run` sent before the round's flush
+    /// (see `recover` for why that keeps attempt numbers unique).
     pub fn is_dirty(&self, id: TaskId) -> bool {
         self.dirty.contains(&id) || self.tasks.get(id).is_some_and(|t| t.unrecorded)
     }
@@ -767,9 +768,10 @@ impl TaskTable {
         self.next_id
     }
 
-    /// Everything changed since the last call, as one store batch. The finished records the
-    /// previous batch wrote are durable now (the task actor applies each batch before it takes
-    /// the next) and leave memory.
+    /// Everything changed since the last call, as one store batch, numbered (`last_batch`).
+    /// The records of tasks that finished since the last call move into it and leave memory
+    /// (the round that finished them has read them); the live tasks it writes stay behind
+    /// their durable record until `flushed` says so (`Unflushed`).
     pub fn take_changes(&mut self) -> Batch {
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
