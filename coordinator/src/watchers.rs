@@ -227,6 +227,15 @@ mod tests {
         (first..=last).map(TaskId).collect()
     }
 
+    /// The push of `tasks` to request `request` of `conn`.
+    fn push(conn: ConnId, request: u64, tasks: &[u64]) -> Push {
+        Push {
+            conn,
+            request: RequestId(request),
+            tasks: ids(tasks),
+        }
+    }
+
     const A: ConnId = ConnId(1);
     const B: ConnId = ConnId(2);
 
@@ -240,23 +249,7 @@ mod tests {
         let pushes = watchers.finished(&ids(&[3, 2, 9]));
         assert_eq!(
             pushes,
-            vec![
-                Push {
-                    conn: A,
-                    request: RequestId(1),
-                    tasks: ids(&[2, 3])
-                },
-                Push {
-                    conn: A,
-                    request: RequestId(2),
-                    tasks: ids(&[3])
-                },
-                Push {
-                    conn: B,
-                    request: RequestId(1),
-                    tasks: ids(&[2])
-                },
-            ]
+            vec![push(A, 1, &[2, 3]), push(A, 2, &[3]), push(B, 1, &[2])]
         );
         assert_eq!(watchers.len(), 2, "tasks 1 and 4 are still watched");
         assert!(
@@ -277,14 +270,7 @@ mod tests {
         watchers.forget(A);
         assert_eq!(watchers.len(), 1);
         assert!(watchers.finished(&ids(&[1])).is_empty());
-        assert_eq!(
-            watchers.finished(&ids(&[2])),
-            vec![Push {
-                conn: B,
-                request: RequestId(7),
-                tasks: ids(&[2])
-            }]
-        );
+        assert_eq!(watchers.finished(&ids(&[2])), vec![push(B, 7, &[2])]);
         watchers.forget(A);
         assert!(watchers.is_empty() && watchers.by_conn.is_empty());
     }
@@ -308,14 +294,7 @@ mod tests {
         assert_eq!((watchers.runs.len(), watchers.by_task.len()), (1, 0));
         assert_eq!(watchers.len(), 130);
         let first = watchers.finished(&ids(&[100, 163, 164, 229, 99, 230]));
-        assert_eq!(
-            first,
-            vec![Push {
-                conn: A,
-                request: RequestId(1),
-                tasks: ids(&[100, 163, 164, 229])
-            }]
-        );
+        assert_eq!(first, vec![push(A, 1, &[100, 163, 164, 229])]);
         assert!(
             watchers.finished(&ids(&[100, 229])).is_empty(),
             "fires once"
@@ -339,21 +318,7 @@ mod tests {
         watchers.watch(B, RequestId(2), &range(30, 80));
         assert_eq!((watchers.runs.len(), watchers.by_task.len()), (1, 51));
         let pushes = watchers.finished(&ids(&[35, 70]));
-        assert_eq!(
-            pushes,
-            vec![
-                Push {
-                    conn: A,
-                    request: RequestId(1),
-                    tasks: ids(&[35])
-                },
-                Push {
-                    conn: B,
-                    request: RequestId(2),
-                    tasks: ids(&[35, 70])
-                },
-            ]
-        );
+        assert_eq!(pushes, vec![push(A, 1, &[35]), push(B, 2, &[35, 70])]);
         watchers.forget(B);
         assert_eq!(watchers.len(), 39);
         watchers.forget(A);
