@@ -249,16 +249,16 @@ impl Unflushed {
         }
     }
 
-    /// Notes the tasks of batch `number` that are live and not new in it.
-    fn taken(&mut self, number: u64, tasks: Vec<TaskId>) {
-        self.last = number;
+    /// Numbers the next batch and notes its tasks that are live and not new in it.
+    fn taken(&mut self, tasks: Vec<TaskId>) {
+        self.last += 1;
         if tasks.is_empty() {
             return;
         }
         for id in &tasks {
-            self.tasks.insert(*id, number);
+            self.tasks.insert(*id, self.last);
         }
-        self.batches.push_back((number, tasks));
+        self.batches.push_back((self.last, tasks));
     }
 
     /// Batches up to `number` are durable: their tasks' records are current again, unless a
@@ -793,7 +793,7 @@ impl TaskTable {
             }
         }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
-        self.unflushed.taken(self.unflushed.last + 1, unflushed);
+        self.unflushed.taken(unflushed);
         self.unflushed.new_from = self.next_id;
         let queues = self
             .queues
