@@ -771,10 +771,10 @@ impl Store {
 
 /// The store thread: writes the batches that come through `queue`, each atomically, all that
 /// queued behind the first (up to `GROUP_BATCHES` batches and about `GROUP_RECORDS` records)
-/// before one sync, then tells each its outcome. A write that fails fails the rest of its group unwritten (the task actor stops at
-/// the first error). After a sync, `durable_events` moves to the group's last event (readers
-/// pass on no event before that). When idle it trims the allocator and gives the backend its
-/// upkeep.
+/// before one sync, then tells each its outcome. A write that fails fails the rest of its
+/// group unwritten (the task actor stops at the first error). After a sync, `durable_events`
+/// moves to the group's last event (readers pass on no event before that). When idle it trims
+/// the allocator and gives the backend its upkeep.
 fn write_batches(
     writer: &dyn Backend,
     queue: &mpsc::Receiver<Write>,
