@@ -1,19 +1,23 @@
-//! Turning what a user typed for `task add` into `TaskSpec`s, with errors that show the fix.
+//! Turning what a user typed for `task add` into the parts of its `TaskSpec`s, with errors that
+//! show the fix.
 //!
-//! Used by `commands::task` before it connects, so that a typo fails at once and adds nothing.
-//! Checks `FUNC`'s shape, that `--args` is a JSON array and `--kwargs` a JSON object, and reads
-//! an `--args-file` of one JSON array per line; arguments are re-encoded as compact JSON text,
-//! the form `TaskSpec` carries. The policy flags (`--at-most-once`, `--retries`, `--backoff`,
-//! `--timeout`, `--crash-limit`), already range-checked by `cli`, become the `TaskPolicy` that
-//! every task of the add shares; `--delay`/`--at` become its `When`, and `--after` its
+//! Used by `commands::task` before it sends anything, so that a typo fails at once and adds
+//! nothing. Checks `FUNC`'s shape, that `--args` is a JSON array and `--kwargs` a JSON object;
+//! `args_file` reads an `--args-file` of one JSON array per line (`compact` tells the lines that
+//! can be sent as they are). Arguments are sent as compact JSON text, the form `TaskSpec`
+//! carries. The policy flags (`--at-most-once`, `--retries`, `--backoff`, `--timeout`,
+//! `--crash-limit`), already range-checked by `cli`, become the `TaskPolicy` that every task of
+//! the add shares; `--delay`/`--at` become its `When`, and `--after` its
 //! dependencies. `schedule add` builds the task of its firings the same way.
 
 use crate::cli::{PolicyArgs, TimingArgs};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
-use std::path::Path;
-use tatzelwurm_proto::task::{TaskPolicy, TaskSpec, When, MAX_AFTER};
+use tatzelwurm_proto::task::{TaskPolicy, When, MAX_AFTER};
 use tatzelwurm_proto::TaskId;
+
+pub mod args_file;
+mod compact;
 
 /// Checks that `func` is `package.module:function` or `path/to/file.py:function`, the two forms a
 /// worker can import (proto's one rule, shared with the coordinator and the Python client), so
@@ -109,48 +113,6 @@ fn parse_json(
     }
 }
 
-/// Reads an `--args-file` and makes one spec per non-blank line: `template` with that line's
-/// arguments. One bad line fails the whole file, so that nothing is added half-way.
-pub fn specs_from_file(path: &Path, template: &TaskSpec) -> Result<Vec<TaskSpec>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --args-file {}", path.display()))?;
-    specs_from_lines(&path.display().to_string(), &text, template)
-}
-
-/// The body of `specs_from_file`, apart from reading the file; `name` is how errors call it.
-pub fn specs_from_lines(name: &str, text: &str, template: &TaskSpec) -> Result<Vec<TaskSpec>> {
-    let mut specs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let args = args_line(line).map_err(|why| {
-            anyhow::anyhow!(
-                "{name} line {} is not a JSON array: {why}; write one array of arguments per line, such as [1, \"a\"]; nothing was added",
-                index + 1
-            )
-        })?;
-        specs.push(TaskSpec {
-            args,
-            ..template.clone()
-        });
-    }
-    if specs.is_empty() {
-        bail!(
-            "{name} has no tasks: every line is blank; write one JSON array of arguments per line"
-        );
-    }
-    Ok(specs)
-}
-
-fn args_line(line: &str) -> std::result::Result<String, String> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(value @ Value::Array(_)) => Ok(value.to_string()),
-        Ok(other) => Err(format!("it is {}", kind_of(&other))),
-        Err(err) => Err(err.to_string()),
-    }
-}
-
 /// "a JSON object", "a string", ...: what was given instead of what was asked for.
 fn kind_of(value: &Value) -> &'static str {
     match value {
@@ -170,28 +132,12 @@ mod tests {
     use clap::Parser;
     use tatzelwurm_proto::task::DEFAULT_CRASH_LIMIT;
 
-    fn retrying() -> TaskPolicy {
-        TaskPolicy {
-            retries: 2,
-            ..TaskPolicy::default()
-        }
-    }
-
     fn policy_of(line: &str) -> TaskPolicy {
         let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
         let TopCommand::Task(TaskCommand::Add(args)) = cli.command else {
             panic!("not an add");
         };
         policy(&args.policy)
-    }
-
-    fn template(kwargs: &str, policy: TaskPolicy) -> TaskSpec {
-        TaskSpec {
-            policy,
-            queue: "q".into(),
-            priority: 5,
-            ..TaskSpec::call("m:f", "[]", kwargs)
-        }
     }
 
     /// No flags give proto's default policy; each flag lands in its field, seconds as
@@ -262,47 +208,25 @@ mod tests {
         );
     }
 
-    /// Each non-blank line is one task with the shared kwargs.
-    #[test]
-    fn args_file_lines_become_tasks() {
-        let text = "[1]\n\n  \n[\"two\", 2]\r\n[]\n";
-        let specs =
-            specs_from_lines("jobs.txt", text, &template(r#"{"k":1}"#, retrying())).unwrap();
-        let args: Vec<&str> = specs.iter().map(|s| s.args.as_str()).collect();
-        assert_eq!(args, vec!["[1]", r#"["two",2]"#, "[]"]);
-        assert!(specs.iter().all(|s| s.function == "m:f"
-            && s.kwargs == r#"{"k":1}"#
-            && s.policy == retrying()
-            && s.queue == "q"
-            && s.priority == 5));
-    }
-
     /// A bad line names the file and its line number, counting blank lines.
     #[test]
     fn bad_args_file_line_is_located() {
-        let err = specs_from_lines(
-            "jobs.txt",
-            "[1]\n\n{\"a\":1}\n",
-            &template("{}", TaskPolicy::default()),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = args_file::args("jobs.txt", "[1]\n\n{\"a\":1}\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("jobs.txt line 3 is not a JSON array: it is an object"),
             "{err}"
         );
-        let err = specs_from_lines(
-            "jobs.txt",
-            "[1]\nnope\n",
-            &template("{}", TaskPolicy::default()),
-        )
-        .unwrap_err()
-        .to_string();
+        assert!(err.ends_with("; nothing was added"), "{err}");
+        let err = args_file::args("jobs.txt", "[1]\nnope\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("jobs.txt line 2 is not a JSON array: "),
             "{err}"
         );
-        let err = specs_from_lines("jobs.txt", "\n \n", &template("{}", TaskPolicy::default()))
+        let err = args_file::args("jobs.txt", "\n \n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("has no tasks"), "{err}");
@@ -343,11 +267,7 @@ mod tests {
     /// A missing file is named in the error.
     #[test]
     fn missing_args_file_is_named() {
-        let err = specs_from_file(
-            Path::new("/nonexistent/jobs.txt"),
-            &template("{}", TaskPolicy::default()),
-        )
-        .unwrap_err();
+        let err = args_file::read(std::path::Path::new("/nonexistent/jobs.txt")).unwrap_err();
         assert!(
             format!("{err:#}").starts_with("cannot read --args-file /nonexistent/jobs.txt: "),
             "{err:#}"

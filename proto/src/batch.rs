@@ -29,7 +29,7 @@ pub fn batches<T>(
     max_bytes: usize,
     weight: impl Fn(&T) -> usize,
 ) -> Vec<Vec<T>> {
-    cut(items, |_| max_items, max_bytes, weight)
+    Cut::new(items.into_iter(), |_| max_items, max_bytes, weight).collect()
 }
 
 /// `batches` of tasks to add, the first ones smaller (`add_cap`): the batches of one burst.
@@ -39,36 +39,95 @@ pub fn add_batches<T>(
     max_bytes: usize,
     weight: impl Fn(&T) -> usize,
 ) -> Vec<Vec<T>> {
-    cut(items, |sent| add_cap(sent, max_items), max_bytes, weight)
+    add_batches_lazily(items, max_items, max_bytes, weight).collect()
 }
 
-/// The cut of `batches` with a count limit that depends on the items in earlier batches.
-fn cut<T>(
+/// The batches of `add_batches`, each cut only when it is asked for: a sender builds and sends
+/// the first batch before it has looked at the items of the others, and holds one batch at a
+/// time instead of all of them.
+pub fn add_batches_lazily<T>(
     items: impl IntoIterator<Item = T>,
-    max_items: impl Fn(usize) -> usize,
+    max_items: usize,
     max_bytes: usize,
     weight: impl Fn(&T) -> usize,
-) -> Vec<Vec<T>> {
-    let mut batches = Vec::new();
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    let mut sent = 0;
-    let mut limit = max_items(0).max(1);
-    for item in items {
-        let size = weight(&item);
-        if !batch.is_empty() && (batch.len() >= limit || bytes + size > max_bytes) {
-            sent += batch.len();
-            limit = max_items(sent).max(1);
-            batches.push(std::mem::take(&mut batch));
-            bytes = 0;
+) -> impl Iterator<Item = Vec<T>> {
+    Cut::new(
+        items.into_iter(),
+        move |sent| add_cap(sent, max_items),
+        max_bytes,
+        weight,
+    )
+}
+
+/// Most items a batch reserves room for before it is filled: the count limit or the items
+/// left, whichever is less, up to this (so that a batch cut by bytes from a long list does not
+/// reserve room for the whole list).
+const RESERVE_ITEMS: usize = 4_096;
+
+/// The cut of `batches`, one batch per `next`, with a count limit that depends on the items in
+/// earlier batches.
+struct Cut<I: Iterator, M, W> {
+    items: I,
+    /// The item (and its weight) that did not fit the batch before, which opens the next one.
+    held: Option<(I::Item, usize)>,
+    max_items: M,
+    max_bytes: usize,
+    weight: W,
+    /// Items in the batches cut so far.
+    sent: usize,
+}
+
+impl<I, M, W> Cut<I, M, W>
+where
+    I: Iterator,
+    M: Fn(usize) -> usize,
+    W: Fn(&I::Item) -> usize,
+{
+    fn new(items: I, max_items: M, max_bytes: usize, weight: W) -> Self {
+        Cut {
+            items,
+            held: None,
+            max_items,
+            max_bytes,
+            weight,
+            sent: 0,
         }
-        bytes += size;
-        batch.push(item);
     }
-    if !batch.is_empty() {
-        batches.push(batch);
+}
+
+impl<I, M, W> Iterator for Cut<I, M, W>
+where
+    I: Iterator,
+    M: Fn(usize) -> usize,
+    W: Fn(&I::Item) -> usize,
+{
+    type Item = Vec<I::Item>;
+
+    fn next(&mut self) -> Option<Vec<I::Item>> {
+        let (first, mut bytes) = match self.held.take() {
+            Some(held) => held,
+            None => {
+                let item = self.items.next()?;
+                let size = (self.weight)(&item);
+                (item, size)
+            }
+        };
+        let limit = (self.max_items)(self.sent).max(1);
+        let room = limit.min(self.items.size_hint().0.saturating_add(1));
+        let mut batch = Vec::with_capacity(room.min(RESERVE_ITEMS));
+        batch.push(first);
+        for item in self.items.by_ref() {
+            let size = (self.weight)(&item);
+            if batch.len() >= limit || bytes + size > self.max_bytes {
+                self.held = Some((item, size));
+                break;
+            }
+            bytes += size;
+            batch.push(item);
+        }
+        self.sent += batch.len();
+        Some(batch)
     }
-    batches
 }
 
 #[cfg(test)]
@@ -108,5 +167,27 @@ mod tests {
         assert_eq!(super::add_cap(0, 50_000), first);
         assert_eq!(super::add_cap(3 * first, 50_000), 3 * first);
         assert_eq!(super::add_cap(80_000, 50_000), 50_000);
+    }
+
+    /// Cut lazily, the batches are those of `add_batches`, and the first is cut having looked
+    /// at only its own items and the one that closes it.
+    #[test]
+    fn lazy_batches_are_the_same_and_look_ahead_one_item() {
+        let first = super::FIRST_ADD_TASKS;
+        let items = || (0..5 * first + 7).map(|i| i % 300);
+        let eager = super::add_batches(items(), 3 * first, 50 * first, |w| *w);
+        let lazy: Vec<Vec<usize>> =
+            super::add_batches_lazily(items(), 3 * first, 50 * first, |w| *w).collect();
+        assert_eq!(lazy, eager);
+        let looked = std::cell::Cell::new(0);
+        let mut cut = super::add_batches_lazily(
+            (0..10 * first).inspect(|_| looked.set(looked.get() + 1)),
+            50 * first,
+            usize::MAX,
+            |_| 1,
+        );
+        assert_eq!(cut.next().map(|batch| batch.len()), Some(first));
+        assert_eq!(looked.get(), first + 1);
+        assert_eq!(cut.map(|batch| batch.len()).sum::<usize>(), 9 * first);
     }
 }

@@ -12,7 +12,11 @@ use crate::outcome::{Exit, Outcome};
 use crate::output::{to_json_text, TaskJson};
 use crate::{spec, table, time};
 use anyhow::Result;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tatzelwurm_client::{Changed, Client, ClientError};
 use tatzelwurm_proto::actioner::WaitSummary;
@@ -47,16 +51,37 @@ pub async fn run(target: &Target, command: &TaskCommand) -> Result<Outcome> {
 /// per line and nothing else on stdout. Each batch carries a key: if the connection drops
 /// before its answer, the client connects again and re-sends it with the same key (for up to
 /// `ADD_RECONNECT_LIMIT`), so a lost acknowledgement creates nothing twice.
+///
+/// Nothing is sent before every argument is checked, but an args file is checked while the
+/// connection is made (`connect_while_checking`), and each add's specs are built only when it
+/// is sent: the first tasks leave as soon as the file has passed and the handshake is done.
 async fn add(target: &Target, args: &AddArgs) -> Result<Outcome> {
-    let specs = specs(args)?;
+    let template = template(args)?;
+    let text = args
+        .args_file
+        .as_deref()
+        .map(spec::args_file::read)
+        .transpose()?;
+    let (client, task_args) = match (&args.args_file, &text) {
+        (Some(path), Some(text)) => {
+            connect_while_checking(target, &path.display().to_string(), text).await?
+        }
+        _ => {
+            let one = vec![Cow::Owned(spec::parse_args(args.args.as_deref())?)];
+            (connect(target, true).await?, one)
+        }
+    };
     let notes: Vec<String> = past_start(args, Timestamp::now()).into_iter().collect();
-    let client = connect(target, true).await?;
     let mut stdout = String::new();
-    for batch in batches(specs) {
+    // Each add's specs are built once the add before it is answered, so that the memory of
+    // that add's specs is reused: building the next while one travels cost more page faults
+    // than the wait it saved.
+    for batch in batches(&template, task_args) {
         match client.add(batch, args.play).await {
             Ok(ids) => {
+                stdout.reserve(ids.len() * 8);
                 for id in ids {
-                    stdout.push_str(&format!("{id}\n"));
+                    push_id(&mut stdout, id);
                 }
             }
             Err(err) => {
@@ -79,6 +104,71 @@ async fn add(target: &Target, args: &AddArgs) -> Result<Outcome> {
         stderr: notes,
         ..Outcome::success(stdout)
     })
+}
+
+/// Appends `id` and a newline to `out`, as `format!("{id}\n")` would, without the formatting
+/// machinery: an args file of 10^6 lines prints 10^6 ids.
+fn push_id(out: &mut String, id: TaskId) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = id.0;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
+    out.push('\n');
+}
+
+/// Lines of an `--args-file` checked between two looks at the connection being made (some
+/// tens of microseconds of work), so that its handshake goes on while the file is checked.
+const CHECK_LINES: usize = 1_000;
+
+/// Connects to the coordinator while the args file `text` (called `name`) is checked, a slice
+/// of `CHECK_LINES` at a time, and returns the client and every task's arguments. The check's
+/// verdict comes first: a bad line fails the add at once, whether or not the coordinator
+/// answered (the half-made connection is dropped, nothing having been sent on it but the
+/// handshake), and a failed connection is reported only for a file that passed.
+async fn connect_while_checking<'a>(
+    target: &Target,
+    name: &str,
+    text: &'a str,
+) -> Result<(Client, Vec<Cow<'a, str>>)> {
+    let connecting = connect(target, true);
+    tokio::pin!(connecting);
+    // The first look comes before the check counts the file's lines, so that the connection
+    // is under way meanwhile.
+    let mut connected = look(&mut connecting).await;
+    let mut check = spec::args_file::Check::new(name, text);
+    while !check.step(CHECK_LINES)? {
+        // Lets the runtime read the socket (and, once connected, the session start), so that
+        // the next look finds the handshake further. (Pausing only until connected was
+        // measured to cost page faults, not to save time.)
+        tokio::task::yield_now().await;
+        if connected.is_none() {
+            connected = look(&mut connecting).await;
+        }
+    }
+    let task_args = check.finish()?;
+    let client = match connected {
+        Some(result) => result?,
+        None => connecting.await?,
+    };
+    Ok((client, task_args))
+}
+
+/// One look at `future`: starts it or moves it on, and gives its output if that is ready now,
+/// `None` if it is still waiting (it is woken, and looked at again later, as any future).
+async fn look<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut *future).poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// The warning for an `--at` that has passed: the task is not refused, it runs at once (or
@@ -113,10 +203,11 @@ fn add_failure(err: &ClientError) -> String {
     }
 }
 
-/// The specs `task add` sends, checked before anything is sent.
-fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
+/// What every task of the add shares, checked before anything is sent; its `args` is `[]`, as
+/// each task's own come from `--args` or a line of `--args-file`.
+fn template(args: &AddArgs) -> Result<TaskSpec> {
     spec::check_function(&args.function)?;
-    let template = TaskSpec {
+    Ok(TaskSpec {
         function: args.function.clone(),
         args: "[]".into(),
         kwargs: spec::parse_kwargs(args.kwargs.as_deref())?,
@@ -125,26 +216,44 @@ fn specs(args: &AddArgs) -> Result<Vec<TaskSpec>> {
         priority: args.placement.priority,
         run_at: spec::run_at(&args.timing),
         after: spec::after(&args.timing)?,
-    };
-    match &args.args_file {
-        Some(path) => spec::specs_from_file(path, &template),
-        None => Ok(vec![TaskSpec {
-            args: spec::parse_args(args.args.as_deref())?,
-            ..template
-        }]),
-    }
+    })
 }
 
-/// Splits specs into `Add` commands of at most `BATCH_TASKS` tasks and about `BATCH_BYTES`.
-fn batches(specs: Vec<TaskSpec>) -> Vec<Vec<TaskSpec>> {
-    // The first adds are smaller, so that the first tasks run while the rest are written.
-    tatzelwurm_proto::batch::add_batches(specs, BATCH_TASKS, BATCH_BYTES, |spec| {
-        spec.function.len()
-            + spec.args.len()
-            + spec.kwargs.len()
-            + spec.queue.len()
-            + 8 * spec.after.len()
+/// The `Add` commands of `task_args`: at most `BATCH_TASKS` tasks and about `BATCH_BYTES` each,
+/// the first ones smaller (so that the first tasks run while the rest are written). Each add's
+/// specs (`template` with a task's arguments) are built only when it is asked for, so that the
+/// first goes out before the others exist and only one add's specs are held at a time.
+fn batches<'a>(
+    template: &'a TaskSpec,
+    task_args: Vec<Cow<'a, str>>,
+) -> impl Iterator<Item = Vec<TaskSpec>> + 'a {
+    let shared = template.function.len()
+        + template.kwargs.len()
+        + template.queue.len()
+        + 8 * template.after.len();
+    tatzelwurm_proto::batch::add_batches_lazily(task_args, BATCH_TASKS, BATCH_BYTES, move |args| {
+        shared + args.len()
     })
+    .map(|batch| {
+        batch
+            .into_iter()
+            .map(|args| with_args(template, args.into_owned()))
+            .collect()
+    })
+}
+
+/// `template` with a task's `args`: the shared fields are cloned, the template's `args` not.
+fn with_args(template: &TaskSpec, args: String) -> TaskSpec {
+    TaskSpec {
+        function: template.function.clone(),
+        args,
+        kwargs: template.kwargs.clone(),
+        policy: template.policy,
+        queue: template.queue.clone(),
+        priority: template.priority,
+        run_at: template.run_at,
+        after: template.after.clone(),
+    }
 }
 
 /// The commands that move tasks between states and answer with `Changed`.

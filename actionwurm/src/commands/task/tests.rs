@@ -133,10 +133,10 @@ async fn bad_function_fails_before_connecting() {
 /// to `BATCH_TASKS`) and by size, keeping the order.
 #[test]
 fn batches_split_by_count_and_bytes() {
-    let spec = |args: String| TaskSpec::call("m:f", args, "{}");
+    let template = TaskSpec::call("m:f", "[]", "{}");
     let total = BATCH_TASKS * 3 + 1;
-    let many: Vec<TaskSpec> = (0..total).map(|i| spec(format!("[{i}]"))).collect();
-    let cut = batches(many);
+    let many: Vec<Cow<str>> = (0..total).map(|i| format!("[{i}]").into()).collect();
+    let cut: Vec<Vec<TaskSpec>> = batches(&template, many).collect();
     let sizes: Vec<usize> = cut.iter().map(Vec::len).collect();
     let first = tatzelwurm_proto::batch::FIRST_ADD_TASKS;
     assert_eq!(&sizes[..3], &[first, first, 2 * first]);
@@ -146,11 +146,105 @@ fn batches_split_by_count_and_bytes() {
     let args: Vec<&str> = cut.iter().flatten().map(|s| s.args.as_str()).collect();
     assert_eq!(args[total - 1], format!("[{}]", total - 1));
     let big = "x".repeat(BATCH_BYTES / 2);
-    let sizes: Vec<usize> = batches(vec![spec(big.clone()), spec(big.clone()), spec(big)])
-        .iter()
-        .map(Vec::len)
+    let sizes: Vec<usize> = batches(&template, vec![big.as_str().into(); 3])
+        .map(|batch| batch.len())
         .collect();
     assert_eq!(sizes, vec![1, 1, 1]);
+}
+
+/// Every spec of an add is the template (function, kwargs, policy, queue, priority, start,
+/// dependencies) with its own arguments.
+#[test]
+fn batches_give_every_task_the_shared_fields() {
+    let template = TaskSpec {
+        policy: TaskPolicy {
+            retries: 2,
+            ..TaskPolicy::default()
+        },
+        queue: "q".into(),
+        priority: 5,
+        run_at: Some(tatzelwurm_proto::task::When::Delay(7)),
+        after: vec![TaskId(3)],
+        ..TaskSpec::call("m:f", "[]", r#"{"k":1}"#)
+    };
+    let args: Vec<Cow<str>> = vec!["[1]".into(), r#"["two",2]"#.to_string().into()];
+    let specs: Vec<TaskSpec> = batches(&template, args).flatten().collect();
+    assert_eq!(
+        specs,
+        vec![
+            TaskSpec {
+                args: "[1]".into(),
+                ..template.clone()
+            },
+            TaskSpec {
+                args: r#"["two",2]"#.into(),
+                ..template.clone()
+            },
+        ]
+    );
+}
+
+/// A bad line fails the add before any add is sent, with or without a coordinator to answer:
+/// the line's error, not the connection's.
+#[tokio::test]
+async fn bad_args_file_sends_nothing() {
+    let path = std::env::temp_dir().join(format!("actionwurm-test-{}-bad.txt", std::process::id()));
+    let mut text: String = (0..5_000).map(|i| format!("[{i}]\n")).collect();
+    text.push_str("[1,\n");
+    std::fs::write(&path, &text).unwrap();
+    let mut args = add_args("m:f");
+    args.args_file = Some(path.clone());
+    let fake = FakeCoordinator::start(numbering()).await;
+    let err = add(&Target::plain(&fake.addr), &args).await.unwrap_err();
+    let unreachable = add(&Target::plain("127.0.0.1:1"), &args).await.unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    for err in [err, unreachable] {
+        let err = err.to_string();
+        assert!(err.contains(" line 5001 is not a JSON array: "), "{err}");
+        assert!(err.ends_with("; nothing was added"), "{err}");
+    }
+    assert!(fake.requests().await.is_empty());
+}
+
+/// A file that passes is added even when the connection was made long before the check ended.
+#[tokio::test]
+async fn large_args_file_is_added_in_order() {
+    let path =
+        std::env::temp_dir().join(format!("actionwurm-test-{}-large.txt", std::process::id()));
+    let total = 3 * tatzelwurm_proto::batch::FIRST_ADD_TASKS + 5;
+    let text: String = (0..total).map(|i| format!("[{i}, \"x\"]\n")).collect();
+    std::fs::write(&path, &text).unwrap();
+    let fake = FakeCoordinator::start(numbering()).await;
+    let mut args = add_args("m:f");
+    args.args_file = Some(path.clone());
+    let outcome = add(&Target::plain(&fake.addr), &args).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let expected: String = (1..=total).map(|id| format!("{id}\n")).collect();
+    assert_eq!(outcome, Outcome::success(expected));
+    let sent: Vec<String> = fake
+        .requests()
+        .await
+        .into_iter()
+        .flat_map(|request| match request.command {
+            Command::Add { tasks, .. } => tasks,
+            other => panic!("not an add: {other:?}"),
+        })
+        .map(|task| task.args)
+        .collect();
+    let lines: Vec<String> = (0..total).map(|i| format!("[{i},\"x\"]")).collect();
+    assert_eq!(sent, lines);
+}
+
+/// Ids are printed as `Display` prints them, one per line.
+#[test]
+fn ids_print_as_displayed() {
+    let mut out = String::new();
+    let ids = [0, 7, 10, 99, 1_000_001, u64::MAX];
+    for id in ids {
+        push_id(&mut out, TaskId(id));
+    }
+    let expected: String = ids.iter().map(|id| format!("{}\n", TaskId(*id))).collect();
+    assert_eq!(out, expected);
 }
 
 /// Playing named tasks of which one is running tells why and exits 1; with -a it exits 0.
