@@ -12,7 +12,7 @@ use crate::frame::FrameCodec;
 use crate::stream::{ReadHalf, Stream, WriteHalf};
 use crate::tls::{ClientTls, ConnectError, ServerTls};
 use crate::MAX_FRAME_LEN;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,11 +21,38 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 
 /// bincode's standard configuration, with a limit on the bytes a message may claim.
 fn bincode_config<const LIMIT: usize>() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<LIMIT>()
+}
+
+/// Writes a message as one frame straight into the connection's write buffer (see
+/// `FrameCodec::write_frame`); the same bytes as [`encode`] with the prefix before them.
+impl<T: Serialize> Encoder<&T> for FrameCodec {
+    type Error = ProtoError;
+
+    fn encode(&mut self, message: &T, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        self.write_frame(dst, |body| {
+            bincode::serde::encode_into_writer(
+                message,
+                Append(body),
+                bincode_config::<MAX_FRAME_LEN>(),
+            )
+            .map_err(|e| ProtoError::Unencodable(e.to_string()))
+        })
+    }
+}
+
+/// bincode's writer for the end of a `BytesMut`.
+struct Append<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Turns a message into the body of one frame.
@@ -133,14 +160,12 @@ impl<In: DeserializeOwned + Send + 'static> FrameReader<In> {
 impl<Out: Serialize> FrameWriter<Out> {
     /// Sends one message and flushes it to the socket.
     pub async fn send(&mut self, message: &Out) -> Result<(), ProtoError> {
-        let body = encode(message)?;
-        self.frames.send(body).await
+        self.frames.send(message).await
     }
 
     /// Queues one message without flushing, so that several share one write; call `flush` after.
     pub async fn feed(&mut self, message: &Out) -> Result<(), ProtoError> {
-        let body = encode(message)?;
-        self.frames.feed(body).await
+        self.frames.feed(message).await
     }
 
     /// Writes every queued message to the socket.
@@ -331,6 +356,28 @@ mod tests {
         let hello = Hello::new(Role::Actioner { name: "t".into() });
         let bytes = encode(&hello).unwrap();
         assert_eq!(decode::<Hello>(&bytes).unwrap(), hello);
+    }
+
+    /// A message written as a frame in place is its length and then `encode`'s bytes, after
+    /// what the buffer held; one over the limit leaves the buffer as it was.
+    #[test]
+    fn a_frame_is_written_in_place() {
+        let hello = Hello::new(Role::Actioner {
+            name: "t".repeat(300),
+        });
+        let body = encode(&hello).unwrap();
+        let mut dst = BytesMut::from(&b"before"[..]);
+        FrameCodec::new(MAX_FRAME_LEN)
+            .encode(&hello, &mut dst)
+            .unwrap();
+        assert_eq!(&dst[..6], b"before");
+        assert_eq!(dst[6..10], (body.len() as u32).to_be_bytes());
+        assert_eq!(&dst[10..], &body[..]);
+        let err = FrameCodec::new(body.len() - 1)
+            .encode(&hello, &mut dst)
+            .unwrap_err();
+        assert!(matches!(err, ProtoError::Unencodable(_)), "{err:?}");
+        assert_eq!(dst.len(), 10 + body.len());
     }
 
     /// Bytes after a valid message are rejected instead of silently dropped.

@@ -61,6 +61,46 @@ impl Decoder for FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// Appends one frame to `dst` whose body `body` writes straight after the prefix, which is
+    /// filled in once the body's length is known: no buffer of its own per frame, so no
+    /// allocation and no copy of the body (for an add of 4,000 tasks, ~180 KB of memory never
+    /// touched before, a page fault per 4 KiB). A body over the limit, or one `body` fails to
+    /// write, leaves `dst` as it was.
+    pub(crate) fn write_frame(
+        &self,
+        dst: &mut BytesMut,
+        body: impl FnOnce(&mut BytesMut) -> Result<(), ProtoError>,
+    ) -> Result<(), ProtoError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        let written = body(dst);
+        let len = dst.len() - start - PREFIX;
+        let checked = written.and_then(|()| {
+            u32::try_from(len)
+                .ok()
+                .filter(|len| *len as usize <= self.max_len)
+                .ok_or_else(|| over_limit(len, self.max_len))
+        });
+        match checked {
+            Ok(len) => {
+                dst[start..start + PREFIX].copy_from_slice(&len.to_be_bytes());
+                Ok(())
+            }
+            Err(err) => {
+                dst.truncate(start);
+                Err(err)
+            }
+        }
+    }
+}
+
+fn over_limit(len: usize, max_len: usize) -> ProtoError {
+    ProtoError::Unencodable(format!(
+        "a frame of {len} bytes is over the limit of {max_len}"
+    ))
+}
+
 impl Encoder<Bytes> for FrameCodec {
     type Error = ProtoError;
 
@@ -68,13 +108,7 @@ impl Encoder<Bytes> for FrameCodec {
         let len = u32::try_from(body.len())
             .ok()
             .filter(|len| *len as usize <= self.max_len)
-            .ok_or_else(|| {
-                ProtoError::Unencodable(format!(
-                    "a frame of {} bytes is over the limit of {}",
-                    body.len(),
-                    self.max_len
-                ))
-            })?;
+            .ok_or_else(|| over_limit(body.len(), self.max_len))?;
         dst.reserve(PREFIX + body.len());
         dst.put_u32(len);
         dst.extend_from_slice(&body);
