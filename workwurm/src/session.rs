@@ -274,7 +274,10 @@ impl Session<'_> {
                     // Drain whatever else is ready so that news arriving together shares frames:
                     // one `Started` (sent first: a report implies it anyway) and the reports.
                     let mut started = Vec::new();
-                    let mut fresh = Vec::new();
+                    // At most one report per piece of news: reserved once, so that a burst of
+                    // hundreds of reports is not copied again at each doubling (about 2 % of
+                    // workwurm's CPU in W1 went to growing this vector).
+                    let mut fresh = Vec::with_capacity(self.reports.len() + 1);
                     let mut coroutines = Vec::new();
                     let mut returned = Vec::new();
                     let mut memory_acted = false;
