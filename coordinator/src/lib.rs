@@ -33,7 +33,8 @@
 //!   crate, Prometheus recorder installed once per process); [`http`]: `--http`: /metrics, the
 //!   dashboard, the JSON API and server-sent events (axum).
 //! - [`waiters`]: open `task wait` requests; [`watchers`]: watched tasks, pushed `Finished`
-//!   when they finish. Both held by the task actor.
+//!   when they finish. Both held by the task actor; both keep dense runs of ids as
+//!   [`id_bits`], a bit per id.
 //! - [`log_limit`]: repeated warnings aggregated per peer and kind, so the log stays bounded.
 //! - [`retry`]: how long a failed attempt waits before its retry (backoff with jitter).
 //! - [`admission`]: who gets a connection at the cap (idle actioners make room).
@@ -53,6 +54,7 @@ pub mod events;
 pub mod flaps;
 pub mod handshake;
 pub mod http;
+pub mod id_bits;
 pub mod listener;
 pub mod log_follow;
 pub mod log_limit;

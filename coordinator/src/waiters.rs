@@ -12,6 +12,7 @@
 //! that each finishing task costs a bit test instead of a removal from a hash map of every
 //! task (3% of the coordinator's samples in W1) and a wait of a million tasks holds 125 KB.
 
+use crate::id_bits::IdBits;
 use tatzelwurm_proto::actioner::Reply;
 use tatzelwurm_proto::task::TaskState;
 use tatzelwurm_proto::TaskId;
@@ -79,10 +80,10 @@ enum Pending {
     /// Indexed in `Waiters::by_task`; these are the tasks it waited for when it began, to
     /// forget them there when it is abandoned.
     Indexed(Vec<TaskId>),
-    /// Not indexed: bit `i` is set while task `from + i` is pending (for waits of at least
-    /// `BITS_FROM` tasks spanning at most 8 ids per task, so the bits take at most a byte per
-    /// task).
-    Bits { from: u64, bits: Vec<u64> },
+    /// Not indexed: the tasks still pending, as bits over the range they span (for waits of
+    /// at least `BITS_FROM` tasks spanning at most 8 ids per task, so the bits take at most a
+    /// byte per task).
+    Bits(IdBits),
 }
 
 impl Pending {
@@ -95,29 +96,15 @@ impl Pending {
         if tasks.len() < BITS_FROM || span > 8 * tasks.len() as u64 {
             return Pending::Indexed(tasks);
         }
-        let mut bits = vec![0u64; span.div_ceil(64) as usize];
-        for id in &tasks {
-            let at = id.0 - low.0;
-            bits[(at / 64) as usize] |= 1 << (at % 64);
-        }
-        Pending::Bits { from: low.0, bits }
+        Pending::Bits(IdBits::of(low.0, span, &tasks))
     }
 
     /// Clears task `id` if it is kept as a pending bit; whether it was.
     fn take_bit(&mut self, id: TaskId) -> bool {
-        let Pending::Bits { from, bits } = self else {
-            return false;
-        };
-        let Some(at) = id.0.checked_sub(*from) else {
-            return false;
-        };
-        let Some(word) = bits.get_mut((at / 64) as usize) else {
-            return false;
-        };
-        let bit = 1u64 << (at % 64);
-        let pending = *word & bit != 0;
-        *word &= !bit;
-        pending
+        match self {
+            Pending::Bits(bits) => bits.take(id),
+            Pending::Indexed(_) => false,
+        }
     }
 }
 
@@ -215,7 +202,7 @@ impl Waiters {
                         .or_insert(Keys::One(key));
                 }
             }
-            Pending::Bits { .. } => self.with_bits.push(key),
+            Pending::Bits(_) => self.with_bits.push(key),
         }
         self.waits.insert(
             key,
@@ -248,7 +235,7 @@ impl Waiters {
                         }
                     }
                 }
-                Pending::Bits { .. } => self.with_bits.retain(|k| *k != key),
+                Pending::Bits(_) => self.with_bits.retain(|k| *k != key),
             }
         }
     }
@@ -293,7 +280,7 @@ impl Waiters {
         }
         for key in complete {
             if let Some(wait) = self.waits.remove(&key) {
-                if matches!(wait.pending, Pending::Bits { .. }) {
+                if matches!(wait.pending, Pending::Bits(_)) {
                     self.with_bits.retain(|k| *k != key);
                 }
                 answers.push(Answer {
@@ -385,7 +372,7 @@ mod tests {
         let tasks: Vec<TaskId> = (0..2000).map(|n| TaskId(10 + 2 * n)).collect();
         waiters.add(Tally::default(), tasks.clone(), wide);
         waiters.add(Tally::default(), ids(&[10, 12]), narrow);
-        assert!(matches!(waiters.waits[&0].pending, Pending::Bits { .. }));
+        assert!(matches!(waiters.waits[&0].pending, Pending::Bits(_)));
         assert_eq!(waiters.by_task.len(), 2, "only the narrow wait is indexed");
         let failed_12 = |id: TaskId| {
             Some(if id == TaskId(12) {

@@ -18,6 +18,7 @@
 //! (two requests watch it): `finished` looks in both. Plain data, no channels: the tests below
 //! drive it directly.
 
+use crate::id_bits::IdBits;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tatzelwurm_proto::{RequestId, TaskId};
 
@@ -47,10 +48,8 @@ struct Run {
     /// Who watches it.
     conn: ConnId,
     request: RequestId,
-    /// Bit `i` set: task `first + i` is still owed a push.
-    owed: Vec<u64>,
-    /// How many bits of `owed` are set; the run goes when none is.
-    left: usize,
+    /// The tasks of the run still owed a push; the run goes when none is.
+    owed: IdBits,
 }
 
 /// The open registrations. See the module comment.
@@ -89,19 +88,13 @@ impl Watchers {
         if before.is_some_and(|(_, run)| run.last >= first) {
             return false;
         }
-        let len = (last.0 - first.0 + 1) as usize;
-        let mut owed = vec![u64::MAX; len.div_ceil(64)];
-        if len % 64 != 0 {
-            *owed.last_mut().expect("a run has a task") = (1u64 << (len % 64)) - 1;
-        }
         self.runs.insert(
             first,
             Run {
                 last,
                 conn,
                 request,
-                owed,
-                left: len,
+                owed: IdBits::all(first, last),
             },
         );
         self.runs_by_conn.entry(conn).or_default().push(first);
@@ -124,19 +117,13 @@ impl Watchers {
         let mut emptied = Vec::new();
         for id in ids {
             if let Some((first, run)) = self.runs.range_mut(..=*id).next_back() {
-                let offset = (id.0 - first.0) as usize;
-                if *id <= run.last {
-                    let (word, bit) = (offset / 64, 1u64 << (offset % 64));
-                    if run.owed[word] & bit != 0 {
-                        run.owed[word] &= !bit;
-                        run.left -= 1;
-                        grouped
-                            .entry((run.conn, run.request))
-                            .or_default()
-                            .push(*id);
-                        if run.left == 0 {
-                            emptied.push(*first);
-                        }
+                if run.owed.take(*id) {
+                    grouped
+                        .entry((run.conn, run.request))
+                        .or_default()
+                        .push(*id);
+                    if run.owed.is_empty() {
+                        emptied.push(*first);
                     }
                 }
             }
@@ -205,7 +192,7 @@ impl Watchers {
 
     /// How many (task, request) registrations are open.
     pub fn len(&self) -> usize {
-        let runs: usize = self.runs.values().map(|run| run.left).sum();
+        let runs: usize = self.runs.values().map(|run| run.owed.len()).sum();
         runs + self.by_task.values().map(Vec::len).sum::<usize>()
     }
 
