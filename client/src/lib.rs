@@ -10,7 +10,8 @@
 //!   `Client::events` and `Client::logs` (`client/operations.rs`), read at the caller's pace;
 //!   `stream`: the bounded channel under them, which cuts off a reader that falls behind.
 //! - [`pipeline`]: `Pipeline` and `Event`: queued submits sent as one watched, keyed `Add` per
-//!   batch, a window of unacknowledged tasks, flush, watch, pushed completions.
+//!   batch, a window of unacknowledged tasks, flush, watch, pushed completions; `Bulk`, a long
+//!   list queued a part at a time under consecutive tickets.
 //! - [`error`]: `ClientError` (one sentence each) and `ErrorClass` (for programs).
 //! - `session`: the task that owns the connection: routing, reconnect, re-sending.
 //! - `routes`: which answer goes to whom, and which finished tasks are news (a plain struct).
@@ -42,7 +43,7 @@ pub use error::{ClientError, ErrorClass};
 pub use event_stream::EventStream;
 pub use log_stream::{LogPage, LogStream};
 pub use options::{ConnectOptions, Tuning, DEFAULT_CONNECT_TIMEOUT, RECONNECT_LIMIT};
-pub use pipeline::{Event, Pipeline};
+pub use pipeline::{Bulk, Event, Pipeline};
 pub use stream::Polled;
 pub use tatzelwurm_proto::actioner::{PurgeSelection, Selection, TaskEnd, WorkerInfo};
 pub use tatzelwurm_proto::event::{EventFilter, EventKind, EventsFrom};

@@ -72,42 +72,23 @@ impl Pipeline {
         specs: Vec<TaskSpec>,
         play: bool,
     ) -> Result<Ticket, ClientError> {
+        let mut bulk = self.bulk();
+        bulk.push(specs, play)?;
+        Ok(bulk.first())
+    }
+
+    /// Starts queuing tasks a part at a time under consecutive tickets (see `Bulk`), blocking
+    /// the calling thread while another caller's `Bulk` is under way.
+    pub fn bulk(&self) -> Bulk<'_> {
         let shared = self.client.shared();
         let mut batcher = shared.batcher();
         while !batcher.set_bulk(true) {
             batcher = shared.room.wait(batcher).unwrap_or_else(|e| e.into_inner());
         }
-        let mut first = None;
-        let mut result = Ok(());
-        'specs: for spec in specs {
-            let mut spec = spec;
-            loop {
-                match batcher.try_submit(spec, play, true) {
-                    Ok(ticket) => {
-                        first.get_or_insert(ticket);
-                        break;
-                    }
-                    Err(back) => spec = back,
-                }
-                // Full: let the session send what is queued, then wait for room.
-                if !std::mem::replace(&mut batcher.kicked, true) {
-                    if let Err(err) = self.client.send(ToSession::Kick) {
-                        result = Err(err);
-                        break 'specs;
-                    }
-                }
-                batcher = shared.room.wait(batcher).unwrap_or_else(|e| e.into_inner());
-            }
+        Bulk {
+            pipeline: self,
+            first: None,
         }
-        batcher.set_bulk(false);
-        let next = batcher.next_ticket();
-        let kick = !std::mem::replace(&mut batcher.kicked, true);
-        drop(batcher);
-        shared.wake();
-        if kick {
-            self.client.send(ToSession::Kick)?;
-        }
-        result.map(|()| first.unwrap_or(next))
     }
 
     /// Queues a task, waiting (asynchronously) while the window is full.
@@ -152,5 +133,70 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+}
+
+/// A `submit_many` under way: tasks queued a part at a time (`push`) under consecutive
+/// tickets, each part sent while the caller prepares the next (the Python client writes a long
+/// list's JSON a part at a time, and its first add leaves after the first part instead of the
+/// whole list). Other submits wait until it is dropped, so that no ticket of theirs falls
+/// between its parts.
+pub struct Bulk<'a> {
+    pipeline: &'a Pipeline,
+    /// The ticket of its first task, once one is queued.
+    first: Option<Ticket>,
+}
+
+impl Bulk<'_> {
+    /// Queues `specs` in order after the parts before, blocking the calling thread while the
+    /// window is full, and has the session send them. On an error (the client was closed) the
+    /// tasks not yet queued are dropped.
+    pub fn push(&mut self, specs: Vec<TaskSpec>, play: bool) -> Result<(), ClientError> {
+        let shared = self.pipeline.client.shared();
+        let mut batcher = shared.batcher();
+        let mut result = Ok(());
+        'specs: for spec in specs {
+            let mut spec = spec;
+            loop {
+                match batcher.try_submit(spec, play, true) {
+                    Ok(ticket) => {
+                        self.first.get_or_insert(ticket);
+                        break;
+                    }
+                    Err(back) => spec = back,
+                }
+                // Full: let the session send what is queued, then wait for room.
+                if !std::mem::replace(&mut batcher.kicked, true) {
+                    if let Err(err) = self.pipeline.client.send(ToSession::Kick) {
+                        result = Err(err);
+                        break 'specs;
+                    }
+                }
+                batcher = shared.room.wait(batcher).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        let kick = !std::mem::replace(&mut batcher.kicked, true);
+        drop(batcher);
+        if kick {
+            self.pipeline.client.send(ToSession::Kick)?;
+        }
+        result
+    }
+
+    /// The ticket of its first task (the next one to be handed out when none was queued).
+    pub fn first(&self) -> Ticket {
+        match self.first {
+            Some(ticket) => ticket,
+            None => self.pipeline.client.shared().batcher().next_ticket(),
+        }
+    }
+}
+
+impl Drop for Bulk<'_> {
+    /// Lets other submits queue again.
+    fn drop(&mut self) {
+        let shared = self.pipeline.client.shared();
+        shared.batcher().set_bulk(false);
+        shared.wake();
     }
 }

@@ -9,6 +9,10 @@
 //! large integer, a NaN, a key of another type, nesting deeper than `MAX_DEPTH`, text that is
 //! not UTF-8) gives `None`, and the caller lets Python's encoder write it, or name what is not
 //! JSON in its `SerializationError`.
+//!
+//! `plain_item` walks a value the same way without writing (the `Out` that `Check` is), so that
+//! `submit_many` knows that every item of a long list will be written here, and refused by
+//! nothing, before it queues the first: it then writes and sends the list a part at a time.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -34,14 +38,31 @@ pub fn item(
     item: &Bound<'_, PyAny>,
     kwargs: Option<&Bound<'_, PyAny>>,
 ) -> Option<(String, String)> {
-    if let Ok(args) = item.cast_exact::<PyTuple>() {
-        return call(args, kwargs);
-    }
     let mut args_json = String::with_capacity(16);
-    args_json.push('[');
-    value(&mut args_json, item, 0)?;
-    args_json.push(']');
+    item_args(&mut args_json, item)?;
     Some((args_json, keywords(kwargs)?))
+}
+
+/// Whether `item` would be written by `item` (every value in it plain), found without writing.
+pub fn plain_item(item: &Bound<'_, PyAny>, kwargs: Option<&Bound<'_, PyAny>>) -> bool {
+    item_args(&mut Check, item).is_some()
+        && match kwargs {
+            Some(kw) if !kw.is_none() => kw
+                .cast_exact::<PyDict>()
+                .is_ok_and(|dict| object(&mut Check, dict, 0).is_some()),
+            _ => true,
+        }
+}
+
+/// Writes the positional arguments of one `submit_many` item (see `item`).
+fn item_args<O: Out>(out: &mut O, item: &Bound<'_, PyAny>) -> Option<()> {
+    if let Ok(args) = item.cast_exact::<PyTuple>() {
+        return array(out, args.iter(), 0);
+    }
+    out.text("[");
+    value(out, item, 0)?;
+    out.text("]");
+    Some(())
 }
 
 /// The JSON of keyword arguments: a dict, or `{}` for None.
@@ -56,24 +77,70 @@ fn keywords(kwargs: Option<&Bound<'_, PyAny>>) -> Option<String> {
     }
 }
 
+/// Where a walk of values writes: the JSON text (`String`), or nowhere (`Check`), so that one
+/// walk decides both what is plain and what its text is.
+trait Out {
+    /// Appends text that needs no escaping.
+    fn text(&mut self, text: &str);
+    /// Appends an integer.
+    fn int(&mut self, n: i64);
+    /// Appends a finite float, `v` being the Python float (its repr is what `json` writes).
+    fn float(&mut self, v: &Bound<'_, PyAny>) -> Option<()>;
+    /// Appends a string, quoted and escaped.
+    fn string(&mut self, s: &str);
+}
+
+impl Out for String {
+    fn text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn int(&mut self, n: i64) {
+        let _ = write!(self, "{n}");
+    }
+
+    fn float(&mut self, v: &Bound<'_, PyAny>) -> Option<()> {
+        // Python's repr (shortest round trip, `1e+100`, `1.0`) is what `json` writes.
+        self.push_str(&v.repr().ok()?.to_cow().ok()?);
+        Some(())
+    }
+
+    fn string(&mut self, s: &str) {
+        string(self, s);
+    }
+}
+
+/// Writes nothing: a walk with it only finds whether every value is plain.
+struct Check;
+
+impl Out for Check {
+    fn text(&mut self, _: &str) {}
+
+    fn int(&mut self, _: i64) {}
+
+    fn float(&mut self, _: &Bound<'_, PyAny>) -> Option<()> {
+        Some(())
+    }
+
+    fn string(&mut self, _: &str) {}
+}
+
 /// Appends the JSON of `v`; None when it is not plain (`out` is then left part written).
-fn value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> Option<()> {
+fn value<O: Out>(out: &mut O, v: &Bound<'_, PyAny>, depth: usize) -> Option<()> {
     if v.is_none() {
-        out.push_str("null");
+        out.text("null");
     } else if v.is_exact_instance_of::<PyBool>() {
-        out.push_str(if v.is_truthy().ok()? { "true" } else { "false" });
+        out.text(if v.is_truthy().ok()? { "true" } else { "false" });
     } else if v.is_exact_instance_of::<PyInt>() {
-        let n: i64 = v.extract().ok()?;
-        write!(out, "{n}").ok()?;
+        out.int(v.extract().ok()?);
     } else if let Ok(s) = v.cast_exact::<PyString>() {
-        string(out, &s.to_cow().ok()?);
+        out.string(&s.to_cow().ok()?);
     } else if v.is_exact_instance_of::<PyFloat>() {
         let f: f64 = v.extract().ok()?;
         if !f.is_finite() {
             return None;
         }
-        // Python's repr (shortest round trip, `1e+100`, `1.0`) is what `json` writes.
-        out.push_str(&v.repr().ok()?.to_cow().ok()?);
+        out.float(v)?;
     } else if depth >= MAX_DEPTH {
         return None;
     } else if let Ok(list) = v.cast_exact::<PyList>() {
@@ -89,36 +156,36 @@ fn value(out: &mut String, v: &Bound<'_, PyAny>, depth: usize) -> Option<()> {
 }
 
 /// Appends `[a,b,...]`.
-fn array<'py>(
-    out: &mut String,
+fn array<'py, O: Out>(
+    out: &mut O,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     depth: usize,
 ) -> Option<()> {
-    out.push('[');
+    out.text("[");
     for (i, item) in items.enumerate() {
         if i > 0 {
-            out.push(',');
+            out.text(",");
         }
         value(out, &item, depth)?;
     }
-    out.push(']');
+    out.text("]");
     Some(())
 }
 
 /// Appends `{"k":v,...}` in the dict's order; None for a key that is not an exact `str`
 /// (`json` would write a number's or a bool's text as the key: Python's encoder does that).
-fn object(out: &mut String, dict: &Bound<'_, PyDict>, depth: usize) -> Option<()> {
-    out.push('{');
+fn object<O: Out>(out: &mut O, dict: &Bound<'_, PyDict>, depth: usize) -> Option<()> {
+    out.text("{");
     for (i, (key, item)) in dict.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.text(",");
         }
         let key = key.cast_exact::<PyString>().ok()?;
-        string(out, &key.to_cow().ok()?);
-        out.push(':');
+        out.string(&key.to_cow().ok()?);
+        out.text(":");
         value(out, &item, depth)?;
     }
-    out.push('}');
+    out.text("}");
     Some(())
 }
 

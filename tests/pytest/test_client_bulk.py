@@ -165,6 +165,49 @@ def test_submit_many_refuses_before_sending(client: tw.Client) -> None:
     assert client.submit_many("pt_tasks:noop", []) == []
 
 
+def test_a_long_submit_many_refuses_its_last_item_before_sending(client: tw.Client) -> None:
+    """A list long enough to be sent a part at a time (its first part leaves while the rest are
+    written) still sends nothing when its last item is refused: every item is checked first.
+    With an item only Python's encoder writes at its end, every task is sent and right."""
+    before = len(client.list())
+    items: list = list(range(5_000))
+    with pytest.raises(tw.SerializationError, match="item 5000: args"):
+        client.submit_many("pt_tasks:noop", items + [datetime.date(2026, 1, 1)])
+    with pytest.raises(tw.SerializationError, match=r"item 4999: kwargs\['x'\]: set is not JSON"):
+        client.submit_many("pt_tasks:noop", items, kwargs=[{}] * 4_999 + [{"x": {1}}])
+    client.flush(timeout=10)
+    assert len(client.list()) == before
+    handles = client.submit_many("pt_tasks:noop", items + [2**70])
+    assert [h.result(timeout=60) for h in handles] == items + [2**70]
+
+
+def test_submits_from_other_threads_during_a_long_submit_many(client: tw.Client) -> None:
+    """While one thread submits a long list (sent a part at a time), others submit one task
+    at a time and lists of their own: every handle gets its own task's result, and the long
+    list's tasks have consecutive ids."""
+    errors: list = []
+
+    def one_at_a_time(base: int) -> None:
+        try:
+            hs = [client.submit("pt_tasks:noop", base + n) for n in range(300)]
+            assert [h.result(timeout=60) for h in hs] == [base + n for n in range(300)]
+            lists = client.submit_many("pt_tasks:noop", [[base, n] for n in range(50)])
+            assert [h.result(timeout=60) for h in lists] == [[base, n] for n in range(50)]
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_at_a_time, args=(b,)) for b in (10**6, 2 * 10**6)]
+    for t in threads:
+        t.start()
+    long = client.submit_many("pt_tasks:noop", range(20_000))
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert [h.result(timeout=60) for h in long] == list(range(20_000))
+    ids = [h.id for h in long]
+    assert ids == list(range(ids[0], ids[0] + 20_000))
+
+
 def test_results_reach_handles_however_they_wait(client: tw.Client) -> None:
     """One batch of completions resolves handles nobody waits on, handles in two
     as_completed at once, one a thread blocks on, one with a done callback, and failures:

@@ -426,6 +426,52 @@ async fn the_window_holds_back_submits() {
     pipeline.flush().await.unwrap();
 }
 
+/// A `Bulk` sends each part as it is pushed: its first add reaches the coordinator while the
+/// caller still holds the bulk and has not written the next part. Its tickets follow each
+/// other, and a submit from another thread takes the ticket after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_sends_each_part_as_it_is_pushed() {
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let fake = FakeCoordinator::start(move |command| match command {
+        Command::Add { tasks, .. } => {
+            let _ = seen_tx.send(tasks.len());
+            vec![Step::Reply(added(tasks.len(), 1))]
+        }
+        other => panic!("{other:?}"),
+    })
+    .await;
+    let client = connect(&fake.addr).await;
+    let (pipeline, mut events) = client.pipeline(1_000).unwrap();
+    let (bulk_side, other_side) = (pipeline.clone(), pipeline.clone());
+    let (first, other) = tokio::task::spawn_blocking(move || {
+        let mut bulk = bulk_side.bulk();
+        bulk.push((0..3).map(spec).collect(), true).unwrap();
+        let sent = seen_rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(
+            sent,
+            Ok(3),
+            "the first part was not sent while the bulk went on"
+        );
+        // Not played: it never joins the bulk's last add, whenever it is queued.
+        let other = std::thread::spawn(move || other_side.submit_blocking(spec(99), false));
+        bulk.push((3..5).map(spec).collect(), true).unwrap();
+        let first = bulk.first();
+        drop(bulk);
+        (first, other.join().unwrap().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!((first, other), (1, 6));
+    let mut added = Vec::new();
+    while added.len() < 3 {
+        match next(&mut events).await {
+            Event::Added { first, ids } => added.push((first, ids.len())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(added, vec![(1, 3), (4, 2), (6, 1)]);
+}
+
 /// A watch registers; its ends come as events; after a dropped connection the watch is made
 /// again, and the end that happened meanwhile arrives once.
 #[tokio::test]
