@@ -46,7 +46,8 @@
 //! of functions not known to be coroutines) or a set of together tasks, never both.
 
 use crate::failures;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tatzelwurm_proto::backoff::Curve;
 use tatzelwurm_proto::task::{Outcome, TaskOutput};
@@ -113,11 +114,14 @@ pub struct SlotTable {
     /// What the actor has to do, in order.
     actions: VecDeque<Action>,
     /// Average time a task of each function took here, from its start in the slot to its report.
-    durations: HashMap<String, Duration>,
+    /// FxHash: looked up for every hand-out decision (a few times per task) and learned once per
+    /// task, where SipHash of a ~40-byte name cost ~5 % of workwurm's CPU in W1; the names come
+    /// from the coordinator and the map holds at most `MAX_FUNCTIONS`.
+    durations: FxHashMap<String, Duration>,
     /// How many together tasks one slot may run at once (`--async-concurrency`, at least 1).
     concurrency: usize,
     /// The functions the slots found to be coroutine functions: their tasks run together.
-    coroutines: HashSet<String>,
+    coroutines: FxHashSet<String>,
     /// Coroutine functions learned since the last `take_coroutines`, for the coordinator.
     learned: Vec<String>,
     /// Held tasks waiting for others held here to complete (see `waits`).
@@ -214,9 +218,9 @@ impl SlotTable {
             stopping: false,
             started: Vec::new(),
             actions: VecDeque::new(),
-            durations: HashMap::new(),
+            durations: FxHashMap::default(),
             concurrency: concurrency.max(1),
-            coroutines: HashSet::new(),
+            coroutines: FxHashSet::default(),
             learned: Vec::new(),
             waits: Waits::default(),
             returned: Vec::new(),

@@ -11,7 +11,8 @@
 
 use super::{Action, AttemptId, Handed, Phase, Slot, SlotTable};
 use crate::slot_channel::encode_run;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 use tatzelwurm_proto::worker::Assignment;
 use tokio::time::Instant;
@@ -327,7 +328,7 @@ impl SlotTable {
 }
 
 /// Folds one observed duration of `function` into its moving average.
-pub(super) fn learn(durations: &mut HashMap<String, Duration>, function: &str, took: Duration) {
+pub(super) fn learn(durations: &mut FxHashMap<String, Duration>, function: &str, took: Duration) {
     if let Some(average) = durations.get_mut(function) {
         *average = (*average * 7 + took) / 8;
         return;
