@@ -274,12 +274,12 @@ fn check_functions(tasks: &[TaskSpec]) -> Result<(), Failure> {
 /// most `MAX_AFTER`; the refusal names the first bad task by its place in a larger add.
 fn check_placement(tasks: &[TaskSpec]) -> Result<(), Failure> {
     for (n, task) in tasks.iter().enumerate() {
-        let which = if tasks.len() == 1 {
-            String::new()
-        } else {
-            format!("task {} of this add: ", n + 1)
+        // Which task, written only for a refusal: formatting it for every task of an add was
+        // an allocation per task added.
+        let refuse = |err: String| match tasks.len() {
+            1 => Failure::bad_request(err),
+            _ => Failure::bad_request(format!("task {} of this add: {err}", n + 1)),
         };
-        let refuse = |err: String| Failure::bad_request(format!("{which}{err}"));
         check_name(&task.queue).map_err(refuse)?;
         check_priority(i64::from(task.priority)).map_err(refuse)?;
         if task.after.len() > MAX_AFTER {

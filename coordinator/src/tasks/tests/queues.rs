@@ -202,9 +202,25 @@ async fn pause_play_and_bad_placement() {
     );
     for (n, command) in [bad_queue, bad_priority].into_iter().enumerate() {
         match tasks.command(command, origin(1, 4 + n as u64, &sink)).await {
-            Reply::Error(failure) => assert_eq!(failure.kind, FailureKind::BadRequest),
+            Reply::Error(failure) => {
+                assert_eq!(failure.kind, FailureKind::BadRequest);
+                assert!(!failure.message.starts_with("task "), "{}", failure.message);
+            }
             other => panic!("{other:?}"),
         }
+    }
+    // In a larger add, the refusal names the bad task by its place.
+    let second_bad = add(vec![in_queue(1, "default"), in_queue(2, "no spaces")], true);
+    match tasks.command(second_bad, origin(1, 8, &sink)).await {
+        Reply::Error(failure) => {
+            assert_eq!(failure.kind, FailureKind::BadRequest);
+            assert!(
+                failure.message.starts_with("task 2 of this add: "),
+                "{}",
+                failure.message
+            );
+        }
+        other => panic!("{other:?}"),
     }
     let refused = tasks
         .command(
