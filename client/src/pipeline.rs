@@ -154,6 +154,7 @@ impl Bulk<'_> {
     pub fn push(&mut self, specs: Vec<TaskSpec>, play: bool) -> Result<(), ClientError> {
         let shared = self.pipeline.client.shared();
         let mut batcher = shared.batcher();
+        batcher.reserve(specs.len());
         let mut result = Ok(());
         'specs: for spec in specs {
             let mut spec = spec;

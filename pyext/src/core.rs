@@ -179,7 +179,11 @@ impl Core {
     ) -> PyResult<u64> {
         let options = options.get();
         check_function(&function).map_err(|m| error(py, "BadRequest", m))?;
-        let items: Vec<Bound<'_, PyAny>> = items.try_iter()?.collect::<PyResult<_>>()?;
+        let mut all = Vec::with_capacity(items.len().unwrap_or(0));
+        for item in items.try_iter()? {
+            all.push(item?);
+        }
+        let items = all;
         // A copy: another thread that changes the list meanwhile changes nothing here.
         let kwargs = kwargs.map(|list| list.to_tuple());
         if let Some(list) = &kwargs {
@@ -216,9 +220,10 @@ impl Core {
         let pipeline = &self.pipeline;
         let play = options.play;
         if !plain {
-            let specs = (0..items.len())
-                .map(|index| write(index, &mut turns))
-                .collect::<PyResult<Vec<_>>>()?;
+            let mut specs = Vec::with_capacity(items.len());
+            for index in 0..items.len() {
+                specs.push(write(index, &mut turns)?);
+            }
             return py
                 .detach(|| pipeline.submit_many_blocking(specs, play))
                 .map_err(|e| client_error(py, &e));
@@ -228,9 +233,10 @@ impl Core {
         while start < items.len() {
             // As a burst's adds grow (`add_cap`): the first part one first add's worth.
             let end = items.len().min(start + add_cap(start, MAX_PART));
-            let specs = (start..end)
-                .map(|index| write(index, &mut turns))
-                .collect::<PyResult<Vec<_>>>()?;
+            let mut specs = Vec::with_capacity(end - start);
+            for index in start..end {
+                specs.push(write(index, &mut turns)?);
+            }
             py.detach(|| bulk.push(specs, play))
                 .map_err(|e| client_error(py, &e))?;
             start = end;
