@@ -23,7 +23,7 @@
 //!
 //! Plain data apart from the subscribers' channels: the tests below drive it directly.
 
-use crate::record::TaskRecord;
+use crate::store::WrittenRecord;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tatzelwurm_proto::actioner::{Failure, FailureKind};
@@ -151,7 +151,12 @@ impl EventLog {
     /// The round's events, numbered: the worker events noted, one per task record in
     /// `records` (what the round's batch writes), the hand-outs noted, and one `Purged` if the
     /// round purged `purged` tasks. Clears what was noted.
-    pub fn stamp(&mut self, records: &[TaskRecord], purged: u64, now: Timestamp) -> Vec<Event> {
+    pub fn stamp<'a>(
+        &mut self,
+        records: impl ExactSizeIterator<Item = WrittenRecord<'a>>,
+        purged: u64,
+        now: Timestamp,
+    ) -> Vec<Event> {
         let count =
             self.workers.len() + records.len() + self.handed.len() + usize::from(purged > 0);
         if count == 0 {
@@ -164,7 +169,9 @@ impl EventLog {
             seq += 1;
         };
         self.workers.drain(..).for_each(&mut push);
-        records.iter().map(task_event).for_each(&mut push);
+        records
+            .map(|record| task_event(&record))
+            .for_each(&mut push);
         self.handed.drain(..).for_each(&mut push);
         if purged > 0 {
             push(EventKind::Purged { count: purged });
@@ -238,17 +245,18 @@ impl EventLog {
 
 /// The event of a written task record: its state, latest attempt and worker, and for a failed
 /// task (or one waiting to retry a failed attempt) the error's kind.
-fn task_event(record: &TaskRecord) -> EventKind {
-    let error = match record.state {
-        TaskState::Failed | TaskState::Waiting => record.error.as_ref().map(|e| e.kind.clone()),
+fn task_event(record: &WrittenRecord<'_>) -> EventKind {
+    let state = record.state();
+    let error = match state {
+        TaskState::Failed | TaskState::Waiting => record.error_kind(),
         _ => None,
     };
     EventKind::Task {
-        id: record.id,
-        queue: record.spec.queue.clone(),
-        state: record.state,
-        attempt: record.attempts,
-        worker: record.worker.clone(),
+        id: record.id(),
+        queue: record.queue().to_string(),
+        state,
+        attempt: record.attempts(),
+        worker: record.worker().map(str::to_string),
         error,
     }
 }

@@ -6,7 +6,9 @@
 //! `TaskInfo` or anything inside it breaks every existing database. Add a new schema version to
 //! `store` and a migration when it changes (`store/sled/migrate.rs` holds schema 1's layout,
 //! `store/v4.rs` schema 4's). `TaskRecordRef` mirrors it field for field, to read stored records
-//! in place.
+//! in place and to write live ones without an owned copy of their strings (the task table
+//! lends it its interned names and its args, `LiveTask::record_ref`; `store/encoded.rs` encodes
+//! its fields in `TaskInfo`'s order, into the same bytes).
 
 use serde::Deserialize;
 use tatzelwurm_proto::task::{
@@ -17,10 +19,13 @@ use tatzelwurm_proto::{Attempt, TaskId};
 /// One task as stored: see the module comment.
 pub type TaskRecord = TaskInfo;
 
-/// A stored `TaskRecord` read in place: its strings borrow from the stored bytes, so that a
-/// start decodes a million live records without allocating for each (see `Store::load`). The
-/// fields, their order and their types mirror `TaskInfo` exactly (the same bytes decode into
-/// either); change both together.
+/// A `TaskRecord` with borrowed strings. Read in place, its strings borrow from the stored
+/// bytes, so that a start decodes a million live records without allocating for each (see
+/// `Store::load`); written, they borrow from the task table, so that a round encodes the
+/// records of its live tasks without building owned ones only to drop them (`take_changes`).
+/// The fields, their order and their types mirror `TaskInfo` exactly (the same bytes decode
+/// into either; `EncodedRecords::push` writes one into `TaskInfo`'s bytes); change them all
+/// together.
 #[derive(Debug, Deserialize)]
 pub struct TaskRecordRef<'a> {
     /// The task's id.
@@ -32,7 +37,7 @@ pub struct TaskRecordRef<'a> {
     pub spec: TaskSpecRef<'a>,
     /// JSON text of the result, once completed.
     pub result: Option<&'a str>,
-    /// Why it failed (rare in a live record, so owned).
+    /// Why it failed (rare in a live record, so owned: cloned when a live one is written).
     pub error: Option<TaskError>,
     /// Name of the worker of the latest attempt.
     pub worker: Option<&'a str>,
@@ -54,7 +59,7 @@ pub struct TaskRecordRef<'a> {
     pub output: Option<TaskOutput>,
 }
 
-/// `TaskSpec` read in place, as `TaskRecordRef` needs it.
+/// `TaskSpec` with borrowed strings, as `TaskRecordRef` needs it.
 #[derive(Debug, Deserialize)]
 pub struct TaskSpecRef<'a> {
     /// The function's name.
@@ -71,7 +76,7 @@ pub struct TaskSpecRef<'a> {
     pub priority: i8,
     /// Not before this.
     pub run_at: Option<When>,
-    /// Tasks that must complete first.
+    /// Tasks that must complete first (owned; empty, so without a heap block, for most).
     pub after: Vec<TaskId>,
 }
 

@@ -61,6 +61,7 @@
 //! never wait.
 
 mod batch;
+mod encoded;
 mod events;
 mod fjall;
 mod reader;
@@ -72,6 +73,7 @@ mod v4;
 mod writes;
 
 pub use batch::Batch;
+pub use encoded::{EncodedRecords, WrittenRecord};
 pub use events::EventsMeta;
 pub use reader::{dir_disk_bytes, StoreReader};
 
@@ -801,7 +803,7 @@ fn write_batches(
         let mut last_event = None;
         let mut next = Some(first);
         while let Some(Write { batch, done }) = next.take() {
-            records += batch.tasks.len();
+            records += batch.record_count();
             last_event = batch.events.last().map(|event| event.seq).or(last_event);
             if outcome.is_ok() {
                 outcome = batch
@@ -986,20 +988,20 @@ fn bincode_config() -> bincode::config::Configuration {
 }
 
 /// Encodes a stored value.
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     bincode::serde::encode_to_vec(value, bincode_config())
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Reads a stored record in place (its strings borrow from `raw`).
-fn decode_ref(raw: &[u8]) -> Result<TaskRecordRef<'_>, StoreError> {
+pub(crate) fn decode_ref(raw: &[u8]) -> Result<TaskRecordRef<'_>, StoreError> {
     bincode::serde::borrow_decode_from_slice(raw, bincode_config())
         .map(|(value, _)| value)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Decodes a stored value.
-fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(raw, bincode_config())
         .map(|(value, _)| value)
         .map_err(|e| StoreError::Corrupt(e.to_string()))

@@ -29,7 +29,7 @@
 use crate::queues::{QueueId, Queues};
 use crate::record::TaskRecord;
 use crate::retry::{self, RetryJitter};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, EncodedRecords, Store};
 use deps::Deps;
 use due::Due;
 pub use held::{HeldOrders, HoldTarget};
@@ -770,12 +770,17 @@ impl TaskTable {
 
     /// Everything changed since the last call, as one store batch, numbered (`last_batch`).
     /// The records of tasks that finished since the last call move into it and leave memory
-    /// (the round that finished them has read them); the live tasks it writes stay behind
-    /// their durable record until `flushed` says so (`Unflushed`).
+    /// (the round that finished them has read them); the records of the live tasks it writes
+    /// are encoded into it straight from their compact form (`Batch::encoded`), with no owned
+    /// record built, and those tasks stay behind their durable record until `flushed` says so
+    /// (`Unflushed`).
     pub fn take_changes(&mut self) -> Batch {
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
-        let mut tasks = Vec::with_capacity(self.dirty.len());
+        let mut tasks = Vec::new();
+        // About the size of a small task's record (a short function name, args and queue); a
+        // round of larger ones grows the buffer.
+        let mut encoded = EncodedRecords::with_capacity(self.dirty.len(), self.dirty.len() * 96);
         // In id order, as the store likes its writes; a hash set is cheaper to fill and ask
         // (`is_dirty` on every hand-out) than a B-tree, and a round's few hundred ids sort fast.
         let mut dirty: Vec<TaskId> = self.dirty.drain().collect();
@@ -784,7 +789,10 @@ impl TaskTable {
         let new_from = TaskId(self.unflushed.new_from);
         for id in dirty {
             if let Some(task) = self.tasks.get(id) {
-                tasks.push(self.stored_record(id, task));
+                let record = self.stored_record(id, task);
+                if encoded.push(&record).is_err() {
+                    tasks.push(record.to_record());
+                }
                 if id < new_from {
                     unflushed.push(id);
                 }
@@ -807,6 +815,7 @@ impl TaskTable {
         purge.sort_unstable();
         Batch {
             tasks,
+            encoded,
             outputs: std::mem::take(&mut self.outputs),
             next_task_id,
             queues,

@@ -706,7 +706,7 @@ impl TasksActor {
         self.count(&batch, round.fresh_from);
         let events = self
             .events
-            .stamp(&batch.tasks, batch.purge.len() as u64, now);
+            .stamp(batch.records(), batch.purge.len() as u64, now);
         crate::telemetry::events_written(events.len() as u64);
         if self.events.has_subscribers() && !events.is_empty() {
             round.events = Some(events.as_slice().into());

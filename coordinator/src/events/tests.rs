@@ -2,6 +2,7 @@
 //! trimming, and the fan-out's lag rule.
 
 use super::*;
+use crate::record::TaskRecord;
 use tatzelwurm_proto::task::{TaskError, TaskInfo, TaskSpec};
 
 const NOW: Timestamp = Timestamp(1_000);
@@ -20,6 +21,11 @@ fn record(id: u64, state: TaskState) -> TaskRecord {
     info
 }
 
+/// `log.stamp` of whole records.
+fn stamp(log: &mut EventLog, records: &[TaskRecord], purged: u64, now: Timestamp) -> Vec<Event> {
+    log.stamp(records.iter().map(WrittenRecord::from), purged, now)
+}
+
 fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|e| e.seq).collect()
 }
@@ -29,11 +35,14 @@ fn seqs(events: &[Event]) -> Vec<u64> {
 #[test]
 fn rounds_are_numbered_on() {
     let mut log = EventLog::recover(1, None, 100);
-    assert!(log.stamp(&[], 0, NOW).is_empty(), "an idle round has none");
+    assert!(
+        stamp(&mut log, &[], 0, NOW).is_empty(),
+        "an idle round has none"
+    );
     log.worker(WorkerId(4), "w1", WorkerChange::Joined);
     log.handed(TaskId(9), "q", Attempt(1), "w1");
     let records = [record(1, TaskState::Ready), record(2, TaskState::Failed)];
-    let events = log.stamp(&records, 3, NOW);
+    let events = stamp(&mut log, &records, 3, NOW);
     assert_eq!(seqs(&events), [1, 2, 3, 4, 5]);
     assert!(events.iter().all(|e| e.at == NOW));
     assert!(matches!(
@@ -82,11 +91,11 @@ fn rounds_are_numbered_on() {
             oldest: Some(1)
         }
     );
-    let events = log.stamp(&[record(3, TaskState::Completed)], 0, NOW);
+    let events = stamp(&mut log, &[record(3, TaskState::Completed)], 0, NOW);
     assert_eq!(seqs(&events), [6], "what was noted went with its round");
     let mut again = EventLog::recover(7, Some(1), 100);
     assert_eq!(
-        seqs(&again.stamp(&[record(4, TaskState::Ready)], 0, NOW)),
+        seqs(&stamp(&mut again, &[record(4, TaskState::Ready)], 0, NOW)),
         [7]
     );
 }
@@ -96,9 +105,9 @@ fn rounds_are_numbered_on() {
 fn trims_a_tenth_past_keep() {
     let mut log = EventLog::recover(1, None, 100);
     let ready: Vec<TaskRecord> = (1..=110).map(|id| record(id, TaskState::Ready)).collect();
-    log.stamp(&ready, 0, NOW);
+    stamp(&mut log, &ready, 0, NOW);
     assert_eq!(log.trim(), None, "110 events are within a tenth of 100");
-    log.stamp(&ready[..1], 0, NOW);
+    stamp(&mut log, &ready[..1], 0, NOW);
     assert_eq!(log.trim(), Some(11), "111 go back to the newest 100");
     assert_eq!(log.position().oldest, Some(12));
     assert_eq!(log.trim(), None);
@@ -106,7 +115,7 @@ fn trims_a_tenth_past_keep() {
     assert_eq!(none.trim(), Some(49), "--keep-events 0 keeps nothing");
     assert_eq!(none.position().oldest, None);
     assert_eq!(none.trim(), None);
-    none.stamp(&ready[..2], 0, NOW);
+    stamp(&mut none, &ready[..2], 0, NOW);
     assert_eq!(none.position().oldest, Some(50));
 }
 
@@ -115,7 +124,7 @@ fn trims_a_tenth_past_keep() {
 #[tokio::test]
 async fn a_slow_subscriber_is_dropped() {
     let mut log = EventLog::recover(1, None, 1_000_000);
-    log.stamp(&[record(1, TaskState::Ready)], 0, NOW);
+    stamp(&mut log, &[record(1, TaskState::Ready)], 0, NOW);
     let (fast, mut fast_feed) = subscription();
     let (slow, mut slow_feed) = subscription();
     assert_eq!(log.subscribe(fast).last, 1);
@@ -123,7 +132,7 @@ async fn a_slow_subscriber_is_dropped() {
     let chunk: Vec<TaskRecord> = (0..10_000).map(|id| record(id, TaskState::Ready)).collect();
     let mut sent = 0;
     while log.has_subscribers() && sent < 2 * LAG_EVENTS {
-        let events: Arc<[Event]> = log.stamp(&chunk, 0, NOW).into();
+        let events: Arc<[Event]> = stamp(&mut log, &chunk, 0, NOW).into();
         sent += events.len();
         log.fan_out(events);
         let got = fast_feed.recv().await.unwrap().unwrap();
@@ -158,7 +167,7 @@ async fn a_slow_subscriber_is_dropped() {
         "dropped once past the bound"
     );
     drop(fast_feed);
-    let events = log.stamp(&chunk[..1], 0, NOW);
+    let events = stamp(&mut log, &chunk[..1], 0, NOW);
     log.fan_out(events.into());
     assert!(!log.has_subscribers(), "a feed that is gone is forgotten");
 }
@@ -171,12 +180,12 @@ async fn a_subscriber_gets_no_round_stamped_before_it_subscribed() {
     let mut log = EventLog::recover(1, None, 1_000);
     let (old, mut old_feed) = subscription();
     assert_eq!(log.subscribe(old).last, 0);
-    let flying: Arc<[Event]> = log.stamp(&[record(1, TaskState::Ready)], 0, NOW).into();
+    let flying: Arc<[Event]> = stamp(&mut log, &[record(1, TaskState::Ready)], 0, NOW).into();
     let (new, mut new_feed) = subscription();
     assert_eq!(log.subscribe(new).last, 1, "past the round in flight");
     log.fan_out(flying);
     assert_eq!(seqs(&old_feed.recv().await.unwrap().unwrap()), [1]);
-    let next: Arc<[Event]> = log.stamp(&[record(2, TaskState::Ready)], 0, NOW).into();
+    let next: Arc<[Event]> = stamp(&mut log, &[record(2, TaskState::Ready)], 0, NOW).into();
     log.fan_out(next);
     assert_eq!(seqs(&old_feed.recv().await.unwrap().unwrap()), [2]);
     assert_eq!(

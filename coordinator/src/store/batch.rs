@@ -1,11 +1,19 @@
 //! A `Batch`: the changes of one round that become durable together, and how they turn into key
 //! writes of the layout (`writes_into`, into a `Writes`), on the store thread.
 //!
+//! Records come in two forms: whole (`tasks`: a finished task's, which the round that
+//! finished it keeps owned, or any given by a test or a migration), and already encoded
+//! (`encoded`: a round's live records, encoded on the actor thread straight from the task
+//! table's compact form, `encoded.rs`), so that no owned copy of their strings is built only
+//! to be encoded and dropped. Either way a record's stored bytes are its `TaskRecord`'s
+//! bincode. `records` reads both, in id order, as `WrittenRecord`s (the round's events).
+//!
 //! Besides records, outputs, the id counter, add keys, queues and schedules, a batch carries
 //! the round's events (appended to `events`), a trim of the oldest events, and a purge of
 //! finished tasks. All of it is one atomic write of the backend (sled writes `outputs` apart,
 //! inside the same flush: see `sled.rs`).
 
+use super::encoded::{EncodedRecords, Records};
 use super::events::{event_key, trim_writes, EVENTS_PER_BLOCK};
 use super::writes::Writes;
 use super::{add_key_write, task_key, Backend, Space, StoreError, NEXT_ID_KEY};
@@ -20,9 +28,12 @@ use tatzelwurm_proto::TaskId;
 /// A set of changes that become durable together.
 #[derive(Default)]
 pub struct Batch {
-    /// Records to write (insert or replace). A finished one goes to `finished` and leaves
-    /// `live`; any other goes to `live`.
+    /// Records to write (insert or replace), whole. A finished one goes to `finished` and
+    /// leaves `live`; any other goes to `live`. Written after `encoded` (of an id in both, this
+    /// one is left).
     pub tasks: Vec<TaskRecord>,
+    /// Records to write, already encoded (a round's live ones): written as `tasks` are.
+    pub encoded: EncodedRecords,
     /// Outputs to write (insert or replace), each the latest reported attempt's of its task.
     pub outputs: Vec<(TaskId, TaskOutput)>,
     /// The new first-unused id, when ids were handed out.
@@ -54,6 +65,7 @@ impl Batch {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
+            && self.encoded.is_empty()
             && self.outputs.is_empty()
             && self.next_task_id.is_none()
             && self.add_keys.is_empty()
@@ -74,7 +86,7 @@ impl Batch {
         backend: &dyn Backend,
         writes: &mut Writes,
     ) -> Result<(), StoreError> {
-        let entries = self.tasks.len() * 2
+        let entries = self.record_count() * 2
             + self.outputs.len()
             + self.add_keys.len()
             + self.queues.len()
@@ -82,13 +94,27 @@ impl Batch {
             + self.events.len().div_ceil(EVENTS_PER_BLOCK)
             + self.purge.len() * 2
             + 1;
-        // A guess that fits a round of small records without growing: a key and ~120 bytes
-        // of record per task, ~40 bytes per event.
-        let bytes = self.tasks.len() * 130 + self.events.len() * 40 + entries * 16;
+        // A guess that fits a round of small records without growing: ~130 bytes per whole
+        // record, the encoded records' own bytes, ~40 bytes per event, room for the keys.
+        let bytes = self.tasks.len() * 130
+            + self.encoded.byte_len()
+            + self.events.len() * 40
+            + entries * 16;
         writes.clear();
         writes.reserve(entries, bytes);
         // Only a batch that purges pays for these: the ids it purges, less the live ones.
         let purged = self.purged(backend)?;
+        for (id, state, bytes) in self.encoded.iter() {
+            let key = task_key(id);
+            if state.is_finished() {
+                if !purged.contains(&id) {
+                    writes.put(Space::Finished, &key, bytes);
+                }
+                writes.remove(Space::Live, &key);
+            } else {
+                writes.put(Space::Live, &key, bytes);
+            }
+        }
         for record in &self.tasks {
             let key = task_key(record.id);
             if record.state.is_finished() {
@@ -153,6 +179,17 @@ impl Batch {
         Ok(())
     }
 
+    /// How many records it writes (whole and encoded).
+    pub fn record_count(&self) -> usize {
+        self.tasks.len() + self.encoded.len()
+    }
+
+    /// The records it writes, whole and encoded, merged in id order (a round's are each in id
+    /// order, and an id is in only one of them): what the round's events tell.
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.encoded, &self.tasks)
+    }
+
     /// The ids of `purge` that are not live after this batch: written finished by it, or not
     /// written by it and not stored live (one point read each, on `live`, whose bloom filters
     /// answer most of them).
@@ -162,9 +199,14 @@ impl Batch {
         }
         // Whether this batch leaves each id it writes finished (the last write counts).
         let written: HashMap<TaskId, bool> = self
-            .tasks
+            .encoded
             .iter()
-            .map(|record| (record.id, record.state.is_finished()))
+            .map(|(id, state, _)| (id, state.is_finished()))
+            .chain(
+                self.tasks
+                    .iter()
+                    .map(|record| (record.id, record.state.is_finished())),
+            )
             .collect();
         let mut purged = HashSet::with_capacity(self.purge.len());
         for id in &self.purge {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tatzelwurm_proto::schedule::{ScheduleSpec, Trigger};
 use tatzelwurm_proto::task::{TaskError, TaskSpec, TaskState, When, DEFAULT_QUEUE};
+use tatzelwurm_proto::Attempt;
 
 fn record(id: u64) -> TaskRecord {
     let spec = TaskSpec::call("m:f", "[1]", "{}");
@@ -64,6 +65,74 @@ async fn batch_survives_reopen(kind: StoreKind) {
     assert!(loaded.add_keys.is_empty());
     assert_eq!(store.output(TaskId(2)).unwrap(), printed("two"));
     assert_eq!(store.output(TaskId(1)).unwrap(), TaskOutput::default());
+}
+
+/// `record` encoded as the task table encodes a live one (borrowed, `EncodedRecords`).
+fn encoded(records: &[TaskRecord]) -> EncodedRecords {
+    let mut encoded = EncodedRecords::default();
+    for record in records {
+        let bytes = encode(record).unwrap();
+        encoded.push(&decode_ref(&bytes).unwrap()).unwrap();
+    }
+    encoded
+}
+
+/// Encoded records land as whole ones do: by state in `live` or `finished` (a finished one
+/// leaves `live`), read back equal, counted by a purge as what they leave the task as; and a
+/// batch's records read back merged in id order.
+async fn encoded_records_land_as_whole_ones(kind: StoreKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Some(kind)).unwrap();
+    let mut waiting = record(2);
+    waiting.state = TaskState::Waiting;
+    waiting.attempts = Attempt(1);
+    waiting.worker = Some("w1".into());
+    waiting.error = Some(TaskError {
+        kind: "ValueError".into(),
+        message: "no".into(),
+        traceback: String::new(),
+    });
+    waiting.spec.after = vec![TaskId(1)];
+    let batch = Batch {
+        tasks: vec![record(3)],
+        encoded: encoded(&[record(1), waiting.clone(), record(4)]),
+        next_task_id: Some(5),
+        ..Batch::default()
+    };
+    assert_eq!(batch.record_count(), 4);
+    let ids: Vec<u64> = batch.records().map(|r| r.id().0).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4], "merged in id order");
+    let merged: Vec<TaskRecord> = batch.records().map(|r| r.to_record().unwrap()).collect();
+    assert_eq!(merged[1], waiting);
+    let second = batch.records().nth(1).unwrap();
+    assert_eq!(
+        (second.queue(), second.worker(), second.attempts()),
+        (DEFAULT_QUEUE, Some("w1"), Attempt(1))
+    );
+    assert_eq!(second.error_kind().as_deref(), Some("ValueError"));
+    assert_eq!(batch.records().next().unwrap().error_kind(), None);
+    store.apply(batch).await.unwrap();
+    let mut done = record(1);
+    done.state = TaskState::Completed;
+    done.result = Some("1".into());
+    let mut killed = record(4);
+    killed.state = TaskState::Killed;
+    store
+        .apply(Batch {
+            encoded: encoded(&[done.clone(), killed.clone()]),
+            // 4 finishes and is purged; 3 is live and stays.
+            purge: vec![TaskId(3), TaskId(4)],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let store = reopen(dir.path(), kind);
+    let live = store.load().unwrap().tasks.decode_all().unwrap();
+    assert_eq!(live, vec![waiting.clone(), record(3)]);
+    let all = store.load_all().unwrap();
+    assert_eq!(all.tasks, vec![done, waiting, record(3)]);
+    assert_eq!(all.next_task_id, 5);
 }
 
 /// A record written again replaces the first, outputs are replaced apart from records, and
@@ -960,6 +1029,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn batch_survives_reopen() {
                 super::batch_survives_reopen($kind).await;
+            }
+
+            #[tokio::test]
+            async fn encoded_records_land_as_whole_ones() {
+                super::encoded_records_land_as_whole_ones($kind).await;
             }
 
             #[tokio::test]

@@ -30,7 +30,7 @@
 use super::live::LiveTask;
 use super::{move_to, TaskTable};
 use crate::queues::QueueId;
-use crate::record::TaskRecord;
+use crate::record::{TaskRecord, TaskRecordRef};
 use tatzelwurm_proto::task::{TaskState, Timestamp};
 use tatzelwurm_proto::worker::Assignment;
 use tatzelwurm_proto::{Attempt, TaskId, WorkerId};
@@ -113,9 +113,10 @@ impl TaskTable {
 
     /// The record of live task `id` to store: a held task as `blocked` with no worker, but
     /// with the attempt number it holds, so that a restart, which reserves the next one for a
-    /// `blocked` record, never hands that number out again.
-    pub(super) fn stored_record(&self, id: TaskId, task: &LiveTask) -> TaskRecord {
-        let mut record = task.record(id, &self.names);
+    /// `blocked` record, never hands that number out again. Borrowed from `task` and the
+    /// table's names (`LiveTask::record_ref`): a round encodes it into its batch as it is.
+    pub(super) fn stored_record<'a>(&'a self, id: TaskId, task: &'a LiveTask) -> TaskRecordRef<'a> {
+        let mut record = task.record_ref(id, &self.names);
         if self.shown_state(id, task) != task.state {
             record.state = TaskState::Blocked;
             record.worker = None;

@@ -18,7 +18,7 @@
 //! task.
 
 use crate::queues::QueueId;
-use crate::record::{TaskRecord, TaskRecordRef};
+use crate::record::{TaskRecord, TaskRecordRef, TaskSpecRef};
 use std::collections::HashMap;
 use tatzelwurm_proto::task::{TaskError, TaskPolicy, TaskSpec, TaskState, Timestamp, When};
 use tatzelwurm_proto::{Attempt, TaskId};
@@ -378,17 +378,13 @@ impl LiveTask {
         self.worker = name.map_or(0, |name| names.worker(name));
     }
 
-    /// The record to store (and to finish from); also what an actioner is told about it
-    /// (a record is the wire's `TaskInfo`, without output). The attempt number a restart
+    /// The record, owned: what a finished task's record is made from, and what an actioner
+    /// is told about it (a record is the wire's `TaskInfo`, without output); a round writes a
+    /// live one from `record_ref` instead, into the same bytes. The attempt number a restart
     /// skipped (`unrecorded`) is only reserved, not handed out, so the record keeps the count
     /// before it: a restart reserves it again, and a task that ends without another attempt
     /// shows how many it had.
     pub fn record(&self, id: TaskId, names: &Names) -> TaskRecord {
-        let attempts = if self.unrecorded {
-            Attempt(self.attempt.0.saturating_sub(1))
-        } else {
-            self.attempt
-        };
         TaskRecord {
             id,
             state: self.state,
@@ -396,7 +392,7 @@ impl LiveTask {
             result: None,
             error: self.error().cloned(),
             worker: self.worker(names).map(str::to_string),
-            attempts,
+            attempts: self.recorded_attempts(),
             failures: self.failures,
             crashes: self.crashes,
             retry_at: self.retry_at.get(),
@@ -404,6 +400,49 @@ impl LiveTask {
             started_at: self.started_at.get(),
             finished_at: None,
             output: None,
+        }
+    }
+
+    /// `record`, borrowing its strings from this task (args and kwargs) and from `names`
+    /// (function, queue, worker): what a round writes to the store, encoded straight from this
+    /// (`take_changes`), into the same bytes as `record`'s. Only `after` and a failed
+    /// attempt's error, which few live tasks have, are copied.
+    pub fn record_ref<'a>(&'a self, id: TaskId, names: &'a Names) -> TaskRecordRef<'a> {
+        let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
+        let (function, policy, queue) = &names.kinds[self.kind as usize];
+        TaskRecordRef {
+            id,
+            state: self.state,
+            spec: TaskSpecRef {
+                function,
+                args,
+                kwargs,
+                policy: *policy,
+                queue: names.queue_name(*queue),
+                priority: self.priority,
+                run_at: self.run_at.get().map(When::At),
+                after: self.after().to_vec(),
+            },
+            result: None,
+            error: self.error().cloned(),
+            worker: self.worker(names),
+            attempts: self.recorded_attempts(),
+            failures: self.failures,
+            crashes: self.crashes,
+            retry_at: self.retry_at.get(),
+            created_at: self.created_at,
+            started_at: self.started_at.get(),
+            finished_at: None,
+            output: None,
+        }
+    }
+
+    /// The attempts its record shows: see `record` for why an `unrecorded` one shows one less.
+    fn recorded_attempts(&self) -> Attempt {
+        if self.unrecorded {
+            Attempt(self.attempt.0.saturating_sub(1))
+        } else {
+            self.attempt
         }
     }
 }
@@ -622,6 +661,107 @@ mod tests {
         let third = LiveTask::new(third, TaskState::Ready, Timestamp(1), &mut names);
         assert_ne!(third.kind, live.kind);
         assert!(third.policy(&names).at_most_once);
+    }
+
+    /// A live record written borrowed (`record_ref`, as `take_changes` encodes it) has exactly
+    /// the bytes of the owned record (`record`) that used to be written, whatever the task
+    /// holds, and those bytes read back both in place and owned.
+    #[test]
+    fn a_borrowed_record_encodes_as_the_owned_one() {
+        use crate::store::{decode, decode_ref, encode, EncodedRecords};
+        use tatzelwurm_proto::task::TaskInfo;
+        let mut names = Names::default();
+        let long = "[\"".to_string() + &"ü".repeat(30) + "\"]";
+        assert!(long.len() > INLINE);
+        let mut tasks = vec![
+            ready(&mut names),
+            LiveTask::new(
+                TaskSpec::call("m:g", "[1]", "{}"),
+                TaskState::Created,
+                Timestamp(2),
+                &mut names,
+            ),
+            LiveTask::new(
+                spec("m:f", &long),
+                TaskState::Ready,
+                Timestamp(3),
+                &mut names,
+            ),
+        ];
+        let mut placed = spec("pkg.mod:other", "[2, 3]");
+        placed.queue = "q-east".into();
+        placed.priority = -3;
+        placed.run_at = Some(When::At(Timestamp(77)));
+        placed.policy.retries = 4;
+        tasks.push(LiveTask::new(
+            placed,
+            TaskState::Scheduled,
+            Timestamp(4),
+            &mut names,
+        ));
+        let mut dependent = spec("m:f", "[]");
+        dependent.after = vec![TaskId(1), TaskId(3)];
+        tasks.push(LiveTask::new(
+            dependent,
+            TaskState::Blocked,
+            Timestamp(5),
+            &mut names,
+        ));
+        let mut running = ready(&mut names);
+        running.state = TaskState::Running;
+        running.attempt = Attempt(3);
+        running.crashes = 1;
+        running.started_at = Some(Timestamp(40)).into();
+        running.set_worker(Some("worker-ß"), &mut names);
+        tasks.push(running.clone());
+        let mut waiting = running.clone();
+        waiting.state = TaskState::Waiting;
+        waiting.failures = 2;
+        waiting.retry_at = Some(Timestamp(90)).into();
+        waiting.set_error(Some(TaskError {
+            kind: "ValueError".into(),
+            message: "no".into(),
+            traceback: "Traceback ...".into(),
+        }));
+        tasks.push(waiting);
+        let mut skipped = running;
+        skipped.unrecorded = true;
+        tasks.push(skipped);
+        let mut encoded = EncodedRecords::default();
+        for (n, task) in tasks.iter().enumerate() {
+            encoded
+                .push(&task.record_ref(TaskId(n as u64 + 1), &names))
+                .unwrap();
+        }
+        assert_eq!(encoded.len(), tasks.len());
+        for ((id, state, bytes), task) in encoded.iter().zip(&tasks) {
+            let owned = task.record(id, &names);
+            assert_eq!(state, owned.state);
+            assert_eq!(bytes, encode(&owned).unwrap().as_slice(), "{owned:?}");
+            assert_eq!(decode::<TaskInfo>(bytes).unwrap(), owned);
+            assert_eq!(decode_ref(bytes).unwrap().to_record(), owned);
+        }
+        // What a round's events read of them without decoding is what the owned records say.
+        let batch = crate::store::Batch {
+            encoded,
+            ..crate::store::Batch::default()
+        };
+        assert_eq!(batch.records().len(), tasks.len());
+        for (written, task) in batch.records().zip(&tasks) {
+            let owned = task.record(written.id(), &names);
+            assert_eq!(written.state(), owned.state);
+            assert_eq!(written.attempts(), owned.attempts);
+            assert_eq!(written.queue(), owned.spec.queue);
+            assert_eq!(written.worker(), owned.worker.as_deref());
+            assert_eq!(written.error_kind(), owned.error.map(|e| e.kind));
+            assert_eq!(written.to_record().unwrap().spec, owned.spec);
+        }
+        let last = tasks.last().unwrap().record(TaskId(8), &names);
+        assert_eq!(
+            last.attempts,
+            Attempt(2),
+            "an unrecorded attempt is not shown"
+        );
     }
 
     /// Once most tasks are gone the slab shrinks to what is live, which stays found in order.

@@ -57,6 +57,7 @@ impl Sim {
         let batch = self.table.take_changes();
         let copy = Batch {
             tasks: batch.tasks.clone(),
+            encoded: batch.encoded.clone(),
             outputs: batch.outputs.clone(),
             next_task_id: batch.next_task_id,
             queues: batch.queues.clone(),
@@ -214,6 +215,14 @@ fn printed(text: &str) -> TaskOutput {
     }
 }
 
+/// The records `batch` writes (whole and encoded), owned, in id order.
+fn written(batch: &Batch) -> Vec<TaskRecord> {
+    batch
+        .records()
+        .map(|record| record.to_record().unwrap())
+        .collect()
+}
+
 fn state(table: &Sim, id: TaskId) -> TaskState {
     table.show(id).unwrap().state
 }
@@ -229,7 +238,8 @@ fn add_hands_out_increasing_ids() {
     assert_eq!(state(&table, TaskId(1)), TaskState::Created);
     assert_eq!(state(&table, TaskId(3)), TaskState::Ready);
     let batch = table.take_changes();
-    assert_eq!(batch.tasks.len(), 3);
+    assert_eq!(batch.record_count(), 3);
+    assert!(batch.tasks.is_empty(), "live records are written encoded");
     assert_eq!(batch.next_task_id, Some(4));
     assert!(table.take_changes().is_empty());
 }
@@ -351,7 +361,7 @@ fn kill_running_orders_worker_and_keeps_slot_until_confirmed() {
     assert_eq!(state(&table, TaskId(1)), TaskState::Killed);
     // The record is final already; only what the killed attempt printed is written.
     let batch = table.take_changes();
-    assert!(batch.tasks.is_empty());
+    assert_eq!(batch.record_count(), 0);
     assert_eq!(batch.outputs, vec![(TaskId(1), printed("until the kill"))]);
     let (again, _) = table.kill(&Selection::Ids(vec![TaskId(1)]), NOW).unwrap();
     assert_eq!(again.unchanged, vec![(TaskId(1), TaskState::Killed)]);
@@ -388,7 +398,7 @@ fn recovery_requeues_running_and_continues_ids() {
     let mut before = Sim::recover(Vec::new(), 1, NOW);
     before.add(specs(3), true, NOW);
     before.assign(W1, "w1", 1, NOW);
-    let records: Vec<TaskRecord> = before.take_changes().tasks;
+    let records = written(&before.take_changes());
     let mut after = Sim::recover(records, 4, NOW);
     assert_eq!(state(&after, TaskId(1)), TaskState::Ready);
     assert_eq!(after.ready_len(), 3);
@@ -404,7 +414,7 @@ fn recovery_requeues_running_and_continues_ids() {
 fn an_unwritten_attempt_number_is_never_handed_out_again() {
     let mut before = Sim::recover(Vec::new(), 1, NOW);
     before.add(specs(1), true, NOW);
-    let records: Vec<TaskRecord> = before.take_changes().tasks;
+    let records = written(&before.take_changes());
     assert!(!before.is_dirty(TaskId(1)));
     let early = before.assign(W1, "w1", 1, NOW);
     assert_eq!(early[0].attempt, Attempt(1));
@@ -421,10 +431,10 @@ fn an_unwritten_attempt_number_is_never_handed_out_again() {
     assert_eq!(handed[0].attempt, Attempt(2));
     // A second crash: that assignment was written (`running`, attempt 2), so the next
     // number is 3 and no skip is needed; without the write it would have been 2 again.
-    let written = after.take_changes().tasks;
-    assert_eq!(written.len(), 1, "the assignment after a skip is written");
-    assert_eq!(written[0].attempts, Attempt(2));
-    let mut again = Sim::recover(written, 2, NOW);
+    let stored = written(&after.take_changes());
+    assert_eq!(stored.len(), 1, "the assignment after a skip is written");
+    assert_eq!(stored[0].attempts, Attempt(2));
+    let mut again = Sim::recover(stored, 2, NOW);
     assert_eq!(again.assign(W1, "w1", 1, NOW)[0].attempt, Attempt(3));
 }
 
@@ -552,7 +562,7 @@ fn recovery_fails_running_at_most_once_and_keeps_waiting() {
     before.assign(W1, "w1", 2, NOW);
     before.report(W1, failed(TaskId(2), Attempt(1)), NOW);
     let due = before.next_due().unwrap();
-    let after = Sim::recover(before.take_changes().tasks, 3, NOW);
+    let after = Sim::recover(written(&before.take_changes()), 3, NOW);
     assert_eq!(state(&after, TaskId(1)), TaskState::Failed);
     assert_eq!(state(&after, TaskId(2)), TaskState::Waiting);
     assert_eq!(after.next_due(), Some(due));
@@ -602,7 +612,7 @@ fn outputs_go_to_the_store_not_into_the_table() {
     assert_eq!(table.unsaved_output(TaskId(1)), Some(&printed("hello")));
     let batch = table.take_changes();
     assert_eq!(batch.outputs, vec![(TaskId(1), printed("hello"))]);
-    assert_eq!(batch.tasks.len(), 1);
+    assert_eq!(batch.record_count(), 1);
     assert_eq!(table.unsaved_output(TaskId(1)), None);
     assert_eq!(table.show(TaskId(1)).unwrap().output, None);
 
@@ -617,7 +627,7 @@ fn outputs_go_to_the_store_not_into_the_table() {
     table.take_changes();
     table.report(W1, done(TaskId(2), Attempt(1), "2"), NOW);
     let batch = table.take_changes();
-    assert_eq!(batch.tasks.len(), 1);
+    assert_eq!(batch.tasks.len(), 1, "the finished record, whole");
     assert!(batch.outputs.is_empty());
 }
 
@@ -783,7 +793,7 @@ fn only_at_most_once_assignments_are_written() {
     table.take_changes();
     table.assign(W1, "w1", 2, NOW);
     let batch = table.take_changes();
-    let written: Vec<(TaskId, TaskState)> = batch.tasks.iter().map(|t| (t.id, t.state)).collect();
+    let written: Vec<(TaskId, TaskState)> = batch.records().map(|t| (t.id(), t.state())).collect();
     assert_eq!(written, vec![(TaskId(2), TaskState::Running)]);
     assert_eq!(state(&table, TaskId(1)), TaskState::Running, "memory knows");
 }

@@ -226,12 +226,21 @@ fn a_restart_puts_a_held_task_back_to_blocked() {
     table.assign(W1, "w1", 1, NOW);
     assert_eq!(table.hold_all("w1"), vec![2]);
     let batch = table.take_changes();
-    let stored = batch.tasks.iter().find(|r| r.id == TaskId(2)).unwrap();
+    let stored = written(&batch)
+        .into_iter()
+        .find(|r| r.id == TaskId(2))
+        .unwrap();
     assert_eq!(
         (stored.state, stored.attempts, stored.worker.clone()),
         (TaskState::Blocked, Attempt(2), None),
         "stored blocked with the attempt number it holds"
     );
+    // Written borrowed, it is the owned record with the hold hidden as it always was.
+    let held = table.tasks.get(TaskId(2)).unwrap();
+    let mut owned = held.record(TaskId(2), &table.names);
+    assert_eq!(owned.state, TaskState::Running, "running in memory");
+    (owned.state, owned.worker, owned.started_at) = (TaskState::Blocked, None, None);
+    assert_eq!(stored, owned);
     table.restart(NOW);
     assert_eq!(state(&table, TaskId(1)), TaskState::Ready);
     assert_eq!(state(&table, TaskId(2)), TaskState::Blocked);

@@ -170,7 +170,7 @@ fn pause_and_play() {
     assert_eq!(table.next_due(), Some(Timestamp(NOW.0 + 5_000)));
     assert_eq!(hand_all(&mut table), vec![1, 4]);
     let changes = table.take_changes();
-    assert!(changes.tasks.iter().any(|r| r.id == TaskId(3)));
+    assert!(changes.records().any(|r| r.id() == TaskId(3)));
 }
 
 /// A dependent waits `blocked` until its last dependency completes, then runs.
