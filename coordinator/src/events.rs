@@ -21,9 +21,15 @@
 //! bounded memory (`LAG_EVENTS` and one round) and never slows a round. Filters are applied by
 //! the feed, off the actor.
 //!
+//! A task event names its queue and its worker, and W1 makes three events per task: each name
+//! is an `Arc<str>` taken from `SharedNames`, one per distinct name, rather than a fresh
+//! `String` per event (five allocations per task, freed again on the store thread after the
+//! events were written).
+//!
 //! Plain data apart from the subscribers' channels: the tests below drive it directly.
 
 use crate::store::WrittenRecord;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tatzelwurm_proto::actioner::{Failure, FailureKind};
@@ -111,6 +117,33 @@ pub struct EventLog {
     handed: Vec<EventKind>,
     /// The live subscribers.
     subscribers: Vec<Subscriber>,
+    /// The queue and worker names its events hold.
+    names: SharedNames,
+}
+
+/// Most names `SharedNames` keeps; past it, it starts over (a name an event still holds stays
+/// alive there; the next event of that name gets a new one).
+const MAX_SHARED_NAMES: usize = 4_096;
+
+/// One `Arc<str>` per queue or worker name, handed to every event that names it (see the
+/// module). FxHash: the names are the coordinator's own (queues it accepted, workers it
+/// welcomed), and the set is bounded.
+#[derive(Debug, Default)]
+struct SharedNames(FxHashSet<Arc<str>>);
+
+impl SharedNames {
+    /// The shared `name`.
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return Arc::clone(known);
+        }
+        if self.0.len() >= MAX_SHARED_NAMES {
+            self.0.clear();
+        }
+        let name: Arc<str> = name.into();
+        self.0.insert(Arc::clone(&name));
+        name
+    }
 }
 
 impl EventLog {
@@ -123,6 +156,7 @@ impl EventLog {
             workers: Vec::new(),
             handed: Vec::new(),
             subscribers: Vec::new(),
+            names: SharedNames::default(),
         }
     }
 
@@ -140,10 +174,10 @@ impl EventLog {
     pub fn handed(&mut self, id: TaskId, queue: &str, attempt: Attempt, worker: &str) {
         self.handed.push(EventKind::Task {
             id,
-            queue: queue.to_string(),
+            queue: self.names.get(queue),
             state: TaskState::Running,
             attempt,
-            worker: Some(worker.to_string()),
+            worker: Some(self.names.get(worker)),
             error: None,
         });
     }
@@ -169,8 +203,9 @@ impl EventLog {
             seq += 1;
         };
         self.workers.drain(..).for_each(&mut push);
+        let names = &mut self.names;
         records
-            .map(|record| task_event(&record))
+            .map(|record| task_event(&record, names))
             .for_each(&mut push);
         self.handed.drain(..).for_each(&mut push);
         if purged > 0 {
@@ -245,7 +280,7 @@ impl EventLog {
 
 /// The event of a written task record: its state, latest attempt and worker, and for a failed
 /// task (or one waiting to retry a failed attempt) the error's kind.
-fn task_event(record: &WrittenRecord<'_>) -> EventKind {
+fn task_event(record: &WrittenRecord<'_>, names: &mut SharedNames) -> EventKind {
     let state = record.state();
     let error = match state {
         TaskState::Failed | TaskState::Waiting => record.error_kind(),
@@ -253,10 +288,10 @@ fn task_event(record: &WrittenRecord<'_>) -> EventKind {
     };
     EventKind::Task {
         id: record.id(),
-        queue: record.queue().to_string(),
+        queue: names.get(record.queue()),
         state,
         attempt: record.attempts(),
-        worker: record.worker().map(str::to_string),
+        worker: record.worker().map(|worker| names.get(worker)),
         error,
     }
 }

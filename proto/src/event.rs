@@ -8,11 +8,15 @@
 //! (`tatzelwurm --keep-events`).
 //!
 //! These types cross the wire and are stored (the store's `events` key space): changing one
-//! breaks compatibility, bump `PROTOCOL_VERSION` and the store's schema version.
+//! breaks compatibility, bump `PROTOCOL_VERSION` and the store's schema version. A task event's
+//! queue and worker names are `Arc<str>`, written and read as plain strings (the same bytes as
+//! `String`): the coordinator makes an event per task change, and sharing the names it already
+//! holds spares it an allocation per name per event.
 
 use crate::ids::{Attempt, TaskId, WorkerId};
 use crate::task::{TaskState, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One thing that happened, in the order of its `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,13 +38,13 @@ pub enum EventKind {
         /// The task.
         id: TaskId,
         /// Its queue.
-        queue: String,
+        queue: Arc<str>,
         /// The state it is in now.
         state: TaskState,
         /// Its latest attempt (0 before the first).
         attempt: Attempt,
         /// The worker that runs (or ran) that attempt, by name.
-        worker: Option<String>,
+        worker: Option<Arc<str>>,
         /// For a failed task: the error's kind (`ValueError`, `Timeout`, `MemoryLimit`, ...).
         error: Option<String>,
     },
@@ -113,7 +117,7 @@ impl EventFilter {
         match &event.kind {
             EventKind::Task { id, queue, .. } => {
                 self.task.is_none_or(|want| want == *id)
-                    && self.queue.as_ref().is_none_or(|want| want == queue)
+                    && self.queue.as_deref().is_none_or(|want| want == &**queue)
             }
             EventKind::Purged { .. } | EventKind::Worker { .. } => false,
         }

@@ -38,7 +38,7 @@ fn what(kind: &EventKind) -> String {
                     None => format!("attempt {attempt}"),
                 });
             }
-            if queue != DEFAULT_QUEUE {
+            if &**queue != DEFAULT_QUEUE {
                 details.push(format!("queue {queue}"));
             }
             if !details.is_empty() {
@@ -75,7 +75,7 @@ mod tests {
             queue: DEFAULT_QUEUE.into(),
             state,
             attempt: Attempt(attempt),
-            worker: worker.map(String::from),
+            worker: worker.map(Into::into),
             error: error.map(String::from),
         })
     }

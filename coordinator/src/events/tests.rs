@@ -30,6 +30,33 @@ fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|e| e.seq).collect()
 }
 
+/// Every event that names a queue or a worker holds the one shared copy of that name, whether
+/// it came from a record or a hand-out, across rounds.
+#[test]
+fn events_share_their_names() {
+    let mut log = EventLog::recover(1, None, 100);
+    log.handed(TaskId(9), "q", Attempt(1), "w1");
+    let first = stamp(&mut log, &[record(1, TaskState::Running)], 0, NOW);
+    let second = stamp(&mut log, &[record(2, TaskState::Completed)], 0, NOW);
+    let names: Vec<(Arc<str>, Arc<str>)> = first
+        .iter()
+        .chain(&second)
+        .map(|event| match &event.kind {
+            EventKind::Task {
+                queue,
+                worker: Some(worker),
+                ..
+            } => (queue.clone(), worker.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names.len(), 3);
+    for (queue, worker) in &names {
+        assert_eq!((&**queue, &**worker), ("q", "w1"));
+        assert!(Arc::ptr_eq(queue, &names[0].0) && Arc::ptr_eq(worker, &names[0].1));
+    }
+}
+
 /// A round's events are its worker events, one per written record, its unwritten hand-outs and
 /// one `Purged`, numbered on from where the last round stopped, across a restart too.
 #[test]
@@ -69,7 +96,7 @@ fn rounds_are_numbered_on() {
             error,
             ..
         } => {
-            assert_eq!(queue, "q");
+            assert_eq!(&**queue, "q");
             assert_eq!(*attempt, Attempt(2));
             assert_eq!(worker.as_deref(), Some("w1"));
             assert_eq!(error.as_deref(), Some("ValueError"));

@@ -136,10 +136,10 @@ async fn w1_store_cost() {
             at: Timestamp(1_700_000_000_000 + seq),
             kind: EventKind::Task {
                 id: TaskId(id),
-                queue: DEFAULT_QUEUE_NAME.to_string(),
+                queue: DEFAULT_QUEUE_NAME.into(),
                 state,
                 attempt: Attempt(u32::from(worker.is_some())),
-                worker: worker.map(str::to_string),
+                worker: worker.map(Into::into),
                 error: None,
             },
         }
