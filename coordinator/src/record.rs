@@ -96,6 +96,22 @@ impl TaskSpecRef<'_> {
     }
 }
 
+impl<'a> TaskRecordRef<'a> {
+    /// `spec`, borrowed (only `after` is copied).
+    pub fn spec_of(spec: &'a TaskSpec) -> TaskSpecRef<'a> {
+        TaskSpecRef {
+            function: &spec.function,
+            args: &spec.args,
+            kwargs: &spec.kwargs,
+            policy: spec.policy,
+            queue: &spec.queue,
+            priority: spec.priority,
+            run_at: spec.run_at,
+            after: spec.after.clone(),
+        }
+    }
+}
+
 impl TaskRecordRef<'_> {
     /// The owned record.
     pub fn to_record(&self) -> TaskRecord {

@@ -31,6 +31,7 @@ use crate::record::TaskRecord;
 use crate::retry::{self, RetryJitter};
 use crate::store::{Batch, EncodedRecords, Store};
 use deps::Deps;
+use done::Done;
 use due::Due;
 pub use held::{HeldOrders, HoldTarget};
 use live::{LiveTask, LiveTasks, Names};
@@ -178,12 +179,13 @@ pub struct TaskTable {
     tasks: LiveTasks,
     /// Function names, policies, queue names and worker names the live tasks share.
     names: Names,
-    /// Records of tasks that finished since the last `take_changes`, which moves them into its
-    /// batch: the round that finished them reads them here (its pushes and waiters are worked
-    /// out before it takes its batch); later reads go to the store. A hash map: a B-tree
-    /// shifted these large records within its nodes on every insert and removal (1.5% of the
-    /// coordinator in W1), and the one reader that wants them in order (`list`) sorts a round's.
-    done: rustc_hash::FxHashMap<TaskId, TaskRecord>,
+    /// Tasks that finished since the last `take_changes`, which writes them with its batch
+    /// (`done.rs`): the round that finished them reads them here (its pushes and waiters are
+    /// worked out before it takes its batch); later reads go to the store. A hash map: a
+    /// B-tree shifted these large records within its nodes on every insert and removal (1.5%
+    /// of the coordinator in W1), and the one reader that wants them in order (`list`) sorts a
+    /// round's.
+    done: rustc_hash::FxHashMap<TaskId, Done>,
     /// Tasks waiting for a slot, in lanes per queue and priority.
     ready: Ready,
     /// When scheduled tasks start and waiting tasks retry.
@@ -543,7 +545,7 @@ impl TaskTable {
                 && match self.tasks.get(id) {
                     Some(task) => task.state == TaskState::Killed,
                     // A held task that failed with its dependency was told to stop too.
-                    None => self.done.get(&id).is_none_or(|r| {
+                    None => self.done.get(&id).map(Done::ending).is_none_or(|r| {
                         r.state == TaskState::Killed
                             || r.error
                                 .as_ref()
@@ -649,7 +651,7 @@ impl TaskTable {
     pub fn function_of(&self, id: TaskId) -> Option<&str> {
         match self.tasks.get(id) {
             Some(task) => Some(task.function(&self.names)),
-            None => self.done.get(&id).map(|r| r.spec.function.as_str()),
+            None => self.done.get(&id).map(|done| done.function(&self.names)),
         }
     }
 
@@ -663,7 +665,10 @@ impl TaskTable {
     pub fn describe(&self, id: TaskId) -> Option<(TaskState, Attempt)> {
         match self.tasks.get(id) {
             Some(task) => Some((task.state, task.attempt)),
-            None => self.done.get(&id).map(|r| (r.state, r.attempts)),
+            None => self
+                .done
+                .get(&id)
+                .map(|done| (done.state(), done.ending().attempts)),
         }
     }
 
@@ -769,11 +774,11 @@ impl TaskTable {
     }
 
     /// Everything changed since the last call, as one store batch, numbered (`last_batch`).
-    /// The records of tasks that finished since the last call move into it and leave memory
-    /// (the round that finished them has read them); the records of the live tasks it writes
-    /// are encoded into it straight from their compact form (`Batch::encoded`), with no owned
-    /// record built, and those tasks stay behind their durable record until `flushed` says so
-    /// (`Unflushed`).
+    /// Tasks that finished since the last call move into it and leave memory (the round that
+    /// finished them has read them); they and the live tasks it writes are encoded into it
+    /// straight from their compact form (`Batch::encoded`, `Done::stored`), with no owned
+    /// record built, and the live ones stay behind their durable record until `flushed` says
+    /// so (`Unflushed`).
     pub fn take_changes(&mut self) -> Batch {
         let mut purge: Vec<TaskId> = self.purging.drain().collect();
         self.released.clear();
@@ -796,8 +801,12 @@ impl TaskTable {
                 if id < new_from {
                     unflushed.push(id);
                 }
-            } else if let Some(record) = self.done.remove(&id) {
-                tasks.push(record);
+            } else if let Some(done) = self.done.remove(&id) {
+                // Encoded as the live ones are, borrowing the task's strings; whole if that
+                // fails (it cannot, encoding into memory).
+                if encoded.push(&done.stored(id, &self.names)).is_err() {
+                    tasks.push(done.whole(&self.names));
+                }
             }
         }
         let next_task_id = std::mem::take(&mut self.next_id_dirty).then_some(self.next_id);
@@ -886,12 +895,15 @@ impl TaskTable {
         let queue = task.queue(&self.names);
         // A held task (see `held.rs`) ends as one that never ran, counted as `blocked`.
         let shown = self.shown_state(id, task);
-        let mut record = task.record(id, &self.names);
+        // The spec's strings stay in the compact form, moved into `done` (see `done.rs`).
+        let mut record = task.ending_record(id, &self.names);
         if shown != task.state {
             held::hide_hold(&mut record, self.attempts_before_hold(id, task));
         }
         self.held_from.remove(&id);
-        self.tasks.remove(id);
+        let Some(task) = self.tasks.remove(id) else {
+            return;
+        };
         end(&mut record);
         self.queues.moved(queue, Some(shown), None);
         self.queues.finished(queue, record.state);
@@ -901,15 +913,15 @@ impl TaskTable {
                 self.settling.push(id);
             }
         }
-        self.done.insert(id, record);
+        self.done.insert(id, Done::ended(record, task));
         self.dirty.insert(id);
         self.finished.push(id);
     }
 
     /// The state of a task that is not live: finished this round (memory) or earlier (store).
     fn finished_state(&self, id: TaskId, store: &Store) -> Result<TaskState, TableError> {
-        if let Some(record) = self.done.get(&id) {
-            return Ok(record.state);
+        if let Some(done) = self.done.get(&id) {
+            return Ok(done.state());
         }
         match store.get(id) {
             Ok(Some(record)) => Ok(record.state),
@@ -958,6 +970,7 @@ fn fail(record: &mut TaskRecord, kind: &str, message: String, now: Timestamp) {
 mod cascade;
 mod control;
 mod deps;
+mod done;
 mod due;
 mod held;
 mod live;

@@ -897,8 +897,8 @@ impl TasksActor {
     fn count(&self, batch: &crate::store::Batch, fresh_from: u64) {
         crate::telemetry::tasks_added(self.table.next_id().saturating_sub(fresh_from));
         let mut finished = [0u64; 3];
-        for record in &batch.tasks {
-            match record.state {
+        for record in batch.records() {
+            match record.state() {
                 TaskState::Completed => finished[0] += 1,
                 TaskState::Failed => finished[1] += 1,
                 TaskState::Killed => finished[2] += 1,

@@ -1,10 +1,10 @@
 //! A `Batch`: the changes of one round that become durable together, and how they turn into key
 //! writes of the layout (`writes_into`, into a `Writes`), on the store thread.
 //!
-//! Records come in two forms: whole (`tasks`: a finished task's, which the round that
-//! finished it keeps owned, or any given by a test or a migration), and already encoded
-//! (`encoded`: a round's live records, encoded on the actor thread straight from the task
-//! table's compact form, `encoded.rs`), so that no owned copy of their strings is built only
+//! Records come in two forms: whole (`tasks`: a record a start kept as it found it, or any
+//! given by a test or a migration), and already encoded (`encoded`: a round's records of live
+//! tasks and of tasks it finished, encoded on the actor thread straight from the task table's
+//! compact form, `encoded.rs`), so that no owned copy of their strings is built only
 //! to be encoded and dropped. Either way a record's stored bytes are its `TaskRecord`'s
 //! bincode. `records` reads both, in id order, as `WrittenRecord`s (the round's events).
 //!
@@ -32,7 +32,7 @@ pub struct Batch {
     /// leaves `live`; any other goes to `live`. Written after `encoded` (of an id in both, this
     /// one is left).
     pub tasks: Vec<TaskRecord>,
-    /// Records to write, already encoded (a round's live ones): written as `tasks` are.
+    /// Records to write, already encoded (a round's own): written as `tasks` are.
     pub encoded: EncodedRecords,
     /// Outputs to write (insert or replace), each the latest reported attempt's of its task.
     pub outputs: Vec<(TaskId, TaskOutput)>,

@@ -212,6 +212,7 @@ const DEFAULT_QUEUE_NAME: &str = tatzelwurm_proto::task::DEFAULT_QUEUE;
 fn clone_batch(batch: &Batch) -> Batch {
     Batch {
         tasks: batch.tasks.clone(),
+        encoded: batch.encoded.clone(),
         next_task_id: batch.next_task_id,
         queues: batch.queues.clone(),
         events: batch.events.clone(),

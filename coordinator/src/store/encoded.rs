@@ -1,4 +1,4 @@
-//! `EncodedRecords`: a round's live records, encoded on the actor thread where they are made,
+//! `EncodedRecords`: a round's task records, encoded on the actor thread where they are made,
 //! and `WrittenRecord`, how a batch's records (whole or encoded) are read back for the round's
 //! events.
 //!
@@ -7,11 +7,13 @@
 //! to the store thread, encoded there and freed (building the strings alone, `LiveTask::spec`,
 //! was 3.7% of the coordinator's samples in W1). Now `TaskTable::take_changes` encodes a
 //! `TaskRecordRef` that borrows the task table's strings straight into one buffer here, and the
-//! store thread copies the bytes into its writes as they are. The bytes are exactly the owned record's bincode (`TaskRecordRef` mirrors `TaskInfo`
-//! field for field), so the store's layout does not change. Nothing here is decoded on the hot
+//! store thread copies the bytes into its writes as they are. A task that finished this round
+//! is encoded the same way, from its compact form and its ending (`task_table/done.rs`). The
+//! bytes are exactly the owned record's bincode (`TaskRecordRef` mirrors `TaskInfo` field for
+//! field), so the store's layout does not change. Nothing here is decoded on the hot
 //! path: what a round's events tell of a record (id, state, attempts, queue, worker) is noted
-//! while it is encoded; only the error of a failed attempt, which few live records have, is
-//! read back from the bytes.
+//! while it is encoded; only the error of a failed attempt, which few records have, is read
+//! back from the bytes.
 
 use super::{bincode_config, decode_ref, StoreError};
 use crate::record::{TaskRecord, TaskRecordRef};

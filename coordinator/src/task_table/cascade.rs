@@ -45,7 +45,7 @@ impl TaskTable {
     /// follow in the same call, so a failure cascades down a chain at once.
     pub(super) fn settle(&mut self, now: Timestamp) {
         while let Some(id) = self.settling.pop() {
-            let Some(state) = self.done.get(&id).map(|r| r.state) else {
+            let Some(state) = self.done.get(&id).map(|done| done.state()) else {
                 continue;
             };
             if state == TaskState::Completed {

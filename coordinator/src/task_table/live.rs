@@ -385,10 +385,28 @@ impl LiveTask {
     /// before it: a restart reserves it again, and a task that ends without another attempt
     /// shows how many it had.
     pub fn record(&self, id: TaskId, names: &Names) -> TaskRecord {
+        let mut record = self.ending_record(id, names);
+        record.spec = self.spec(names);
+        record
+    }
+
+    /// `record` with the spec's function, args, kwargs and queue left empty (no heap block):
+    /// what a task that finishes keeps beside its compact form until its round writes it
+    /// (`Done`), for its ending to be set on.
+    pub fn ending_record(&self, id: TaskId, names: &Names) -> TaskRecord {
         TaskRecord {
             id,
             state: self.state,
-            spec: self.spec(names),
+            spec: TaskSpec {
+                function: String::new(),
+                args: String::new(),
+                kwargs: String::new(),
+                policy: self.policy(names),
+                queue: String::new(),
+                priority: self.priority,
+                run_at: self.run_at.get().map(When::At),
+                after: self.after().to_vec(),
+            },
             result: None,
             error: self.error().cloned(),
             worker: self.worker(names).map(str::to_string),
@@ -408,21 +426,10 @@ impl LiveTask {
     /// (`take_changes`), into the same bytes as `record`'s. Only `after` and a failed
     /// attempt's error, which few live tasks have, are copied.
     pub fn record_ref<'a>(&'a self, id: TaskId, names: &'a Names) -> TaskRecordRef<'a> {
-        let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
-        let (function, policy, queue) = &names.kinds[self.kind as usize];
         TaskRecordRef {
             id,
             state: self.state,
-            spec: TaskSpecRef {
-                function,
-                args,
-                kwargs,
-                policy: *policy,
-                queue: names.queue_name(*queue),
-                priority: self.priority,
-                run_at: self.run_at.get().map(When::At),
-                after: self.after().to_vec(),
-            },
+            spec: self.spec_ref(names),
             result: None,
             error: self.error().cloned(),
             worker: self.worker(names),
@@ -434,6 +441,23 @@ impl LiveTask {
             started_at: self.started_at.get(),
             finished_at: None,
             output: None,
+        }
+    }
+
+    /// `spec`, borrowing its strings from this task (args, kwargs) and from `names` (function,
+    /// queue); only `after` is copied.
+    pub fn spec_ref<'a>(&'a self, names: &'a Names) -> TaskSpecRef<'a> {
+        let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
+        let (function, policy, queue) = &names.kinds[self.kind as usize];
+        TaskSpecRef {
+            function,
+            args,
+            kwargs,
+            policy: *policy,
+            queue: names.queue_name(*queue),
+            priority: self.priority,
+            run_at: self.run_at.get().map(When::At),
+            after: self.after().to_vec(),
         }
     }
 

@@ -43,7 +43,7 @@ impl TaskTable {
                 continue;
             }
             let found = match self.done.get(&id) {
-                Some(record) => Some((record.spec.queue.clone(), record.state)),
+                Some(done) => Some((done.queue(&self.names).to_string(), done.state())),
                 None => store
                     .get(id)
                     .map_err(|err| TableError::Store(err.to_string()))?

@@ -47,8 +47,12 @@ impl TaskTable {
         let mut recent: Vec<(TaskId, TaskInfo)> = self
             .done
             .iter()
-            .filter(|(id, r)| id.0 >= from && wanted(r.state) && of_queue(r))
-            .map(|(id, r)| (*id, r.clone()))
+            .filter(|(id, done)| {
+                id.0 >= from
+                    && wanted(done.state())
+                    && queue.is_none_or(|q| done.queue(&self.names) == q)
+            })
+            .map(|(id, done)| (*id, done.whole(&self.names)))
             .collect();
         recent.sort_unstable_by_key(|(id, _)| *id);
         recent.truncate(limit);
@@ -119,7 +123,7 @@ impl TaskTable {
     fn info_in_memory(&self, id: TaskId) -> Option<TaskInfo> {
         match self.tasks.get(id) {
             Some(task) => Some(self.shown_record(id, task)),
-            None => self.done.get(&id).cloned(),
+            None => self.done.get(&id).map(|done| done.whole(&self.names)),
         }
     }
 
@@ -130,8 +134,8 @@ impl TaskTable {
     pub fn ends(&self, ids: &[TaskId], store: &Store) -> Vec<TaskEnd> {
         ids.iter()
             .filter_map(|id| {
-                if let Some(record) = self.done.get(id) {
-                    return Some(TaskEnd::from(record));
+                if let Some(done) = self.done.get(id) {
+                    return Some(TaskEnd::from(done.ending()));
                 }
                 if !self.is_finished(*id) {
                     return None;

@@ -1,6 +1,7 @@
 //! The table rebuilt at start from the store's live records, queue records and, for the
 //! dependencies of live tasks that have finished, their stored states.
 
+use super::done::Done;
 use super::live::LiveTask;
 use super::{fail, TaskTable, Unflushed};
 use crate::record::QueueRecord;
@@ -43,7 +44,9 @@ impl TaskTable {
             let mut state = stored.state;
             if state.is_finished() {
                 // Not in the live part; kept (and written back) as it was.
-                table.done.insert(id, stored.to_record());
+                table
+                    .done
+                    .insert(id, Done::whole_record(stored.to_record()));
                 table.dirty.insert(id);
                 continue;
             }

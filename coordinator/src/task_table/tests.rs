@@ -627,7 +627,15 @@ fn outputs_go_to_the_store_not_into_the_table() {
     table.take_changes();
     table.report(W1, done(TaskId(2), Attempt(1), "2"), NOW);
     let batch = table.take_changes();
-    assert_eq!(batch.tasks.len(), 1, "the finished record, whole");
+    assert_eq!(batch.record_count(), 1, "the finished record");
+    assert!(
+        batch.tasks.is_empty(),
+        "encoded from the compact form, not whole"
+    );
+    assert_eq!(
+        batch.records().next().unwrap().state(),
+        TaskState::Completed
+    );
     assert!(batch.outputs.is_empty());
 }
 
