@@ -216,20 +216,17 @@ impl Core {
         };
         let pipeline = &self.pipeline;
         let play = options.play;
-        if !plain {
-            let mut specs = Vec::with_capacity(items.len());
-            for index in 0..items.len() {
-                specs.push(write(index, &mut turns)?);
-            }
-            return py
-                .detach(|| pipeline.submit_many_blocking(specs, play))
-                .map_err(|e| client_error(py, &e));
-        }
         let mut bulk = py.detach(|| pipeline.bulk());
         let mut start = 0;
         while start < items.len() {
-            // As a burst's adds grow (`add_cap`): the first part one first add's worth.
-            let end = items.len().min(start + add_cap(start, MAX_PART));
+            // Plain items as a burst's adds grow (`add_cap`: the first part one first add's
+            // worth); any other list as one part, all written before any is queued.
+            let part = if plain {
+                add_cap(start, MAX_PART)
+            } else {
+                items.len()
+            };
+            let end = items.len().min(start + part);
             let mut specs = Vec::with_capacity(end - start);
             for index in start..end {
                 specs.push(write(index, &mut turns)?);
