@@ -19,23 +19,8 @@ LIBC=$(ldd "$B/tatzelwurm" | awk '/libc.so/ {print $3}')
 for fn in malloc calloc realloc; do
   perf probe -l 2>/dev/null | grep -q "probe_libc:$fn " || perf probe -q -x "$LIBC" "$fn" > /dev/null
 done
-W=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ADDR=127.0.0.1:$PORT
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-"$B/tatzelwurm" --bind "$ADDR" --db "$W/db" > "$W/coordinator.log" 2>&1 &
-CP=$!; PIDS+=($CP)
-for _ in $(seq 100); do "$B/actionwurm" --coordinator "$ADDR" worker list > /dev/null 2>&1 && break; sleep 0.05; done
-"$B/workwurm" --coordinator "$ADDR" --slots 1 --name a > "$W/a.log" 2>&1 &
-WA=$!; PIDS+=($WA)
-"$B/workwurm" --coordinator "$ADDR" --slots 1 --name b > "$W/b.log" 2>&1 &
-WB=$!; PIDS+=($WB)
-for _ in $(seq 200); do
-  [ "$("$B/actionwurm" --coordinator "$ADDR" worker list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] && break
-  sleep 0.05
-done
+. "$ROOT/bench/scripts/cluster.sh"
+start_cluster
 python3 -c "import sys
 for i in range($N): print('[%d]' % i)" > "$W/args"
 EVENTS=probe_libc:malloc,probe_libc:calloc,probe_libc:realloc

@@ -15,23 +15,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-$ROOT/target/release}
 N=${2:-100000}
 MODE=${3:-cli}
-W=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ADDR=127.0.0.1:$PORT
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-"$B/tatzelwurm" --bind "$ADDR" --db "$W/db" > "$W/coordinator.log" 2>&1 &
-CP=$!; PIDS+=($CP)
-for _ in $(seq 100); do "$B/actionwurm" --coordinator "$ADDR" worker list > /dev/null 2>&1 && break; sleep 0.05; done
-"$B/workwurm" --coordinator "$ADDR" --slots 1 --name a > "$W/a.log" 2>&1 &
-WA=$!; PIDS+=($WA)
-"$B/workwurm" --coordinator "$ADDR" --slots 1 --name b > "$W/b.log" 2>&1 &
-WB=$!; PIDS+=($WB)
-for _ in $(seq 200); do
-  [ "$("$B/actionwurm" --coordinator "$ADDR" worker list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] && break
-  sleep 0.05
-done
+. "$ROOT/bench/scripts/cluster.sh"
+start_cluster
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 SLOTS="$(pgrep -P $WA) $(pgrep -P $WB)"
 sum_slots() { local t=0; for p in $SLOTS; do t=$((t + $(ticks "$p"))); done; echo $t; }
