@@ -93,8 +93,9 @@ process group are SIGKILLed before its result is sent, as a kill or a timeout wo
 purpose (start_new_session=True, setsid, setpgid) is left alone, and so is the guardian. The slot
 is a child subreaper (PR_SET_CHILD_SUBREAPER, set after the guardian runs): orphaned descendants
 become its children, so a slot with no child at all has nothing to end, which one waitid() tells
-without reading /proc. workwurm's --keep-children turns this off (the slot then gets the argument
---keep-children): leftovers live until the slot dies, as before.
+without reading /proc. A task that ran for less than CHILD_FLOOR (20 us) is not even asked: no
+process can be started that fast (see CHILD_FLOOR). workwurm's --keep-children turns this off (the
+slot then gets the argument --keep-children): leftovers live until the slot dies, as before.
 
 Protocol (keep in step with workwurm/src/slot_channel.rs)
 ---------------------------------------------------------
@@ -170,8 +171,8 @@ something; without inotify, each file costs one lseek and fd 3 a poll. The slot'
 to workwurm's stderr, kept aside at start. While a task runs, workwurm reads what it wrote so far
 from the same files a few times a second (it opened them through /proc when the slot said hello)
 and forwards it live; the slot does nothing for that, except that sys.stdout is line-buffered, so
-each line a task prints reaches the file at once. What C code leaves in libc's buffer arrives when
-the task ends.
+each line a task prints reaches the file at once, and libc's stdout is unbuffered (see
+unbuffer_c_stdout), so what C code prints with printf reaches it at once too.
 """
 
 import collections
@@ -384,6 +385,16 @@ _task_environ = TaskEnviron()
 
 
 PR_SET_CHILD_SUBREAPER = 36
+# A task that ran for less than this many seconds (from before it was set up to after it
+# returned) cannot have started a process, so its end does not look for leftovers (the waitid
+# through ctypes was a tenth of a noop's instructions in the slot, with its system call). A
+# process takes longer than this to make: fork() copies the caller's page tables and exec()
+# loads a program (measured here: ~220 us for os.fork() of a small Python, ~110 us for
+# subprocess.Popen(["true"]) and posix_spawn), and clone() with CLONE_VFORK returns only once
+# the child has exec'd or exited. Only a raw clone() with CLONE_VM and no CLONE_VFORK is about
+# as fast as starting a thread; a process started that way by a task shorter than this is
+# ended after the next task that runs longer, or with the slot.
+CHILD_FLOOR = 20e-6
 # How long ending a task's leftovers may take before the slot gives up on the stragglers (a
 # process stuck in the kernel, in state D, dies only when the kernel lets it).
 LEFTOVERS_PATIENCE = 2.0
@@ -593,6 +604,7 @@ class Channel:
 
 
 _length = struct.Struct(">I")
+_monotonic = time.monotonic
 _decoder = json.JSONDecoder()
 _decode = _decoder.decode
 _raw_decode = _decoder.raw_decode
@@ -606,10 +618,32 @@ try:
     import ctypes
 
     # fflush(NULL) pushes out what C code left in libc's stdout buffer, so that it lands in the
-    # output of the task that wrote it.
+    # output of the task that wrote it; not needed once `unbuffer_c_stdout` succeeded.
     _fflush = ctypes.CDLL(None).fflush
 except Exception:  # ctypes is optional; without it, buffered C output may land one task late
     _fflush = None
+
+# setvbuf(3)'s mode "unbuffered" (the same value in glibc and musl).
+_IONBF = 2
+
+
+def unbuffer_c_stdout():
+    """Makes libc's stdout unbuffered, so that what C code prints through it (printf) reaches
+    fd 1, the capture file, at once (see Output), and no task ends with a flush: a ctypes
+    fflush(NULL) after every task was a twentieth of a noop's instructions in the slot. A C
+    extension that prints many small pieces pays a write per piece instead. Called first in
+    main, before anything could have used the stream (setvbuf must come before that); without
+    ctypes, or where it fails, every task ends with fflush(NULL) as before."""
+    global _fflush
+    if _fflush is None:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        stream = ctypes.c_void_p.in_dll(libc, "stdout")
+        if libc.setvbuf(stream, None, _IONBF, 0) == 0:
+            _fflush = None
+    except Exception:
+        pass
 
 
 # inotify(7): the event of a write (or truncate) to a watched file, and a read's worth of events.
@@ -1020,9 +1054,11 @@ def describe(exc):
     return failure(type(exc).__name__, message, trace)
 
 
-def run_one(task, capture, leftovers, together):
+def run_one(task, capture, leftovers, together, began):
     """Runs one task to its end (a coroutine function's on the event loop, see Async tasks);
-    returns the JSON text of its `done` frame and whether it completed (no error).
+    returns the JSON text of its `done` frame, whether it completed (no error), and the
+    time.monotonic() of its end. `began` is the time.monotonic() of its beginning, taken
+    before it was set up (see CHILD_FLOOR).
 
     The path of a fast task is written out here rather than through resolve, parse_arguments,
     encode_result, Leftovers.end, Capture.take_output and done_frame: each Python call costs
@@ -1075,10 +1111,12 @@ def run_one(task, capture, leftovers, together):
         except BaseException as exc:
             result, error = None, describe(exc)
     finally:
+        ended = _monotonic()
         # Before the output is read: what the leftovers wrote until now belongs to this task,
         # and nothing of theirs lands in the next task's output. Leftovers.end() begins with
-        # this waitid (no child at all: nothing to end).
-        if leftovers is not None and not together.running:
+        # this waitid (no child at all: nothing to end). A task that ran less than CHILD_FLOOR
+        # cannot have started a process, so it is not asked.
+        if leftovers is not None and not together.running and ended - began >= CHILD_FLOOR:
             if _waitid is None or not leftovers.subreaper:
                 leftovers.end()
             elif _waitid(_P_ALL, 0, None, _CHILD_FLAGS) == 0:
@@ -1115,9 +1153,9 @@ def run_one(task, capture, leftovers, together):
     if error is None:
         if not stdout and not stderr and (result == "null" or type(value) is int):
             # done_frame(), with the result's text known to need no escaping.
-            return '{"done":[[%d,%d,true,"%s","",""]]}' % (task_id, attempt, result), True
-        return done_frame(task, result, None, stdout, stderr), True
-    return done_frame(task, None, error, stdout, stderr), False
+            return '{"done":[[%d,%d,true,"%s","",""]]}' % (task_id, attempt, result), True, ended
+        return done_frame(task, result, None, stdout, stderr), True, ended
+    return done_frame(task, None, error, stdout, stderr), False, ended
 
 
 def done_frame(task, result, error, stdout, stderr):
@@ -1444,11 +1482,12 @@ class Completed:
         # cut back to the last KEEP once every KEEP tasks rather than trimmed per task.
         self.ids = {}
 
-    def add(self, task):
-        ids = self.ids
-        ids[task] = None
-        if len(ids) > 2 * self.KEEP:
-            self.ids = dict.fromkeys(list(ids)[-self.KEEP :])
+    # Added to by main's loop itself (a call per task costs more than the dict's insert):
+    # `ids[(task, attempt)] = None`, then `trim` once there are more than 2 * KEEP.
+
+    def trim(self):
+        """Keeps the last KEEP."""
+        self.ids = dict.fromkeys(list(self.ids)[-self.KEEP :])
 
     def all(self, needs):
         ids = self.ids
@@ -1609,6 +1648,7 @@ def main():
     arguments = sys.argv[1:]
     keep_children = "--keep-children" in arguments
     memory = memory_limit(arguments)
+    unbuffer_c_stdout()
     guardian = start_guardian()
     # After the guardian: it must not become this slot's child (a task's os.wait() would see it).
     leftovers = None if keep_children else Leftovers(guardian, become_subreaper())
@@ -1678,14 +1718,18 @@ def main():
             else:
                 channel.write(skipped, unmet)
             continue
-        if reloader is not None and monotonic() >= reloader.next:
+        began = monotonic()
+        if reloader is not None and began >= reloader.next:
             reloader.look()
         if extra and len(task) > TOGETHER and task[TOGETHER]:
             together.start(task)
             continue
-        done, ok = run_one(task, capture, leftovers, together)
+        done, ok, ended = run_one(task, capture, leftovers, together, began)
         if ok:
-            completed.add((task[TASK], task[ATTEMPT]))
+            # completed.add((task[TASK], task[ATTEMPT])), written out (see run_one).
+            completed.ids[(task[TASK], task[ATTEMPT])] = None
+            if len(completed.ids) > 2 * Completed.KEEP:
+                completed.trim()
         if together.eof:
             os._exit(0)
         # Before the next task begins, what workwurm sent meanwhile: more tasks, or a cancel of
@@ -1722,7 +1766,7 @@ def main():
             or len(tasks) == RING_LOW
             or len(tasks[0]) > NEEDS
             or len(done) > RING_BYTES
-            or monotonic() - channel.rung >= RING_EVERY
+            or ended - channel.rung >= RING_EVERY
         )
         if skipped is not None:
             channel.write(skipped, done, ring=ring)

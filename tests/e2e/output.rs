@@ -1,6 +1,6 @@
 //! A task that prints megabytes to stdout and stderr completes, and `task show` keeps the tail
 //! of what it printed without disturbing the worker; what a task printed is kept when it is
-//! killed, and across a coordinator restart.
+//! killed, and across a coordinator restart; what C code prints is its task's output.
 
 use crate::TASK_TIMEOUT;
 use serde_json::json;
@@ -64,6 +64,23 @@ fn output_is_kept_for_killed_tasks_and_across_a_restart() {
     for stream in ["stdout", "stderr"] {
         assert_eq!(task[stream], "kept\n", "{stream} after a restart: {task}");
     }
+}
+
+/// What C code prints through libc's stdout (no newline, no fflush) is the output of the task
+/// that printed it, not of the next one.
+#[test]
+fn what_c_code_prints_is_its_tasks_output() {
+    let cluster = Cluster::start();
+    let _worker = cluster.start_worker(WorkerSpec::new(1));
+    let printed = cluster.add(&fixture("c_printf"), r#"["from C"]"#);
+    assert_eq!(
+        cluster.wait_completed(printed, TASK_TIMEOUT)["stdout"],
+        "from C"
+    );
+    let next = cluster.add(&example("square"), "[8]");
+    let task = cluster.wait_completed(next, TASK_TIMEOUT);
+    assert_eq!(task["result"], 64);
+    assert_eq!(task["stdout"], "", "{task}");
 }
 
 fn last_chars(text: &str, n: usize) -> String {

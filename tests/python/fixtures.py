@@ -144,3 +144,12 @@ def start_child_and_return(pid_file):
     child = subprocess.Popen(["sleep", "1000"])
     _write_atomically(pid_file, str(child.pid))
     return child.pid
+
+
+def c_printf(text):
+    """Prints `text` through libc's printf, without a newline and without fflush: what C code
+    leaves in libc's stdout buffer (the slot makes that stream unbuffered, so none is left)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.printf(b"%s", text.encode())

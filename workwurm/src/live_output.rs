@@ -18,9 +18,9 @@
 //! A `done` puts the cursor back to the start of the emptied files.
 //!
 //! What is not live: output of tasks a slot runs together (`async def`; slot.py keeps it per
-//! task in memory and sends it with the task's `done`), and what C code leaves in libc's buffer
-//! (slot.py flushes it when the task ends). Python's own `sys.stdout` is line-buffered in a slot,
-//! so each `print` reaches the file at once.
+//! task in memory and sends it with the task's `done`). Python's own `sys.stdout` is
+//! line-buffered in a slot, so each `print` reaches the file at once, and libc's stdout is
+//! unbuffered, so each `printf` of C code does too.
 
 use std::time::Duration;
 use tatzelwurm_proto::worker::{OutputChunk, OutputStream};
