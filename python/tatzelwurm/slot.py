@@ -194,7 +194,7 @@ LIFELINE_FD = 5
 BELL_FD = 6
 # The doorbell (see Protocol): a `done` is rung at once when the slot has this many tasks left (so
 # that workwurm tops it up in time) or none (so that it knows the slot idles), ...
-RING_LOW = 16
+RING_LOW = 32
 # ... when this many seconds passed since the last ring (so that workwurm's view of which task
 # runs is never older than this when another task ends), ...
 RING_EVERY = 0.001

@@ -21,8 +21,12 @@ use tokio::time::Instant;
 /// busy cores workwurm is often waiting for a core when a slot rings for more, and the deeper
 /// hand (with slot.py's `RING_LOW` of 16) covers that wait; it also halves the run frames and
 /// rings per task (W1, 100,000 noops: workwurm 4.0-4.2 -> 3.3-3.8 µs of CPU per task, slots
-/// 9.1-9.2 -> 8.2-8.7).
-pub const HAND_MAX: usize = 64;
+/// 9.1-9.2 -> 8.2-8.7). 128 rather than 64 (with a `RING_LOW` of 32) halved them again, and
+/// with them the reports, the coordinator's rounds and its pushes to clients: W1 through
+/// `submit_many`, 10,000 noops, 6 alternating runs, 14.2-14.8 µs of CPU per task over all
+/// processes against 15.0-16.2 (workwurm 2.0-2.1 against 2.4-2.7, the coordinator 4.9-5.2
+/// against 5.1-5.6).
+pub const HAND_MAX: usize = 128;
 
 /// A slot is topped up only once its hand is this short, so that a run frame carries many tasks.
 pub(super) const HAND_LOW: usize = HAND_MAX / 2;
@@ -34,7 +38,7 @@ const BEHIND_SCAN: usize = 2 * HAND_MAX;
 /// A function whose runs here average less than this is fast: its tasks may wait in a slot
 /// behind another fast one. At most `HAND_MAX` of them, so a slot holds at most ~130 ms of work
 /// it cannot give back.
-pub const FAST: Duration = Duration::from_millis(2);
+pub const FAST: Duration = Duration::from_millis(1);
 
 /// A function whose runs here average less than this is short: one task of it (never more) may
 /// wait in a slot behind a short front that has run less than this, so that the slot begins it
