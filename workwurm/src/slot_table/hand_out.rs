@@ -172,10 +172,15 @@ impl SlotTable {
             let target = (0..self.slots.len()).find(|&index| {
                 let slot = &self.slots[index];
                 // Topped up only once its hand ran low, as for fast tasks, so that a chain
-                // goes to a slot in frames of many tasks.
+                // goes to a slot in frames of many tasks. A full hand is passed over before
+                // its tasks are looked through (`may_hold_more` would refuse it anyway): the
+                // rest of a long chain is scanned on every `done` that finds the hand low, and
+                // looking through a full hand for each waiting link made that scan cost
+                // `BEHIND_SCAN` times `HAND_MAX` comparisons.
                 matches!(slot.phase, Phase::Ready)
                     && !slot.broken
                     && slot.hand.len() - handed[index] <= HAND_LOW
+                    && slot.hand.len() < HAND_MAX
                     && needs.iter().all(|id| {
                         slot.hand
                             .iter()
