@@ -26,7 +26,7 @@ pub type TaskRecord = TaskInfo;
 /// The fields, their order and their types mirror `TaskInfo` exactly (the same bytes decode
 /// into either; `EncodedRecords::push` writes one into `TaskInfo`'s bytes); change them all
 /// together.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct TaskRecordRef<'a> {
     /// The task's id.
     pub id: TaskId,
@@ -60,7 +60,7 @@ pub struct TaskRecordRef<'a> {
 }
 
 /// `TaskSpec` with borrowed strings, as `TaskRecordRef` needs it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct TaskSpecRef<'a> {
     /// The function's name.
     pub function: &'a str,
@@ -83,6 +83,11 @@ pub struct TaskSpecRef<'a> {
 impl TaskSpecRef<'_> {
     /// The owned spec.
     pub fn to_spec(&self) -> TaskSpec {
+        self.clone().into_spec()
+    }
+
+    /// The owned spec, `after` moved rather than copied.
+    pub fn into_spec(self) -> TaskSpec {
         TaskSpec {
             function: self.function.into(),
             args: self.args.into(),
@@ -91,7 +96,7 @@ impl TaskSpecRef<'_> {
             queue: self.queue.into(),
             priority: self.priority,
             run_at: self.run_at,
-            after: self.after.clone(),
+            after: self.after,
         }
     }
 }
@@ -110,17 +115,44 @@ impl<'a> TaskRecordRef<'a> {
             after: spec.after.clone(),
         }
     }
+
+    /// `record` borrowed, with `spec` in place of its own spec (`output` left `None`, as
+    /// stored).
+    pub fn with_spec(record: &'a TaskRecord, spec: TaskSpecRef<'a>) -> TaskRecordRef<'a> {
+        TaskRecordRef {
+            id: record.id,
+            state: record.state,
+            spec,
+            result: record.result.as_deref(),
+            error: record.error.clone(),
+            worker: record.worker.as_deref(),
+            attempts: record.attempts,
+            failures: record.failures,
+            crashes: record.crashes,
+            retry_at: record.retry_at,
+            created_at: record.created_at,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            output: None,
+        }
+    }
 }
 
 impl TaskRecordRef<'_> {
     /// The owned record.
     pub fn to_record(&self) -> TaskRecord {
+        self.clone().into_record()
+    }
+
+    /// The owned record, `error` and the spec's `after` moved rather than copied (`output`
+    /// left `None`, as stored).
+    pub fn into_record(self) -> TaskRecord {
         TaskRecord {
             id: self.id,
             state: self.state,
-            spec: self.spec.to_spec(),
+            spec: self.spec.into_spec(),
             result: self.result.map(str::to_string),
-            error: self.error.clone(),
+            error: self.error,
             worker: self.worker.map(str::to_string),
             attempts: self.attempts,
             failures: self.failures,

@@ -81,26 +81,13 @@ impl Done {
     /// The record to store, borrowing the strings: from the task's compact form and `names`,
     /// or from the whole record. Encodes into the bytes of `whole`.
     pub fn stored<'a>(&'a self, id: TaskId, names: &'a Names) -> TaskRecordRef<'a> {
-        let r = &self.record;
         let spec = match &self.task {
             Some(task) => task.spec_ref(names),
-            None => TaskRecordRef::spec_of(&r.spec),
+            None => TaskRecordRef::spec_of(&self.record.spec),
         };
         TaskRecordRef {
             id,
-            state: r.state,
-            spec,
-            result: r.result.as_deref(),
-            error: r.error.clone(),
-            worker: r.worker.as_deref(),
-            attempts: r.attempts,
-            failures: r.failures,
-            crashes: r.crashes,
-            retry_at: r.retry_at,
-            created_at: r.created_at,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            output: None,
+            ..TaskRecordRef::with_spec(&self.record, spec)
         }
     }
 }

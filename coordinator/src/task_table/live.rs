@@ -351,18 +351,7 @@ impl LiveTask {
 
     /// What it runs, whole.
     pub fn spec(&self, names: &Names) -> TaskSpec {
-        let (args, kwargs) = self.call.as_str().split_at(self.args_len as usize);
-        let (function, policy, queue) = &names.kinds[self.kind as usize];
-        TaskSpec {
-            function: function.to_string(),
-            args: args.to_string(),
-            kwargs: kwargs.to_string(),
-            policy: *policy,
-            queue: names.queue_name(*queue).to_string(),
-            priority: self.priority,
-            run_at: self.run_at.get().map(When::At),
-            after: self.after().to_vec(),
-        }
+        self.spec_ref(names).into_spec()
     }
 
     /// The worker of the latest attempt.
@@ -385,40 +374,22 @@ impl LiveTask {
     /// before it: a restart reserves it again, and a task that ends without another attempt
     /// shows how many it had.
     pub fn record(&self, id: TaskId, names: &Names) -> TaskRecord {
-        let mut record = self.ending_record(id, names);
-        record.spec = self.spec(names);
-        record
+        self.record_ref(id, names).into_record()
     }
 
     /// `record` with the spec's function, args, kwargs and queue left empty (no heap block):
     /// what a task that finishes keeps beside its compact form until its round writes it
     /// (`Done`), for its ending to be set on.
     pub fn ending_record(&self, id: TaskId, names: &Names) -> TaskRecord {
-        TaskRecord {
-            id,
-            state: self.state,
-            spec: TaskSpec {
-                function: String::new(),
-                args: String::new(),
-                kwargs: String::new(),
-                policy: self.policy(names),
-                queue: String::new(),
-                priority: self.priority,
-                run_at: self.run_at.get().map(When::At),
-                after: self.after().to_vec(),
-            },
-            result: None,
-            error: self.error().cloned(),
-            worker: self.worker(names).map(str::to_string),
-            attempts: self.recorded_attempts(),
-            failures: self.failures,
-            crashes: self.crashes,
-            retry_at: self.retry_at.get(),
-            created_at: self.created_at,
-            started_at: self.started_at.get(),
-            finished_at: None,
-            output: None,
-        }
+        let mut record = self.record_ref(id, names);
+        record.spec = TaskSpecRef {
+            function: "",
+            args: "",
+            kwargs: "",
+            queue: "",
+            ..record.spec
+        };
+        record.into_record()
     }
 
     /// `record`, borrowing its strings from this task (args and kwargs) and from `names`
