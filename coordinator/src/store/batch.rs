@@ -22,7 +22,7 @@ use crate::record::{QueueRecord, TaskRecord};
 use std::collections::{HashMap, HashSet};
 use tatzelwurm_proto::event::Event;
 use tatzelwurm_proto::schedule::ScheduleInfo;
-use tatzelwurm_proto::task::TaskOutput;
+use tatzelwurm_proto::task::{TaskOutput, TaskState};
 use tatzelwurm_proto::TaskId;
 
 /// A set of changes that become durable together.
@@ -105,26 +105,19 @@ impl Batch {
         // Only a batch that purges pays for these: the ids it purges, less the live ones.
         let purged = self.purged(backend)?;
         for (id, state, bytes) in self.encoded.iter() {
-            let key = task_key(id);
-            if state.is_finished() {
-                if !purged.contains(&id) {
-                    writes.put(Space::Finished, &key, bytes);
-                }
-                writes.remove(Space::Live, &key);
-            } else {
-                writes.put(Space::Live, &key, bytes);
-            }
+            place(writes, &purged, id, state, |writes, space, key| {
+                writes.put(space, key, bytes);
+                Ok(())
+            })?;
         }
         for record in &self.tasks {
-            let key = task_key(record.id);
-            if record.state.is_finished() {
-                if !purged.contains(&record.id) {
-                    writes.put_encoded(Space::Finished, &key, record)?;
-                }
-                writes.remove(Space::Live, &key);
-            } else {
-                writes.put_encoded(Space::Live, &key, record)?;
-            }
+            place(
+                writes,
+                &purged,
+                record.id,
+                record.state,
+                |writes, space, key| writes.put_encoded(space, key, record),
+            )?;
         }
         for (id, output) in &self.outputs {
             if purged.contains(id) {
@@ -220,4 +213,26 @@ impl Batch {
         }
         Ok(purged)
     }
+}
+
+/// Writes the record of task `id` where `state` puts it, `put` writing its bytes under its key
+/// in a key space: a finished one into `finished` (unless the batch purges it) and out of
+/// `live`, any other into `live`. The one rule for whole and encoded records alike.
+fn place(
+    writes: &mut Writes,
+    purged: &HashSet<TaskId>,
+    id: TaskId,
+    state: TaskState,
+    put: impl FnOnce(&mut Writes, Space, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let key = task_key(id);
+    if state.is_finished() {
+        if !purged.contains(&id) {
+            put(writes, Space::Finished, &key)?;
+        }
+        writes.remove(Space::Live, &key);
+    } else {
+        put(writes, Space::Live, &key)?;
+    }
+    Ok(())
 }
