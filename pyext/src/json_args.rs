@@ -45,13 +45,7 @@ pub fn item(
 
 /// Whether `item` would be written by `item` (every value in it plain), found without writing.
 pub fn plain_item(item: &Bound<'_, PyAny>, kwargs: Option<&Bound<'_, PyAny>>) -> bool {
-    item_args(&mut Check, item).is_some()
-        && match kwargs {
-            Some(kw) if !kw.is_none() => kw
-                .cast_exact::<PyDict>()
-                .is_ok_and(|dict| object(&mut Check, dict, 0).is_some()),
-            _ => true,
-        }
+    item_args(&mut Check, item).is_some() && keywords_into(&mut Check, kwargs).is_some()
 }
 
 /// Writes the positional arguments of one `submit_many` item (see `item`).
@@ -67,13 +61,19 @@ fn item_args<O: Out>(out: &mut O, item: &Bound<'_, PyAny>) -> Option<()> {
 
 /// The JSON of keyword arguments: a dict, or `{}` for None.
 fn keywords(kwargs: Option<&Bound<'_, PyAny>>) -> Option<String> {
+    let mut out = String::with_capacity(16);
+    keywords_into(&mut out, kwargs)?;
+    Some(out)
+}
+
+/// Writes keyword arguments (see `keywords`).
+fn keywords_into<O: Out>(out: &mut O, kwargs: Option<&Bound<'_, PyAny>>) -> Option<()> {
     match kwargs {
-        Some(kw) if !kw.is_none() => {
-            let mut out = String::with_capacity(16);
-            object(&mut out, kw.cast_exact::<PyDict>().ok()?, 0)?;
-            Some(out)
+        Some(kw) if !kw.is_none() => object(out, kw.cast_exact::<PyDict>().ok()?, 0),
+        _ => {
+            out.text("{}");
+            Some(())
         }
-        _ => Some("{}".to_string()),
     }
 }
 
